@@ -1,0 +1,13 @@
+//! fedmesh domain logic, free of I/O so that it is unit-tested directly.
+//!
+//! - [`identity`]: the SPIFFE-style identities of design section 2 and the member ids in them.
+//! - [`authz`]: the role × RPC table, deny by default.
+//! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
+//!   configuration, with errors that name the key and where it came from.
+#![forbid(unsafe_code)]
+
+pub mod authz;
+pub mod config;
+pub mod identity;
+
+pub use identity::{FederationName, Identity, IdentityError, MemberId, Principal, Role};

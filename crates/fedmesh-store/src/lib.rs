@@ -1,0 +1,159 @@
+//! sled-backed persistence for fedmesh nodes and the coordinator.
+//!
+//! One sled database per process, one tree per kind of entity. Stored values are the protobuf
+//! messages themselves (prost encoding), so the store and the wire evolve together under
+//! protobuf's compatibility rules. The `meta` tree records the schema version: a database
+//! written by a newer fedmesh is refused rather than misread.
+//!
+//! - [`Store`]: opening, the schema check, durable flush.
+//! - [`registry`]: the coordinator's directory of member nodes.
+#![forbid(unsafe_code)]
+
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_TREE: &str = "meta";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an I/O or corruption error.
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    /// The database was written by a newer fedmesh.
+    #[error(
+        "database {path} has schema version {found}, newer than the {supported} this fedmesh supports: upgrade fedmesh, or restore a backup made by this version"
+    )]
+    NewerSchema {
+        /// The database directory.
+        path: PathBuf,
+        /// The version found on disk.
+        found: u32,
+        /// The version this build supports.
+        supported: u32,
+    },
+    /// A stored value does not decode.
+    #[error("corrupt value in tree {tree} under key {key}: {source}")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// The key, lossily printed.
+        key: String,
+        /// The decoding error.
+        source: prost::DecodeError,
+    },
+}
+
+/// A node's or the coordinator's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`, checking and recording its schema version.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let store = Self {
+            db,
+            path: dir.to_owned(),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        match meta.get(SCHEMA_KEY)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                meta.flush()?;
+                tracing::info!(path = %self.path.display(), version = SCHEMA_VERSION, "database created");
+            }
+            Some(raw) => {
+                let found = u32::from_be_bytes(raw.as_ref().try_into().unwrap_or([0xff; 4]));
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: self.path.clone(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        Ok(meta
+            .get(SCHEMA_KEY)?
+            .and_then(|raw| raw.as_ref().try_into().ok().map(u32::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Overwrites the recorded schema version. For migrations and for tests that simulate a
+    /// database written by another version.
+    pub fn set_schema_version(&self, version: u32) -> Result<(), StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        meta.insert(SCHEMA_KEY, &version.to_be_bytes())?;
+        meta.flush()?;
+        Ok(())
+    }
+
+    /// Waits until every write so far is on disk. Writes are acknowledged only after this.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tree(&self, name: &'static str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+}
+
+fn decode<M: Message + Default>(tree: &'static str, key: &[u8], raw: &[u8]) -> Result<M, StoreError> {
+    M::decode(raw).map_err(|source| StoreError::Corrupt {
+        tree,
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_database_records_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.set_schema_version(SCHEMA_VERSION + 1).unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&format!("schema version {}", SCHEMA_VERSION + 1)), "{err}");
+        assert!(err.contains("upgrade fedmesh"), "{err}");
+    }
+}
