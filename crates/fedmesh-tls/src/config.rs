@@ -1,0 +1,182 @@
+//! rustls configurations for fedmesh servers and clients.
+//!
+//! Servers accept TLS 1.3 only, require a client certificate chaining to the federation CA,
+//! and refuse certificates listed in the federation CRL. The server configuration is held in a
+//! [`ReloadableServerConfig`] so that a new certificate, key or CRL on disk takes effect for
+//! new connections without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+/// Why TLS material could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file holds no usable PEM object of the expected kind.
+    #[error("{path}: {message}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What was expected or wrong.
+        message: String,
+    },
+    /// rustls refused the material.
+    #[error("tls configuration: {0}")]
+    Rustls(String),
+}
+
+/// The files of one party's TLS identity and trust.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The federation CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This party's certificate (PEM).
+    pub cert: PathBuf,
+    /// This party's private key (PEM, PKCS#8 or SEC1).
+    pub key: PathBuf,
+    /// The federation CRL (PEM); optional for clients, enforced by servers when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<PathBuf>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Every certificate in a PEM file, in order.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            path: path.to_owned(),
+            message: "no PEM certificate found".to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|e| TlsError::Pem {
+        path: path.to_owned(),
+        message: format!("no usable private key: {e}"),
+    })
+}
+
+fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    CertificateRevocationListDer::pem_slice_iter(&read(path)?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+fn roots(ca: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in load_certs(ca)? {
+        store
+            .add(cert)
+            .map_err(|e| TlsError::Rustls(format!("{}: {e}", ca.display())))?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// A server configuration: TLS 1.3, HTTP/2, client certificate required and checked against
+/// the federation CA and CRL.
+pub fn server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots(&files.ca)?, provider());
+    if let Some(crl) = &files.crl {
+        verifier = verifier.with_crls(load_crls(crl)?);
+    }
+    let verifier = verifier
+        .build()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(&files.cert)?, load_key(&files.key)?)
+        .map_err(|e| TlsError::Rustls(format!("{}: {e}", files.cert.display())))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// A client configuration presenting this party's certificate and trusting only the CA.
+pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(roots(&files.ca)?)
+        .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)
+        .map_err(|e| TlsError::Rustls(format!("{}: {e}", files.cert.display())))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// The server configuration in force, replaced atomically by [`Self::reload`].
+#[derive(Debug, Clone)]
+pub struct ReloadableServerConfig {
+    files: TlsFiles,
+    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+}
+
+impl ReloadableServerConfig {
+    /// Loads the files once; fails if they are unusable.
+    pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+        let config = Arc::new(server_config(&files)?);
+        Ok(Self {
+            files,
+            current: Arc::new(RwLock::new(config)),
+        })
+    }
+
+    /// The configuration new connections use.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        match self.current.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Re-reads the certificate, key, CA and CRL. On error the previous configuration stays
+    /// in force.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = Arc::new(server_config(&self.files)?);
+        match self.current.write() {
+            Ok(mut guard) => *guard = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+        Ok(())
+    }
+
+    /// The files the configuration is loaded from.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+}
