@@ -1,1 +1,134 @@
+//! The fedmesh coordinator, run by the consortium: the registry of member nodes (and the
+//! federation CRL they enforce), the federation catalogue and metrics.
+//!
+//! - [`config`]: the coordinator's configuration file and its defaults.
+//! - [`registry`]: `RegistryService`: registration, heartbeats, liveness, CRL distribution.
+//! - [`Coordinator`]: opens the database, binds, serves until shut down.
+#![forbid(unsafe_code)]
 
+pub mod config;
+pub mod registry;
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use fedmesh_core::Identity;
+use fedmesh_grpc::{AccessPolicy, GrpcServer, ServerInfo, with_message_limits};
+use fedmesh_proto::pb;
+use fedmesh_store::Store;
+use fedmesh_tls::ReloadableServerConfig;
+use tokio::net::TcpListener;
+
+pub use config::CoordinatorConfig;
+
+/// Why the coordinator could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] fedmesh_core::config::ConfigError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] fedmesh_store::StoreError),
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] fedmesh_tls::TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] fedmesh_grpc::ServeError),
+}
+
+/// `CatalogueService`: the federation catalogue, built by journal replication in a later
+/// milestone; every RPC answers `UNIMPLEMENTED` until then.
+#[derive(Debug, Clone, Copy)]
+struct CatalogueApi;
+impl pb::catalogue_service_server::CatalogueService for CatalogueApi {}
+
+/// `MetricsService`: federation metrics and SLA compliance, a later milestone; every RPC
+/// answers `UNIMPLEMENTED` until then.
+#[derive(Debug, Clone, Copy)]
+struct MetricsApi;
+impl pb::metrics_service_server::MetricsService for MetricsApi {}
+
+/// A coordinator bound to its address, ready to serve.
+#[derive(Debug)]
+pub struct Coordinator {
+    server: GrpcServer,
+    local_addr: SocketAddr,
+    store: Store,
+}
+
+impl Coordinator {
+    /// Validates the configuration, opens the database, loads TLS and binds the listener.
+    pub async fn bind(config: CoordinatorConfig) -> Result<Self, CoordinatorError> {
+        let validated = config.validate()?;
+        let store = Store::open(&config.data_dir)?;
+        let tls = ReloadableServerConfig::load(config.tls.clone())?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| CoordinatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| CoordinatorError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let info = ServerInfo {
+            identity: Identity::coordinator(validated.federation.clone()),
+            schema_version: store.schema_version()?,
+            started_at: SystemTime::now(),
+        };
+        let limits = config.limits.clone();
+        let registry = registry::RegistryApi::new(store.clone(), &config);
+        let server = GrpcServer::new(
+            listener,
+            tls,
+            limits.clone(),
+            AccessPolicy::coordinator(validated.federation),
+            info,
+        )
+        .add_service(
+            "fedmesh.v1.RegistryService",
+            with_message_limits!(pb::registry_service_server::RegistryServiceServer::new(registry), limits),
+        )
+        .add_service(
+            "fedmesh.v1.CatalogueService",
+            with_message_limits!(pb::catalogue_service_server::CatalogueServiceServer::new(CatalogueApi), limits),
+        )
+        .add_service(
+            "fedmesh.v1.MetricsService",
+            with_message_limits!(pb::metrics_service_server::MetricsServiceServer::new(MetricsApi), limits),
+        );
+        tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "coordinator listening");
+        Ok(Self {
+            server,
+            local_addr,
+            store,
+        })
+    }
+
+    /// The address the coordinator listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, drains calls in progress, and flushes the database.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), CoordinatorError> {
+        let result = self.server.serve(shutdown).await;
+        self.store.flush().await?;
+        tracing::info!("coordinator stopped, database flushed");
+        Ok(result?)
+    }
+}

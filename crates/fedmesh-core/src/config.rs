@@ -297,3 +297,41 @@ mod tests {
         assert!(err.contains("--set port"), "{err}");
     }
 }
+
+/// How logs are written. Section `[log]` of the node and coordinator configuration files.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` (readable lines) or `json` (one object per line, for log shippers).
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,fedmesh_node=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Span export. Section `[telemetry]` of the node and coordinator configuration files.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector endpoint (e.g. `http://127.0.0.1:4317`); spans are exported only
+    /// when set.
+    pub otlp_endpoint: Option<String>,
+}

@@ -2,6 +2,7 @@
 //!
 //! - [`identity`]: the SPIFFE-style identities of design section 2 and the member ids in them.
 //! - [`authz`]: the role × RPC table, deny by default.
+//! - [`liveness`]: when a registered node counts as stale.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
 #![forbid(unsafe_code)]
@@ -9,5 +10,6 @@
 pub mod authz;
 pub mod config;
 pub mod identity;
+pub mod liveness;
 
 pub use identity::{FederationName, Identity, IdentityError, MemberId, Principal, Role};

@@ -1,1 +1,25 @@
+//! The gRPC kit shared by member nodes and the coordinator, so that both enforce the same
+//! transport rules.
+//!
+//! - [`auth`]: the tower layer that reads the caller's identity from its verified certificate,
+//!   puts it in request extensions and applies the authorization table.
+//! - [`deadline`]: the per-request deadline layer (`DEADLINE_EXCEEDED`, never `INTERNAL`).
+//! - [`server`]: explicit limits, health, reflection (v1 and v1alpha), graceful shutdown.
+//! - [`client`]: mTLS channels to other parties.
+//! - [`error`]: service errors and their one mapping to gRPC statuses.
+//! - [`node_info`]: `NodeService` (who am I, what is this server), served everywhere.
+#![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod client;
+pub mod deadline;
+pub mod error;
+pub mod node_info;
+pub mod server;
+
+pub use auth::{AccessPolicy, AuthLayer, caller};
+pub use client::{ClientOptions, connect};
+pub use deadline::DeadlineLayer;
+pub use error::ServiceError;
+pub use node_info::{SOFTWARE_VERSION, ServerInfo};
+pub use server::{GrpcServer, ServeError, ServerLimits};

@@ -12,6 +12,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use x509_parser::prelude::FromDer as _;
 
 /// Why TLS material could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -179,4 +180,19 @@ impl ReloadableServerConfig {
     pub fn files(&self) -> &TlsFiles {
         &self.files
     }
+}
+
+/// The DER bytes of the first CRL in a PEM file and its `thisUpdate` (Unix seconds).
+pub fn load_crl_der(path: &Path) -> Result<(Vec<u8>, i64), TlsError> {
+    let crl = load_crls(path)?.into_iter().next().ok_or_else(|| TlsError::Pem {
+        path: path.to_owned(),
+        message: "no PEM CRL found".to_owned(),
+    })?;
+    let (_, parsed) = x509_parser::revocation_list::CertificateRevocationList::from_der(&crl)
+        .map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    let this_update = parsed.last_update().timestamp();
+    Ok((crl.to_vec(), this_update))
 }

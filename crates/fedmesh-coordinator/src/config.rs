@@ -1,0 +1,108 @@
+//! The coordinator's configuration (`fedmesh coordinator --config coordinator.toml`).
+//!
+//! Layers: defaults → file → `FEDMESH_COORDINATOR_*` variables → `--set key=value`. Every key
+//! and its default is listed in `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use fedmesh_core::FederationName;
+use fedmesh_core::config::{ConfigError, LogConfig, TelemetryConfig};
+use fedmesh_grpc::ServerLimits;
+use fedmesh_tls::TlsFiles;
+use serde::{Deserialize, Serialize};
+
+/// The prefix of the coordinator's environment variables.
+pub const ENV_PREFIX: &str = "FEDMESH_COORDINATOR_";
+
+/// The whole coordinator configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// The federation's name (trust domain of every identity). Required.
+    pub federation: String,
+    /// Address the gRPC server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory of the coordinator's sled database.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The coordinator's certificate, key, the federation CA and CRL. Required.
+    pub tls: TlsFiles,
+    /// Registry behaviour.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// Server limits.
+    #[serde(default)]
+    pub limits: ServerLimits,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Span export.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Section `[registry]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// How often nodes are asked to heartbeat, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// After how long without a heartbeat a node is reported stale, in milliseconds.
+    pub stale_after_ms: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 10_000,
+            stale_after_ms: 30_000,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7400))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("coordinator-data")
+}
+
+/// The parts of a configuration that `validate` turned into domain types.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The federation name.
+    pub federation: FederationName,
+}
+
+impl CoordinatorConfig {
+    /// Checks every rule the types cannot express; errors name the key.
+    pub fn validate(&self) -> Result<Validated, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        let federation = self
+            .federation
+            .parse()
+            .map_err(|e: fedmesh_core::IdentityError| invalid("federation", e.to_string()))?;
+        self.limits
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
+        if self.registry.heartbeat_interval_ms == 0 {
+            return Err(invalid("registry.heartbeat_interval_ms", "must be greater than 0".into()));
+        }
+        if self.registry.stale_after_ms <= self.registry.heartbeat_interval_ms {
+            return Err(invalid(
+                "registry.stale_after_ms",
+                format!(
+                    "must be greater than registry.heartbeat_interval_ms ({})",
+                    self.registry.heartbeat_interval_ms
+                ),
+            ));
+        }
+        Ok(Validated { federation })
+    }
+}

@@ -1,0 +1,267 @@
+//! `RegistryService`: member nodes register and heartbeat; everyone reads the directory and the
+//! federation CRL. The member id always comes from the caller's certificate.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_core::{MemberId, Role};
+use fedmesh_grpc::error::page_size;
+use fedmesh_grpc::{ServiceError, caller};
+use fedmesh_proto::pb;
+use fedmesh_store::Store;
+use tonic::{Request, Response, Status};
+
+use crate::config::CoordinatorConfig;
+
+const MAX_VERSION_LEN: usize = 64;
+const MAX_ENDPOINT_LEN: usize = 512;
+
+/// The registry service.
+#[derive(Debug, Clone)]
+pub struct RegistryApi {
+    store: Store,
+    heartbeat_interval: Duration,
+    stale_after: Duration,
+    crl: Option<PathBuf>,
+}
+
+impl RegistryApi {
+    /// A registry over `store`, with the intervals and CRL of `config`.
+    pub fn new(store: Store, config: &CoordinatorConfig) -> Self {
+        Self {
+            store,
+            heartbeat_interval: Duration::from_millis(config.registry.heartbeat_interval_ms),
+            stale_after: Duration::from_millis(config.registry.stale_after_ms),
+            crl: config.tls.crl.clone(),
+        }
+    }
+
+    /// The entry with its status derived from the time of its last heartbeat.
+    fn with_status(&self, mut node: pb::RegisteredNode, now: SystemTime) -> pb::RegisteredNode {
+        let last = node
+            .last_heartbeat_at
+            .and_then(|t| SystemTime::try_from(t).ok())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        node.status = match liveness(last, now, self.stale_after) {
+            Liveness::Active => pb::NodeStatus::Active,
+            Liveness::Stale => pb::NodeStatus::Stale,
+        }
+        .into();
+        node
+    }
+}
+
+/// The member id of a calling node (the authorization table lets only nodes through).
+fn calling_member<T>(request: &Request<T>) -> Result<MemberId, Status> {
+    let identity = caller(request)?;
+    match (identity.role(), identity.member()) {
+        (Role::Node, Some(member)) => Ok(member.clone()),
+        _ => Err(ServiceError::PermissionDenied("only member nodes register".into()).into()),
+    }
+}
+
+fn validate_endpoint(endpoint: &str) -> Result<(), ServiceError> {
+    let field = "endpoint";
+    if endpoint.is_empty() {
+        return Err(ServiceError::invalid(field, "required"));
+    }
+    if endpoint.len() > MAX_ENDPOINT_LEN {
+        return Err(ServiceError::invalid(
+            field,
+            format!("longer than {MAX_ENDPOINT_LEN} bytes"),
+        ));
+    }
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|_| ServiceError::invalid(field, "not a URL"))?;
+    let well_formed = uri.scheme_str() == Some("https")
+        && uri.host().is_some_and(|h| !h.is_empty())
+        && uri.port_u16().is_some()
+        && uri.path_and_query().is_none_or(|p| p.as_str() == "/" || p.as_str().is_empty());
+    if !well_formed {
+        return Err(ServiceError::invalid(
+            field,
+            "must be an https://host:port URL without a path",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_version(version: &str) -> Result<(), ServiceError> {
+    let field = "software_version";
+    if version.is_empty() || version.len() > MAX_VERSION_LEN {
+        return Err(ServiceError::invalid(
+            field,
+            format!("must be 1 to {MAX_VERSION_LEN} bytes"),
+        ));
+    }
+    if !version
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
+    {
+        return Err(ServiceError::invalid(
+            field,
+            "must be a semantic version (letters, digits, '.', '-', '+')",
+        ));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl pb::registry_service_server::RegistryService for RegistryApi {
+    async fn register_node(
+        &self,
+        request: Request<pb::RegisterNodeRequest>,
+    ) -> Result<Response<pb::RegisterNodeResponse>, Status> {
+        let member = calling_member(&request)?;
+        let identity = caller(&request)?.to_uri();
+        let body = request.into_inner();
+        validate_endpoint(&body.endpoint)?;
+        validate_version(&body.software_version)?;
+        let now = SystemTime::now();
+        let previous = self.store.get_node(member.as_str()).map_err(ServiceError::from)?;
+        let node = pb::RegisteredNode {
+            member_id: member.to_string(),
+            identity,
+            endpoint: body.endpoint,
+            software_version: body.software_version,
+            registered_at: previous
+                .as_ref()
+                .and_then(|p| p.registered_at)
+                .or_else(|| Some(now.into())),
+            last_heartbeat_at: Some(now.into()),
+            status: pb::NodeStatus::Active.into(),
+            journal_revision: previous.map(|p| p.journal_revision).unwrap_or_default(),
+        };
+        self.store.put_node(&node).map_err(ServiceError::from)?;
+        self.store.flush().await.map_err(ServiceError::from)?;
+        tracing::info!(member = %member, endpoint = %node.endpoint, version = %node.software_version, "node registered");
+        Ok(Response::new(pb::RegisterNodeResponse {
+            node: Some(node),
+            heartbeat_interval: prost_types::Duration::try_from(self.heartbeat_interval).ok(),
+            stale_after: prost_types::Duration::try_from(self.stale_after).ok(),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let member = calling_member(&request)?;
+        let body = request.into_inner();
+        let mut node = self
+            .store
+            .get_node(member.as_str())
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::NotFound(format!("registration of member {member}")))?;
+        let now = SystemTime::now();
+        node.last_heartbeat_at = Some(now.into());
+        node.journal_revision = body.journal_revision;
+        self.store.put_node(&node).map_err(ServiceError::from)?;
+        self.store.flush().await.map_err(ServiceError::from)?;
+        tracing::debug!(member = %member, "heartbeat");
+        Ok(Response::new(pb::HeartbeatResponse {
+            recorded_at: Some(now.into()),
+            heartbeat_interval: prost_types::Duration::try_from(self.heartbeat_interval).ok(),
+        }))
+    }
+
+    async fn get_node(
+        &self,
+        request: Request<pb::GetNodeRequest>,
+    ) -> Result<Response<pb::GetNodeResponse>, Status> {
+        let member_id = request.into_inner().member_id;
+        let member: MemberId = member_id
+            .parse()
+            .map_err(|e: fedmesh_core::IdentityError| ServiceError::invalid("member_id", e.to_string()))?;
+        let node = self
+            .store
+            .get_node(member.as_str())
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::NotFound(format!("node of member {member}")))?;
+        Ok(Response::new(pb::GetNodeResponse {
+            node: Some(self.with_status(node, SystemTime::now())),
+        }))
+    }
+
+    async fn list_nodes(
+        &self,
+        request: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let body = request.into_inner();
+        let size = page_size(body.page_size, 100, 1000)?;
+        if !body.page_token.is_empty() && body.page_token.parse::<MemberId>().is_err() {
+            return Err(ServiceError::invalid("page_token", "not a token from a previous page").into());
+        }
+        // One more than asked tells whether another page follows.
+        let mut nodes = self
+            .store
+            .list_nodes(&body.page_token, size + 1)
+            .map_err(ServiceError::from)?;
+        let next_page_token = if nodes.len() > size {
+            nodes.truncate(size);
+            nodes.last().map(|n| n.member_id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let now = SystemTime::now();
+        Ok(Response::new(pb::ListNodesResponse {
+            nodes: nodes.into_iter().map(|n| self.with_status(n, now)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_crl(
+        &self,
+        _request: Request<pb::GetCrlRequest>,
+    ) -> Result<Response<pb::GetCrlResponse>, Status> {
+        let Some(path) = &self.crl else {
+            return Ok(Response::new(pb::GetCrlResponse::default()));
+        };
+        let (crl_der, this_update) = fedmesh_tls::config::load_crl_der(path).map_err(|e| {
+            tracing::error!(error = %e, "cannot read the federation crl");
+            Status::unavailable("the federation CRL cannot be read on the coordinator")
+        })?;
+        Ok(Response::new(pb::GetCrlResponse {
+            crl_der,
+            this_update: Some(prost_types::Timestamp {
+                seconds: this_update,
+                nanos: 0,
+            }),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_https_host_port() {
+        for good in ["https://node.unistra.fr:7443", "https://127.0.0.1:1", "https://[::1]:7443/"] {
+            assert!(validate_endpoint(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "http://node:7443",
+            "https://node",
+            "https://node:7443/api",
+            "node:7443",
+            &format!("https://{}:1", "a".repeat(600)),
+        ] {
+            let err = validate_endpoint(bad).unwrap_err().to_string();
+            assert!(err.starts_with("endpoint:"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn versions_are_short_semver_like_strings() {
+        assert!(validate_version("0.1.0").is_ok());
+        assert!(validate_version("1.2.3-rc.1+build5").is_ok());
+        for bad in ["", "1.0 beta", &"9".repeat(65), "1.0;drop"] {
+            let err = validate_version(bad).unwrap_err().to_string();
+            assert!(err.starts_with("software_version:"), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Authentication and authorization of every call, as one tower layer.
+//!
+//! The TLS handshake already proved that the peer holds a certificate issued by the federation
+//! CA and not revoked. This layer reads the identity from that certificate (its single URI
+//! SAN), checks the federation, looks the method up in the role table
+//! ([`fedmesh_core::authz`]) and, on a member node, checks that admins and agents belong to
+//! the node's member. The [`Identity`] then travels in the request's extensions: handlers read
+//! it with [`caller`] and nowhere else.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use fedmesh_core::authz::{Decision, decide};
+use fedmesh_core::{FederationName, Identity, MemberId, Role};
+use futures_util::future::{Either, Ready, ready};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tower::{Layer, Service};
+
+/// Who may call a server: its federation and, on a member node, its member.
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    federation: FederationName,
+    local_member: Option<MemberId>,
+}
+
+impl AccessPolicy {
+    /// The policy of a member node: admins and agents of other members are refused.
+    pub fn node(federation: FederationName, member: MemberId) -> Self {
+        Self {
+            federation,
+            local_member: Some(member),
+        }
+    }
+
+    /// The policy of the coordinator: every member's admins may read.
+    pub fn coordinator(federation: FederationName) -> Self {
+        Self {
+            federation,
+            local_member: None,
+        }
+    }
+
+    /// Decides on a call from the peer certificates of its connection and its path.
+    pub fn admit(&self, peer_certs: Option<&[Vec<u8>]>, path: &str) -> Result<Identity, Status> {
+        let leaf = peer_certs
+            .and_then(|certs| certs.first())
+            .ok_or_else(|| Status::unauthenticated("no client certificate was presented"))?;
+        let identity = fedmesh_tls::identity_from_der(leaf)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        if identity.federation != self.federation {
+            return Err(Status::unauthenticated(format!(
+                "client certificate: identity {identity} is not of federation {}",
+                self.federation
+            )));
+        }
+        match decide(identity.role(), path) {
+            Decision::Allow => {}
+            Decision::DenyRole => {
+                return Err(Status::permission_denied(format!(
+                    "role {} may not call {path}",
+                    identity.role()
+                )));
+            }
+            Decision::DenyUnknown => {
+                return Err(Status::permission_denied(format!(
+                    "no authorization rule allows {path}"
+                )));
+            }
+        }
+        if let Some(local) = &self.local_member {
+            let scoped = matches!(identity.role(), Role::Admin | Role::Agent);
+            if scoped && identity.member() != Some(local) {
+                return Err(Status::permission_denied(format!(
+                    "{identity} may only call its own member's node; this node belongs to {local}"
+                )));
+            }
+        }
+        Ok(identity)
+    }
+}
+
+/// The caller's identity, put there by [`AuthLayer`]. A request without one never reaches a
+/// handler; the error is for handlers mounted without the layer (a wiring bug).
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<&Identity, Status> {
+    request
+        .extensions()
+        .get::<Identity>()
+        .ok_or_else(|| Status::internal("caller identity missing: authentication layer not installed"))
+}
+
+/// The layer that admits or refuses each call; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    policy: Arc<AccessPolicy>,
+}
+
+impl AuthLayer {
+    /// A layer enforcing `policy`.
+    pub fn new(policy: AccessPolicy) -> Self {
+        Self {
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+/// The service built by [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    policy: Arc<AccessPolicy>,
+}
+
+impl<S, B> Service<http::Request<B>> for Auth<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>>,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Self::Response, Self::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let certs: Option<Vec<Vec<u8>>> = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs)
+            .map(|certs| certs.iter().map(|c| c.to_vec()).collect());
+        match self.policy.admit(certs.as_deref(), request.uri().path()) {
+            Ok(identity) => {
+                tracing::debug!(caller = %identity, path = request.uri().path(), "call admitted");
+                request.extensions_mut().insert(identity);
+                Either::Right(self.inner.call(request))
+            }
+            Err(status) => {
+                tracing::info!(path = request.uri().path(), code = ?status.code(), reason = status.message(), "call refused");
+                Either::Left(ready(Ok(status.into_http())))
+            }
+        }
+    }
+}

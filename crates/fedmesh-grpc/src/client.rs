@@ -1,0 +1,81 @@
+//! mTLS channels from one fedmesh party to another.
+
+use std::time::Duration;
+
+use fedmesh_tls::TlsFiles;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// How a client connects and how long it waits.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// Time to establish TCP and TLS.
+    pub connect_timeout: Duration,
+    /// Deadline of each call, sent to the server as `grpc-timeout`.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a channel could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The endpoint is not an `https://host:port` URL.
+    #[error("endpoint `{endpoint}`: {message}")]
+    Endpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A TLS file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|source| ClientError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A lazily connecting channel to `endpoint` (`https://host:port`) presenting the certificate
+/// of `tls`. It connects on first use and reconnects after failures.
+pub fn connect(endpoint: &str, tls: &TlsFiles, options: ClientOptions) -> Result<Channel, ClientError> {
+    let bad = |message: &str| ClientError::Endpoint {
+        endpoint: endpoint.to_owned(),
+        message: message.to_owned(),
+    };
+    let uri: http::Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(bad("must start with https://"));
+    }
+    let host = uri.host().ok_or_else(|| bad("has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let tls_config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
+        .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?))
+        .domain_name(host);
+    let channel = Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| bad(&e.to_string()))?
+        .tls_config(tls_config)
+        .map_err(|e| bad(&e.to_string()))?
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(false)
+        .connect_lazy();
+    Ok(channel)
+}

@@ -1,0 +1,228 @@
+//! One gRPC server: TLS listener, explicit limits, the auth and deadline layers, health,
+//! reflection and graceful shutdown. Nodes and the coordinator differ only in the services
+//! they add.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fedmesh_tls::{ListenerLimits, ReloadableServerConfig, tls_incoming};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tower::ServiceBuilder;
+
+use crate::auth::{AccessPolicy, AuthLayer};
+use crate::deadline::DeadlineLayer;
+use crate::node_info::{NodeInfoService, ServerInfo};
+use fedmesh_proto::pb::node_service_server::NodeServiceServer;
+
+/// The limits every fedmesh gRPC server enforces. Section `[limits]` of the node and
+/// coordinator configuration files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerLimits {
+    /// Largest request message accepted, in bytes; larger ones get `OUT_OF_RANGE`.
+    pub max_decoding_message_bytes: usize,
+    /// Largest response message sent, in bytes.
+    pub max_encoding_message_bytes: usize,
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Calls one connection may have in progress at once; further calls wait.
+    pub max_concurrent_calls_per_connection: usize,
+    /// Largest HTTP/2 header list (metadata) accepted, in bytes.
+    pub max_header_list_bytes: u32,
+    /// Time a client has to complete its TLS handshake, in milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// TLS handshakes in progress at once; further connections wait.
+    pub max_pending_handshakes: usize,
+    /// Longest a unary call (or a stream until its first response) may take, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Interval of HTTP/2 keep-alive pings to detect dead peers, in milliseconds.
+    pub keepalive_interval_ms: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_decoding_message_bytes: 4 * 1024 * 1024,
+            max_encoding_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 128,
+            max_concurrent_calls_per_connection: 64,
+            max_header_list_bytes: 16 * 1024,
+            handshake_timeout_ms: 10_000,
+            max_pending_handshakes: 128,
+            request_timeout_ms: 30_000,
+            keepalive_interval_ms: 30_000,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// Checks that every limit is usable; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let positive: [(&str, u64); 9] = [
+            ("max_decoding_message_bytes", self.max_decoding_message_bytes as u64),
+            ("max_encoding_message_bytes", self.max_encoding_message_bytes as u64),
+            ("max_concurrent_streams", u64::from(self.max_concurrent_streams)),
+            (
+                "max_concurrent_calls_per_connection",
+                self.max_concurrent_calls_per_connection as u64,
+            ),
+            ("max_header_list_bytes", u64::from(self.max_header_list_bytes)),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("max_pending_handshakes", self.max_pending_handshakes as u64),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err((format!("limits.{key}"), "must be greater than 0".to_owned()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies the message size limits of a [`ServerLimits`] to a generated service server.
+#[macro_export]
+macro_rules! with_message_limits {
+    ($server:expr, $limits:expr) => {
+        $server
+            .max_decoding_message_size($limits.max_decoding_message_bytes)
+            .max_encoding_message_size($limits.max_encoding_message_bytes)
+    };
+}
+
+/// Why a server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The reflection service could not load the descriptor sets.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The HTTP/2 server failed.
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A gRPC server ready to serve on a bound listener.
+#[derive(Debug)]
+pub struct GrpcServer {
+    listener: TcpListener,
+    tls: ReloadableServerConfig,
+    limits: ServerLimits,
+    policy: AccessPolicy,
+    routes: RoutesBuilder,
+    service_names: Vec<&'static str>,
+    info: ServerInfo,
+}
+
+impl GrpcServer {
+    /// A server on an already bound listener (so callers know the port before it serves).
+    pub fn new(
+        listener: TcpListener,
+        tls: ReloadableServerConfig,
+        limits: ServerLimits,
+        policy: AccessPolicy,
+        info: ServerInfo,
+    ) -> Self {
+        Self {
+            listener,
+            tls,
+            limits,
+            policy,
+            routes: RoutesBuilder::default(),
+            service_names: Vec::new(),
+            info,
+        }
+    }
+
+    /// Adds a service; `name` is its fully qualified name, reported by the health service.
+    pub fn add_service<S>(mut self, name: &'static str, service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self.service_names.push(name);
+        self
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, reports `NOT_SERVING`, and
+    /// waits for calls in progress to finish.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let limits = self.limits;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_service_status("", ServingStatus::Serving).await;
+        for name in &self.service_names {
+            health.set_service_status(*name, ServingStatus::Serving).await;
+        }
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(fedmesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(fedmesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let node_info = with_message_limits!(
+            NodeServiceServer::new(NodeInfoService::new(self.info)),
+            limits
+        );
+        health
+            .set_service_status("fedmesh.v1.NodeService", ServingStatus::Serving)
+            .await;
+        let mut routes = self.routes;
+        routes
+            .add_service(node_info)
+            .add_service(with_message_limits!(health_service, limits))
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+
+        let incoming = tls_incoming(
+            self.listener,
+            self.tls,
+            ListenerLimits {
+                handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
+                max_pending_handshakes: limits.max_pending_handshakes,
+            },
+        );
+
+        // Outermost first: refuse unauthenticated or unauthorized calls before anything else
+        // runs for them, then bound the time of what is admitted.
+        let layers = ServiceBuilder::new()
+            .layer(AuthLayer::new(self.policy))
+            .layer(DeadlineLayer::new(Duration::from_millis(limits.request_timeout_ms)));
+
+        let shutdown_health = health.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining calls in progress");
+            shutdown_health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+        };
+
+        Server::builder()
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .concurrency_limit_per_connection(limits.max_concurrent_calls_per_connection)
+            .http2_max_header_list_size(limits.max_header_list_bytes)
+            .http2_keepalive_interval(Some(Duration::from_millis(limits.keepalive_interval_ms)))
+            .http2_keepalive_timeout(Some(Duration::from_millis(limits.keepalive_interval_ms)))
+            .layer(layers)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        Ok(())
+    }
+}
