@@ -64,6 +64,7 @@ pub struct Coordinator {
     server: GrpcServer,
     local_addr: SocketAddr,
     store: Store,
+    tls: ReloadableServerConfig,
 }
 
 impl Coordinator {
@@ -72,6 +73,7 @@ impl Coordinator {
         let validated = config.validate()?;
         let store = Store::open(&config.data_dir)?;
         let tls = ReloadableServerConfig::load(config.tls.clone())?;
+        let tls_handle = tls.clone();
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| CoordinatorError::Bind {
@@ -113,12 +115,19 @@ impl Coordinator {
             server,
             local_addr,
             store,
+            tls: tls_handle,
         })
     }
 
     /// The address the coordinator listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The TLS configuration in force; `reload()` re-reads certificate, key, CA and CRL for
+    /// new connections (SIGHUP in the binary).
+    pub fn tls(&self) -> ReloadableServerConfig {
+        self.tls.clone()
     }
 
     /// Serves until `shutdown` completes, drains calls in progress, and flushes the database.

@@ -1,1 +1,205 @@
+//! A fedmesh member node: the gRPC services an institution exposes to the federation, and its
+//! registration with the coordinator.
+//!
+//! - [`config`]: the node's configuration file and its defaults.
+//! - [`registration`]: registering with the coordinator and heartbeating.
+//! - [`Node`]: opens the database, binds, serves until shut down.
+//!
+//! Offers, subscriptions, usage, incidents and the journal are the next milestones; their RPCs
+//! answer `UNIMPLEMENTED` until they land.
+#![forbid(unsafe_code)]
 
+pub mod config;
+pub mod registration;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use fedmesh_core::Identity;
+use fedmesh_grpc::{AccessPolicy, ClientOptions, GrpcServer, ServerInfo, with_message_limits};
+use fedmesh_proto::pb;
+use fedmesh_store::Store;
+use fedmesh_tls::ReloadableServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::NodeConfig;
+
+/// Why the node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] fedmesh_core::config::ConfigError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] fedmesh_store::StoreError),
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] fedmesh_tls::TlsError),
+    /// The coordinator endpoint or client certificate is unusable.
+    #[error(transparent)]
+    Client(#[from] fedmesh_grpc::client::ClientError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] fedmesh_grpc::ServeError),
+}
+
+macro_rules! later_milestone {
+    ($name:ident, $module:ident :: $trait:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, Copy)]
+        struct $name;
+        impl pb::$module::$trait for $name {}
+    };
+}
+
+later_milestone!(OfferApi, offer_service_server::OfferService, "Offers: next milestone.");
+later_milestone!(
+    SubscriptionApi,
+    subscription_service_server::SubscriptionService,
+    "Subscriptions: a later milestone."
+);
+later_milestone!(UsageApi, usage_service_server::UsageService, "Usage: a later milestone.");
+later_milestone!(
+    IncidentApi,
+    incident_service_server::IncidentService,
+    "Incidents: a later milestone."
+);
+later_milestone!(
+    JournalApi,
+    journal_service_server::JournalService,
+    "The journal: next milestone."
+);
+
+/// A node bound to its address, ready to serve.
+#[derive(Debug)]
+pub struct Node {
+    server: GrpcServer,
+    local_addr: SocketAddr,
+    store: Store,
+    tls: ReloadableServerConfig,
+    registration: Option<registration::Registration>,
+}
+
+impl Node {
+    /// Validates the configuration, opens the database, loads TLS and binds the listener.
+    pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
+        let validated = config.validate()?;
+        let store = Store::open(&config.data_dir)?;
+        let tls = ReloadableServerConfig::load(config.tls.clone())?;
+        let tls_handle = tls.clone();
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let advertise = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("https://localhost:{}", local_addr.port()));
+        let registration = match &config.coordinator.endpoint {
+            None => None,
+            Some(endpoint) => Some(registration::Registration {
+                channel: fedmesh_grpc::connect(endpoint, &config.tls, ClientOptions::default())?,
+                endpoint: advertise.clone(),
+                retry_initial: Duration::from_millis(config.coordinator.retry_initial_ms),
+                retry_max: Duration::from_millis(config.coordinator.retry_max_ms),
+            }),
+        };
+        let info = ServerInfo {
+            identity: Identity::node(validated.federation.clone(), validated.member.clone()),
+            schema_version: store.schema_version()?,
+            started_at: SystemTime::now(),
+        };
+        let limits = config.limits.clone();
+        let server = GrpcServer::new(
+            listener,
+            tls,
+            limits.clone(),
+            AccessPolicy::node(validated.federation, validated.member.clone()),
+            info,
+        )
+        .add_service(
+            "fedmesh.v1.OfferService",
+            with_message_limits!(pb::offer_service_server::OfferServiceServer::new(OfferApi), limits),
+        )
+        .add_service(
+            "fedmesh.v1.SubscriptionService",
+            with_message_limits!(
+                pb::subscription_service_server::SubscriptionServiceServer::new(SubscriptionApi),
+                limits
+            ),
+        )
+        .add_service(
+            "fedmesh.v1.UsageService",
+            with_message_limits!(pb::usage_service_server::UsageServiceServer::new(UsageApi), limits),
+        )
+        .add_service(
+            "fedmesh.v1.IncidentService",
+            with_message_limits!(
+                pb::incident_service_server::IncidentServiceServer::new(IncidentApi),
+                limits
+            ),
+        )
+        .add_service(
+            "fedmesh.v1.JournalService",
+            with_message_limits!(pb::journal_service_server::JournalServiceServer::new(JournalApi), limits),
+        );
+        tracing::info!(member = %validated.member, addr = %local_addr, advertise = %advertise, data_dir = %config.data_dir.display(), "node listening");
+        Ok(Self {
+            server,
+            local_addr,
+            store,
+            tls: tls_handle,
+            registration,
+        })
+    }
+
+    /// The address the node listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The TLS configuration in force; `reload()` re-reads certificate, key, CA and CRL for
+    /// new connections (SIGHUP in the binary).
+    pub fn tls(&self) -> ReloadableServerConfig {
+        self.tls.clone()
+    }
+
+    /// Serves until `shutdown` completes: stops heartbeating, drains calls in progress, and
+    /// flushes the database.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), NodeError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let registration = self
+            .registration
+            .map(|registration| tokio::spawn(registration.run(stop_rx)));
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let result = self.server.serve(shutdown).await;
+        if let Some(task) = registration {
+            let _ = task.await;
+        }
+        self.store.flush().await?;
+        tracing::info!("node stopped, database flushed");
+        Ok(result?)
+    }
+}

@@ -1,1 +1,11 @@
+//! The `fedmesh` binary's library: what the subcommands share with the integration tests.
+//!
+//! - [`federation`]: a whole federation (PKI, coordinator, member nodes) started in one process
+//!   on loopback: `fedmesh demo`, and the test kit.
+//! - [`cli`]: the admin CLI's connection options and error reporting.
+//! - [`telemetry`]: logs and OTLP span export.
+#![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod federation;
+pub mod telemetry;

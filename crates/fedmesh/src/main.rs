@@ -1,1 +1,360 @@
-fn main(){}
+//! `fedmesh`: run a member node or the coordinator, manage the federation PKI, start a demo
+//! federation, and administer a node.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use fedmesh::cli::{ConnectArgs, call};
+use fedmesh::federation::{DEMO_ADMIN, FederationSpec, Manifest, RunningFederation};
+use fedmesh_core::config::{LogConfig, TelemetryConfig};
+use fedmesh_core::{FederationName, Identity, MemberId, Principal};
+use fedmesh_proto::pb;
+use fedmesh_tls::pki::{Pki, Validity};
+
+#[derive(Debug, Parser)]
+#[command(name = "fedmesh", version, about = "A federated gRPC service mesh between member institutions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a member node.
+    Node(ServeArgs),
+    /// Run the federation's coordinator.
+    Coordinator(ServeArgs),
+    /// Manage the federation PKI.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Start a demo federation (coordinator + members) on loopback, until Ctrl-C.
+    Demo(DemoArgs),
+    /// Print the identity and role a node sees for your certificate.
+    Whoami {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The TOML configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Override a configuration key, e.g. `--set limits.request_timeout_ms=5000` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Create the federation CA and an empty CRL in a directory.
+    Init {
+        /// The federation's name (trust domain), e.g. `esup.example`.
+        #[arg(long)]
+        federation: String,
+        /// The PKI directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validity of the CA, in days.
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+    },
+    /// Issue a certificate (and key) for a member's node, admin or agent, or the coordinator.
+    Issue {
+        /// The PKI directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The member the certificate is for.
+        #[arg(long, required_unless_present = "coordinator", conflicts_with = "coordinator")]
+        member: Option<String>,
+        /// The role: node, admin or agent.
+        #[arg(long, requires = "member", value_parser = ["node", "admin", "agent"])]
+        role: Option<String>,
+        /// The admin's or agent's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Issue the coordinator's certificate.
+        #[arg(long)]
+        coordinator: bool,
+        /// A DNS name or IP address the server answers on (repeatable).
+        #[arg(long)]
+        dns: Vec<String>,
+        /// Validity, in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Revoke a certificate: add it to the federation CRL.
+    Revoke {
+        /// The PKI directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificate file to revoke.
+        #[arg(long)]
+        cert: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Where the demo's PKI, configurations and data live (reused when it exists).
+    #[arg(long, default_value = "demo-federation")]
+    dir: PathBuf,
+    /// How many member nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
+    members: u16,
+    /// The coordinator's port; members use the next ones. 0 picks free ports.
+    #[arg(long, default_value_t = 7400)]
+    base_port: u16,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Node(args) => run_node(args).await,
+        Command::Coordinator(args) => run_coordinator(args).await,
+        Command::Certs(command) => certs(command),
+        Command::Demo(args) => demo(args).await,
+        Command::Whoami { connect, json } => whoami(connect, json).await,
+    }
+}
+
+fn load<T: serde::de::DeserializeOwned>(args: &ServeArgs, prefix: &str) -> Result<T> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading config file {}", args.config.display()))?;
+    Ok(fedmesh_core::config::Layers::new()
+        .file(args.config.display().to_string(), text)
+        .env(prefix, std::env::vars())
+        .set_args(&args.set)?
+        .load()?)
+}
+
+/// Completes on Ctrl-C or SIGTERM; SIGHUP reloads TLS files without stopping.
+async fn shutdown_signal(tls: fedmesh_tls::ReloadableServerConfig) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => match tls.reload() {
+                Ok(()) => tracing::info!("tls certificate, key and crl reloaded"),
+                Err(error) => tracing::error!(%error, "tls reload failed, keeping the previous configuration"),
+            },
+        }
+    }
+}
+
+async fn run_node(args: ServeArgs) -> Result<()> {
+    let config: fedmesh_node::NodeConfig = load(&args, fedmesh_node::config::ENV_PREFIX)?;
+    let telemetry = fedmesh::telemetry::init(&config.log, &config.telemetry, "fedmesh-node")?;
+    let node = fedmesh_node::Node::bind(config).await?;
+    let signal = shutdown_signal(node.tls());
+    let result = node.serve(signal).await;
+    telemetry.shutdown();
+    Ok(result?)
+}
+
+async fn run_coordinator(args: ServeArgs) -> Result<()> {
+    let config: fedmesh_coordinator::CoordinatorConfig =
+        load(&args, fedmesh_coordinator::config::ENV_PREFIX)?;
+    let telemetry =
+        fedmesh::telemetry::init(&config.log, &config.telemetry, "fedmesh-coordinator")?;
+    let coordinator = fedmesh_coordinator::Coordinator::bind(config).await?;
+    let signal = shutdown_signal(coordinator.tls());
+    let result = coordinator.serve(signal).await;
+    telemetry.shutdown();
+    Ok(result?)
+}
+
+fn certs(command: CertsCommand) -> Result<()> {
+    match command {
+        CertsCommand::Init {
+            federation,
+            dir,
+            days,
+        } => {
+            let federation: FederationName = federation.parse()?;
+            let pki = Pki::init(&dir, &federation, days)?;
+            println!("created the CA of federation {federation}: {}", pki.ca_path().display());
+            println!("empty CRL: {}", pki.crl_path().display());
+        }
+        CertsCommand::Issue {
+            dir,
+            member,
+            role,
+            name,
+            coordinator,
+            dns,
+            days,
+        } => {
+            let pki = Pki::open(&dir)?;
+            let federation = pki.federation().clone();
+            let identity = if coordinator {
+                Identity::coordinator(federation)
+            } else {
+                let member: MemberId = member.context("--member is required")?.parse()?;
+                let principal = match (role.as_deref(), name) {
+                    (Some("node"), None) => Principal::Node { member },
+                    (Some("node"), Some(_)) => anyhow::bail!("--name is only for admins and agents"),
+                    (Some("admin"), Some(name)) => Principal::Admin { member, name },
+                    (Some("agent"), Some(name)) => Principal::Agent { member, name },
+                    (Some(_), None) => anyhow::bail!("--name is required for admins and agents"),
+                    _ => anyhow::bail!("--role must be node, admin or agent"),
+                };
+                let identity = Identity {
+                    federation,
+                    principal,
+                };
+                // Round-trip through the parser so that names follow the identity rules.
+                identity.to_uri().parse::<Identity>()?
+            };
+            let issued = pki.issue(&identity, &dns, Validity::days_from_now(days))?;
+            println!("issued {identity}");
+            println!("certificate: {}", issued.cert_path.display());
+            println!("private key: {} (mode 0600)", issued.key_path.display());
+        }
+        CertsCommand::Revoke { dir, cert } => {
+            let pki = Pki::open(&dir)?;
+            let pem = std::fs::read_to_string(&cert)
+                .with_context(|| format!("reading {}", cert.display()))?;
+            let identity = pki.revoke(&pem)?;
+            println!("revoked {identity}; CRL re-issued: {}", pki.crl_path().display());
+            println!("servers enforce it on new connections once they reload it (SIGHUP)");
+        }
+    }
+    Ok(())
+}
+
+async fn whoami(connect: ConnectArgs, json: bool) -> Result<()> {
+    let mut client = pb::node_service_client::NodeServiceClient::new(connect.channel()?);
+    let me = call(&connect.endpoint, client.who_am_i(pb::WhoAmIRequest {})).await?;
+    let role = pb::Role::try_from(me.role)
+        .map(|r| r.as_str_name().trim_start_matches("ROLE_").to_lowercase())
+        .unwrap_or_else(|_| "unknown".to_owned());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "identity": me.identity,
+                "federation": me.federation,
+                "role": role,
+                "member_id": me.member_id,
+                "name": me.name,
+                "server_member_id": me.server_member_id,
+            })
+        );
+    } else {
+        println!("identity:   {}", me.identity);
+        println!("federation: {}", me.federation);
+        println!("role:       {role}");
+        if !me.member_id.is_empty() {
+            println!("member:     {}", me.member_id);
+        }
+        if !me.name.is_empty() {
+            println!("name:       {}", me.name);
+        }
+        let server = if me.server_member_id.is_empty() {
+            "the coordinator".to_owned()
+        } else {
+            format!("{}'s node", me.server_member_id)
+        };
+        println!("answered by {server} at {}", connect.endpoint);
+    }
+    Ok(())
+}
+
+async fn demo(args: DemoArgs) -> Result<()> {
+    let telemetry = fedmesh::telemetry::init(
+        &LogConfig {
+            filter: "warn,fedmesh_node=info,fedmesh_coordinator=info".to_owned(),
+            ..LogConfig::default()
+        },
+        &TelemetryConfig::default(),
+        "fedmesh-demo",
+    )?;
+    let mut spec = FederationSpec::new(&args.dir, usize::from(args.members));
+    spec.base_port = args.base_port;
+    let federation = RunningFederation::start(spec).await?;
+    print_demo(&federation.manifest, &args.dir.join("federation.json"));
+    tokio::signal::ctrl_c().await?;
+    println!("\nstopping the demo federation");
+    federation.shutdown().await?;
+    telemetry.shutdown();
+    Ok(())
+}
+
+fn host_port(endpoint: &str) -> &str {
+    endpoint.trim_start_matches("https://")
+}
+
+fn print_demo(manifest: &Manifest, manifest_path: &Path) {
+    let coordinator = &manifest.coordinator;
+    println!("fedmesh demo federation `{}` is running", manifest.federation);
+    println!("  coordinator   {}", coordinator.endpoint);
+    for member in &manifest.members {
+        println!(
+            "  {:<13} {}",
+            member.member_id.as_deref().unwrap_or("?"),
+            member.endpoint
+        );
+    }
+    println!("  manifest      {}", manifest_path.display());
+    let Some(first) = manifest.members.first() else {
+        return;
+    };
+    let member_id = first.member_id.as_deref().unwrap_or("?");
+    let grpcurl = |party: &fedmesh::federation::PartyManifest| {
+        format!(
+            "grpcurl -cacert {} -cert {} -key {} {}",
+            party.ca.display(),
+            party.admin_cert.display(),
+            party.admin_key.display(),
+            host_port(&party.endpoint)
+        )
+    };
+    println!("\nWith grpcurl, as {member_id}'s admin `{DEMO_ADMIN}`:");
+    println!("  {} list", grpcurl(first));
+    println!("  {} describe fedmesh.v1.NodeService.WhoAmI", grpcurl(first));
+    println!("  {} fedmesh.v1.NodeService/WhoAmI", grpcurl(first));
+    println!("  {} grpc.health.v1.Health/Check", grpcurl(first));
+    println!("  {} fedmesh.v1.RegistryService/ListNodes", grpcurl(coordinator));
+    println!("\nWith the fedmesh CLI, act as a member's admin:");
+    for member in &manifest.members {
+        println!(
+            "  export FEDMESH_ENDPOINT={} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
+            member.endpoint,
+            member.ca.display(),
+            member.admin_cert.display(),
+            member.admin_key.display()
+        );
+    }
+    println!("  fedmesh whoami");
+    println!("\nPress Ctrl-C to stop.");
+}

@@ -1,0 +1,134 @@
+//! A member node's configuration (`fedmesh node --config node.toml`).
+//!
+//! Layers: defaults → file → `FEDMESH_NODE_*` variables → `--set key=value`. Every key and its
+//! default is listed in `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use fedmesh_core::config::{ConfigError, LogConfig, TelemetryConfig};
+use fedmesh_core::{FederationName, MemberId};
+use fedmesh_grpc::ServerLimits;
+use fedmesh_tls::TlsFiles;
+use serde::{Deserialize, Serialize};
+
+/// The prefix of the node's environment variables.
+pub const ENV_PREFIX: &str = "FEDMESH_NODE_";
+
+/// The whole node configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The member institution running this node (`unistra`). Required; must match the node
+    /// certificate.
+    pub member_id: String,
+    /// The federation's name. Required; must match the certificates.
+    pub federation: String,
+    /// Address the gRPC server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The `https://host:port` URL other members use to reach this node; defaults to
+    /// `https://localhost:<listen port>`.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Directory of the node's sled database.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The node's certificate, key, the federation CA and CRL. Required.
+    pub tls: TlsFiles,
+    /// How to reach the coordinator.
+    #[serde(default)]
+    pub coordinator: CoordinatorLink,
+    /// Server limits.
+    #[serde(default)]
+    pub limits: ServerLimits,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Span export.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Section `[coordinator]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordinatorLink {
+    /// The coordinator's `https://host:port` URL; without it the node runs alone and does not
+    /// register.
+    pub endpoint: Option<String>,
+    /// First delay before retrying a failed registration or heartbeat, in milliseconds.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries, in milliseconds (exponential backoff with jitter).
+    pub retry_max_ms: u64,
+}
+
+impl Default for CoordinatorLink {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            retry_initial_ms: 500,
+            retry_max_ms: 30_000,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7443))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("node-data")
+}
+
+/// The parts of a configuration that `validate` turned into domain types.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The member id.
+    pub member: MemberId,
+    /// The federation name.
+    pub federation: FederationName,
+}
+
+impl NodeConfig {
+    /// Checks every rule the types cannot express; errors name the key.
+    pub fn validate(&self) -> Result<Validated, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        let member = self
+            .member_id
+            .parse()
+            .map_err(|e: fedmesh_core::IdentityError| invalid("member_id", e.to_string()))?;
+        let federation = self
+            .federation
+            .parse()
+            .map_err(|e: fedmesh_core::IdentityError| invalid("federation", e.to_string()))?;
+        if let Some(advertise) = &self.advertise {
+            if !advertise.starts_with("https://") {
+                return Err(invalid("advertise", "must be an https://host:port URL".into()));
+            }
+        }
+        if let Some(endpoint) = &self.coordinator.endpoint {
+            if !endpoint.starts_with("https://") {
+                return Err(invalid(
+                    "coordinator.endpoint",
+                    "must be an https://host:port URL".into(),
+                ));
+            }
+        }
+        if self.coordinator.retry_initial_ms == 0
+            || self.coordinator.retry_max_ms < self.coordinator.retry_initial_ms
+        {
+            return Err(invalid(
+                "coordinator.retry_max_ms",
+                "retry delays must be positive, the maximum at least the initial one".into(),
+            ));
+        }
+        self.limits
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
+        Ok(Validated { member, federation })
+    }
+}

@@ -1,0 +1,147 @@
+//! Keeping the node in the coordinator's registry: register, then heartbeat at the interval the
+//! coordinator asks for. Failures are retried with exponential backoff and jitter; a
+//! coordinator that lost the registration (NOT_FOUND on heartbeat) gets a new one.
+
+use std::time::Duration;
+
+use fedmesh_grpc::SOFTWARE_VERSION;
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
+use tokio::sync::watch;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// What the registration loop needs.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The channel to the coordinator.
+    pub channel: Channel,
+    /// The endpoint this node advertises.
+    pub endpoint: String,
+    /// First retry delay.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+}
+
+/// Exponential backoff with full jitter, reset after a success.
+#[derive(Debug)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            current: initial,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.current = self.initial;
+    }
+
+    /// The next delay: uniformly in [current/2, current], then doubles up to the maximum.
+    fn next(&mut self) -> Duration {
+        let base = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let half = base / 2;
+        half + half.mul_f64(f64::from(nanos % 1000) / 1000.0)
+    }
+}
+
+impl Registration {
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut client = RegistryServiceClient::new(self.channel.clone());
+        let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
+        let mut registered: Option<Duration> = None;
+        loop {
+            let delay = match registered {
+                None => match self.register(&mut client).await {
+                    Ok(interval) => {
+                        backoff.reset();
+                        registered = Some(interval);
+                        interval
+                    }
+                    Err(status) => {
+                        let delay = backoff.next();
+                        tracing::warn!(code = ?status.code(), error = status.message(), retry_in_ms = delay.as_millis() as u64, "registration with the coordinator failed");
+                        delay
+                    }
+                },
+                Some(interval) => {
+                    match client.heartbeat(pb::HeartbeatRequest { journal_revision: 0 }).await {
+                        Ok(_) => {
+                            backoff.reset();
+                            interval
+                        }
+                        Err(status) if status.code() == Code::NotFound => {
+                            tracing::warn!("coordinator lost this node's registration, registering again");
+                            registered = None;
+                            Duration::ZERO
+                        }
+                        Err(status) => {
+                            let delay = backoff.next().min(interval);
+                            tracing::warn!(code = ?status.code(), error = status.message(), retry_in_ms = delay.as_millis() as u64, "heartbeat failed");
+                            delay
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+    }
+
+    async fn register(
+        &self,
+        client: &mut RegistryServiceClient<Channel>,
+    ) -> Result<Duration, tonic::Status> {
+        let response = client
+            .register_node(pb::RegisterNodeRequest {
+                endpoint: self.endpoint.clone(),
+                software_version: SOFTWARE_VERSION.to_owned(),
+            })
+            .await?
+            .into_inner();
+        let interval = response
+            .heartbeat_interval
+            .and_then(|d| Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(10));
+        tracing::info!(endpoint = %self.endpoint, heartbeat_ms = interval.as_millis() as u64, "registered with the coordinator");
+        Ok(interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_maximum_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
+        let mut previous_cap = Duration::ZERO;
+        for _ in 0..10 {
+            let cap = backoff.current;
+            let delay = backoff.next();
+            assert!(delay >= cap / 2 && delay <= cap, "{delay:?} not within [{:?}, {cap:?}]", cap / 2);
+            assert!(cap >= previous_cap);
+            previous_cap = cap;
+        }
+        assert_eq!(backoff.current, Duration::from_millis(1000));
+        backoff.reset();
+        assert_eq!(backoff.current, Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,382 @@
+//! A federation in one process: a PKI, a coordinator and N member nodes on loopback, each
+//! started from a real configuration file written next to its data.
+//!
+//! Layout under the federation directory:
+//!
+//! ```text
+//! pki/                      CA, CRL, every certificate and key
+//! coordinator/coordinator.toml, coordinator/data/
+//! <member>/node.toml,       <member>/data/
+//! federation.json           who is where, and which files to use (see [`Manifest`])
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use fedmesh_coordinator::{Coordinator, CoordinatorConfig};
+use fedmesh_core::config::Layers;
+use fedmesh_core::{FederationName, Identity, MemberId, Principal};
+use fedmesh_node::{Node, NodeConfig};
+use fedmesh_tls::pki::{Issued, Pki, Validity, file_stem};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Member ids given to demo members, from the seed's world; more members get `member-<n>`.
+pub const DEMO_MEMBERS: &[&str] = &[
+    "unistra", "rennes2", "rouen", "lorraine", "grenoble", "lille", "toulouse", "nantes",
+];
+
+/// The admin name of each member's demo admin certificate.
+pub const DEMO_ADMIN: &str = "ops";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct FederationSpec {
+    /// Where the PKI, configurations and databases live.
+    pub dir: PathBuf,
+    /// The federation's name.
+    pub federation: String,
+    /// How many member nodes.
+    pub members: usize,
+    /// The coordinator's port; member `i` gets `base_port + 1 + i`. 0: ephemeral ports.
+    pub base_port: u16,
+    /// Extra `key=value` settings for the coordinator (`registry.stale_after_ms=1000`).
+    pub coordinator_settings: Vec<String>,
+    /// Extra `key=value` settings for every node.
+    pub node_settings: Vec<String>,
+}
+
+impl FederationSpec {
+    /// A federation of `members` nodes in `dir` on ephemeral ports.
+    pub fn new(dir: impl Into<PathBuf>, members: usize) -> Self {
+        Self {
+            dir: dir.into(),
+            federation: "demo.fedmesh".to_owned(),
+            members,
+            base_port: 0,
+            coordinator_settings: Vec::new(),
+            node_settings: Vec::new(),
+        }
+    }
+}
+
+/// `federation.json`: where each party answers and which files act as it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The federation's name.
+    pub federation: String,
+    /// The federation CA certificate, trusted by everyone.
+    pub ca: PathBuf,
+    /// The federation CRL.
+    pub crl: PathBuf,
+    /// The coordinator.
+    pub coordinator: PartyManifest,
+    /// The member nodes.
+    pub members: Vec<PartyManifest>,
+}
+
+/// One party of [`Manifest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartyManifest {
+    /// The member id; `None` for the coordinator.
+    pub member_id: Option<String>,
+    /// Its gRPC endpoint.
+    pub endpoint: String,
+    /// The CA certificate to trust it with.
+    pub ca: PathBuf,
+    /// Its own (server and client) certificate.
+    pub node_cert: PathBuf,
+    /// Its own private key.
+    pub node_key: PathBuf,
+    /// An admin certificate to call it with: the member's admin; for the coordinator, the first
+    /// member's admin (every member's admin may read the coordinator).
+    pub admin_cert: PathBuf,
+    /// The admin's private key.
+    pub admin_key: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
+}
+
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<()>>,
+}
+
+/// A started federation; dropping it stops every party.
+pub struct RunningFederation {
+    /// Who is where.
+    pub manifest: Manifest,
+    /// The PKI (for tests that issue or revoke more certificates).
+    pub pki: Pki,
+    coordinator: Running,
+    members: Vec<Running>,
+    tls_handles: Vec<fedmesh_tls::ReloadableServerConfig>,
+}
+
+impl std::fmt::Debug for RunningFederation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningFederation")
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+fn member_ids(count: usize) -> Vec<MemberId> {
+    (0..count)
+        .map(|i| {
+            DEMO_MEMBERS
+                .get(i)
+                .map_or_else(|| format!("member-{}", i + 1), |m| (*m).to_owned())
+        })
+        .filter_map(|m| m.parse().ok())
+        .collect()
+}
+
+/// Issues a certificate unless one is already there (a demo restarted on the same directory
+/// keeps its certificates, so printed commands stay valid).
+fn ensure_cert(pki: &Pki, identity: &Identity) -> Result<Issued> {
+    let stem = file_stem(identity);
+    let cert_path = pki.dir().join(format!("{stem}.pem"));
+    let key_path = pki.dir().join(format!("{stem}.key"));
+    if cert_path.exists() && key_path.exists() {
+        return Ok(Issued {
+            identity: identity.clone(),
+            cert_path,
+            key_path,
+        });
+    }
+    let dns = match identity.principal {
+        Principal::Node { .. } | Principal::Coordinator => {
+            vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()]
+        }
+        _ => Vec::new(),
+    };
+    pki.issue(identity, &dns, Validity::days_from_now(365))
+        .with_context(|| format!("issuing a certificate for {identity}"))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+fn toml_string(path: &Path) -> String {
+    toml_quote(&path.display().to_string())
+}
+
+fn toml_quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl RunningFederation {
+    /// Creates (or reuses) the PKI, writes the configurations, starts the coordinator and the
+    /// nodes, and writes `federation.json`. Returns once every party listens.
+    pub async fn start(spec: FederationSpec) -> Result<Self> {
+        let dir = absolute(&spec.dir)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let federation: FederationName = spec.federation.parse()?;
+        let pki_dir = dir.join("pki");
+        let pki = if pki_dir.join("ca.pem").exists() {
+            Pki::open(&pki_dir)?
+        } else {
+            Pki::init(&pki_dir, &federation, 3650)?
+        };
+        anyhow::ensure!(
+            pki.federation() == &federation,
+            "{} holds the PKI of federation {}, not {federation}",
+            pki_dir.display(),
+            pki.federation()
+        );
+        let members = member_ids(spec.members);
+        let admins: Vec<Issued> = members
+            .iter()
+            .map(|m| {
+                ensure_cert(
+                    &pki,
+                    &Identity {
+                        federation: federation.clone(),
+                        principal: Principal::Admin {
+                            member: m.clone(),
+                            name: DEMO_ADMIN.to_owned(),
+                        },
+                    },
+                )
+            })
+            .collect::<Result<_>>()?;
+
+        // The coordinator first: nodes need its port.
+        let coordinator_cert = ensure_cert(&pki, &Identity::coordinator(federation.clone()))?;
+        let coordinator_dir = dir.join("coordinator");
+        std::fs::create_dir_all(&coordinator_dir)?;
+        let coordinator_config_path = coordinator_dir.join("coordinator.toml");
+        let port = |offset: u16| if spec.base_port == 0 { 0 } else { spec.base_port + offset };
+        std::fs::write(
+            &coordinator_config_path,
+            format!(
+                "federation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n",
+                toml_quote(federation.as_str()),
+                port(0),
+                toml_string(&coordinator_dir.join("data")),
+                toml_string(&pki.ca_path()),
+                toml_string(&coordinator_cert.cert_path),
+                toml_string(&coordinator_cert.key_path),
+                toml_string(&pki.crl_path()),
+            ),
+        )?;
+        let config: CoordinatorConfig = load_config(
+            &coordinator_config_path,
+            &spec.coordinator_settings,
+        )?;
+        let coordinator = Coordinator::bind(config).await?;
+        let coordinator_addr = coordinator.local_addr();
+        let mut tls_handles = vec![coordinator.tls()];
+        let coordinator_endpoint = format!("https://localhost:{}", coordinator_addr.port());
+        let coordinator_running = spawn(|stop| async move {
+            coordinator.serve(stop).await.map_err(anyhow::Error::from)
+        });
+
+        let mut running = Vec::new();
+        let mut parties = Vec::new();
+        for (i, (member, admin)) in members.iter().zip(&admins).enumerate() {
+            let node_cert = ensure_cert(&pki, &Identity::node(federation.clone(), member.clone()))?;
+            let member_dir = dir.join(member.as_str());
+            std::fs::create_dir_all(&member_dir)?;
+            let config_path = member_dir.join("node.toml");
+            std::fs::write(
+                &config_path,
+                format!(
+                    "member_id = {}\nfederation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[coordinator]\nendpoint = {}\n",
+                    toml_quote(member.as_str()),
+                    toml_quote(federation.as_str()),
+                    port(1 + i as u16),
+                    toml_string(&member_dir.join("data")),
+                    toml_string(&pki.ca_path()),
+                    toml_string(&node_cert.cert_path),
+                    toml_string(&node_cert.key_path),
+                    toml_string(&pki.crl_path()),
+                    toml_quote(&coordinator_endpoint),
+                ),
+            )?;
+            let config: NodeConfig = load_config(&config_path, &spec.node_settings)?;
+            let node = Node::bind(config).await?;
+            let addr: SocketAddr = node.local_addr();
+            tls_handles.push(node.tls());
+            running.push(spawn(|stop| async move {
+                node.serve(stop).await.map_err(anyhow::Error::from)
+            }));
+            parties.push(PartyManifest {
+                member_id: Some(member.to_string()),
+                endpoint: format!("https://localhost:{}", addr.port()),
+                ca: pki.ca_path(),
+                node_cert: node_cert.cert_path,
+                node_key: node_cert.key_path,
+                admin_cert: admin.cert_path.clone(),
+                admin_key: admin.key_path.clone(),
+                config: config_path,
+            });
+        }
+        let first_admin = admins.first();
+        let manifest = Manifest {
+            federation: federation.to_string(),
+            ca: pki.ca_path(),
+            crl: pki.crl_path(),
+            coordinator: PartyManifest {
+                member_id: None,
+                endpoint: coordinator_endpoint,
+                ca: pki.ca_path(),
+                node_cert: coordinator_cert.cert_path.clone(),
+                node_key: coordinator_cert.key_path.clone(),
+                admin_cert: first_admin.map_or(coordinator_cert.cert_path.clone(), |a| a.cert_path.clone()),
+                admin_key: first_admin.map_or(coordinator_cert.key_path, |a| a.key_path.clone()),
+                config: coordinator_config_path,
+            },
+            members: parties,
+        };
+        std::fs::write(
+            dir.join("federation.json"),
+            serde_json::to_string_pretty(&manifest)?,
+        )?;
+        Ok(Self {
+            manifest,
+            pki,
+            coordinator: coordinator_running,
+            members: running,
+            tls_handles,
+        })
+    }
+
+    /// Stops member `index` (graceful: drains, flushes) and waits until it has stopped.
+    pub async fn stop_member(&mut self, index: usize) -> Result<()> {
+        let member = self
+            .members
+            .get_mut(index)
+            .with_context(|| format!("no member #{index}"))?;
+        stop(member).await
+    }
+
+    /// Re-reads every party's TLS files (certificates, keys, CRL) for new connections.
+    pub fn reload_tls(&self) -> Result<()> {
+        for handle in &self.tls_handles {
+            handle.reload()?;
+        }
+        Ok(())
+    }
+
+    /// Stops every party, members first, and reports the first error any of them had.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let mut first_error = None;
+        for member in &mut self.members {
+            if let Err(e) = stop(member).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Err(e) = stop(&mut self.coordinator).await {
+            first_error.get_or_insert(e);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for RunningFederation {
+    fn drop(&mut self) {
+        for party in self.members.iter_mut().chain([&mut self.coordinator]) {
+            if let Some(stop) = party.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+    }
+}
+
+fn spawn<F, Fut>(run: F) -> Running
+where
+    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel::<()>();
+    let stop = Box::pin(async move {
+        let _ = rx.await;
+    });
+    Running {
+        stop: Some(tx),
+        task: tokio::spawn(run(stop)),
+    }
+}
+
+async fn stop(party: &mut Running) -> Result<()> {
+    if let Some(stop) = party.stop.take() {
+        let _ = stop.send(());
+        return (&mut party.task).await.context("party task panicked")?;
+    }
+    Ok(())
+}
+
+/// Loads a configuration file with extra `--set` style settings, the environment left out
+/// (an in-process federation must not pick up the shell's `FEDMESH_*` variables).
+fn load_config<T: serde::de::DeserializeOwned>(path: &Path, settings: &[String]) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Layers::new()
+        .file(path.display().to_string(), text)
+        .set_args(settings)?
+        .load()?)
+}
