@@ -1,1 +1,164 @@
+//! The fedmesh test kit: a federation of a coordinator and N member nodes started in-process on
+//! `127.0.0.1:0`, over real mutual TLS with a fresh PKI in a temporary directory, and the
+//! helpers the integration tests share.
+#![forbid(unsafe_code)]
 
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use fedmesh::federation::{FederationSpec, PartyManifest, RunningFederation};
+use fedmesh_core::Identity;
+use fedmesh_grpc::{ClientOptions, ClientPem};
+use fedmesh_tls::pki::{Issued, Validity};
+use tonic::transport::Channel;
+
+/// A running test federation; its directory is removed when it is dropped.
+#[derive(Debug)]
+pub struct TestFederation {
+    /// The running parties.
+    pub running: RunningFederation,
+    dir: tempfile::TempDir,
+}
+
+/// Fast registry timings so that liveness tests take a second, not a minute.
+pub const HEARTBEAT_MS: u64 = 100;
+/// A node is stale after this long without a heartbeat.
+pub const STALE_AFTER_MS: u64 = 800;
+
+impl TestFederation {
+    /// A coordinator and `members` nodes, with fast heartbeats.
+    pub async fn start(members: usize) -> Self {
+        Self::start_with(members, &[], &[]).await
+    }
+
+    /// Like [`Self::start`], with extra `key=value` settings for the coordinator and the nodes.
+    pub async fn start_with(members: usize, coordinator: &[&str], nodes: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let mut spec = FederationSpec::new(dir.path(), members);
+        spec.coordinator_settings = [
+            format!("registry.heartbeat_interval_ms={HEARTBEAT_MS}"),
+            format!("registry.stale_after_ms={STALE_AFTER_MS}"),
+        ]
+        .into_iter()
+        .chain(coordinator.iter().map(|s| (*s).to_owned()))
+        .collect();
+        spec.node_settings = ["coordinator.retry_initial_ms=50", "coordinator.retry_max_ms=200"]
+            .into_iter()
+            .chain(nodes.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        let running = RunningFederation::start(spec)
+            .await
+            .unwrap_or_else(|e| panic!("federation did not start: {e:#}"));
+        Self { running, dir }
+    }
+
+    /// The federation's directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Member node `index`.
+    pub fn member(&self, index: usize) -> &PartyManifest {
+        &self.running.manifest.members[index]
+    }
+
+    /// The coordinator.
+    pub fn coordinator(&self) -> &PartyManifest {
+        &self.running.manifest.coordinator
+    }
+
+    /// The federation CA certificate, PEM.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        read(&self.running.manifest.ca)
+    }
+
+    /// A channel to `endpoint` presenting the certificate and key in the given files.
+    pub fn channel(&self, endpoint: &str, cert: &Path, key: &Path) -> Channel {
+        self.channel_pem(endpoint, read(cert), read(key))
+    }
+
+    /// A channel to `endpoint` presenting an in-memory certificate and key.
+    pub fn channel_pem(&self, endpoint: &str, cert: Vec<u8>, key: Vec<u8>) -> Channel {
+        let pem = ClientPem {
+            ca: self.ca_pem(),
+            cert,
+            key,
+        };
+        let options = ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        };
+        fedmesh_grpc::connect_pem(endpoint, &pem, options)
+            .unwrap_or_else(|e| panic!("channel to {endpoint}: {e}"))
+    }
+
+    /// A channel to `party` as its own admin.
+    pub fn as_admin(&self, party: &PartyManifest) -> Channel {
+        self.channel(&party.endpoint, &party.admin_cert, &party.admin_key)
+    }
+
+    /// Issues a certificate for `identity` (a URI) valid for a day, with loopback names.
+    pub fn issue(&self, identity: &str) -> Issued {
+        self.issue_with(identity, Validity::days_from_now(1))
+    }
+
+    /// Issues a certificate for `identity` with the given validity.
+    pub fn issue_with(&self, identity: &str, validity: Validity) -> Issued {
+        let identity: Identity = identity
+            .parse()
+            .unwrap_or_else(|e| panic!("{identity}: {e}"));
+        self.running
+            .pki
+            .issue(&identity, &["localhost".to_owned()], validity)
+            .unwrap_or_else(|e| panic!("issuing {identity}: {e}"))
+    }
+
+    /// The identity URI of a principal of this federation, e.g. `member/unistra/agent/probe`.
+    pub fn uri(&self, path: &str) -> String {
+        format!("spiffe://{}/{path}", self.running.manifest.federation)
+    }
+}
+
+/// Reads a file the test needs, panicking with its path.
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Polls `probe` every 20 ms until it returns `Some`, for at most `timeout`; then fails the
+/// test saying what did not happen.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs an external program and returns its stdout, failing the test with its stderr.
+pub fn run_tool(program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e}; install the test tools with scripts/test.sh (pip install -r tests/python/requirements.txt)")
+        });
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

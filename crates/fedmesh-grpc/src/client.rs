@@ -54,6 +54,27 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
 /// A lazily connecting channel to `endpoint` (`https://host:port`) presenting the certificate
 /// of `tls`. It connects on first use and reconnects after failures.
 pub fn connect(endpoint: &str, tls: &TlsFiles, options: ClientOptions) -> Result<Channel, ClientError> {
+    let pem = ClientPem {
+        ca: read(&tls.ca)?,
+        cert: read(&tls.cert)?,
+        key: read(&tls.key)?,
+    };
+    connect_pem(endpoint, &pem, options)
+}
+
+/// A client's trust anchor and identity, as PEM bytes.
+#[derive(Debug, Clone)]
+pub struct ClientPem {
+    /// The federation CA certificate.
+    pub ca: Vec<u8>,
+    /// The client's certificate.
+    pub cert: Vec<u8>,
+    /// The client's private key.
+    pub key: Vec<u8>,
+}
+
+/// Like [`connect`], with the material already in memory.
+pub fn connect_pem(endpoint: &str, pem: &ClientPem, options: ClientOptions) -> Result<Channel, ClientError> {
     let bad = |message: &str| ClientError::Endpoint {
         endpoint: endpoint.to_owned(),
         message: message.to_owned(),
@@ -65,8 +86,8 @@ pub fn connect(endpoint: &str, tls: &TlsFiles, options: ClientOptions) -> Result
     let host = uri.host().ok_or_else(|| bad("has no host"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let tls_config = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
-        .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?))
+        .ca_certificate(Certificate::from_pem(&pem.ca))
+        .identity(Identity::from_pem(&pem.cert, &pem.key))
         .domain_name(host);
     let channel = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|e| bad(&e.to_string()))?

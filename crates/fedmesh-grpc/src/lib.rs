@@ -18,7 +18,7 @@ pub mod node_info;
 pub mod server;
 
 pub use auth::{AccessPolicy, AuthLayer, caller};
-pub use client::{ClientOptions, connect};
+pub use client::{ClientOptions, ClientPem, connect, connect_pem};
 pub use deadline::DeadlineLayer;
 pub use error::ServiceError;
 pub use node_info::{SOFTWARE_VERSION, ServerInfo};

@@ -166,15 +166,6 @@ impl GrpcServer {
         for name in &self.service_names {
             health.set_service_status(*name, ServingStatus::Serving).await;
         }
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(fedmesh_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(fedmesh_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
         let node_info = with_message_limits!(
             NodeServiceServer::new(NodeInfoService::new(self.info)),
             limits
@@ -182,12 +173,20 @@ impl GrpcServer {
         health
             .set_service_status("fedmesh.v1.NodeService", ServingStatus::Serving)
             .await;
+        // Reflection lists only what this server serves, not every service of the contract.
+        let mut advertised: Vec<&str> = self.service_names.clone();
+        advertised.extend([
+            "fedmesh.v1.NodeService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]);
         let mut routes = self.routes;
         routes
             .add_service(node_info)
             .add_service(with_message_limits!(health_service, limits))
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha);
+            .add_service(reflection(&advertised).build_v1()?)
+            .add_service(reflection(&advertised).build_v1alpha()?);
 
         let incoming = tls_incoming(
             self.listener,
@@ -225,4 +224,13 @@ impl GrpcServer {
             .await?;
         Ok(())
     }
+}
+
+fn reflection(services: &[&str]) -> tonic_reflection::server::Builder<'static> {
+    services.iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(fedmesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |builder, name| builder.with_service_name(*name),
+    )
 }

@@ -26,7 +26,12 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 pub enum StoreError {
     /// sled reported an I/O or corruption error.
     #[error("database error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
+    /// Another process has the database open.
+    #[error(
+        "database {0} is in use by another process (is another fedmesh node, coordinator or demo running on this data directory?)"
+    )]
+    Locked(PathBuf),
     /// The database was written by a newer fedmesh.
     #[error(
         "database {path} has schema version {found}, newer than the {supported} this fedmesh supports: upgrade fedmesh, or restore a backup made by this version"
@@ -61,7 +66,13 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database in `dir`, checking and recording its schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            // sled reports a held lock as an I/O error of its own wording.
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Locked(dir.to_owned())
+            }
+            other => StoreError::Sled(other),
+        })?;
         let store = Self {
             db,
             path: dir.to_owned(),
@@ -134,9 +145,24 @@ fn decode<M: Message + Default>(tree: &'static str, key: &[u8], raw: &[u8]) -> R
     })
 }
 
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        Self::Sled(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_in_use_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("in use by another process"), "{err}");
+    }
 
     #[test]
     fn new_database_records_the_current_schema() {

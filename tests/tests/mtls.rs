@@ -1,0 +1,212 @@
+//! Who gets in: mutual TLS refusals, the identity each role is seen with, and the
+//! authorization table, over real sockets.
+
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::node_service_client::NodeServiceClient;
+use fedmesh_tests::{TestFederation, read};
+use fedmesh_tls::pki::{Pki, Validity};
+use rcgen::{CertificateParams, KeyPair, SanType};
+use tonic::Code;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+async fn whoami(channel: tonic::transport::Channel) -> Result<pb::WhoAmIResponse, tonic::Status> {
+    NodeServiceClient::new(channel)
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// A refused TLS client sees its first call fail (under TLS 1.3 the handshake completes on the
+/// client side before the server's alert arrives).
+fn assert_refused(result: Result<pb::WhoAmIResponse, tonic::Status>, what: &str) {
+    match result {
+        Ok(me) => panic!("{what}: the call succeeded as {}", me.identity),
+        Err(status) => assert!(
+            matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Internal),
+            "{what}: unexpected status {status:?}"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_refused() {
+    let fed = TestFederation::start(1).await;
+    let endpoint = &fed.member(0).endpoint;
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(fed.ca_pem()))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(endpoint.clone())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect_lazy();
+    assert_refused(whoami(channel).await, "no client certificate");
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused() {
+    let fed = TestFederation::start(1).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    // Same federation name, same identity: only the CA differs.
+    let other = Pki::init(other_dir.path(), &fed.running.manifest.federation.parse().unwrap(), 30).unwrap();
+    let impostor = other
+        .issue(
+            &fed.uri("member/unistra/admin/ops").parse().unwrap(),
+            &[],
+            Validity::days_from_now(1),
+        )
+        .unwrap();
+    let channel = fed.channel(&fed.member(0).endpoint, &impostor.cert_path, &impostor.key_path);
+    assert_refused(whoami(channel).await, "certificate from another CA");
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused() {
+    let fed = TestFederation::start(1).await;
+    let now = time::OffsetDateTime::now_utc();
+    let expired = fed.issue_with(
+        &fed.uri("member/unistra/admin/late"),
+        Validity {
+            not_before: now - time::Duration::days(10),
+            not_after: now - time::Duration::days(1),
+        },
+    );
+    let channel = fed.channel(&fed.member(0).endpoint, &expired.cert_path, &expired.key_path);
+    assert_refused(whoami(channel).await, "expired certificate");
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_once_the_crl_is_reloaded() {
+    let fed = TestFederation::start(1).await;
+    let endpoint = fed.member(0).endpoint.clone();
+    let admin = fed.issue(&fed.uri("member/unistra/admin/leaver"));
+    let me = whoami(fed.channel(&endpoint, &admin.cert_path, &admin.key_path))
+        .await
+        .expect("valid before revocation");
+    assert_eq!(me.identity, fed.uri("member/unistra/admin/leaver"));
+
+    let revoked = fed
+        .running
+        .pki
+        .revoke(&String::from_utf8(read(&admin.cert_path)).unwrap())
+        .unwrap();
+    assert_eq!(revoked, fed.uri("member/unistra/admin/leaver"));
+    fed.running.reload_tls().unwrap();
+
+    let fresh = fed.channel(&endpoint, &admin.cert_path, &admin.key_path);
+    assert_refused(whoami(fresh).await, "revoked certificate");
+    // Everyone else still gets in.
+    let ops = whoami(fed.as_admin(fed.member(0))).await.unwrap();
+    assert_eq!(ops.identity, fed.uri("member/unistra/admin/ops"));
+}
+
+#[tokio::test]
+async fn a_certificate_with_two_uri_sans_is_refused_with_the_reason() {
+    let fed = TestFederation::start(1).await;
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = vec![
+        SanType::URI(fed.uri("member/unistra/admin/ops").try_into().unwrap()),
+        SanType::URI(fed.uri("coordinator").try_into().unwrap()),
+    ];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(1);
+    let cert = fed.running.pki.sign(&mut params, &key).unwrap();
+    let channel = fed.channel_pem(
+        &fed.member(0).endpoint,
+        cert.into_bytes(),
+        key.serialize_pem().into_bytes(),
+    );
+    let status = whoami(channel).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(
+        status.message().contains("2 URI subject alternative names"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn each_role_is_seen_with_its_identity() {
+    let fed = TestFederation::start(2).await;
+    let unistra = fed.member(0);
+    let cases = [
+        (fed.uri("member/unistra/admin/ops"), unistra.admin_cert.clone(), unistra.admin_key.clone(), pb::Role::Admin, "unistra", "ops"),
+        (fed.uri("member/unistra/node"), unistra.node_cert.clone(), unistra.node_key.clone(), pb::Role::Node, "unistra", ""),
+        (fed.uri("member/rennes2/node"), fed.member(1).node_cert.clone(), fed.member(1).node_key.clone(), pb::Role::Node, "rennes2", ""),
+        (fed.uri("coordinator"), fed.coordinator().node_cert.clone(), fed.coordinator().node_key.clone(), pb::Role::Coordinator, "", ""),
+    ];
+    for (identity, cert, key, role, member, name) in cases {
+        let me = whoami(fed.channel(&unistra.endpoint, &cert, &key))
+            .await
+            .unwrap_or_else(|s| panic!("{identity}: {s:?}"));
+        assert_eq!(me.identity, identity);
+        assert_eq!(me.role(), role, "{identity}");
+        assert_eq!(me.member_id, member, "{identity}");
+        assert_eq!(me.name, name, "{identity}");
+        assert_eq!(me.federation, fed.running.manifest.federation);
+        assert_eq!(me.server_member_id, "unistra");
+    }
+    let agent = fed.issue(&fed.uri("member/unistra/agent/probe"));
+    let me = whoami(fed.channel(&unistra.endpoint, &agent.cert_path, &agent.key_path))
+        .await
+        .unwrap();
+    assert_eq!((me.role(), me.member_id.as_str(), me.name.as_str()), (pb::Role::Agent, "unistra", "probe"));
+
+    // The coordinator answers too, and says it is the coordinator.
+    let me = whoami(fed.as_admin(fed.coordinator())).await.unwrap();
+    assert_eq!(me.server_member_id, "");
+    assert_eq!(me.identity, fed.uri("member/unistra/admin/ops"));
+}
+
+#[tokio::test]
+async fn the_authorization_table_denies_by_role_and_by_member() {
+    use pb::offer_service_client::OfferServiceClient;
+    use pb::registry_service_client::RegistryServiceClient;
+    use pb::usage_service_client::UsageServiceClient;
+
+    let fed = TestFederation::start(2).await;
+    let unistra = fed.member(0);
+    let agent = fed.issue(&fed.uri("member/unistra/agent/probe"));
+    let agent_channel = fed.channel(&unistra.endpoint, &agent.cert_path, &agent.key_path);
+
+    // An agent may not call an admin RPC...
+    let status = OfferServiceClient::new(agent_channel.clone())
+        .publish_offer(pb::PublishOfferRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("role agent may not call /fedmesh.v1.OfferService/PublishOffer"), "{}", status.message());
+    // ...but passes authorization for reporting (whose behaviour is a later milestone).
+    let status = UsageServiceClient::new(agent_channel)
+        .report_usage(pb::ReportUsageRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+
+    // A node may not publish offers on another node.
+    let rennes2_node = fed.channel(&unistra.endpoint, &fed.member(1).node_cert, &fed.member(1).node_key);
+    let status = OfferServiceClient::new(rennes2_node)
+        .publish_offer(pb::PublishOfferRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+    // An admin manages only its own member's node.
+    let rennes2_admin = fed.channel(&unistra.endpoint, &fed.member(1).admin_cert, &fed.member(1).admin_key);
+    let status = whoami(rennes2_admin).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("this node belongs to unistra"), "{}", status.message());
+
+    // Only nodes register with the coordinator.
+    let status = RegistryServiceClient::new(fed.as_admin(fed.coordinator()))
+        .register_node(pb::RegisterNodeRequest {
+            endpoint: "https://localhost:1".into(),
+            software_version: "0.1.0".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+}
