@@ -54,6 +54,12 @@ impl TestFederation {
         Self { running, dir }
     }
 
+    /// Splits into the running parties and the directory guard, to stop the parties and then
+    /// inspect what they left on disk.
+    pub fn into_parts(self) -> (RunningFederation, tempfile::TempDir) {
+        (self.running, self.dir)
+    }
+
     /// The federation's directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
