@@ -43,11 +43,14 @@ impl TestFederation {
         .into_iter()
         .chain(coordinator.iter().map(|s| (*s).to_owned()))
         .collect();
-        spec.node_settings = ["coordinator.retry_initial_ms=50", "coordinator.retry_max_ms=200"]
-            .into_iter()
-            .chain(nodes.iter().copied())
-            .map(str::to_owned)
-            .collect();
+        spec.node_settings = [
+            "coordinator.retry_initial_ms=50",
+            "coordinator.retry_max_ms=200",
+        ]
+        .into_iter()
+        .chain(nodes.iter().copied())
+        .map(str::to_owned)
+        .collect();
         let running = RunningFederation::start(spec)
             .await
             .unwrap_or_else(|e| panic!("federation did not start: {e:#}"));

@@ -3,6 +3,8 @@
 //! with the certificates the federation hands out. The tools are installed by
 //! `scripts/test.sh` (`tests/python/requirements.txt`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use fedmesh_tests::{TestFederation, run_tool};
 
 fn probe_script() -> String {
@@ -27,12 +29,21 @@ async fn python_grpcio_lists_describes_and_health_checks_a_node() {
     let output = tokio::task::spawn_blocking(move || {
         run_tool(
             "python3",
-            &[&script, &target, &ca, &cert, &key, "fedmesh.v1.NodeService", "WhoAmI"],
+            &[
+                &script,
+                &target,
+                &ca,
+                &cert,
+                &key,
+                "fedmesh.v1.NodeService",
+                "WhoAmI",
+            ],
         )
     })
     .await
     .unwrap();
-    let seen: serde_json::Value = serde_json::from_str(&output).unwrap_or_else(|e| panic!("{e}: {output}"));
+    let seen: serde_json::Value =
+        serde_json::from_str(&output).unwrap_or_else(|e| panic!("{e}: {output}"));
     let services: Vec<&str> = seen["services"]
         .as_array()
         .unwrap()
@@ -48,9 +59,15 @@ async fn python_grpcio_lists_describes_and_health_checks_a_node() {
         "fedmesh.v1.JournalService",
         "grpc.health.v1.Health",
     ] {
-        assert!(services.contains(&expected), "{expected} not listed: {services:?}");
+        assert!(
+            services.contains(&expected),
+            "{expected} not listed: {services:?}"
+        );
     }
-    assert!(!services.contains(&"fedmesh.v1.RegistryService"), "a node does not serve the registry");
+    assert!(
+        !services.contains(&"fedmesh.v1.RegistryService"),
+        "a node does not serve the registry"
+    );
     assert_eq!(seen["method"]["input"], ".fedmesh.v1.WhoAmIRequest");
     assert_eq!(seen["method"]["output"], ".fedmesh.v1.WhoAmIResponse");
     assert_eq!(seen["health"]["(server)"], "SERVING");
@@ -79,26 +96,42 @@ async fn grpcurl_lists_describes_and_calls_the_coordinator_and_a_node() {
         args.extend_from_slice(extra);
         run_tool("grpcurl", &args)
     };
-    let (node_list, describe, whoami, health, coordinator_list, nodes) = tokio::task::spawn_blocking(move || {
-        (
-            grpcurl(&node, &["list"]),
-            grpcurl(&node, &["describe", "fedmesh.v1.NodeService.WhoAmI"]),
-            grpcurl(&node, &["fedmesh.v1.NodeService/WhoAmI"]),
-            grpcurl(&node, &["grpc.health.v1.Health/Check"]),
-            grpcurl(&coordinator, &["list"]),
-            grpcurl(&coordinator, &["fedmesh.v1.RegistryService/ListNodes"]),
-        )
-    })
-    .await
-    .unwrap();
-    assert!(node_list.lines().any(|l| l == "fedmesh.v1.OfferService"), "{node_list}");
-    assert!(describe.contains("rpc WhoAmI ( .fedmesh.v1.WhoAmIRequest ) returns ( .fedmesh.v1.WhoAmIResponse )"), "{describe}");
+    let (node_list, describe, whoami, health, coordinator_list, nodes) =
+        tokio::task::spawn_blocking(move || {
+            (
+                grpcurl(&node, &["list"]),
+                grpcurl(&node, &["describe", "fedmesh.v1.NodeService.WhoAmI"]),
+                grpcurl(&node, &["fedmesh.v1.NodeService/WhoAmI"]),
+                grpcurl(&node, &["grpc.health.v1.Health/Check"]),
+                grpcurl(&coordinator, &["list"]),
+                grpcurl(&coordinator, &["fedmesh.v1.RegistryService/ListNodes"]),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(
+        node_list.lines().any(|l| l == "fedmesh.v1.OfferService"),
+        "{node_list}"
+    );
+    assert!(
+        describe.contains(
+            "rpc WhoAmI ( .fedmesh.v1.WhoAmIRequest ) returns ( .fedmesh.v1.WhoAmIResponse )"
+        ),
+        "{describe}"
+    );
     let me: serde_json::Value = serde_json::from_str(&whoami).unwrap();
     assert_eq!(me["identity"], fed.uri("member/unistra/admin/ops"));
     assert_eq!(me["role"], "ROLE_ADMIN");
     assert!(health.contains("\"SERVING\""), "{health}");
-    for expected in ["fedmesh.v1.RegistryService", "fedmesh.v1.CatalogueService", "fedmesh.v1.MetricsService"] {
-        assert!(coordinator_list.lines().any(|l| l == expected), "{expected}: {coordinator_list}");
+    for expected in [
+        "fedmesh.v1.RegistryService",
+        "fedmesh.v1.CatalogueService",
+        "fedmesh.v1.MetricsService",
+    ] {
+        assert!(
+            coordinator_list.lines().any(|l| l == expected),
+            "{expected}: {coordinator_list}"
+        );
     }
     // The node registers within moments; ListNodes shows at least the call working.
     assert!(nodes.starts_with('{'), "{nodes}");

@@ -1,6 +1,8 @@
 //! Every server limit is explicit; these tests configure small ones and show what a client
 //! meets when it goes past them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use fedmesh_proto::pb;
@@ -14,12 +16,20 @@ async fn a_request_over_the_message_size_limit_is_refused() {
     let fed = TestFederation::start_with(0, &["limits.max_decoding_message_bytes=1024"], &[]).await;
     let mut registry = RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
     let small = registry
-        .get_node(pb::GetNodeRequest { member_id: "a".repeat(60) })
+        .get_node(pb::GetNodeRequest {
+            member_id: "a".repeat(60),
+        })
         .await
         .unwrap_err();
-    assert_eq!(small.code(), Code::NotFound, "under the limit the call is handled: {small:?}");
+    assert_eq!(
+        small.code(),
+        Code::NotFound,
+        "under the limit the call is handled: {small:?}"
+    );
     let status = registry
-        .get_node(pb::GetNodeRequest { member_id: "a".repeat(2000) })
+        .get_node(pb::GetNodeRequest {
+            member_id: "a".repeat(2000),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
@@ -31,8 +41,13 @@ async fn metadata_over_the_header_list_limit_is_refused() {
     let fed = TestFederation::start_with(0, &["limits.max_header_list_bytes=2048"], &[]).await;
     let mut registry = RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
     let mut small = tonic::Request::new(pb::GetCrlRequest {});
-    small.metadata_mut().insert("x-note", "a".repeat(100).parse().unwrap());
-    registry.get_crl(small).await.expect("small metadata passes");
+    small
+        .metadata_mut()
+        .insert("x-note", "a".repeat(100).parse().unwrap());
+    registry
+        .get_crl(small)
+        .await
+        .expect("small metadata passes");
 
     let mut request = tonic::Request::new(pb::GetCrlRequest {});
     request
@@ -41,7 +56,10 @@ async fn metadata_over_the_header_list_limit_is_refused() {
     let status = registry.get_crl(request).await.unwrap_err();
     assert_ne!(status.code(), Code::Ok);
     assert!(
-        matches!(status.code(), Code::Internal | Code::Unavailable | Code::ResourceExhausted | Code::Unknown),
+        matches!(
+            status.code(),
+            Code::Internal | Code::Unavailable | Code::ResourceExhausted | Code::Unknown
+        ),
         "{status:?}"
     );
 }
@@ -56,13 +74,18 @@ async fn a_silent_client_is_disconnected_after_the_handshake_timeout() {
         .next()
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap();
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     // Send nothing; the server must close the connection on its own.
     let mut buffer = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buffer))
         .await
         .expect("the server did not close a connection that never started its handshake");
-    assert!(matches!(read, Ok(0) | Err(_)), "expected end of stream, got {read:?}");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "expected end of stream, got {read:?}"
+    );
 }
 
 #[tokio::test]
@@ -82,18 +105,32 @@ async fn pending_handshakes_are_capped_and_later_connections_wait() {
     // One handshake at a time, 300 ms to complete it.
     let fed = TestFederation::start_with(
         0,
-        &["limits.max_pending_handshakes=1", "limits.handshake_timeout_ms=300"],
+        &[
+            "limits.max_pending_handshakes=1",
+            "limits.handshake_timeout_ms=300",
+        ],
         &[],
     )
     .await;
-    let port = fed.coordinator().endpoint.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).unwrap();
+    let port = fed
+        .coordinator()
+        .endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap();
     // A silent connection takes the only handshake slot...
-    let _silent = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let _silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     tokio::task::yield_now().await;
     // ...so a real client is served only once it has been dropped, not refused.
     let started = std::time::Instant::now();
     let mut registry = RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
-    registry.get_crl(pb::GetCrlRequest {}).await.expect("served after the slot frees");
+    registry
+        .get_crl(pb::GetCrlRequest {})
+        .await
+        .expect("served after the slot frees");
     assert!(
         started.elapsed() >= Duration::from_millis(150),
         "the call did not wait for the handshake slot ({:?})",

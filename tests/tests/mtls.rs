@@ -1,6 +1,8 @@
 //! Who gets in: mutual TLS refusals, the identity each role is seen with, and the
 //! authorization table, over real sockets.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::node_service_client::NodeServiceClient;
 use fedmesh_tests::{TestFederation, read};
@@ -22,7 +24,10 @@ fn assert_refused(result: Result<pb::WhoAmIResponse, tonic::Status>, what: &str)
     match result {
         Ok(me) => panic!("{what}: the call succeeded as {}", me.identity),
         Err(status) => assert!(
-            matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Internal),
+            matches!(
+                status.code(),
+                Code::Unavailable | Code::Unknown | Code::Internal
+            ),
             "{what}: unexpected status {status:?}"
         ),
     }
@@ -48,7 +53,12 @@ async fn a_certificate_from_another_ca_is_refused() {
     let fed = TestFederation::start(1).await;
     let other_dir = tempfile::tempdir().unwrap();
     // Same federation name, same identity: only the CA differs.
-    let other = Pki::init(other_dir.path(), &fed.running.manifest.federation.parse().unwrap(), 30).unwrap();
+    let other = Pki::init(
+        other_dir.path(),
+        &fed.running.manifest.federation.parse().unwrap(),
+        30,
+    )
+    .unwrap();
     let impostor = other
         .issue(
             &fed.uri("member/unistra/admin/ops").parse().unwrap(),
@@ -56,7 +66,11 @@ async fn a_certificate_from_another_ca_is_refused() {
             Validity::days_from_now(1),
         )
         .unwrap();
-    let channel = fed.channel(&fed.member(0).endpoint, &impostor.cert_path, &impostor.key_path);
+    let channel = fed.channel(
+        &fed.member(0).endpoint,
+        &impostor.cert_path,
+        &impostor.key_path,
+    );
     assert_refused(whoami(channel).await, "certificate from another CA");
 }
 
@@ -71,7 +85,11 @@ async fn an_expired_certificate_is_refused() {
             not_after: now - time::Duration::days(1),
         },
     );
-    let channel = fed.channel(&fed.member(0).endpoint, &expired.cert_path, &expired.key_path);
+    let channel = fed.channel(
+        &fed.member(0).endpoint,
+        &expired.cert_path,
+        &expired.key_path,
+    );
     assert_refused(whoami(channel).await, "expired certificate");
 }
 
@@ -133,10 +151,38 @@ async fn each_role_is_seen_with_its_identity() {
     let fed = TestFederation::start(2).await;
     let unistra = fed.member(0);
     let cases = [
-        (fed.uri("member/unistra/admin/ops"), unistra.admin_cert.clone(), unistra.admin_key.clone(), pb::Role::Admin, "unistra", "ops"),
-        (fed.uri("member/unistra/node"), unistra.node_cert.clone(), unistra.node_key.clone(), pb::Role::Node, "unistra", ""),
-        (fed.uri("member/rennes2/node"), fed.member(1).node_cert.clone(), fed.member(1).node_key.clone(), pb::Role::Node, "rennes2", ""),
-        (fed.uri("coordinator"), fed.coordinator().node_cert.clone(), fed.coordinator().node_key.clone(), pb::Role::Coordinator, "", ""),
+        (
+            fed.uri("member/unistra/admin/ops"),
+            unistra.admin_cert.clone(),
+            unistra.admin_key.clone(),
+            pb::Role::Admin,
+            "unistra",
+            "ops",
+        ),
+        (
+            fed.uri("member/unistra/node"),
+            unistra.node_cert.clone(),
+            unistra.node_key.clone(),
+            pb::Role::Node,
+            "unistra",
+            "",
+        ),
+        (
+            fed.uri("member/rennes2/node"),
+            fed.member(1).node_cert.clone(),
+            fed.member(1).node_key.clone(),
+            pb::Role::Node,
+            "rennes2",
+            "",
+        ),
+        (
+            fed.uri("coordinator"),
+            fed.coordinator().node_cert.clone(),
+            fed.coordinator().node_key.clone(),
+            pb::Role::Coordinator,
+            "",
+            "",
+        ),
     ];
     for (identity, cert, key, role, member, name) in cases {
         let me = whoami(fed.channel(&unistra.endpoint, &cert, &key))
@@ -153,7 +199,10 @@ async fn each_role_is_seen_with_its_identity() {
     let me = whoami(fed.channel(&unistra.endpoint, &agent.cert_path, &agent.key_path))
         .await
         .unwrap();
-    assert_eq!((me.role(), me.member_id.as_str(), me.name.as_str()), (pb::Role::Agent, "unistra", "probe"));
+    assert_eq!(
+        (me.role(), me.member_id.as_str(), me.name.as_str()),
+        (pb::Role::Agent, "unistra", "probe")
+    );
 
     // The coordinator answers too, and says it is the coordinator.
     let me = whoami(fed.as_admin(fed.coordinator())).await.unwrap();
@@ -178,7 +227,13 @@ async fn the_authorization_table_denies_by_role_and_by_member() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-    assert!(status.message().contains("role agent may not call /fedmesh.v1.OfferService/PublishOffer"), "{}", status.message());
+    assert!(
+        status
+            .message()
+            .contains("role agent may not call /fedmesh.v1.OfferService/PublishOffer"),
+        "{}",
+        status.message()
+    );
     // ...but passes authorization for reporting (whose behaviour is a later milestone).
     let status = UsageServiceClient::new(agent_channel)
         .report_usage(pb::ReportUsageRequest::default())
@@ -187,7 +242,11 @@ async fn the_authorization_table_denies_by_role_and_by_member() {
     assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
 
     // A node may not publish offers on another node.
-    let rennes2_node = fed.channel(&unistra.endpoint, &fed.member(1).node_cert, &fed.member(1).node_key);
+    let rennes2_node = fed.channel(
+        &unistra.endpoint,
+        &fed.member(1).node_cert,
+        &fed.member(1).node_key,
+    );
     let status = OfferServiceClient::new(rennes2_node)
         .publish_offer(pb::PublishOfferRequest::default())
         .await
@@ -195,10 +254,18 @@ async fn the_authorization_table_denies_by_role_and_by_member() {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 
     // An admin manages only its own member's node.
-    let rennes2_admin = fed.channel(&unistra.endpoint, &fed.member(1).admin_cert, &fed.member(1).admin_key);
+    let rennes2_admin = fed.channel(
+        &unistra.endpoint,
+        &fed.member(1).admin_cert,
+        &fed.member(1).admin_key,
+    );
     let status = whoami(rennes2_admin).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-    assert!(status.message().contains("this node belongs to unistra"), "{}", status.message());
+    assert!(
+        status.message().contains("this node belongs to unistra"),
+        "{}",
+        status.message()
+    );
 
     // Only nodes register with the coordinator.
     let status = RegistryServiceClient::new(fed.as_admin(fed.coordinator()))

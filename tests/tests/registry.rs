@@ -1,6 +1,8 @@
 //! The coordinator's registry as members and operators see it: registration, heartbeats,
 //! staleness, paging, validation, persistence.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, SystemTime};
 
 use fedmesh_proto::pb;
@@ -10,7 +12,9 @@ use tonic::Code;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
-async fn list(client: &mut RegistryServiceClient<tonic::transport::Channel>) -> Vec<pb::RegisteredNode> {
+async fn list(
+    client: &mut RegistryServiceClient<tonic::transport::Channel>,
+) -> Vec<pb::RegisteredNode> {
     client
         .list_nodes(pb::ListNodesRequest::default())
         .await
@@ -38,7 +42,11 @@ async fn nodes_register_heartbeat_and_go_stale_when_stopped() {
     })
     .await;
     let members: Vec<&str> = nodes.iter().map(|n| n.member_id.as_str()).collect();
-    assert_eq!(members, ["rennes2", "rouen", "unistra"], "ordered by member id");
+    assert_eq!(
+        members,
+        ["rennes2", "rouen", "unistra"],
+        "ordered by member id"
+    );
     for node in &nodes {
         let manifest = fed
             .running
@@ -48,7 +56,10 @@ async fn nodes_register_heartbeat_and_go_stale_when_stopped() {
             .find(|m| m.member_id.as_deref() == Some(node.member_id.as_str()))
             .unwrap();
         assert_eq!(node.endpoint, manifest.endpoint);
-        assert_eq!(node.identity, fed.uri(&format!("member/{}/node", node.member_id)));
+        assert_eq!(
+            node.identity,
+            fed.uri(&format!("member/{}/node", node.member_id))
+        );
         assert_eq!(node.software_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(node.status(), pb::NodeStatus::Active);
     }
@@ -59,7 +70,9 @@ async fn nodes_register_heartbeat_and_go_stale_when_stopped() {
         let mut registry = registry.clone();
         async move {
             let node = registry
-                .get_node(pb::GetNodeRequest { member_id: "unistra".into() })
+                .get_node(pb::GetNodeRequest {
+                    member_id: "unistra".into(),
+                })
                 .await
                 .ok()?
                 .into_inner()
@@ -70,24 +83,36 @@ async fn nodes_register_heartbeat_and_go_stale_when_stopped() {
     .await;
 
     // Stop unistra: it goes stale; the others stay active.
-    let unistra = fed.running.manifest.members.iter().position(|m| m.member_id.as_deref() == Some("unistra")).unwrap();
+    let unistra = fed
+        .running
+        .manifest
+        .members
+        .iter()
+        .position(|m| m.member_id.as_deref() == Some("unistra"))
+        .unwrap();
     fed.running.stop_member(unistra).await.unwrap();
-    let nodes = wait_for("unistra to be reported stale", PATIENCE + Duration::from_millis(STALE_AFTER_MS), || {
-        let mut registry = registry.clone();
-        async move {
-            let nodes = list(&mut registry).await;
-            nodes
-                .iter()
-                .any(|n| n.member_id == "unistra" && n.status() == pb::NodeStatus::Stale)
-                .then_some(nodes)
-        }
-    })
+    let nodes = wait_for(
+        "unistra to be reported stale",
+        PATIENCE + Duration::from_millis(STALE_AFTER_MS),
+        || {
+            let mut registry = registry.clone();
+            async move {
+                let nodes = list(&mut registry).await;
+                nodes
+                    .iter()
+                    .any(|n| n.member_id == "unistra" && n.status() == pb::NodeStatus::Stale)
+                    .then_some(nodes)
+            }
+        },
+    )
     .await;
     for node in nodes.iter().filter(|n| n.member_id != "unistra") {
         assert_eq!(node.status(), pb::NodeStatus::Active, "{}", node.member_id);
     }
     let status = registry
-        .get_node(pb::GetNodeRequest { member_id: "unistra".into() })
+        .get_node(pb::GetNodeRequest {
+            member_id: "unistra".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -108,18 +133,31 @@ async fn the_registry_pages_and_survives_a_restart() {
     .await;
 
     let first = registry
-        .list_nodes(pb::ListNodesRequest { page_size: 2, page_token: String::new() })
+        .list_nodes(pb::ListNodesRequest {
+            page_size: 2,
+            page_token: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(first.nodes.len(), 2);
     assert!(!first.next_page_token.is_empty());
     let second = registry
-        .list_nodes(pb::ListNodesRequest { page_size: 2, page_token: first.next_page_token })
+        .list_nodes(pb::ListNodesRequest {
+            page_size: 2,
+            page_token: first.next_page_token,
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(second.nodes.iter().map(|n| n.member_id.as_str()).collect::<Vec<_>>(), ["unistra"]);
+    assert_eq!(
+        second
+            .nodes
+            .iter()
+            .map(|n| n.member_id.as_str())
+            .collect::<Vec<_>>(),
+        ["unistra"]
+    );
     assert!(second.next_page_token.is_empty());
 
     // The registry is on disk: after the federation stops, the coordinator's database holds it.
@@ -136,7 +174,8 @@ async fn bad_requests_name_the_field() {
     let fed = TestFederation::start(1).await;
     let coordinator = fed.coordinator().endpoint.clone();
     let node = fed.member(0);
-    let mut as_node = RegistryServiceClient::new(fed.channel(&coordinator, &node.node_cert, &node.node_key));
+    let mut as_node =
+        RegistryServiceClient::new(fed.channel(&coordinator, &node.node_cert, &node.node_key));
 
     for (endpoint, version, field) in [
         ("http://localhost:1", "0.1.0", "endpoint"),
@@ -146,32 +185,58 @@ async fn bad_requests_name_the_field() {
         ("https://localhost:1", "1.0 beta", "software_version"),
     ] {
         let status = as_node
-            .register_node(pb::RegisterNodeRequest { endpoint: endpoint.into(), software_version: version.into() })
+            .register_node(pb::RegisterNodeRequest {
+                endpoint: endpoint.into(),
+                software_version: version.into(),
+            })
             .await
             .unwrap_err();
-        assert_eq!(status.code(), Code::InvalidArgument, "{endpoint} {version}: {status:?}");
-        assert!(status.message().starts_with(&format!("{field}:")), "{}", status.message());
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{endpoint} {version}: {status:?}"
+        );
+        assert!(
+            status.message().starts_with(&format!("{field}:")),
+            "{}",
+            status.message()
+        );
     }
 
     let mut registry = RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
     let status = registry
-        .get_node(pb::GetNodeRequest { member_id: "Not A Member".into() })
+        .get_node(pb::GetNodeRequest {
+            member_id: "Not A Member".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().starts_with("member_id:"), "{}", status.message());
+    assert!(
+        status.message().starts_with("member_id:"),
+        "{}",
+        status.message()
+    );
     let status = registry
-        .get_node(pb::GetNodeRequest { member_id: "lille".into() })
+        .get_node(pb::GetNodeRequest {
+            member_id: "lille".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     for (page_size, page_token, field) in [(-1, "", "page_size"), (0, "%%%", "page_token")] {
         let status = registry
-            .list_nodes(pb::ListNodesRequest { page_size, page_token: page_token.into() })
+            .list_nodes(pb::ListNodesRequest {
+                page_size,
+                page_token: page_token.into(),
+            })
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().starts_with(&format!("{field}:")), "{}", status.message());
+        assert!(
+            status.message().starts_with(&format!("{field}:")),
+            "{}",
+            status.message()
+        );
     }
 }
 
@@ -179,7 +244,11 @@ async fn bad_requests_name_the_field() {
 async fn the_crl_is_served_and_follows_revocations() {
     let fed = TestFederation::start(1).await;
     let mut registry = RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
-    let before = registry.get_crl(pb::GetCrlRequest {}).await.unwrap().into_inner();
+    let before = registry
+        .get_crl(pb::GetCrlRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!before.crl_der.is_empty());
     assert!(before.this_update.is_some());
 
@@ -188,7 +257,17 @@ async fn the_crl_is_served_and_follows_revocations() {
         .pki
         .revoke(&std::fs::read_to_string(&leaver.cert_path).unwrap())
         .unwrap();
-    let after = registry.get_crl(pb::GetCrlRequest {}).await.unwrap().into_inner();
-    assert_ne!(after.crl_der, before.crl_der, "a revocation re-issues the CRL");
-    assert!(after.crl_der.len() > before.crl_der.len(), "the new CRL lists the revoked certificate");
+    let after = registry
+        .get_crl(pb::GetCrlRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(
+        after.crl_der, before.crl_der,
+        "a revocation re-issues the CRL"
+    );
+    assert!(
+        after.crl_der.len() > before.crl_der.len(),
+        "the new CRL lists the revoked certificate"
+    );
 }

@@ -92,7 +92,10 @@ impl CoordinatorConfig {
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
         if self.registry.heartbeat_interval_ms == 0 {
-            return Err(invalid("registry.heartbeat_interval_ms", "must be greater than 0".into()));
+            return Err(invalid(
+                "registry.heartbeat_interval_ms",
+                "must be greater than 0".into(),
+            ));
         }
         if self.registry.stale_after_ms <= self.registry.heartbeat_interval_ms {
             return Err(invalid(

@@ -74,16 +74,19 @@ impl Coordinator {
         let store = Store::open(&config.data_dir)?;
         let tls = ReloadableServerConfig::load(config.tls.clone())?;
         let tls_handle = tls.clone();
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| CoordinatorError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener
+            .local_addr()
             .map_err(|source| CoordinatorError::Bind {
                 addr: config.listen,
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| CoordinatorError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         let info = ServerInfo {
             identity: Identity::coordinator(validated.federation.clone()),
             schema_version: store.schema_version()?,
@@ -100,15 +103,24 @@ impl Coordinator {
         )
         .add_service(
             "fedmesh.v1.RegistryService",
-            with_message_limits!(pb::registry_service_server::RegistryServiceServer::new(registry), limits),
+            with_message_limits!(
+                pb::registry_service_server::RegistryServiceServer::new(registry),
+                limits
+            ),
         )
         .add_service(
             "fedmesh.v1.CatalogueService",
-            with_message_limits!(pb::catalogue_service_server::CatalogueServiceServer::new(CatalogueApi), limits),
+            with_message_limits!(
+                pb::catalogue_service_server::CatalogueServiceServer::new(CatalogueApi),
+                limits
+            ),
         )
         .add_service(
             "fedmesh.v1.MetricsService",
-            with_message_limits!(pb::metrics_service_server::MetricsServiceServer::new(MetricsApi), limits),
+            with_message_limits!(
+                pb::metrics_service_server::MetricsServiceServer::new(MetricsApi),
+                limits
+            ),
         );
         tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "coordinator listening");
         Ok(Self {

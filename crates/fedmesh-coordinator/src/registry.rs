@@ -78,7 +78,9 @@ fn validate_endpoint(endpoint: &str) -> Result<(), ServiceError> {
     let well_formed = uri.scheme_str() == Some("https")
         && uri.host().is_some_and(|h| !h.is_empty())
         && uri.port_u16().is_some()
-        && uri.path_and_query().is_none_or(|p| p.as_str() == "/" || p.as_str().is_empty());
+        && uri
+            .path_and_query()
+            .is_none_or(|p| p.as_str() == "/" || p.as_str().is_empty());
     if !well_formed {
         return Err(ServiceError::invalid(
             field,
@@ -120,7 +122,10 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         validate_endpoint(&body.endpoint)?;
         validate_version(&body.software_version)?;
         let now = SystemTime::now();
-        let previous = self.store.get_node(member.as_str()).map_err(ServiceError::from)?;
+        let previous = self
+            .store
+            .get_node(member.as_str())
+            .map_err(ServiceError::from)?;
         let node = pb::RegisteredNode {
             member_id: member.to_string(),
             identity,
@@ -174,7 +179,9 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         let member_id = request.into_inner().member_id;
         let member: MemberId = member_id
             .parse()
-            .map_err(|e: fedmesh_core::IdentityError| ServiceError::invalid("member_id", e.to_string()))?;
+            .map_err(|e: fedmesh_core::IdentityError| {
+                ServiceError::invalid("member_id", e.to_string())
+            })?;
         let node = self
             .store
             .get_node(member.as_str())
@@ -192,7 +199,9 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         let body = request.into_inner();
         let size = page_size(body.page_size, 100, 1000)?;
         if !body.page_token.is_empty() && body.page_token.parse::<MemberId>().is_err() {
-            return Err(ServiceError::invalid("page_token", "not a token from a previous page").into());
+            return Err(
+                ServiceError::invalid("page_token", "not a token from a previous page").into(),
+            );
         }
         // One more than asked tells whether another page follows.
         let mut nodes = self
@@ -201,13 +210,19 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
             .map_err(ServiceError::from)?;
         let next_page_token = if nodes.len() > size {
             nodes.truncate(size);
-            nodes.last().map(|n| n.member_id.clone()).unwrap_or_default()
+            nodes
+                .last()
+                .map(|n| n.member_id.clone())
+                .unwrap_or_default()
         } else {
             String::new()
         };
         let now = SystemTime::now();
         Ok(Response::new(pb::ListNodesResponse {
-            nodes: nodes.into_iter().map(|n| self.with_status(n, now)).collect(),
+            nodes: nodes
+                .into_iter()
+                .map(|n| self.with_status(n, now))
+                .collect(),
             next_page_token,
         }))
     }
@@ -239,7 +254,11 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_https_host_port() {
-        for good in ["https://node.unistra.fr:7443", "https://127.0.0.1:1", "https://[::1]:7443/"] {
+        for good in [
+            "https://node.unistra.fr:7443",
+            "https://127.0.0.1:1",
+            "https://[::1]:7443/",
+        ] {
             assert!(validate_endpoint(good).is_ok(), "{good}");
         }
         for bad in [

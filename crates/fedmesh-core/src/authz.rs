@@ -48,8 +48,16 @@ const METRICS: &str = "fedmesh.v1.MetricsService";
 pub const RULES: &[Rule] = &[
     rule("grpc.health.v1.Health", "Check", ANYONE),
     rule("grpc.health.v1.Health", "Watch", ANYONE),
-    rule("grpc.reflection.v1.ServerReflection", "ServerReflectionInfo", ANYONE),
-    rule("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", ANYONE),
+    rule(
+        "grpc.reflection.v1.ServerReflection",
+        "ServerReflectionInfo",
+        ANYONE,
+    ),
+    rule(
+        "grpc.reflection.v1alpha.ServerReflection",
+        "ServerReflectionInfo",
+        ANYONE,
+    ),
     // Node and coordinator self-description.
     rule(NODE, "WhoAmI", ANYONE),
     rule(NODE, "GetNodeInfo", ANYONE),
@@ -144,7 +152,10 @@ mod tests {
 
     #[test]
     fn agent_may_report_but_not_administer() {
-        assert_eq!(decide(Agent, "/fedmesh.v1.UsageService/ReportUsage"), Decision::Allow);
+        assert_eq!(
+            decide(Agent, "/fedmesh.v1.UsageService/ReportUsage"),
+            Decision::Allow
+        );
         assert_eq!(
             decide(Agent, "/fedmesh.v1.OfferService/PublishOffer"),
             Decision::DenyRole
@@ -163,7 +174,10 @@ mod tests {
             } else {
                 Decision::DenyRole
             };
-            assert_eq!(decide(role, "/fedmesh.v1.RegistryService/RegisterNode"), expected);
+            assert_eq!(
+                decide(role, "/fedmesh.v1.RegistryService/RegisterNode"),
+                expected
+            );
         }
     }
 

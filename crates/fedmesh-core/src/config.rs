@@ -152,7 +152,11 @@ impl Layers {
             T::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
                 ConfigError::Override {
                     origin: item.origin.clone(),
-                    message: format!("key `{}`: {}", item.path.join("."), e.to_string().trim_end()),
+                    message: format!(
+                        "key `{}`: {}",
+                        item.path.join("."),
+                        e.to_string().trim_end()
+                    ),
                 }
             })?;
         }
@@ -167,9 +171,9 @@ impl Layers {
 fn scalar(raw: &str) -> toml::Value {
     let parsed: Result<toml::Table, _> = toml::from_str(&format!("v = {raw}"));
     match parsed.ok().and_then(|mut t| t.remove("v")) {
-        Some(value @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => {
-            value
-        }
+        Some(
+            value @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
+        ) => value,
         Some(value @ toml::Value::Array(_)) => value,
         _ => toml::Value::String(raw.to_owned()),
     }
@@ -236,7 +240,11 @@ mod tests {
             .file("node.toml", "name = \"file\"\nport = 1\n")
             .env(
                 "FEDMESH_X_",
-                [("FEDMESH_X_PORT", "2"), ("FEDMESH_X_TLS__CERT", "/c.pem"), ("OTHER", "x")],
+                [
+                    ("FEDMESH_X_PORT", "2"),
+                    ("FEDMESH_X_TLS__CERT", "/c.pem"),
+                    ("OTHER", "x"),
+                ],
             )
             .set_args(["verbose=true"])
             .unwrap()

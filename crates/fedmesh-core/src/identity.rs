@@ -17,7 +17,9 @@ pub enum IdentityError {
     #[error("identity `{0}` is not a spiffe:// URI")]
     NotSpiffe(String),
     /// The path is none of the four known shapes.
-    #[error("identity `{0}` has an unknown path: expected /coordinator or /member/<id>/node|admin/<name>|agent/<name>")]
+    #[error(
+        "identity `{0}` has an unknown path: expected /coordinator or /member/<id>/node|admin/<name>|agent/<name>"
+    )]
     UnknownPath(String),
     /// A federation name, member id or admin/agent name breaks the naming rule.
     #[error("{what} `{value}` is invalid: {rule}")]
@@ -345,7 +347,15 @@ mod tests {
         for good in ["a", "unistra", "rennes2", "univ-lorraine", &"a".repeat(63)] {
             assert!(good.parse::<MemberId>().is_ok(), "{good}");
         }
-        for bad in ["", "2univ", "univ-", "UNIV", "un_iv", "un.iv", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "2univ",
+            "univ-",
+            "UNIV",
+            "un_iv",
+            "un.iv",
+            &"a".repeat(64),
+        ] {
             assert!(bad.parse::<MemberId>().is_err(), "{bad}");
         }
     }

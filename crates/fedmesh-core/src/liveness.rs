@@ -30,7 +30,14 @@ mod tests {
         let limit = Duration::from_secs(30);
         assert_eq!(liveness(t0, t0, limit), Liveness::Active);
         assert_eq!(liveness(t0, t0 + limit, limit), Liveness::Active);
-        assert_eq!(liveness(t0, t0 + limit + Duration::from_millis(1), limit), Liveness::Stale);
-        assert_eq!(liveness(t0 + limit, t0, limit), Liveness::Active, "future heartbeat");
+        assert_eq!(
+            liveness(t0, t0 + limit + Duration::from_millis(1), limit),
+            Liveness::Stale
+        );
+        assert_eq!(
+            liveness(t0 + limit, t0, limit),
+            Liveness::Active,
+            "future heartbeat"
+        );
     }
 }

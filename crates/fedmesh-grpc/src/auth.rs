@@ -84,10 +84,9 @@ impl AccessPolicy {
 /// The caller's identity, put there by [`AuthLayer`]. A request without one never reaches a
 /// handler; the error is for handlers mounted without the layer (a wiring bug).
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<&Identity, Status> {
-    request
-        .extensions()
-        .get::<Identity>()
-        .ok_or_else(|| Status::internal("caller identity missing: authentication layer not installed"))
+    request.extensions().get::<Identity>().ok_or_else(|| {
+        Status::internal("caller identity missing: authentication layer not installed")
+    })
 }
 
 /// The layer that admits or refuses each call; see the module documentation.
@@ -150,6 +149,50 @@ where
                 tracing::info!(path = request.uri().path(), code = ?status.code(), reason = status.message(), "call refused");
                 Either::Left(ready(Ok(status.into_http())))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fedmesh_core::authz::RULES;
+    use prost::Message as _;
+
+    /// Every RPC of the contract has a row in the authorization table, and every fedmesh row
+    /// names an RPC that exists: a new RPC cannot ship unauthorized-by-accident (it would be
+    /// denied to everyone) and a renamed one cannot leave a stale grant behind.
+    #[test]
+    fn the_authorization_table_covers_the_contract_exactly() {
+        let set = prost_types::FileDescriptorSet::decode(fedmesh_proto::FILE_DESCRIPTOR_SET)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut methods = Vec::new();
+        for file in set.file.iter().filter(|f| f.package() == "fedmesh.v1") {
+            for service in &file.service {
+                for method in &service.method {
+                    methods.push((
+                        format!("fedmesh.v1.{}", service.name()),
+                        method.name().to_owned(),
+                    ));
+                }
+            }
+        }
+        for (service, method) in &methods {
+            assert!(
+                RULES
+                    .iter()
+                    .any(|r| r.service == service && r.method == method),
+                "{service}/{method} has no authorization rule"
+            );
+        }
+        for rule in RULES.iter().filter(|r| r.service.starts_with("fedmesh.")) {
+            assert!(
+                methods
+                    .iter()
+                    .any(|(s, m)| s == rule.service && m == rule.method),
+                "rule for {}/{} names no RPC of the contract",
+                rule.service,
+                rule.method
+            );
         }
     }
 }

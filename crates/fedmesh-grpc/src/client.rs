@@ -53,7 +53,11 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
 
 /// A lazily connecting channel to `endpoint` (`https://host:port`) presenting the certificate
 /// of `tls`. It connects on first use and reconnects after failures.
-pub fn connect(endpoint: &str, tls: &TlsFiles, options: ClientOptions) -> Result<Channel, ClientError> {
+pub fn connect(
+    endpoint: &str,
+    tls: &TlsFiles,
+    options: ClientOptions,
+) -> Result<Channel, ClientError> {
     let pem = ClientPem {
         ca: read(&tls.ca)?,
         cert: read(&tls.cert)?,
@@ -74,7 +78,11 @@ pub struct ClientPem {
 }
 
 /// Like [`connect`], with the material already in memory.
-pub fn connect_pem(endpoint: &str, pem: &ClientPem, options: ClientOptions) -> Result<Channel, ClientError> {
+pub fn connect_pem(
+    endpoint: &str,
+    pem: &ClientPem,
+    options: ClientOptions,
+) -> Result<Channel, ClientError> {
     let bad = |message: &str| ClientError::Endpoint {
         endpoint: endpoint.to_owned(),
         message: message.to_owned(),

@@ -139,14 +139,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_call_ends_in_deadline_exceeded() {
-        let svc = DeadlineLayer::new(Duration::from_secs(1)).layer(slow_service(Duration::from_secs(5)));
+        let svc =
+            DeadlineLayer::new(Duration::from_secs(1)).layer(slow_service(Duration::from_secs(5)));
         let response = svc.oneshot(http::Request::new(())).await.unwrap();
         assert_eq!(status_of(&response), Some(tonic::Code::DeadlineExceeded));
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_client_timeout_shortens_the_deadline() {
-        let svc = DeadlineLayer::new(Duration::from_secs(60)).layer(slow_service(Duration::from_secs(5)));
+        let svc =
+            DeadlineLayer::new(Duration::from_secs(60)).layer(slow_service(Duration::from_secs(5)));
         let request = http::Request::builder()
             .header("grpc-timeout", "100m")
             .body(())
@@ -157,7 +159,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_call_within_the_deadline_passes_through() {
-        let svc = DeadlineLayer::new(Duration::from_secs(10)).layer(slow_service(Duration::from_secs(1)));
+        let svc =
+            DeadlineLayer::new(Duration::from_secs(10)).layer(slow_service(Duration::from_secs(1)));
         let response = svc.oneshot(http::Request::new(())).await.unwrap();
         assert_eq!(status_of(&response), None);
     }

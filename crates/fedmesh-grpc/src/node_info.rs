@@ -56,7 +56,10 @@ impl pb::node_service_server::NodeService for NodeInfoService {
             identity: identity.to_uri(),
             federation: identity.federation.to_string(),
             role: role(identity.role()).into(),
-            member_id: identity.member().map(ToString::to_string).unwrap_or_default(),
+            member_id: identity
+                .member()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             name: identity.name().unwrap_or_default().to_owned(),
             server_member_id: self
                 .info

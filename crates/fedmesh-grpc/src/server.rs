@@ -63,14 +63,26 @@ impl ServerLimits {
     /// Checks that every limit is usable; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let positive: [(&str, u64); 9] = [
-            ("max_decoding_message_bytes", self.max_decoding_message_bytes as u64),
-            ("max_encoding_message_bytes", self.max_encoding_message_bytes as u64),
-            ("max_concurrent_streams", u64::from(self.max_concurrent_streams)),
+            (
+                "max_decoding_message_bytes",
+                self.max_decoding_message_bytes as u64,
+            ),
+            (
+                "max_encoding_message_bytes",
+                self.max_encoding_message_bytes as u64,
+            ),
+            (
+                "max_concurrent_streams",
+                u64::from(self.max_concurrent_streams),
+            ),
             (
                 "max_concurrent_calls_per_connection",
                 self.max_concurrent_calls_per_connection as u64,
             ),
-            ("max_header_list_bytes", u64::from(self.max_header_list_bytes)),
+            (
+                "max_header_list_bytes",
+                u64::from(self.max_header_list_bytes),
+            ),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("max_pending_handshakes", self.max_pending_handshakes as u64),
             ("request_timeout_ms", self.request_timeout_ms),
@@ -164,7 +176,9 @@ impl GrpcServer {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_service_status("", ServingStatus::Serving).await;
         for name in &self.service_names {
-            health.set_service_status(*name, ServingStatus::Serving).await;
+            health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
         }
         let node_info = with_message_limits!(
             NodeServiceServer::new(NodeInfoService::new(self.info)),
@@ -201,7 +215,9 @@ impl GrpcServer {
         // runs for them, then bound the time of what is admitted.
         let layers = ServiceBuilder::new()
             .layer(AuthLayer::new(self.policy))
-            .layer(DeadlineLayer::new(Duration::from_millis(limits.request_timeout_ms)));
+            .layer(DeadlineLayer::new(Duration::from_millis(
+                limits.request_timeout_ms,
+            )));
 
         let shutdown_health = health.clone();
         let shutdown = async move {

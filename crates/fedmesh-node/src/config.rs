@@ -105,17 +105,12 @@ impl NodeConfig {
             .federation
             .parse()
             .map_err(|e: fedmesh_core::IdentityError| invalid("federation", e.to_string()))?;
-        if let Some(advertise) = &self.advertise {
-            if !advertise.starts_with("https://") {
-                return Err(invalid("advertise", "must be an https://host:port URL".into()));
-            }
-        }
-        if let Some(endpoint) = &self.coordinator.endpoint {
-            if !endpoint.starts_with("https://") {
-                return Err(invalid(
-                    "coordinator.endpoint",
-                    "must be an https://host:port URL".into(),
-                ));
+        for (key, url) in [
+            ("advertise", &self.advertise),
+            ("coordinator.endpoint", &self.coordinator.endpoint),
+        ] {
+            if url.as_ref().is_some_and(|u| !u.starts_with("https://")) {
+                return Err(invalid(key, "must be an https://host:port URL".into()));
             }
         }
         if self.coordinator.retry_initial_ms == 0

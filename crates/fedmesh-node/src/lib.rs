@@ -62,13 +62,21 @@ macro_rules! later_milestone {
     };
 }
 
-later_milestone!(OfferApi, offer_service_server::OfferService, "Offers: next milestone.");
+later_milestone!(
+    OfferApi,
+    offer_service_server::OfferService,
+    "Offers: next milestone."
+);
 later_milestone!(
     SubscriptionApi,
     subscription_service_server::SubscriptionService,
     "Subscriptions: a later milestone."
 );
-later_milestone!(UsageApi, usage_service_server::UsageService, "Usage: a later milestone.");
+later_milestone!(
+    UsageApi,
+    usage_service_server::UsageService,
+    "Usage: a later milestone."
+);
 later_milestone!(
     IncidentApi,
     incident_service_server::IncidentService,
@@ -97,12 +105,13 @@ impl Node {
         let store = Store::open(&config.data_dir)?;
         let tls = ReloadableServerConfig::load(config.tls.clone())?;
         let tls_handle = tls.clone();
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| NodeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| NodeError::Bind {
             addr: config.listen,
             source,
@@ -135,7 +144,10 @@ impl Node {
         )
         .add_service(
             "fedmesh.v1.OfferService",
-            with_message_limits!(pb::offer_service_server::OfferServiceServer::new(OfferApi), limits),
+            with_message_limits!(
+                pb::offer_service_server::OfferServiceServer::new(OfferApi),
+                limits
+            ),
         )
         .add_service(
             "fedmesh.v1.SubscriptionService",
@@ -146,7 +158,10 @@ impl Node {
         )
         .add_service(
             "fedmesh.v1.UsageService",
-            with_message_limits!(pb::usage_service_server::UsageServiceServer::new(UsageApi), limits),
+            with_message_limits!(
+                pb::usage_service_server::UsageServiceServer::new(UsageApi),
+                limits
+            ),
         )
         .add_service(
             "fedmesh.v1.IncidentService",
@@ -157,7 +172,10 @@ impl Node {
         )
         .add_service(
             "fedmesh.v1.JournalService",
-            with_message_limits!(pb::journal_service_server::JournalServiceServer::new(JournalApi), limits),
+            with_message_limits!(
+                pb::journal_service_server::JournalServiceServer::new(JournalApi),
+                limits
+            ),
         );
         tracing::info!(member = %validated.member, addr = %local_addr, advertise = %advertise, data_dir = %config.data_dir.display(), "node listening");
         Ok(Self {

@@ -79,13 +79,20 @@ impl Registration {
                     }
                 },
                 Some(interval) => {
-                    match client.heartbeat(pb::HeartbeatRequest { journal_revision: 0 }).await {
+                    match client
+                        .heartbeat(pb::HeartbeatRequest {
+                            journal_revision: 0,
+                        })
+                        .await
+                    {
                         Ok(_) => {
                             backoff.reset();
                             interval
                         }
                         Err(status) if status.code() == Code::NotFound => {
-                            tracing::warn!("coordinator lost this node's registration, registering again");
+                            tracing::warn!(
+                                "coordinator lost this node's registration, registering again"
+                            );
                             registered = None;
                             Duration::ZERO
                         }
@@ -136,7 +143,11 @@ mod tests {
         for _ in 0..10 {
             let cap = backoff.current;
             let delay = backoff.next();
-            assert!(delay >= cap / 2 && delay <= cap, "{delay:?} not within [{:?}, {cap:?}]", cap / 2);
+            assert!(
+                delay >= cap / 2 && delay <= cap,
+                "{delay:?} not within [{:?}, {cap:?}]",
+                cap / 2
+            );
             assert!(cap >= previous_cap);
             previous_cap = cap;
         }

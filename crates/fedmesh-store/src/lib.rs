@@ -137,7 +137,11 @@ impl Store {
     }
 }
 
-fn decode<M: Message + Default>(tree: &'static str, key: &[u8], raw: &[u8]) -> Result<M, StoreError> {
+fn decode<M: Message + Default>(
+    tree: &'static str,
+    key: &[u8],
+    raw: &[u8],
+) -> Result<M, StoreError> {
     M::decode(raw).map_err(|source| StoreError::Corrupt {
         tree,
         key: String::from_utf8_lossy(key).into_owned(),
@@ -161,7 +165,10 @@ mod tests {
         let _first = Store::open(dir.path()).unwrap();
         let err = Store::open(dir.path()).unwrap_err();
         assert!(matches!(err, StoreError::Locked(_)), "{err}");
-        assert!(err.to_string().contains("in use by another process"), "{err}");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -179,7 +186,10 @@ mod tests {
             store.set_schema_version(SCHEMA_VERSION + 1).unwrap();
         }
         let err = Store::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains(&format!("schema version {}", SCHEMA_VERSION + 1)), "{err}");
+        assert!(
+            err.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+            "{err}"
+        );
         assert!(err.contains("upgrade fedmesh"), "{err}");
     }
 }

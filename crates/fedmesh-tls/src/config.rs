@@ -184,10 +184,13 @@ impl ReloadableServerConfig {
 
 /// The DER bytes of the first CRL in a PEM file and its `thisUpdate` (Unix seconds).
 pub fn load_crl_der(path: &Path) -> Result<(Vec<u8>, i64), TlsError> {
-    let crl = load_crls(path)?.into_iter().next().ok_or_else(|| TlsError::Pem {
-        path: path.to_owned(),
-        message: "no PEM CRL found".to_owned(),
-    })?;
+    let crl = load_crls(path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| TlsError::Pem {
+            path: path.to_owned(),
+            message: "no PEM CRL found".to_owned(),
+        })?;
     let (_, parsed) = x509_parser::revocation_list::CertificateRevocationList::from_der(&crl)
         .map_err(|e| TlsError::Pem {
             path: path.to_owned(),

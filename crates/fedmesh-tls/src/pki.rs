@@ -148,9 +148,10 @@ impl Pki {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("fedmesh {federation} federation CA"));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            format!("fedmesh {federation} federation CA"),
+        );
         params
             .distinguished_name
             .push(DnType::OrganizationName, federation.as_str());
@@ -168,7 +169,10 @@ impl Pki {
         let cert = params.self_signed(&key)?;
         write_private(&dir.join("ca.key"), key.serialize_pem().as_bytes())?;
         write_public(&ca_path, cert.pem().as_bytes())?;
-        write_public(&dir.join("federation"), format!("{federation}\n").as_bytes())?;
+        write_public(
+            &dir.join("federation"),
+            format!("{federation}\n").as_bytes(),
+        )?;
         let pki = Self {
             dir: dir.to_owned(),
             federation: federation.clone(),
@@ -290,9 +294,8 @@ impl Pki {
     /// Revokes the certificate in `cert_pem` (issued by this CA) and re-issues the CRL.
     /// Returns the revoked identity, or the subject when it has none.
     pub fn revoke(&self, cert_pem: &str) -> Result<String, PkiError> {
-        let der = pem_to_der(cert_pem).ok_or_else(|| {
-            PkiError::Foreign("the file holds no PEM certificate".to_owned())
-        })?;
+        let der = pem_to_der(cert_pem)
+            .ok_or_else(|| PkiError::Foreign("the file holds no PEM certificate".to_owned()))?;
         let (_, cert) = X509Certificate::from_der(&der)
             .map_err(|e| PkiError::Foreign(format!("certificate does not parse: {e}")))?;
         let ca_der = pem_to_der(&read(&self.ca_path())?).ok_or_else(|| PkiError::Malformed {
@@ -371,7 +374,9 @@ impl Pki {
         };
         let crl = params.signed_by(&self.issuer)?;
         write_public(&self.crl_path(), crl.pem()?.as_bytes())?;
-        ledger_out.revoked.sort_by(|a, b| a.serial_hex.cmp(&b.serial_hex));
+        ledger_out
+            .revoked
+            .sort_by(|a, b| a.serial_hex.cmp(&b.serial_hex));
         let json = serde_json::to_string_pretty(&ledger_out).map_err(|e| PkiError::Malformed {
             path: self.dir.join("revoked.json"),
             message: e.to_string(),
@@ -389,7 +394,10 @@ fn random_serial(key: &KeyPair) -> SerialNumber {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write(key.public_key_raw());
         hasher.write_u128(
-            OffsetDateTime::now_utc().unix_timestamp_nanos().unsigned_abs() + i as u128,
+            OffsetDateTime::now_utc()
+                .unix_timestamp_nanos()
+                .unsigned_abs()
+                + i as u128,
         );
         chunk.copy_from_slice(&hasher.finish().to_be_bytes());
     }
@@ -403,7 +411,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -465,7 +473,11 @@ mod tests {
             .parse()
             .unwrap();
         let issued = pki
-            .issue(&identity, &["localhost".into()], Validity::days_from_now(30))
+            .issue(
+                &identity,
+                &["localhost".into()],
+                Validity::days_from_now(30),
+            )
             .unwrap();
         assert!(issued.cert_path.ends_with("unistra-admin-alice.pem"));
         let der = pem_to_der(&fs::read_to_string(&issued.cert_path).unwrap()).unwrap();

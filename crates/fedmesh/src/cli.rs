@@ -34,7 +34,11 @@ impl ConnectArgs {
             key: self.key.clone(),
             crl: None,
         };
-        Ok(fedmesh_grpc::connect(&self.endpoint, &files, ClientOptions::default())?)
+        Ok(fedmesh_grpc::connect(
+            &self.endpoint,
+            &files,
+            ClientOptions::default(),
+        )?)
     }
 }
 
@@ -63,15 +67,16 @@ pub fn explain(code: Code, endpoint: &str) -> String {
         Code::Unavailable => format!(
             "could not reach {endpoint}: check that the node runs there, that its certificate names that host, and that your certificate is issued by the federation CA and not revoked"
         ),
-        Code::Unauthenticated => {
-            "the server did not accept your certificate's identity".to_owned()
-        }
+        Code::Unauthenticated => "the server did not accept your certificate's identity".to_owned(),
         Code::PermissionDenied => {
-            "your identity is not allowed to do this (admins manage only their own member's node)".to_owned()
+            "your identity is not allowed to do this (admins manage only their own member's node)"
+                .to_owned()
         }
         Code::InvalidArgument => "the request has an invalid field (named above)".to_owned(),
         Code::NotFound => "no such item, or not visible to you".to_owned(),
-        Code::DeadlineExceeded => "the call took too long; retry, or check the server's load".to_owned(),
+        Code::DeadlineExceeded => {
+            "the call took too long; retry, or check the server's load".to_owned()
+        }
         Code::Unimplemented => "this server does not offer that call yet".to_owned(),
         _ => "the call failed".to_owned(),
     }

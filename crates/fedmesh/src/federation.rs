@@ -149,7 +149,11 @@ fn ensure_cert(pki: &Pki, identity: &Identity) -> Result<Issued> {
     }
     let dns = match identity.principal {
         Principal::Node { .. } | Principal::Coordinator => {
-            vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()]
+            vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ]
         }
         _ => Vec::new(),
     };
@@ -210,7 +214,13 @@ impl RunningFederation {
         let coordinator_dir = dir.join("coordinator");
         std::fs::create_dir_all(&coordinator_dir)?;
         let coordinator_config_path = coordinator_dir.join("coordinator.toml");
-        let port = |offset: u16| if spec.base_port == 0 { 0 } else { spec.base_port + offset };
+        let port = |offset: u16| {
+            if spec.base_port == 0 {
+                0
+            } else {
+                spec.base_port + offset
+            }
+        };
         std::fs::write(
             &coordinator_config_path,
             format!(
@@ -224,17 +234,14 @@ impl RunningFederation {
                 toml_string(&pki.crl_path()),
             ),
         )?;
-        let config: CoordinatorConfig = load_config(
-            &coordinator_config_path,
-            &spec.coordinator_settings,
-        )?;
+        let config: CoordinatorConfig =
+            load_config(&coordinator_config_path, &spec.coordinator_settings)?;
         let coordinator = Coordinator::bind(config).await?;
         let coordinator_addr = coordinator.local_addr();
         let mut tls_handles = vec![coordinator.tls()];
         let coordinator_endpoint = format!("https://localhost:{}", coordinator_addr.port());
-        let coordinator_running = spawn(|stop| async move {
-            coordinator.serve(stop).await.map_err(anyhow::Error::from)
-        });
+        let coordinator_running =
+            spawn(|stop| async move { coordinator.serve(stop).await.map_err(anyhow::Error::from) });
 
         let mut running = Vec::new();
         let mut parties = Vec::new();
@@ -287,7 +294,8 @@ impl RunningFederation {
                 ca: pki.ca_path(),
                 node_cert: coordinator_cert.cert_path.clone(),
                 node_key: coordinator_cert.key_path.clone(),
-                admin_cert: first_admin.map_or(coordinator_cert.cert_path.clone(), |a| a.cert_path.clone()),
+                admin_cert: first_admin
+                    .map_or(coordinator_cert.cert_path.clone(), |a| a.cert_path.clone()),
                 admin_key: first_admin.map_or(coordinator_cert.key_path, |a| a.key_path.clone()),
                 config: coordinator_config_path,
             },
@@ -374,7 +382,8 @@ async fn stop(party: &mut Running) -> Result<()> {
 /// Loads a configuration file with extra `--set` style settings, the environment left out
 /// (an in-process federation must not pick up the shell's `FEDMESH_*` variables).
 fn load_config<T: serde::de::DeserializeOwned>(path: &Path, settings: &[String]) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Layers::new()
         .file(path.display().to_string(), text)
         .set_args(settings)?

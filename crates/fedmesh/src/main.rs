@@ -14,7 +14,11 @@ use fedmesh_proto::pb;
 use fedmesh_tls::pki::{Pki, Validity};
 
 #[derive(Debug, Parser)]
-#[command(name = "fedmesh", version, about = "A federated gRPC service mesh between member institutions")]
+#[command(
+    name = "fedmesh",
+    version,
+    about = "A federated gRPC service mesh between member institutions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +75,11 @@ enum CertsCommand {
         #[arg(long)]
         dir: PathBuf,
         /// The member the certificate is for.
-        #[arg(long, required_unless_present = "coordinator", conflicts_with = "coordinator")]
+        #[arg(
+            long,
+            required_unless_present = "coordinator",
+            conflicts_with = "coordinator"
+        )]
         member: Option<String>,
         /// The role: node, admin or agent.
         #[arg(long, requires = "member", value_parser = ["node", "admin", "agent"])]
@@ -115,7 +123,10 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -151,22 +162,35 @@ fn load<T: serde::de::DeserializeOwned>(args: &ServeArgs, prefix: &str) -> Resul
         .load()?)
 }
 
-/// Completes on Ctrl-C or SIGTERM; SIGHUP reloads TLS files without stopping.
-async fn shutdown_signal(tls: fedmesh_tls::ReloadableServerConfig) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
-            _ = hup.recv() => match tls.reload() {
-                Ok(()) => tracing::info!("tls certificate, key and crl reloaded"),
-                Err(error) => tracing::error!(%error, "tls reload failed, keeping the previous configuration"),
-            },
+/// The process signals a server reacts to, registered before it binds so that a SIGTERM
+/// arriving during start-up is handled, not fatal.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("registering SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("registering SIGTERM")?,
+            hangup: signal(SignalKind::hangup()).context("registering SIGHUP")?,
+        })
+    }
+
+    /// Completes on SIGINT or SIGTERM; SIGHUP reloads TLS files without stopping.
+    async fn shutdown(mut self, tls: fedmesh_tls::ReloadableServerConfig) {
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => match tls.reload() {
+                    Ok(()) => tracing::info!("tls certificate, key and crl reloaded"),
+                    Err(error) => tracing::error!(%error, "tls reload failed, keeping the previous configuration"),
+                },
+            }
         }
     }
 }
@@ -174,8 +198,9 @@ async fn shutdown_signal(tls: fedmesh_tls::ReloadableServerConfig) {
 async fn run_node(args: ServeArgs) -> Result<()> {
     let config: fedmesh_node::NodeConfig = load(&args, fedmesh_node::config::ENV_PREFIX)?;
     let telemetry = fedmesh::telemetry::init(&config.log, &config.telemetry, "fedmesh-node")?;
+    let signals = Signals::register()?;
     let node = fedmesh_node::Node::bind(config).await?;
-    let signal = shutdown_signal(node.tls());
+    let signal = signals.shutdown(node.tls());
     let result = node.serve(signal).await;
     telemetry.shutdown();
     Ok(result?)
@@ -186,8 +211,9 @@ async fn run_coordinator(args: ServeArgs) -> Result<()> {
         load(&args, fedmesh_coordinator::config::ENV_PREFIX)?;
     let telemetry =
         fedmesh::telemetry::init(&config.log, &config.telemetry, "fedmesh-coordinator")?;
+    let signals = Signals::register()?;
     let coordinator = fedmesh_coordinator::Coordinator::bind(config).await?;
-    let signal = shutdown_signal(coordinator.tls());
+    let signal = signals.shutdown(coordinator.tls());
     let result = coordinator.serve(signal).await;
     telemetry.shutdown();
     Ok(result?)
@@ -202,7 +228,10 @@ fn certs(command: CertsCommand) -> Result<()> {
         } => {
             let federation: FederationName = federation.parse()?;
             let pki = Pki::init(&dir, &federation, days)?;
-            println!("created the CA of federation {federation}: {}", pki.ca_path().display());
+            println!(
+                "created the CA of federation {federation}: {}",
+                pki.ca_path().display()
+            );
             println!("empty CRL: {}", pki.crl_path().display());
         }
         CertsCommand::Issue {
@@ -222,7 +251,9 @@ fn certs(command: CertsCommand) -> Result<()> {
                 let member: MemberId = member.context("--member is required")?.parse()?;
                 let principal = match (role.as_deref(), name) {
                     (Some("node"), None) => Principal::Node { member },
-                    (Some("node"), Some(_)) => anyhow::bail!("--name is only for admins and agents"),
+                    (Some("node"), Some(_)) => {
+                        anyhow::bail!("--name is only for admins and agents")
+                    }
                     (Some("admin"), Some(name)) => Principal::Admin { member, name },
                     (Some("agent"), Some(name)) => Principal::Agent { member, name },
                     (Some(_), None) => anyhow::bail!("--name is required for admins and agents"),
@@ -245,7 +276,10 @@ fn certs(command: CertsCommand) -> Result<()> {
             let pem = std::fs::read_to_string(&cert)
                 .with_context(|| format!("reading {}", cert.display()))?;
             let identity = pki.revoke(&pem)?;
-            println!("revoked {identity}; CRL re-issued: {}", pki.crl_path().display());
+            println!(
+                "revoked {identity}; CRL re-issued: {}",
+                pki.crl_path().display()
+            );
             println!("servers enforce it on new connections once they reload it (SIGHUP)");
         }
     }
@@ -299,11 +333,15 @@ async fn demo(args: DemoArgs) -> Result<()> {
         &TelemetryConfig::default(),
         "fedmesh-demo",
     )?;
+    let mut signals = Signals::register()?;
     let mut spec = FederationSpec::new(&args.dir, usize::from(args.members));
     spec.base_port = args.base_port;
     let federation = RunningFederation::start(spec).await?;
     print_demo(&federation.manifest, &args.dir.join("federation.json"));
-    tokio::signal::ctrl_c().await?;
+    tokio::select! {
+        _ = signals.interrupt.recv() => {}
+        _ = signals.terminate.recv() => {}
+    }
     println!("\nstopping the demo federation");
     federation.shutdown().await?;
     telemetry.shutdown();
@@ -316,7 +354,10 @@ fn host_port(endpoint: &str) -> &str {
 
 fn print_demo(manifest: &Manifest, manifest_path: &Path) {
     let coordinator = &manifest.coordinator;
-    println!("fedmesh demo federation `{}` is running", manifest.federation);
+    println!(
+        "fedmesh demo federation `{}` is running",
+        manifest.federation
+    );
     println!("  coordinator   {}", coordinator.endpoint);
     for member in &manifest.members {
         println!(
@@ -341,10 +382,16 @@ fn print_demo(manifest: &Manifest, manifest_path: &Path) {
     };
     println!("\nWith grpcurl, as {member_id}'s admin `{DEMO_ADMIN}`:");
     println!("  {} list", grpcurl(first));
-    println!("  {} describe fedmesh.v1.NodeService.WhoAmI", grpcurl(first));
+    println!(
+        "  {} describe fedmesh.v1.NodeService.WhoAmI",
+        grpcurl(first)
+    );
     println!("  {} fedmesh.v1.NodeService/WhoAmI", grpcurl(first));
     println!("  {} grpc.health.v1.Health/Check", grpcurl(first));
-    println!("  {} fedmesh.v1.RegistryService/ListNodes", grpcurl(coordinator));
+    println!(
+        "  {} fedmesh.v1.RegistryService/ListNodes",
+        grpcurl(coordinator)
+    );
     println!("\nWith the fedmesh CLI, act as a member's admin:");
     for member in &manifest.members {
         println!(

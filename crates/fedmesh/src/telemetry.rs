@@ -18,10 +18,8 @@ pub struct Telemetry {
 impl Telemetry {
     /// Flushes and stops span export.
     pub fn shutdown(self) {
-        if let Some(provider) = self.provider {
-            if let Err(error) = provider.shutdown() {
-                eprintln!("span export shutdown: {error}");
-            }
+        if let Some(Err(error)) = self.provider.map(|p| p.shutdown()) {
+            eprintln!("span export shutdown: {error}");
         }
     }
 }

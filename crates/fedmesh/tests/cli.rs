@@ -1,0 +1,466 @@
+//! The `fedmesh` binary as an operator uses it: real processes, real files, real signals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn fedmesh() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fedmesh"));
+    // The shell running the tests may carry FEDMESH_* settings of its own.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FEDMESH_")) {
+        command.env_remove(key);
+    }
+    command.env_remove("RUST_LOG");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run fedmesh: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "fedmesh failed ({}):\n{}{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+fn assert_fails(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "fedmesh unexpectedly succeeded:\n{}",
+        text(&output.stdout)
+    );
+    text(&output.stderr)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn certs_init_issue_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let pki_arg = pki.to_str().unwrap();
+    assert_ok(&run(fedmesh().args([
+        "certs",
+        "init",
+        "--federation",
+        "esup.example",
+        "--dir",
+        pki_arg,
+    ])));
+    assert_eq!(mode(&pki.join("ca.key")), 0o600);
+    let again = assert_fails(&run(fedmesh().args([
+        "certs",
+        "init",
+        "--federation",
+        "esup.example",
+        "--dir",
+        pki_arg,
+    ])));
+    assert!(again.contains("already holds a federation CA"), "{again}");
+
+    let out = assert_ok(&run(fedmesh().args([
+        "certs",
+        "issue",
+        "--dir",
+        pki_arg,
+        "--member",
+        "unistra",
+        "--role",
+        "node",
+        "--dns",
+        "node.unistra.example",
+        "--dns",
+        "127.0.0.1",
+    ])));
+    assert!(
+        out.contains("issued spiffe://esup.example/member/unistra/node"),
+        "{out}"
+    );
+    assert_eq!(mode(&pki.join("unistra-node.key")), 0o600);
+    let out = assert_ok(&run(fedmesh().args([
+        "certs", "issue", "--dir", pki_arg, "--member", "unistra", "--role", "admin", "--name",
+        "alice",
+    ])));
+    assert!(
+        out.contains("spiffe://esup.example/member/unistra/admin/alice"),
+        "{out}"
+    );
+    assert_ok(&run(fedmesh().args([
+        "certs",
+        "issue",
+        "--dir",
+        pki_arg,
+        "--coordinator",
+        "--dns",
+        "localhost",
+    ])));
+    assert!(pki.join("coordinator.pem").exists());
+
+    for (args, expected) in [
+        (
+            vec!["--member", "unistra", "--role", "admin"],
+            "--name is required",
+        ),
+        (
+            vec!["--member", "unistra", "--role", "node", "--name", "x"],
+            "--name is only for admins and agents",
+        ),
+        (
+            vec!["--member", "Unistra", "--role", "node"],
+            "member id `Unistra`",
+        ),
+        (
+            vec![
+                "--member", "unistra", "--role", "agent", "--name", "Bad_Name",
+            ],
+            "name `Bad_Name`",
+        ),
+        (vec!["--member", "unistra", "--role", "root"], "root"),
+    ] {
+        let mut command = fedmesh();
+        command
+            .args(["certs", "issue", "--dir", pki_arg])
+            .args(&args);
+        let err = assert_fails(&run(&mut command));
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+
+    let cert = pki.join("unistra-admin-alice.pem");
+    let out = assert_ok(&run(fedmesh().args([
+        "certs",
+        "revoke",
+        "--dir",
+        pki_arg,
+        "--cert",
+        cert.to_str().unwrap(),
+    ])));
+    assert!(
+        out.contains("revoked spiffe://esup.example/member/unistra/admin/alice"),
+        "{out}"
+    );
+    let ledger = std::fs::read_to_string(pki.join("revoked.json")).unwrap();
+    assert!(ledger.contains("member/unistra/admin/alice"), "{ledger}");
+}
+
+/// A node configuration that would start, in `dir`, with PKI from `fedmesh certs`.
+fn node_config(dir: &Path) -> PathBuf {
+    let pki = dir.join("pki");
+    let pki_arg = pki.to_str().unwrap();
+    assert_ok(&run(fedmesh().args([
+        "certs",
+        "init",
+        "--federation",
+        "esup.example",
+        "--dir",
+        pki_arg,
+    ])));
+    assert_ok(&run(fedmesh().args([
+        "certs",
+        "issue",
+        "--dir",
+        pki_arg,
+        "--member",
+        "unistra",
+        "--role",
+        "node",
+        "--dns",
+        "localhost",
+    ])));
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "member_id = \"unistra\"\nfederation = \"esup.example\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\n\n[tls]\nca = \"{pki}/ca.pem\"\ncert = \"{pki}/unistra-node.pem\"\nkey = \"{pki}/unistra-node.key\"\ncrl = \"{pki}/crl.pem\"\n",
+            data = dir.join("data").display(),
+            pki = pki.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_where_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = node_config(dir.path());
+    let config_arg = config.to_str().unwrap();
+
+    let typo = dir.path().join("typo.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&typo, original.replace("listen =", "lisen =")).unwrap();
+    let err = assert_fails(&run(fedmesh().args([
+        "node",
+        "--config",
+        typo.to_str().unwrap(),
+    ])));
+    assert!(
+        err.contains(typo.to_str().unwrap()),
+        "names the file: {err}"
+    );
+    assert!(err.contains("line 3"), "names the line: {err}");
+    assert!(
+        err.contains("unknown field `lisen`"),
+        "names the key: {err}"
+    );
+
+    let nested = dir.path().join("nested.toml");
+    std::fs::write(
+        &nested,
+        format!("{original}\n[limits]\nmax_decoding_message_byte = 10\n"),
+    )
+    .unwrap();
+    let err = assert_fails(&run(fedmesh().args([
+        "node",
+        "--config",
+        nested.to_str().unwrap(),
+    ])));
+    assert!(err.contains("max_decoding_message_byte"), "{err}");
+
+    let err = assert_fails(&run(fedmesh()
+        .args(["node", "--config", config_arg])
+        .env("FEDMESH_NODE_LIMITS__REQUEST_TIMEOUT", "5")));
+    assert!(
+        err.contains("environment variable FEDMESH_NODE_LIMITS__REQUEST_TIMEOUT"),
+        "{err}"
+    );
+    assert!(err.contains("request_timeout"), "{err}");
+
+    let err = assert_fails(&run(fedmesh().args([
+        "node",
+        "--config",
+        config_arg,
+        "--set",
+        "member_id=Not-Valid",
+    ])));
+    assert!(err.contains("config key `member_id`"), "{err}");
+
+    let err = assert_fails(&run(fedmesh().args([
+        "node",
+        "--config",
+        "/nonexistent/node.toml",
+    ])));
+    assert!(err.contains("/nonexistent/node.toml"), "{err}");
+}
+
+#[test]
+fn a_database_from_a_newer_fedmesh_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = node_config(dir.path());
+    {
+        let store = fedmesh_store::Store::open(&dir.path().join("data")).unwrap();
+        store
+            .set_schema_version(fedmesh_store::SCHEMA_VERSION + 98)
+            .unwrap();
+    }
+    let err = assert_fails(&run(fedmesh().args([
+        "node",
+        "--config",
+        config.to_str().unwrap(),
+    ])));
+    assert!(
+        err.contains(&format!(
+            "schema version {}",
+            fedmesh_store::SCHEMA_VERSION + 98
+        )),
+        "{err}"
+    );
+    assert!(err.contains("upgrade fedmesh"), "{err}");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("fedmesh did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_file(path: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "fedmesh exited ({status}) before writing {}",
+                path.display()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} was never written",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = fedmesh()
+        .args([
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--members",
+            "2",
+            "--base-port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let manifest_path = dir.path().join("federation.json");
+    wait_file(&manifest_path, &mut demo);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let members = manifest["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    let unistra = &members[0];
+    assert_eq!(unistra["member_id"], "unistra");
+    for party in members.iter().chain([&manifest["coordinator"]]) {
+        for key in [
+            "ca",
+            "node_cert",
+            "node_key",
+            "admin_cert",
+            "admin_key",
+            "config",
+        ] {
+            let path = party[key].as_str().unwrap();
+            assert!(Path::new(path).exists(), "{key}: {path}");
+        }
+    }
+
+    let as_unistra_admin = |endpoint: &str| {
+        let mut command = fedmesh();
+        command
+            .env("FEDMESH_ENDPOINT", endpoint)
+            .env("FEDMESH_CA", unistra["ca"].as_str().unwrap())
+            .env("FEDMESH_CERT", unistra["admin_cert"].as_str().unwrap())
+            .env("FEDMESH_KEY", unistra["admin_key"].as_str().unwrap());
+        command
+    };
+    let out = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["whoami", "--json"])));
+    let me: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        me["identity"],
+        "spiffe://demo.fedmesh/member/unistra/admin/ops"
+    );
+    assert_eq!(me["role"], "admin");
+    assert_eq!(me["server_member_id"], "unistra");
+    let human = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .arg("whoami")));
+    assert!(human.contains("role:       admin"), "{human}");
+
+    // The other member's node refuses unistra's admin, and the CLI says why.
+    let refused = run(as_unistra_admin(members[1]["endpoint"].as_str().unwrap()).arg("whoami"));
+    let err = assert_fails(&refused);
+    assert!(err.contains("PermissionDenied"), "{err}");
+    assert!(err.contains("only their own member's node"), "{err}");
+
+    // Nothing listens there: UNAVAILABLE with an explanation.
+    let err = assert_fails(&run(as_unistra_admin("https://localhost:1").arg("whoami")));
+    assert!(err.contains("Unavailable"), "{err}");
+    assert!(err.contains("could not reach https://localhost:1"), "{err}");
+
+    signal(&demo, "INT");
+    let status = wait_exit(&mut demo, Duration::from_secs(30));
+    assert!(status.success(), "demo exited with {status}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(demo.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert!(stdout.contains("grpcurl -cacert"), "{stdout}");
+    assert!(stdout.contains("export FEDMESH_ENDPOINT="), "{stdout}");
+    assert!(stdout.contains("stopping the demo federation"), "{stdout}");
+}
+
+#[test]
+fn a_coordinator_drains_and_flushes_on_sigterm_with_json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    // Let the demo write a coordinator configuration and PKI, then stop it.
+    let mut demo = fedmesh()
+        .args([
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--members",
+            "1",
+            "--base-port",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_file(&dir.path().join("federation.json"), &mut demo);
+    signal(&demo, "INT");
+    assert!(wait_exit(&mut demo, Duration::from_secs(30)).success());
+
+    let config = dir.path().join("coordinator/coordinator.toml");
+    let mut coordinator = fedmesh()
+        .args([
+            "coordinator",
+            "--config",
+            config.to_str().unwrap(),
+            "--set",
+            "listen=127.0.0.1:0",
+            "--set",
+            "log.format=json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(coordinator.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(
+        line["fields"]["message"], "coordinator listening",
+        "{first}"
+    );
+
+    signal(&coordinator, "TERM");
+    let status = wait_exit(&mut coordinator, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(rest.contains("database flushed"), "{rest}");
+}
