@@ -17,6 +17,8 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
+use tracing::Instrument as _;
+use tracing::instrument::Instrumented;
 
 /// Who may call a server: its federation and, on a member node, its member.
 #[derive(Debug, Clone)]
@@ -127,7 +129,7 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Self::Response, Self::Error>>, S::Future>;
+    type Future = Either<Ready<Result<Self::Response, Self::Error>>, Instrumented<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -141,9 +143,16 @@ where
             .map(|certs| certs.iter().map(|c| c.to_vec()).collect());
         match self.policy.admit(certs.as_deref(), request.uri().path()) {
             Ok(identity) => {
-                tracing::debug!(caller = %identity, path = request.uri().path(), "call admitted");
+                // One span per admitted call, named after the RPC when exported over OTLP.
+                let span = tracing::info_span!(
+                    "grpc.server",
+                    otel.name = request.uri().path().trim_start_matches('/'),
+                    otel.kind = "server",
+                    rpc.system = "grpc",
+                    caller = %identity,
+                );
                 request.extensions_mut().insert(identity);
-                Either::Right(self.inner.call(request))
+                Either::Right(self.inner.call(request).instrument(span))
             }
             Err(status) => {
                 tracing::info!(path = request.uri().path(), code = ?status.code(), reason = status.message(), "call refused");
