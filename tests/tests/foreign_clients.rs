@@ -136,3 +136,61 @@ async fn grpcurl_lists_describes_and_calls_the_coordinator_and_a_node() {
     // The node registers within moments; ListNodes shows at least the call working.
     assert!(nodes.starts_with('{'), "{nodes}");
 }
+
+/// grpcurl 1.8 and grpcio speak reflection v1alpha; newer grpcurl and most other tools speak
+/// v1. Both are served.
+#[tokio::test]
+async fn reflection_v1_lists_and_resolves_symbols() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let fed = TestFederation::start(0).await;
+    let mut client = ServerReflectionClient::new(fed.as_admin(fed.coordinator()));
+    let ask = |request: MessageRequest| {
+        tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        }])
+    };
+    let mut answers = client
+        .server_reflection_info(ask(MessageRequest::ListServices(String::new())))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = answers
+        .message()
+        .await
+        .unwrap()
+        .and_then(|r| r.message_response)
+    else {
+        panic!("no list of services");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"fedmesh.v1.RegistryService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"fedmesh.v1.OfferService".to_owned()),
+        "the coordinator does not serve offers: {names:?}"
+    );
+
+    let mut answers = client
+        .server_reflection_info(ask(MessageRequest::FileContainingSymbol(
+            "fedmesh.v1.RegistryService.ListNodes".into(),
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = answers
+        .message()
+        .await
+        .unwrap()
+        .and_then(|r| r.message_response)
+    else {
+        panic!("symbol not resolved");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+}

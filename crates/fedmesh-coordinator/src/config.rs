@@ -109,3 +109,42 @@ impl CoordinatorConfig {
         Ok(Validated { federation })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fedmesh_core::config::Layers;
+
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_every_key_is_documented() {
+        let example = include_str!("../../../deploy/examples/coordinator.toml");
+        let config: CoordinatorConfig = Layers::new()
+            .file("coordinator.toml", example)
+            .load()
+            .unwrap();
+        config.validate().unwrap();
+        let docs = include_str!("../../../docs/configuration.md");
+        let all = fedmesh_core::config::dotted_keys(&toml::Table::try_from(&config).unwrap());
+        assert!(all.len() > 15, "{all:?}");
+        for key in all {
+            assert!(
+                docs.contains(&format!("| `{key}` |")),
+                "{key} is not documented in docs/configuration.md"
+            );
+        }
+    }
+
+    #[test]
+    fn staleness_must_exceed_the_heartbeat_interval() {
+        let example = include_str!("../../../deploy/examples/coordinator.toml");
+        let config: CoordinatorConfig = Layers::new()
+            .file("coordinator.toml", example)
+            .set_args(["registry.stale_after_ms=10000"])
+            .unwrap()
+            .load()
+            .unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`registry.stale_after_ms`"), "{err}");
+    }
+}

@@ -167,6 +167,27 @@ impl Layers {
     }
 }
 
+/// Every leaf key of a table, dotted (`limits.request_timeout_ms`), in table order. Used to
+/// check that documentation lists every key a configuration has.
+pub fn dotted_keys(table: &toml::Table) -> Vec<String> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) => walk(&path, inner, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", table, &mut out);
+    out
+}
+
 /// Reads a raw value as a TOML scalar when it is one, as a string otherwise.
 fn scalar(raw: &str) -> toml::Value {
     let parsed: Result<toml::Table, _> = toml::from_str(&format!("v = {raw}"));

@@ -127,3 +127,52 @@ impl NodeConfig {
         Ok(Validated { member, federation })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fedmesh_core::config::Layers;
+
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_every_key_is_documented() {
+        let example = include_str!("../../../deploy/examples/node.toml");
+        let config: NodeConfig = Layers::new().file("node.toml", example).load().unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.member_id, "unistra");
+        let docs = include_str!("../../../docs/configuration.md");
+        let all = fedmesh_core::config::dotted_keys(&toml::Table::try_from(&config).unwrap());
+        assert!(all.len() > 20, "{all:?}");
+        for key in all {
+            assert!(
+                docs.contains(&format!("| `{key}` |")),
+                "{key} is not documented in docs/configuration.md"
+            );
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let example = include_str!("../../../deploy/examples/node.toml");
+        for (setting, key) in [
+            ("member_id=Unistra", "member_id"),
+            ("federation=bad_name", "federation"),
+            ("advertise=http://x:1", "advertise"),
+            ("coordinator.endpoint=x:1", "coordinator.endpoint"),
+            ("coordinator.retry_max_ms=1", "coordinator.retry_max_ms"),
+            (
+                "limits.max_concurrent_streams=0",
+                "limits.max_concurrent_streams",
+            ),
+        ] {
+            let config: NodeConfig = Layers::new()
+                .file("node.toml", example)
+                .set_args([setting])
+                .unwrap()
+                .load()
+                .unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{setting}: {err}");
+        }
+    }
+}
