@@ -104,6 +104,15 @@ impl Node {
         let validated = config.validate()?;
         let store = Store::open(&config.data_dir)?;
         let tls = ReloadableServerConfig::load(config.tls.clone())?;
+        let expected = Identity::node(validated.federation.clone(), validated.member.clone());
+        let actual = fedmesh_tls::config::cert_identity(&config.tls.cert)?;
+        if actual != expected {
+            return Err(fedmesh_core::config::ConfigError::Invalid {
+                key: "tls.cert".to_owned(),
+                message: format!("the certificate is for {actual}, this server is {expected}"),
+            }
+            .into());
+        }
         let tls_handle = tls.clone();
         let listener =
             TcpListener::bind(config.listen)

@@ -33,6 +33,14 @@ pub enum TlsError {
         /// What was expected or wrong.
         message: String,
     },
+    /// A certificate carries no usable identity.
+    #[error("{path}: {source}")]
+    Identity {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why its identity is unusable.
+        source: crate::identity::CertIdentityError,
+    },
     /// rustls refused the material.
     #[error("tls configuration: {0}")]
     Rustls(String),
@@ -80,6 +88,20 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
         });
     }
     Ok(certs)
+}
+
+/// The identity in the first certificate of a PEM file: what a server checks against its
+/// configuration at start-up.
+pub fn cert_identity(path: &Path) -> Result<fedmesh_core::Identity, TlsError> {
+    let certs = load_certs(path)?;
+    let leaf = certs.first().ok_or_else(|| TlsError::Pem {
+        path: path.to_owned(),
+        message: "no PEM certificate found".to_owned(),
+    })?;
+    crate::identity::identity_from_der(leaf).map_err(|source| TlsError::Identity {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {

@@ -192,6 +192,14 @@ impl RunningFederation {
             pki_dir.display(),
             pki.federation()
         );
+        anyhow::ensure!(
+            spec.base_port == 0
+                || usize::from(spec.base_port) + spec.members <= usize::from(u16::MAX),
+            "base port {} leaves no room for {} members below port {}",
+            spec.base_port,
+            spec.members,
+            u16::MAX
+        );
         let members = member_ids(spec.members);
         let admins: Vec<Issued> = members
             .iter()
