@@ -3,13 +3,19 @@
 //! - [`identity`]: the SPIFFE-style identities of design section 2 and the member ids in them.
 //! - [`authz`]: the role × RPC table, deny by default.
 //! - [`liveness`]: when a registered node counts as stale.
+//! - [`catalogue`]: catalogue queries.
+//! - [`journal`]: who may read which journal entries.
+//! - [`offer`]: validation and lifecycle of offers.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
 #![forbid(unsafe_code)]
 
 pub mod authz;
+pub mod catalogue;
 pub mod config;
 pub mod identity;
+pub mod journal;
 pub mod liveness;
+pub mod offer;
 
 pub use identity::{FederationName, Identity, IdentityError, MemberId, Principal, Role};

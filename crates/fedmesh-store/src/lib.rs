@@ -6,10 +6,18 @@
 //! written by a newer fedmesh is refused rather than misread.
 //!
 //! - [`Store`]: opening, the schema check, durable flush.
+//! - [`journal`]: the node journal and the entities written with it (offers).
+//! - [`catalogue`]: the federation catalogue, its change log and replication cursors.
 //! - [`registry`]: the coordinator's directory of member nodes.
 #![forbid(unsafe_code)]
 
+pub mod catalogue;
+pub mod journal;
+mod log;
 pub mod registry;
+
+pub use catalogue::{Applied, Cursor};
+pub use journal::WriteError;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +28,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 const META_TREE: &str = "meta";
 const SCHEMA_KEY: &[u8] = b"schema_version";
+const JOURNAL_ID_KEY: &[u8] = b"journal_id";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +70,8 @@ pub enum StoreError {
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
+    journal: log::Log,
+    catalogue_log: log::Log,
 }
 
 impl Store {
@@ -73,9 +84,13 @@ impl Store {
             }
             other => StoreError::Sled(other),
         })?;
+        let journal = log::Log::open(&db, journal::JOURNAL_TREE)?;
+        let catalogue_log = log::Log::open(&db, catalogue::CATALOGUE_LOG_TREE)?;
         let store = Self {
             db,
             path: dir.to_owned(),
+            journal,
+            catalogue_log,
         };
         store.check_schema()?;
         Ok(store)
@@ -86,10 +101,14 @@ impl Store {
         match meta.get(SCHEMA_KEY)? {
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                meta.insert(JOURNAL_ID_KEY, new_journal_id(&self.path).as_bytes())?;
                 meta.flush()?;
                 tracing::info!(path = %self.path.display(), version = SCHEMA_VERSION, "database created");
             }
             Some(raw) => {
+                if meta.get(JOURNAL_ID_KEY)?.is_none() {
+                    meta.insert(JOURNAL_ID_KEY, new_journal_id(&self.path).as_bytes())?;
+                }
                 let found = u32::from_be_bytes(raw.as_ref().try_into().unwrap_or([0xff; 4]));
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::NewerSchema {
@@ -101,6 +120,16 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The journal's id, chosen when the database was created: a replica that sees it change
+    /// knows the node's journal started over and resets its cursor.
+    pub fn journal_id(&self) -> Result<String, StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        Ok(meta
+            .get(JOURNAL_ID_KEY)?
+            .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+            .unwrap_or_default())
     }
 
     /// The schema version recorded in the database.
@@ -147,6 +176,35 @@ fn decode<M: Message + Default>(
         key: String::from_utf8_lossy(key).into_owned(),
         source,
     })
+}
+
+/// A journal id unique to this database's creation: the creation time and the path, hashed.
+fn new_journal_id(path: &Path) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(path.as_os_str().as_encoded_bytes());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    format!(
+        "{:016x}{:08x}",
+        hasher.finish(),
+        (nanos & 0xffff_ffff) as u32
+    )
+}
+
+impl StoreError {
+    pub(crate) fn from_transaction(error: sled::transaction::TransactionError<()>) -> Self {
+        match error {
+            sled::transaction::TransactionError::Storage(e) => Self::Sled(e),
+            // Our transactions never abort on their own.
+            sled::transaction::TransactionError::Abort(()) => {
+                Self::Sled(sled::Error::Unsupported("transaction aborted".to_owned()))
+            }
+        }
+    }
 }
 
 impl From<sled::Error> for StoreError {

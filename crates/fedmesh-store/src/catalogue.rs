@@ -1,0 +1,295 @@
+//! The federation catalogue: on the coordinator, built from every provider's journal; on each
+//! node, a cache of the coordinator's catalogue so that its admins can browse it while the
+//! coordinator is down. Both keep a change log with their own revisions, which
+//! `CatalogueService.WatchCatalogue` streams, and a cursor per source (a provider node's
+//! journal, or the coordinator's catalogue) so that replication resumes where it stopped and
+//! applies each source revision once.
+
+use fedmesh_proto::pb;
+use prost::Message as _;
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tokio::sync::watch;
+
+use crate::log::key;
+use crate::{Store, StoreError, decode};
+
+pub(crate) const CATALOGUE_LOG_TREE: &str = "catalogue_log";
+const CATALOGUE_TREE: &str = "catalogue";
+const CURSORS_TREE: &str = "cursors";
+
+/// How far a source has been applied: which journal (its id changes if the source's store is
+/// reset) and up to which revision.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Cursor {
+    /// The source journal's id.
+    #[prost(string, tag = "1")]
+    pub journal_id: String,
+    /// The last source revision applied.
+    #[prost(uint64, tag = "2")]
+    pub revision: u64,
+}
+
+/// What applying a replicated change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The source position was already applied: nothing changed.
+    Duplicate,
+    /// The cursor moved; the catalogue did not change.
+    CursorOnly,
+    /// The catalogue changed at this revision of its log.
+    Changed(u64),
+}
+
+impl Store {
+    /// The cursor of a replication source.
+    pub fn cursor(&self, source: &str) -> Result<Option<Cursor>, StoreError> {
+        self.tree(CURSORS_TREE)?
+            .get(source.as_bytes())?
+            .map(|raw| decode(CURSORS_TREE, source.as_bytes(), &raw))
+            .transpose()
+    }
+
+    /// Applies one change from `source` at `position`: a new version of a catalogue offer, or
+    /// `None` when the source change does not concern the catalogue. With a position, a change
+    /// at or below the stored cursor of the same journal is a duplicate and is skipped, and the
+    /// cursor moves in the same transaction as the change. Without one (a snapshot item), the
+    /// change is applied unconditionally and the cursor stays.
+    pub fn apply_catalogue(
+        &self,
+        source: &str,
+        position: Option<&Cursor>,
+        offer: Option<pb::CatalogueOffer>,
+    ) -> Result<Applied, StoreError> {
+        let catalogue = self.tree(CATALOGUE_TREE)?;
+        let log = self.tree(CATALOGUE_LOG_TREE)?;
+        let cursors = self.tree(CURSORS_TREE)?;
+        self.catalogue_log.append(|revision| {
+            if let Some(position) = position {
+                if let Some(stored) = self.cursor(source)? {
+                    if stored.journal_id == position.journal_id
+                        && position.revision <= stored.revision
+                    {
+                        return Ok((Applied::Duplicate, None));
+                    }
+                }
+            }
+            let change = offer.map(|offer| pb::CatalogueChange {
+                revision,
+                kind: pb::CatalogueChangeKind::Upserted as i32,
+                offer_id: offer
+                    .offer
+                    .as_ref()
+                    .map(|o| o.offer_id.clone())
+                    .unwrap_or_default(),
+                offer: Some(offer),
+                change_time: Some(std::time::SystemTime::now().into()),
+            });
+            let encoded_cursor = position.map(prost::Message::encode_to_vec);
+            let result: Result<(), TransactionError<()>> = (&catalogue, &log, &cursors)
+                .transaction(|(catalogue, log, cursors)| {
+                    if let Some(change) = &change {
+                        if let Some(offer) = &change.offer {
+                            catalogue.insert(change.offer_id.as_bytes(), offer.encode_to_vec())?;
+                        }
+                        log.insert(&key(revision), change.encode_to_vec())?;
+                    }
+                    if let Some(cursor) = &encoded_cursor {
+                        cursors.insert(source.as_bytes(), cursor.as_slice())?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                });
+            result.map_err(StoreError::from_transaction)?;
+            Ok(match change {
+                Some(_) => (Applied::Changed(revision), Some(revision)),
+                None if position.is_some() => (Applied::CursorOnly, None),
+                None => (Applied::Duplicate, None),
+            })
+        })
+    }
+
+    /// Records a source's cursor without a catalogue change (a caught-up snapshot, a reset).
+    pub fn set_cursor(&self, source: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        self.tree(CURSORS_TREE)?
+            .insert(source.as_bytes(), cursor.encode_to_vec())?;
+        Ok(())
+    }
+
+    /// Sets `provider_node_up` on every catalogue offer of `provider` that differs, each as a
+    /// catalogue change. Returns the last revision written, if any.
+    pub fn mark_provider(&self, provider: &str, up: bool) -> Result<Option<u64>, StoreError> {
+        let stale: Vec<pb::CatalogueOffer> = self
+            .catalogue_offers()?
+            .into_iter()
+            .filter(|o| {
+                o.provider_node_up != up
+                    && o.offer
+                        .as_ref()
+                        .is_some_and(|offer| offer.provider_member_id == provider)
+            })
+            .collect();
+        let mut last = None;
+        for mut offer in stale {
+            offer.provider_node_up = up;
+            if let Applied::Changed(revision) = self.apply_catalogue(provider, None, Some(offer))? {
+                last = Some(revision);
+            }
+        }
+        Ok(last)
+    }
+
+    /// Waits until `revision` of the catalogue log is on disk, then lets watchers see it.
+    pub async fn catalogue_durable(&self, revision: u64) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        self.catalogue_log.mark_durable(revision);
+        Ok(())
+    }
+
+    /// One catalogue offer.
+    pub fn catalogue_offer(
+        &self,
+        offer_id: &str,
+    ) -> Result<Option<pb::CatalogueOffer>, StoreError> {
+        self.tree(CATALOGUE_TREE)?
+            .get(offer_id.as_bytes())?
+            .map(|raw| decode(CATALOGUE_TREE, offer_id.as_bytes(), &raw))
+            .transpose()
+    }
+
+    /// Every catalogue offer, in offer id order.
+    pub fn catalogue_offers(&self) -> Result<Vec<pb::CatalogueOffer>, StoreError> {
+        self.tree(CATALOGUE_TREE)?
+            .iter()
+            .map(|item| {
+                let (k, raw) = item?;
+                decode(CATALOGUE_TREE, &k, &raw)
+            })
+            .collect()
+    }
+
+    /// Durable catalogue changes above `since`, at most `limit`, in order.
+    pub fn catalogue_changes(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<pb::CatalogueChange>, StoreError> {
+        let durable = self.catalogue_log.durable();
+        if since >= durable {
+            return Ok(Vec::new());
+        }
+        self.tree(CATALOGUE_LOG_TREE)?
+            .range(key(since.saturating_add(1))..=key(durable))
+            .take(limit)
+            .map(|item| {
+                let (k, raw) = item?;
+                decode(CATALOGUE_LOG_TREE, &k, &raw)
+            })
+            .collect()
+    }
+
+    /// The last durable catalogue revision, changing as the catalogue changes.
+    pub fn watch_catalogue(&self) -> watch::Receiver<u64> {
+        self.catalogue_log.subscribe()
+    }
+
+    /// The last durable catalogue revision.
+    pub fn catalogue_revision(&self) -> u64 {
+        self.catalogue_log.durable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue_offer(id: &str, provider: &str, version: &str) -> pb::CatalogueOffer {
+        pb::CatalogueOffer {
+            offer: Some(pb::Offer {
+                offer_id: id.into(),
+                provider_member_id: provider.into(),
+                version: version.into(),
+                ..Default::default()
+            }),
+            provider_node_up: true,
+            ..Default::default()
+        }
+    }
+
+    fn at(journal: &str, revision: u64) -> Cursor {
+        Cursor {
+            journal_id: journal.into(),
+            revision,
+        }
+    }
+
+    #[tokio::test]
+    async fn replicated_changes_apply_once_and_move_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = store
+            .apply_catalogue(
+                "unistra",
+                Some(&at("j1", 1)),
+                Some(catalogue_offer("unistra.pod", "unistra", "1")),
+            )
+            .unwrap();
+        assert_eq!(first, Applied::Changed(1));
+        // The same source position again: a duplicate.
+        let again = store
+            .apply_catalogue(
+                "unistra",
+                Some(&at("j1", 1)),
+                Some(catalogue_offer("unistra.pod", "unistra", "x")),
+            )
+            .unwrap();
+        assert_eq!(again, Applied::Duplicate);
+        assert_eq!(
+            store
+                .catalogue_offer("unistra.pod")
+                .unwrap()
+                .unwrap()
+                .offer
+                .unwrap()
+                .version,
+            "1"
+        );
+        // A change that does not concern the catalogue still moves the cursor.
+        assert_eq!(
+            store
+                .apply_catalogue("unistra", Some(&at("j1", 2)), None)
+                .unwrap(),
+            Applied::CursorOnly
+        );
+        assert_eq!(store.cursor("unistra").unwrap(), Some(at("j1", 2)));
+        // A reset source journal (new id) starts over.
+        let reset = store
+            .apply_catalogue(
+                "unistra",
+                Some(&at("j2", 1)),
+                Some(catalogue_offer("unistra.pod", "unistra", "2")),
+            )
+            .unwrap();
+        assert_eq!(reset, Applied::Changed(2));
+
+        store.catalogue_durable(2).await.unwrap();
+        let changes = store.catalogue_changes(0, 10).unwrap();
+        assert_eq!(
+            changes.iter().map(|c| c.revision).collect::<Vec<_>>(),
+            [1, 2]
+        );
+
+        assert_eq!(store.mark_provider("unistra", false).unwrap(), Some(3));
+        assert_eq!(
+            store.mark_provider("unistra", false).unwrap(),
+            None,
+            "already marked"
+        );
+        assert!(
+            !store
+                .catalogue_offer("unistra.pod")
+                .unwrap()
+                .unwrap()
+                .provider_node_up
+        );
+    }
+}

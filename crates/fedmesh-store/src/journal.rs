@@ -1,0 +1,211 @@
+//! The node journal and the entities written with it.
+//!
+//! Every change of an entity is committed in one sled transaction with its journal entry at
+//! the next revision; the journal is what the coordinator and subscriber nodes replicate.
+
+use fedmesh_proto::pb;
+use prost::Message as _;
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tokio::sync::watch;
+
+use crate::log::key;
+use crate::{Store, StoreError, decode};
+
+pub(crate) const JOURNAL_TREE: &str = "journal";
+const OFFERS_TREE: &str = "offers";
+
+/// A write refused by the caller's decision, or failed in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError<E> {
+    /// The caller's decision refused the change.
+    #[error(transparent)]
+    Rejected(E),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn now() -> prost_types::Timestamp {
+    std::time::SystemTime::now().into()
+}
+
+impl Store {
+    /// Creates or changes an offer: `decide` gets the current version (if any) and the
+    /// revision the change will have, and returns the new version. The offer and its journal
+    /// entry are committed together. Call [`Store::journal_durable`] before acknowledging.
+    pub fn update_offer<E>(
+        &self,
+        member_id: &str,
+        offer_id: &str,
+        decide: impl FnOnce(Option<pb::Offer>, u64) -> Result<pb::Offer, E>,
+    ) -> Result<(pb::Offer, u64), WriteError<E>> {
+        let offers = self.tree(OFFERS_TREE)?;
+        let journal = self.tree(JOURNAL_TREE)?;
+        self.journal.append(|revision| {
+            let current = self.get_offer(offer_id)?;
+            let offer = decide(current, revision).map_err(WriteError::Rejected)?;
+            let entry = pb::JournalEntry {
+                revision,
+                record_time: Some(now()),
+                member_id: member_id.to_owned(),
+                entity_kind: pb::EntityKind::Offer as i32,
+                entity_id: offer.offer_id.clone(),
+                deleted: false,
+                payload: Some(pb::journal_entry::Payload::Offer(offer.clone())),
+            };
+            let encoded_offer = offer.encode_to_vec();
+            let encoded_entry = entry.encode_to_vec();
+            let result: Result<(), TransactionError<()>> =
+                (&offers, &journal).transaction(|(offers, journal)| {
+                    offers.insert(offer.offer_id.as_bytes(), encoded_offer.as_slice())?;
+                    journal.insert(&key(revision), encoded_entry.as_slice())?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                });
+            result.map_err(|e| WriteError::Store(StoreError::from_transaction(e)))?;
+            Ok(((offer, revision), Some(revision)))
+        })
+    }
+
+    /// Waits until `revision` of the journal is on disk, then lets watchers see it.
+    pub async fn journal_durable(&self, revision: u64) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        self.journal.mark_durable(revision);
+        Ok(())
+    }
+
+    /// An offer by id.
+    pub fn get_offer(&self, offer_id: &str) -> Result<Option<pb::Offer>, StoreError> {
+        self.tree(OFFERS_TREE)?
+            .get(offer_id.as_bytes())?
+            .map(|raw| decode(OFFERS_TREE, offer_id.as_bytes(), &raw))
+            .transpose()
+    }
+
+    /// Up to `limit` offers with an id after `after`, in id order, that `keep` accepts.
+    pub fn list_offers(
+        &self,
+        after: &str,
+        limit: usize,
+        keep: impl Fn(&pb::Offer) -> bool,
+    ) -> Result<Vec<pb::Offer>, StoreError> {
+        let tree = self.tree(OFFERS_TREE)?;
+        let mut out = Vec::new();
+        for item in tree.range::<&[u8], _>((
+            std::ops::Bound::Excluded(after.as_bytes()),
+            std::ops::Bound::Unbounded,
+        )) {
+            let (key, raw) = item?;
+            let offer: pb::Offer = decode(OFFERS_TREE, &key, &raw)?;
+            if keep(&offer) {
+                out.push(offer);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Durable journal entries with a revision above `since`, at most `limit`, in order.
+    pub fn journal_entries(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<pb::JournalEntry>, StoreError> {
+        let durable = self.journal.durable();
+        if since >= durable {
+            return Ok(Vec::new());
+        }
+        self.tree(JOURNAL_TREE)?
+            .range(key(since.saturating_add(1))..=key(durable))
+            .take(limit)
+            .map(|item| {
+                let (k, raw) = item?;
+                decode(JOURNAL_TREE, &k, &raw)
+            })
+            .collect()
+    }
+
+    /// The first revision in the journal (0 when empty) and the last durable one.
+    pub fn journal_bounds(&self) -> Result<(u64, u64), StoreError> {
+        let first = self
+            .tree(JOURNAL_TREE)?
+            .first()?
+            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        Ok((first, self.journal.durable()))
+    }
+
+    /// The last durable journal revision, changing as the journal grows.
+    pub fn watch_journal(&self) -> watch::Receiver<u64> {
+        self.journal.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(id: &str, version: &str) -> pb::Offer {
+        pb::Offer {
+            offer_id: id.into(),
+            version: version.into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_and_entries_are_committed_together_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal_id;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            journal_id = store.journal_id().unwrap();
+            let (_, r1) = store
+                .update_offer("unistra", "unistra.pod", |current, rev| {
+                    assert!(current.is_none());
+                    assert_eq!(rev, 1);
+                    Ok::<_, ()>(offer("unistra.pod", "1"))
+                })
+                .unwrap();
+            // Not durable yet: invisible to readers.
+            assert!(store.journal_entries(0, 10).unwrap().is_empty());
+            store.journal_durable(r1).await.unwrap();
+            let (_, r2) = store
+                .update_offer("unistra", "unistra.pod", |current, _| {
+                    assert_eq!(current.unwrap().version, "1");
+                    Ok::<_, ()>(offer("unistra.pod", "2"))
+                })
+                .unwrap();
+            store.journal_durable(r2).await.unwrap();
+            let refused =
+                store.update_offer("unistra", "unistra.pod", |_, _| Err::<pb::Offer, _>("no"));
+            assert!(matches!(refused, Err(WriteError::Rejected("no"))));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.journal_id().unwrap(),
+            journal_id,
+            "the journal keeps its id"
+        );
+        let entries = store.journal_entries(0, 10).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.revision).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(store.journal_bounds().unwrap(), (1, 2));
+        assert_eq!(
+            store.get_offer("unistra.pod").unwrap().unwrap().version,
+            "2"
+        );
+        assert_eq!(store.journal_entries(1, 10).unwrap().len(), 1);
+        // The next write continues the sequence.
+        let (_, r3) = store
+            .update_offer("unistra", "unistra.otp", |_, _| {
+                Ok::<_, ()>(offer("unistra.otp", "1"))
+            })
+            .unwrap();
+        assert_eq!(r3, 3);
+    }
+}

@@ -1,0 +1,89 @@
+//! Append-only logs with a monotonically increasing revision: the node journal, and the
+//! catalogue change log (on the coordinator, and in every node's catalogue cache).
+//!
+//! Writers are serialized by a lock held only while the sled transaction runs: a writer reads
+//! what it needs, decides, and commits the entity together with its log entry at the next
+//! revision. Durability is batched: after committing, a writer waits for `flush_async`, which
+//! covers every write committed before it (group commit), then publishes the revision as
+//! durable. Readers and watchers only ever see durable revisions, so an entry that a crash
+//! could undo is never handed to another party.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::StoreError;
+
+/// A log's write lock (holding the last committed revision) and its durable revision.
+#[derive(Debug, Clone)]
+pub(crate) struct Log {
+    state: Arc<LogState>,
+}
+
+#[derive(Debug)]
+struct LogState {
+    committed: Mutex<u64>,
+    durable: watch::Sender<u64>,
+}
+
+impl Log {
+    /// Opens the log over `tree`, whose last key is the last revision written.
+    pub(crate) fn open(db: &sled::Db, tree: &'static str) -> Result<Self, StoreError> {
+        let last = db
+            .open_tree(tree)?
+            .last()?
+            .and_then(|(key, _)| key.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let (durable, _) = watch::channel(last);
+        Ok(Self {
+            state: Arc::new(LogState {
+                committed: Mutex::new(last),
+                durable,
+            }),
+        })
+    }
+
+    /// Runs `write` with the next revision while holding the write lock; `write` returns the
+    /// revision it used (`Some(next)`) or `None` when it wrote nothing.
+    pub(crate) fn append<T, E>(
+        &self,
+        write: impl FnOnce(u64) -> Result<(T, Option<u64>), E>,
+    ) -> Result<T, E> {
+        let mut committed = match self.state.committed.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (value, used) = write(*committed + 1)?;
+        if let Some(revision) = used {
+            *committed = revision;
+        }
+        Ok(value)
+    }
+
+    /// Publishes `revision` as durable (the caller flushed after committing it).
+    pub(crate) fn mark_durable(&self, revision: u64) {
+        self.state.durable.send_if_modified(|current| {
+            if revision > *current {
+                *current = revision;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// The last durable revision, and a receiver that changes when it grows.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.state.durable.subscribe()
+    }
+
+    /// The last durable revision.
+    pub(crate) fn durable(&self) -> u64 {
+        *self.state.durable.borrow()
+    }
+}
+
+/// The big-endian key of a revision, so that sled's key order is revision order.
+pub(crate) fn key(revision: u64) -> [u8; 8] {
+    revision.to_be_bytes()
+}
