@@ -159,7 +159,7 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
             .store
             .get_node(member.as_str())
             .map_err(ServiceError::from)?
-            .ok_or_else(|| ServiceError::NotFound(format!("registration of member {member}")))?;
+            .ok_or_else(|| ServiceError::NotFound(format!("no registration of member {member}")))?;
         let now = SystemTime::now();
         node.last_heartbeat_at = Some(now.into());
         node.journal_revision = body.journal_revision;
@@ -186,7 +186,9 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
             .store
             .get_node(member.as_str())
             .map_err(ServiceError::from)?
-            .ok_or_else(|| ServiceError::NotFound(format!("node of member {member}")))?;
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("no node of member {member} is registered"))
+            })?;
         Ok(Response::new(pb::GetNodeResponse {
             node: Some(self.with_status(node, SystemTime::now())),
         }))

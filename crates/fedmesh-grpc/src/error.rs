@@ -15,11 +15,17 @@ pub enum ServiceError {
         message: String,
     },
     /// The entity does not exist, or the caller may not know that it does.
-    #[error("{0} not found")]
+    #[error("{0}")]
     NotFound(String),
     /// The caller is known but may not do this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// A concurrent change won (stale etag): read again and retry.
+    #[error("{0}")]
+    Aborted(String),
+    /// The entity is not in a state that allows this.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The storage layer failed; details are logged, not sent.
     #[error("storage failure")]
     Store(#[from] fedmesh_store::StoreError),
@@ -41,11 +47,56 @@ impl From<ServiceError> for Status {
             ServiceError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
             ServiceError::NotFound(_) => Status::not_found(error.to_string()),
             ServiceError::PermissionDenied(_) => Status::permission_denied(error.to_string()),
+            ServiceError::Aborted(_) => Status::aborted(error.to_string()),
+            ServiceError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             ServiceError::Store(source) => {
                 tracing::error!(error = %source, "storage failure");
                 Status::unavailable("storage failure on the server; retry later")
             }
         }
+    }
+}
+
+impl From<fedmesh_core::offer::FieldError> for ServiceError {
+    fn from(error: fedmesh_core::offer::FieldError) -> Self {
+        Self::InvalidArgument {
+            field: error.field,
+            message: error.message,
+        }
+    }
+}
+
+impl From<fedmesh_core::offer::LifecycleError> for ServiceError {
+    fn from(error: fedmesh_core::offer::LifecycleError) -> Self {
+        use fedmesh_core::offer::LifecycleError;
+        match error {
+            LifecycleError::Stale { .. } | LifecycleError::Exists { .. } => {
+                Self::Aborted(error.to_string())
+            }
+            LifecycleError::Missing(_) => Self::NotFound(error.to_string()),
+            LifecycleError::Withdrawn(_) => Self::FailedPrecondition(error.to_string()),
+        }
+    }
+}
+
+impl<E: Into<ServiceError>> From<fedmesh_store::WriteError<E>> for ServiceError {
+    fn from(error: fedmesh_store::WriteError<E>) -> Self {
+        match error {
+            fedmesh_store::WriteError::Rejected(e) => e.into(),
+            fedmesh_store::WriteError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+/// Reads a page token that is the last key of the previous page; `field` names it in errors.
+pub fn page_after(token: &str, valid: impl Fn(&str) -> bool) -> Result<&str, ServiceError> {
+    if token.is_empty() || valid(token) {
+        Ok(token)
+    } else {
+        Err(ServiceError::invalid(
+            "page_token",
+            "not a token from a previous page",
+        ))
     }
 }
 

@@ -6,16 +6,20 @@
 //! - [`deadline`]: the per-request deadline layer (`DEADLINE_EXCEEDED`, never `INTERNAL`).
 //! - [`server`]: explicit limits, health, reflection (v1 and v1alpha), graceful shutdown.
 //! - [`client`]: mTLS channels to other parties.
+//! - [`catalogue`]: `CatalogueService` over a store's catalogue (coordinator and node caches).
+//! - [`stream`]: server streams fed by a task, with backpressure.
 //! - [`error`]: service errors and their one mapping to gRPC statuses.
 //! - [`node_info`]: `NodeService` (who am I, what is this server), served everywhere.
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod catalogue;
 pub mod client;
 pub mod deadline;
 pub mod error;
 pub mod node_info;
 pub mod server;
+pub mod stream;
 
 pub use auth::{AccessPolicy, AuthLayer, caller};
 pub use client::{ClientOptions, ClientPem, connect, connect_pem};

@@ -1,0 +1,197 @@
+//! `CatalogueService` over a store's catalogue: served by the coordinator from the catalogue it
+//! replicates, and by every node from its cached copy (so admins can browse while the
+//! coordinator is down).
+
+use fedmesh_core::catalogue::Query;
+use fedmesh_proto::pb;
+use fedmesh_store::Store;
+use tonic::{Request, Response, Status};
+
+use crate::error::{ServiceError, page_after, page_size};
+use crate::stream::{HEARTBEAT, ResponseStream, Sink, spawn_stream};
+
+/// Changes read from the log per batch while replaying.
+const BATCH: usize = 256;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct CatalogueApi {
+    store: Store,
+}
+
+impl CatalogueApi {
+    /// Serves `store`'s catalogue.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn upsert(revision: u64, offer: pb::CatalogueOffer) -> pb::WatchCatalogueResponse {
+    pb::WatchCatalogueResponse {
+        change: Some(pb::CatalogueChange {
+            revision,
+            kind: pb::CatalogueChangeKind::Upserted as i32,
+            offer_id: offer
+                .offer
+                .as_ref()
+                .map(|o| o.offer_id.clone())
+                .unwrap_or_default(),
+            change_time: offer.replicate_time,
+            offer: Some(offer),
+        }),
+        caught_up: false,
+        last_revision: revision,
+    }
+}
+
+fn marker(last_revision: u64, caught_up: bool) -> pb::WatchCatalogueResponse {
+    pb::WatchCatalogueResponse {
+        change: None,
+        caught_up,
+        last_revision,
+    }
+}
+
+/// Streams a watch: the snapshot (from 0) or the changes after `since`, a caught-up marker,
+/// then live changes, with heartbeats when quiet.
+async fn watch(store: Store, query: Query, since: u64, sink: Sink<pb::WatchCatalogueResponse>) {
+    let mut durable = store.watch_catalogue();
+    let head = *durable.borrow_and_update();
+    let mut cursor = if since == 0 || since > head {
+        // A fresh watcher, or one whose cursor is from a catalogue that started over.
+        let offers = match store.catalogue_offers() {
+            Ok(offers) => offers,
+            Err(e) => return sink.fail(ServiceError::from(e).into()).await,
+        };
+        for offer in offers.into_iter().filter(|o| query.matches(o)) {
+            if !sink.send(upsert(head, offer)).await {
+                return;
+            }
+        }
+        head
+    } else {
+        since
+    };
+    let mut caught_up_sent = false;
+    loop {
+        let changes = match store.catalogue_changes(cursor, BATCH) {
+            Ok(changes) => changes,
+            Err(e) => return sink.fail(ServiceError::from(e).into()).await,
+        };
+        let full_batch = changes.len() == BATCH;
+        for change in changes {
+            cursor = change.revision;
+            if change.offer.as_ref().is_some_and(|o| query.matches(o)) {
+                let revision = change.revision;
+                let response = pb::WatchCatalogueResponse {
+                    change: Some(change),
+                    caught_up: false,
+                    last_revision: revision,
+                };
+                if !sink.send(response).await {
+                    return;
+                }
+            }
+        }
+        if full_batch {
+            continue;
+        }
+        if !caught_up_sent {
+            caught_up_sent = true;
+            if !sink.send(marker(cursor, true)).await {
+                return;
+            }
+        }
+        match tokio::time::timeout(HEARTBEAT, durable.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return, // the store is gone: the server is stopping
+            Err(_) => {
+                if !sink.send(marker(cursor, false)).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::catalogue_service_server::CatalogueService for CatalogueApi {
+    async fn search_offers(
+        &self,
+        request: Request<pb::SearchOffersRequest>,
+    ) -> Result<Response<pb::SearchOffersResponse>, Status> {
+        let request = request.into_inner();
+        let query = Query::search(&request).map_err(ServiceError::from)?;
+        let size = page_size(request.page_size, 50, 500)?;
+        let after = page_after(&request.page_token, |t| {
+            fedmesh_core::offer::provider_of(t).is_some()
+        })?;
+        let matching: Vec<pb::CatalogueOffer> = self
+            .store
+            .catalogue_offers()
+            .map_err(ServiceError::from)?
+            .into_iter()
+            .filter(|o| query.matches(o))
+            .collect();
+        let total_size = i32::try_from(matching.len()).unwrap_or(i32::MAX);
+        let mut page: Vec<pb::CatalogueOffer> = matching
+            .into_iter()
+            .filter(|o| {
+                o.offer
+                    .as_ref()
+                    .is_some_and(|offer| offer.offer_id.as_str() > after)
+            })
+            .take(size + 1)
+            .collect();
+        let next_page_token = if page.len() > size {
+            page.truncate(size);
+            page.last()
+                .and_then(|o| o.offer.as_ref())
+                .map(|o| o.offer_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::SearchOffersResponse {
+            offers: page,
+            next_page_token,
+            total_size,
+        }))
+    }
+
+    async fn get_catalogue_offer(
+        &self,
+        request: Request<pb::GetCatalogueOfferRequest>,
+    ) -> Result<Response<pb::GetCatalogueOfferResponse>, Status> {
+        let offer_id = request.into_inner().offer_id;
+        if fedmesh_core::offer::provider_of(&offer_id).is_none() {
+            return Err(ServiceError::invalid(
+                "offer_id",
+                "not an offer id (<member>.<service_id>)",
+            )
+            .into());
+        }
+        let offer = self
+            .store
+            .catalogue_offer(&offer_id)
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("offer {offer_id} is not in the catalogue"))
+            })?;
+        Ok(Response::new(pb::GetCatalogueOfferResponse {
+            offer: Some(offer),
+        }))
+    }
+
+    async fn watch_catalogue(
+        &self,
+        request: Request<pb::WatchCatalogueRequest>,
+    ) -> Result<Response<ResponseStream<pb::WatchCatalogueResponse>>, Status> {
+        let request = request.into_inner();
+        let query = Query::watch(&request).map_err(ServiceError::from)?;
+        let store = self.store.clone();
+        Ok(Response::new(spawn_stream(move |sink| {
+            watch(store, query, request.since_revision, sink)
+        })))
+    }
+}
