@@ -15,7 +15,6 @@ use tonic::{Request, Response, Status};
 use crate::config::CoordinatorConfig;
 
 const MAX_VERSION_LEN: usize = 64;
-const MAX_ENDPOINT_LEN: usize = 512;
 
 /// The registry service.
 #[derive(Debug, Clone)]
@@ -62,32 +61,8 @@ fn calling_member<T>(request: &Request<T>) -> Result<MemberId, Status> {
 }
 
 fn validate_endpoint(endpoint: &str) -> Result<(), ServiceError> {
-    let field = "endpoint";
-    if endpoint.is_empty() {
-        return Err(ServiceError::invalid(field, "required"));
-    }
-    if endpoint.len() > MAX_ENDPOINT_LEN {
-        return Err(ServiceError::invalid(
-            field,
-            format!("longer than {MAX_ENDPOINT_LEN} bytes"),
-        ));
-    }
-    let uri: http::Uri = endpoint
-        .parse()
-        .map_err(|_| ServiceError::invalid(field, "not a URL"))?;
-    let well_formed = uri.scheme_str() == Some("https")
-        && uri.host().is_some_and(|h| !h.is_empty())
-        && uri.port_u16().is_some()
-        && uri
-            .path_and_query()
-            .is_none_or(|p| p.as_str() == "/" || p.as_str().is_empty());
-    if !well_formed {
-        return Err(ServiceError::invalid(
-            field,
-            "must be an https://host:port URL without a path",
-        ));
-    }
-    Ok(())
+    fedmesh_core::endpoint::validate(endpoint)
+        .map_err(|message| ServiceError::invalid("endpoint", message))
 }
 
 fn validate_version(version: &str) -> Result<(), ServiceError> {
@@ -238,7 +213,7 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         };
         let (crl_der, this_update) = fedmesh_tls::config::load_crl_der(path).map_err(|e| {
             tracing::error!(error = %e, "cannot read the federation crl");
-            Status::unavailable("the federation CRL cannot be read on the coordinator")
+            ServiceError::Unavailable("the federation CRL cannot be read on the coordinator".into())
         })?;
         Ok(Response::new(pb::GetCrlResponse {
             crl_der,
@@ -253,28 +228,6 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_must_be_https_host_port() {
-        for good in [
-            "https://node.unistra.fr:7443",
-            "https://127.0.0.1:1",
-            "https://[::1]:7443/",
-        ] {
-            assert!(validate_endpoint(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "http://node:7443",
-            "https://node",
-            "https://node:7443/api",
-            "node:7443",
-            &format!("https://{}:1", "a".repeat(600)),
-        ] {
-            let err = validate_endpoint(bad).unwrap_err().to_string();
-            assert!(err.starts_with("endpoint:"), "{bad}: {err}");
-        }
-    }
 
     #[test]
     fn versions_are_short_semver_like_strings() {

@@ -122,18 +122,24 @@ impl Layers {
     }
 
     /// Merges the layers and deserializes them into `T`.
+    ///
+    /// Each layer is checked on its own as it is added, so that an unknown key or a bad value
+    /// is reported against the file line or the variable that brought it; a required key may
+    /// come from any layer, so "missing field" is only an error once all are merged.
     pub fn load<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         let mut table = toml::Table::new();
         if let Some((name, text)) = &self.file {
+            let file_error = |e: toml::de::Error| ConfigError::File {
+                file: name.clone(),
+                message: e.to_string().trim_end().to_owned(),
+            };
             // Deserialize the file alone first: its errors then point at its own lines.
-            toml::from_str::<T>(text).map_err(|e| ConfigError::File {
-                file: name.clone(),
-                message: e.to_string().trim_end().to_owned(),
-            })?;
-            table = toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::File {
-                file: name.clone(),
-                message: e.to_string().trim_end().to_owned(),
-            })?;
+            if let Err(e) = toml::from_str::<T>(text) {
+                if !is_missing_field(&e.to_string()) {
+                    return Err(file_error(e));
+                }
+            }
+            table = toml::from_str(text).map_err(file_error)?;
         }
         for item in &self.overrides {
             if item.path.iter().any(String::is_empty) {
@@ -148,23 +154,30 @@ impl Layers {
                     message,
                 }
             })?;
-            // Check after each layer so that a failure names the variable that caused it.
-            T::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
-                ConfigError::Override {
-                    origin: item.origin.clone(),
-                    message: format!(
-                        "key `{}`: {}",
-                        item.path.join("."),
-                        e.to_string().trim_end()
-                    ),
+            if let Err(e) = T::deserialize(toml::Value::Table(table.clone())) {
+                let message = e.to_string();
+                if !is_missing_field(&message) {
+                    return Err(ConfigError::Override {
+                        origin: item.origin.clone(),
+                        message: format!("key `{}`: {}", item.path.join("."), message.trim_end()),
+                    });
                 }
-            })?;
+            }
         }
         T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Override {
-            origin: "defaults".to_owned(),
-            message: e.to_string(),
+            origin: match &self.file {
+                Some((name, _)) => format!("config file {name} and its overrides"),
+                None => "configuration".to_owned(),
+            },
+            message: e.to_string().trim_end().to_owned(),
         })
     }
+}
+
+/// Whether a deserialization error is only a required key still absent (another layer may
+/// bring it).
+fn is_missing_field(message: &str) -> bool {
+    message.contains("missing field")
 }
 
 /// Every leaf key of a table, dotted (`limits.request_timeout_ms`), in table order. Used to
@@ -318,6 +331,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("FEDMESH_X_PORT"), "{err}");
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Required {
+        member_id: String,
+        tls: Tls,
+    }
+
+    #[test]
+    fn required_keys_may_come_from_any_layer() {
+        let loaded: Required = Layers::new()
+            .file("node.toml", "[tls]\n")
+            .env(
+                "FEDMESH_X_",
+                [
+                    ("FEDMESH_X_TLS__CERT", "/c.pem"),
+                    ("FEDMESH_X_MEMBER_ID", "unistra"),
+                ],
+            )
+            .load()
+            .unwrap();
+        assert_eq!(loaded.member_id, "unistra");
+        assert_eq!(loaded.tls.cert, "/c.pem");
+
+        let err = Layers::new()
+            .file("node.toml", "[tls]\n")
+            .load::<Required>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `member_id`"), "{err}");
+        assert!(err.contains("node.toml"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`catalogue`]: catalogue queries.
 //! - [`journal`]: who may read which journal entries.
 //! - [`offer`]: validation and lifecycle of offers.
+//! - [`endpoint`]: `https://host:port` endpoints.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@
 pub mod authz;
 pub mod catalogue;
 pub mod config;
+pub mod endpoint;
 pub mod identity;
 pub mod journal;
 pub mod liveness;

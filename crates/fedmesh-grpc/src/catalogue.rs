@@ -8,7 +8,7 @@ use fedmesh_store::Store;
 use tonic::{Request, Response, Status};
 
 use crate::error::{ServiceError, page_after, page_size};
-use crate::stream::{HEARTBEAT, ResponseStream, Sink, spawn_stream};
+use crate::stream::{HEARTBEAT, ResponseStream, Sink, Stopping, spawn_stream, stopping_status};
 
 /// Changes read from the log per batch while replaying.
 const BATCH: usize = 256;
@@ -17,12 +17,13 @@ const BATCH: usize = 256;
 #[derive(Debug, Clone)]
 pub struct CatalogueApi {
     store: Store,
+    stopping: Stopping,
 }
 
 impl CatalogueApi {
-    /// Serves `store`'s catalogue.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Serves `store`'s catalogue; watches end when `stopping` fires.
+    pub fn new(store: Store, stopping: Stopping) -> Self {
+        Self { store, stopping }
     }
 }
 
@@ -54,7 +55,13 @@ fn marker(last_revision: u64, caught_up: bool) -> pb::WatchCatalogueResponse {
 
 /// Streams a watch: the snapshot (from 0) or the changes after `since`, a caught-up marker,
 /// then live changes, with heartbeats when quiet.
-async fn watch(store: Store, query: Query, since: u64, sink: Sink<pb::WatchCatalogueResponse>) {
+async fn watch(
+    store: Store,
+    query: Query,
+    since: u64,
+    mut stopping: Stopping,
+    sink: Sink<pb::WatchCatalogueResponse>,
+) {
     let mut durable = store.watch_catalogue();
     let head = *durable.borrow_and_update();
     let mut cursor = if since == 0 || since > head {
@@ -102,10 +109,12 @@ async fn watch(store: Store, query: Query, since: u64, sink: Sink<pb::WatchCatal
                 return;
             }
         }
-        match tokio::time::timeout(HEARTBEAT, durable.changed()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return, // the store is gone: the server is stopping
-            Err(_) => {
+        tokio::select! {
+            changed = durable.changed() => if changed.is_err() {
+                return sink.fail(stopping_status()).await;
+            },
+            () = stopping.wait() => return sink.fail(stopping_status()).await,
+            () = tokio::time::sleep(HEARTBEAT) => {
                 if !sink.send(marker(cursor, false)).await {
                     return;
                 }
@@ -190,8 +199,9 @@ impl pb::catalogue_service_server::CatalogueService for CatalogueApi {
         let request = request.into_inner();
         let query = Query::watch(&request).map_err(ServiceError::from)?;
         let store = self.store.clone();
+        let stopping = self.stopping.clone();
         Ok(Response::new(spawn_stream(move |sink| {
-            watch(store, query, request.since_revision, sink)
+            watch(store, query, request.since_revision, stopping, sink)
         })))
     }
 }

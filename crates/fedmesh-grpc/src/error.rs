@@ -26,6 +26,9 @@ pub enum ServiceError {
     /// The entity is not in a state that allows this.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A dependency of the server (a file, another party) is unavailable for now.
+    #[error("{0}")]
+    Unavailable(String),
     /// The storage layer failed; details are logged, not sent.
     #[error("storage failure")]
     Store(#[from] fedmesh_store::StoreError),
@@ -49,6 +52,13 @@ impl From<ServiceError> for Status {
             ServiceError::PermissionDenied(_) => Status::permission_denied(error.to_string()),
             ServiceError::Aborted(_) => Status::aborted(error.to_string()),
             ServiceError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            ServiceError::Unavailable(_) => Status::unavailable(error.to_string()),
+            ServiceError::Store(source @ fedmesh_store::StoreError::Corrupt { .. }) => {
+                tracing::error!(error = %source, "corrupt stored value");
+                Status::internal(
+                    "corrupt data on the server; its operators have been told in its log",
+                )
+            }
             ServiceError::Store(source) => {
                 tracing::error!(error = %source, "storage failure");
                 Status::unavailable("storage failure on the server; retry later")

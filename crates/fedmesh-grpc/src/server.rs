@@ -16,6 +16,7 @@ use tower::ServiceBuilder;
 use crate::auth::{AccessPolicy, AuthLayer};
 use crate::deadline::DeadlineLayer;
 use crate::node_info::{NodeInfoService, ServerInfo};
+use crate::stream::Stopping;
 use fedmesh_proto::pb::node_service_server::NodeServiceServer;
 
 /// The limits every fedmesh gRPC server enforces. Section `[limits]` of the node and
@@ -41,6 +42,9 @@ pub struct ServerLimits {
     pub request_timeout_ms: u64,
     /// Interval of HTTP/2 keep-alive pings to detect dead peers, in milliseconds.
     pub keepalive_interval_ms: u64,
+    /// On shutdown, how long calls in progress may take to finish before they are cut, in
+    /// milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerLimits {
@@ -55,6 +59,7 @@ impl Default for ServerLimits {
             max_pending_handshakes: 128,
             request_timeout_ms: 30_000,
             keepalive_interval_ms: 30_000,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -62,7 +67,7 @@ impl Default for ServerLimits {
 impl ServerLimits {
     /// Checks that every limit is usable; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let positive: [(&str, u64); 9] = [
+        let positive: [(&str, u64); 10] = [
             (
                 "max_decoding_message_bytes",
                 self.max_decoding_message_bytes as u64,
@@ -87,6 +92,7 @@ impl ServerLimits {
             ("max_pending_handshakes", self.max_pending_handshakes as u64),
             ("request_timeout_ms", self.request_timeout_ms),
             ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("shutdown_grace_ms", self.shutdown_grace_ms),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -128,6 +134,8 @@ pub struct GrpcServer {
     routes: RoutesBuilder,
     service_names: Vec<&'static str>,
     info: ServerInfo,
+    stopping: tokio::sync::watch::Sender<bool>,
+    stopping_rx: Stopping,
 }
 
 impl GrpcServer {
@@ -139,6 +147,7 @@ impl GrpcServer {
         policy: AccessPolicy,
         info: ServerInfo,
     ) -> Self {
+        let (stopping, stopping_rx) = Stopping::new();
         Self {
             listener,
             tls,
@@ -147,7 +156,14 @@ impl GrpcServer {
             routes: RoutesBuilder::default(),
             service_names: Vec::new(),
             info,
+            stopping,
+            stopping_rx,
         }
+    }
+
+    /// The signal long-lived streams of this server's services end on.
+    pub fn stopping(&self) -> Stopping {
+        self.stopping_rx.clone()
     }
 
     /// Adds a service; `name` is its fully qualified name, reported by the health service.
@@ -220,15 +236,35 @@ impl GrpcServer {
             )));
 
         let shutdown_health = health.clone();
+        let mut all_names = self.service_names.clone();
+        all_names.extend(["", "fedmesh.v1.NodeService"]);
+        let stopping = self.stopping;
+        let (drain_started_tx, drain_started) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             shutdown.await;
-            tracing::info!("shutting down: draining calls in progress");
-            shutdown_health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
+            tracing::info!(
+                grace_ms = limits.shutdown_grace_ms,
+                "shutting down: draining calls in progress"
+            );
+            for name in all_names {
+                shutdown_health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
+            // Streams end now rather than hold the drain open.
+            let _ = stopping.send(true);
+            let _ = drain_started_tx.send(());
+        };
+        let grace = Duration::from_millis(limits.shutdown_grace_ms);
+        let deadline = async move {
+            if drain_started.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
         };
 
-        Server::builder()
+        let serving = Server::builder()
             .max_concurrent_streams(limits.max_concurrent_streams)
             .concurrency_limit_per_connection(limits.max_concurrent_calls_per_connection)
             .http2_max_header_list_size(limits.max_header_list_bytes)
@@ -236,8 +272,13 @@ impl GrpcServer {
             .http2_keepalive_timeout(Some(Duration::from_millis(limits.keepalive_interval_ms)))
             .layer(layers)
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+            .serve_with_incoming_shutdown(incoming, shutdown);
+        tokio::select! {
+            result = serving => result?,
+            () = deadline => {
+                tracing::warn!(grace_ms = limits.shutdown_grace_ms, "calls still in progress after the shutdown grace: closing them");
+            }
+        }
         Ok(())
     }
 }

@@ -37,6 +37,34 @@ impl<T> Sink<T> {
     }
 }
 
+/// Tells long-lived streams that the server is stopping, so that they end (with
+/// `UNAVAILABLE`, which clients retry elsewhere or later) instead of holding the graceful
+/// shutdown open.
+#[derive(Debug, Clone)]
+pub struct Stopping {
+    rx: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Stopping {
+    /// A pair: the sender flips to `true` when the server stops.
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self { rx })
+    }
+
+    /// Completes once the server is stopping.
+    pub async fn wait(&mut self) {
+        if self.rx.wait_for(|stopping| *stopping).await.is_err() {
+            // The server is gone without saying so: stop too.
+        }
+    }
+}
+
+/// The status a stream ends with when the server stops.
+pub fn stopping_status() -> Status {
+    Status::unavailable("the server is shutting down; reconnect")
+}
+
 /// Runs `produce` in its own task and returns the stream of what it sends.
 pub fn spawn_stream<T, F, Fut>(produce: F) -> ResponseStream<T>
 where

@@ -109,9 +109,21 @@ impl NodeConfig {
             ("advertise", &self.advertise),
             ("coordinator.endpoint", &self.coordinator.endpoint),
         ] {
-            if url.as_ref().is_some_and(|u| !u.starts_with("https://")) {
-                return Err(invalid(key, "must be an https://host:port URL".into()));
+            if let Some(url) = url {
+                fedmesh_core::endpoint::validate(url).map_err(|message| invalid(key, message))?;
             }
+        }
+        if self.coordinator.endpoint.is_some()
+            && self.advertise.is_none()
+            && !self.listen.ip().is_loopback()
+        {
+            return Err(invalid(
+                "advertise",
+                format!(
+                    "required when the node listens on {} and registers with a coordinator: other members need the URL that reaches it",
+                    self.listen
+                ),
+            ));
         }
         if self.coordinator.retry_initial_ms == 0
             || self.coordinator.retry_max_ms < self.coordinator.retry_initial_ms
@@ -158,6 +170,7 @@ mod tests {
             ("member_id=Unistra", "member_id"),
             ("federation=bad_name", "federation"),
             ("advertise=http://x:1", "advertise"),
+            ("advertise=https://x", "advertise"),
             ("coordinator.endpoint=x:1", "coordinator.endpoint"),
             ("coordinator.retry_max_ms=1", "coordinator.retry_max_ms"),
             (

@@ -72,6 +72,16 @@ impl Registration {
                         registered = Some(interval);
                         interval
                     }
+                    Err(status)
+                        if matches!(
+                            status.code(),
+                            Code::InvalidArgument | Code::PermissionDenied
+                        ) =>
+                    {
+                        // Retrying cannot help: the configuration or the certificate is wrong.
+                        tracing::error!(code = ?status.code(), error = status.message(), "the coordinator refuses this node's registration; fix the configuration and restart");
+                        return;
+                    }
                     Err(status) => {
                         let delay = backoff.next();
                         tracing::warn!(code = ?status.code(), error = status.message(), retry_in_ms = delay.as_millis() as u64, "registration with the coordinator failed");

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// How long a CRL is valid; it is re-issued at every revocation and by `certs revoke --renew`.
+/// How long a CRL is valid; it is re-issued at every revocation and by `fedmesh certs renew-crl`.
 pub const CRL_VALIDITY: Duration = Duration::days(30);
 
 /// Why a PKI operation failed.
@@ -287,7 +287,7 @@ impl Pki {
     /// federation's own CA.
     pub fn sign(&self, params: &mut CertificateParams, key: &KeyPair) -> Result<String, PkiError> {
         params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(random_serial(key));
+        params.serial_number = Some(random_serial()?);
         Ok(params.signed_by(key, &self.issuer)?.pem())
     }
 
@@ -373,7 +373,6 @@ impl Pki {
             key_identifier_method: KeyIdMethod::Sha256,
         };
         let crl = params.signed_by(&self.issuer)?;
-        write_public(&self.crl_path(), crl.pem()?.as_bytes())?;
         ledger_out
             .revoked
             .sort_by(|a, b| a.serial_hex.cmp(&b.serial_hex));
@@ -381,29 +380,24 @@ impl Pki {
             path: self.dir.join("revoked.json"),
             message: e.to_string(),
         })?;
-        write_public(&self.dir.join("revoked.json"), json.as_bytes())
+        // The ledger first: if writing the CRL then fails, the next revocation or renewal
+        // rebuilds it from a ledger that already lists every revoked certificate.
+        write_public(&self.dir.join("revoked.json"), json.as_bytes())?;
+        write_public(&self.crl_path(), crl.pem()?.as_bytes())
     }
 }
 
-/// A serial number that is unique per key and issuance: 16 bytes from the key's public key
-/// hash and the clock, with the top bit cleared so that it stays positive.
-fn random_serial(key: &KeyPair) -> SerialNumber {
-    use std::hash::{BuildHasher, Hasher};
+/// A random 16-byte serial number from the system's secure random source, positive and
+/// non-zero as RFC 5280 asks.
+fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut bytes = [0u8; 16];
-    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write(key.public_key_raw());
-        hasher.write_u128(
-            OffsetDateTime::now_utc()
-                .unix_timestamp_nanos()
-                .unsigned_abs()
-                + i as u128,
-        );
-        chunk.copy_from_slice(&hasher.finish().to_be_bytes());
-    }
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| PkiError::Foreign("the system's random source failed".to_owned()))?;
     bytes[0] &= 0x7f;
     bytes[0] |= 0x01;
-    SerialNumber::from_slice(&bytes)
+    Ok(SerialNumber::from_slice(&bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

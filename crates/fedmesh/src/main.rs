@@ -66,7 +66,7 @@ enum CertsCommand {
         #[arg(long)]
         dir: PathBuf,
         /// Validity of the CA, in days.
-        #[arg(long, default_value_t = 3650)]
+        #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(i64).range(1..=36500))]
         days: i64,
     },
     /// Issue a certificate (and key) for a member's node, admin or agent, or the coordinator.
@@ -94,8 +94,17 @@ enum CertsCommand {
         #[arg(long)]
         dns: Vec<String>,
         /// Validity, in days.
-        #[arg(long, default_value_t = 365)]
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=3650))]
         days: i64,
+        /// Replace an existing certificate and key of the same identity (rotation).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-issue the CRL with the same entries and a new validity (it is valid 30 days).
+    RenewCrl {
+        /// The PKI directory.
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Revoke a certificate: add it to the federation CRL.
     Revoke {
@@ -155,9 +164,12 @@ async fn run(cli: Cli) -> Result<()> {
 fn load<T: serde::de::DeserializeOwned>(args: &ServeArgs, prefix: &str) -> Result<T> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading config file {}", args.config.display()))?;
+    // Variables that are not UTF-8 cannot be configuration; skip them rather than panic.
+    let env = std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)));
     Ok(fedmesh_core::config::Layers::new()
         .file(args.config.display().to_string(), text)
-        .env(prefix, std::env::vars())
+        .env(prefix, env)
         .set_args(&args.set)?
         .load()?)
 }
@@ -242,6 +254,7 @@ fn certs(command: CertsCommand) -> Result<()> {
             coordinator,
             dns,
             days,
+            force,
         } => {
             let pki = Pki::open(&dir)?;
             let federation = pki.federation().clone();
@@ -266,10 +279,21 @@ fn certs(command: CertsCommand) -> Result<()> {
                 // Round-trip through the parser so that names follow the identity rules.
                 identity.to_uri().parse::<Identity>()?
             };
+            let existing = dir.join(format!("{}.pem", fedmesh_tls::pki::file_stem(&identity)));
+            anyhow::ensure!(
+                force || !existing.exists(),
+                "{} already exists; pass --force to replace it (certificate rotation)",
+                existing.display()
+            );
             let issued = pki.issue(&identity, &dns, Validity::days_from_now(days))?;
             println!("issued {identity}");
             println!("certificate: {}", issued.cert_path.display());
             println!("private key: {} (mode 0600)", issued.key_path.display());
+        }
+        CertsCommand::RenewCrl { dir } => {
+            let pki = Pki::open(&dir)?;
+            pki.renew_crl()?;
+            println!("CRL re-issued, valid 30 days: {}", pki.crl_path().display());
         }
         CertsCommand::Revoke { dir, cert } => {
             let pki = Pki::open(&dir)?;

@@ -157,6 +157,20 @@ fn certs_init_issue_and_revoke() {
     );
     let ledger = std::fs::read_to_string(pki.join("revoked.json")).unwrap();
     assert!(ledger.contains("member/unistra/admin/alice"), "{ledger}");
+    let before = std::fs::read_to_string(pki.join("crl.pem")).unwrap();
+    assert_ok(&run(fedmesh().args([
+        "certs",
+        "renew-crl",
+        "--dir",
+        pki_arg,
+    ])));
+    let after = std::fs::read_to_string(pki.join("crl.pem")).unwrap();
+    assert_ne!(before, after, "a renewed CRL is a new CRL");
+    let ledger_after = std::fs::read_to_string(pki.join("revoked.json")).unwrap();
+    assert!(
+        ledger_after.contains("member/unistra/admin/alice"),
+        "renewal keeps the entries"
+    );
 }
 
 /// A node configuration that would start, in `dir`, with PKI from `fedmesh certs`.
