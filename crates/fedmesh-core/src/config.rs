@@ -134,10 +134,10 @@ impl Layers {
                 message: e.to_string().trim_end().to_owned(),
             };
             // Deserialize the file alone first: its errors then point at its own lines.
-            if let Err(e) = toml::from_str::<T>(text) {
-                if !is_missing_field(&e.to_string()) {
-                    return Err(file_error(e));
-                }
+            if let Err(e) = toml::from_str::<T>(text)
+                && !is_missing_field(&e.to_string())
+            {
+                return Err(file_error(e));
             }
             table = toml::from_str(text).map_err(file_error)?;
         }
@@ -154,14 +154,17 @@ impl Layers {
                     message,
                 }
             })?;
-            if let Err(e) = T::deserialize(toml::Value::Table(table.clone())) {
-                let message = e.to_string();
-                if !is_missing_field(&message) {
-                    return Err(ConfigError::Override {
-                        origin: item.origin.clone(),
-                        message: format!("key `{}`: {}", item.path.join("."), message.trim_end()),
-                    });
-                }
+            if let Err(e) = T::deserialize(toml::Value::Table(table.clone()))
+                && !is_missing_field(&e.to_string())
+            {
+                return Err(ConfigError::Override {
+                    origin: item.origin.clone(),
+                    message: format!(
+                        "key `{}`: {}",
+                        item.path.join("."),
+                        e.to_string().trim_end()
+                    ),
+                });
             }
         }
         T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Override {

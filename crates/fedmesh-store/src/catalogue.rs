@@ -65,14 +65,15 @@ impl Store {
         let log = self.tree(CATALOGUE_LOG_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;
         self.catalogue_log.append(|revision| {
-            if let Some(position) = position {
-                if let Some(stored) = self.cursor(source)? {
-                    if stored.journal_id == position.journal_id
-                        && position.revision <= stored.revision
-                    {
-                        return Ok((Applied::Duplicate, None));
-                    }
-                }
+            let stored = match position {
+                Some(_) => self.cursor(source)?,
+                None => None,
+            };
+            if let (Some(position), Some(stored)) = (position, stored)
+                && stored.journal_id == position.journal_id
+                && position.revision <= stored.revision
+            {
+                return Ok((Applied::Duplicate, None));
             }
             let change = offer.map(|offer| pb::CatalogueChange {
                 revision,

@@ -1087,4 +1087,22 @@ mod tests {
         let err = parse_offer_file("status = \"withdrawn\"\n").unwrap_err();
         assert!(err.to_string().contains("withdrawn"), "{err}");
     }
+
+    #[test]
+    fn every_example_passes_the_nodes_validation() {
+        for (text, provider) in [
+            (
+                include_str!("../../../examples/offers/collaboration.toml"),
+                "rennes2",
+            ),
+            (include_str!("../../../examples/offers/video.toml"), "rouen"),
+            (include_str!("../../../examples/offers/otp.toml"), "unistra"),
+        ] {
+            let offer = parse_offer_file(text).unwrap();
+            let provider: fedmesh_core::MemberId = provider.parse().unwrap();
+            if let Err(e) = fedmesh_core::offer::validate(offer, &provider) {
+                panic!("an example offer of {provider} is invalid: {e}");
+            }
+        }
+    }
 }
