@@ -32,6 +32,9 @@ pub struct CoordinatorConfig {
     /// Registry behaviour.
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Journal replication from the nodes.
+    #[serde(default)]
+    pub replication: ReplicationConfig,
     /// Server limits.
     #[serde(default)]
     pub limits: ServerLimits,
@@ -58,6 +61,25 @@ impl Default for RegistryConfig {
         Self {
             heartbeat_interval_ms: 10_000,
             stale_after_ms: 30_000,
+        }
+    }
+}
+
+/// Section `[replication]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// First delay before reconnecting to a node's journal, in milliseconds.
+    pub retry_initial_ms: u64,
+    /// Longest delay between reconnections, in milliseconds (exponential, jittered).
+    pub retry_max_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            retry_initial_ms: 200,
+            retry_max_ms: 10_000,
         }
     }
 }
@@ -104,6 +126,14 @@ impl CoordinatorConfig {
                     "must be greater than registry.heartbeat_interval_ms ({})",
                     self.registry.heartbeat_interval_ms
                 ),
+            ));
+        }
+        if self.replication.retry_initial_ms == 0
+            || self.replication.retry_max_ms < self.replication.retry_initial_ms
+        {
+            return Err(invalid(
+                "replication.retry_max_ms",
+                "retry delays must be positive, the maximum at least the initial one".into(),
             ));
         }
         Ok(Validated { federation })

@@ -3,14 +3,16 @@
 //!
 //! - [`config`]: the coordinator's configuration file and its defaults.
 //! - [`registry`]: `RegistryService`: registration, heartbeats, liveness, CRL distribution.
+//! - [`replication`]: following every node's journal into the catalogue.
 //! - [`Coordinator`]: opens the database, binds, serves until shut down.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod registry;
+pub mod replication;
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use fedmesh_core::Identity;
 use fedmesh_grpc::{AccessPolicy, GrpcServer, ServerInfo, with_message_limits};
@@ -46,12 +48,6 @@ pub enum CoordinatorError {
     Serve(#[from] fedmesh_grpc::ServeError),
 }
 
-/// `CatalogueService`: the federation catalogue, built by journal replication in a later
-/// milestone; every RPC answers `UNIMPLEMENTED` until then.
-#[derive(Debug, Clone, Copy)]
-struct CatalogueApi;
-impl pb::catalogue_service_server::CatalogueService for CatalogueApi {}
-
 /// `MetricsService`: federation metrics and SLA compliance, a later milestone; every RPC
 /// answers `UNIMPLEMENTED` until then.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +61,7 @@ pub struct Coordinator {
     local_addr: SocketAddr,
     store: Store,
     tls: ReloadableServerConfig,
+    replicator: replication::Replicator,
 }
 
 impl Coordinator {
@@ -102,41 +99,55 @@ impl Coordinator {
             started_at: SystemTime::now(),
         };
         let limits = config.limits.clone();
-        let registry = registry::RegistryApi::new(store.clone(), &config);
+        let registered = std::sync::Arc::new(tokio::sync::Notify::new());
+        let registry = registry::RegistryApi::new(store.clone(), &config, registered.clone());
+        let replicator = replication::Replicator {
+            store: store.clone(),
+            tls: config.tls.clone(),
+            interval: Duration::from_millis(config.registry.heartbeat_interval_ms),
+            stale_after: Duration::from_millis(config.registry.stale_after_ms),
+            retry_initial: Duration::from_millis(config.replication.retry_initial_ms),
+            retry_max: Duration::from_millis(config.replication.retry_max_ms),
+            registered,
+        };
         let server = GrpcServer::new(
             listener,
             tls,
             limits.clone(),
             AccessPolicy::coordinator(validated.federation),
             info,
-        )
-        .add_service(
-            "fedmesh.v1.RegistryService",
-            with_message_limits!(
-                pb::registry_service_server::RegistryServiceServer::new(registry),
-                limits
-            ),
-        )
-        .add_service(
-            "fedmesh.v1.CatalogueService",
-            with_message_limits!(
-                pb::catalogue_service_server::CatalogueServiceServer::new(CatalogueApi),
-                limits
-            ),
-        )
-        .add_service(
-            "fedmesh.v1.MetricsService",
-            with_message_limits!(
-                pb::metrics_service_server::MetricsServiceServer::new(MetricsApi),
-                limits
-            ),
         );
+        let catalogue =
+            fedmesh_grpc::catalogue::CatalogueApi::new(store.clone(), server.stopping());
+        let server = server
+            .add_service(
+                "fedmesh.v1.RegistryService",
+                with_message_limits!(
+                    pb::registry_service_server::RegistryServiceServer::new(registry),
+                    limits
+                ),
+            )
+            .add_service(
+                "fedmesh.v1.CatalogueService",
+                with_message_limits!(
+                    pb::catalogue_service_server::CatalogueServiceServer::new(catalogue),
+                    limits
+                ),
+            )
+            .add_service(
+                "fedmesh.v1.MetricsService",
+                with_message_limits!(
+                    pb::metrics_service_server::MetricsServiceServer::new(MetricsApi),
+                    limits
+                ),
+            );
         tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "coordinator listening");
         Ok(Self {
             server,
             local_addr,
             store,
             tls: tls_handle,
+            replicator,
         })
     }
 
@@ -156,7 +167,14 @@ impl Coordinator {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), CoordinatorError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let replication = tokio::spawn(self.replicator.run(stop_rx));
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
         let result = self.server.serve(shutdown).await;
+        let _ = replication.await;
         self.store.flush().await?;
         tracing::info!("coordinator stopped, database flushed");
         Ok(result?)

@@ -23,12 +23,19 @@ pub struct RegistryApi {
     heartbeat_interval: Duration,
     stale_after: Duration,
     crl: Option<PathBuf>,
+    registered: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl RegistryApi {
-    /// A registry over `store`, with the intervals and CRL of `config`.
-    pub fn new(store: Store, config: &CoordinatorConfig) -> Self {
+    /// A registry over `store`, with the intervals and CRL of `config`; `registered` is
+    /// notified at each registration.
+    pub fn new(
+        store: Store,
+        config: &CoordinatorConfig,
+        registered: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
         Self {
+            registered,
             store,
             heartbeat_interval: Duration::from_millis(config.registry.heartbeat_interval_ms),
             stale_after: Duration::from_millis(config.registry.stale_after_ms),
@@ -117,6 +124,7 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         self.store.put_node(&node).map_err(ServiceError::from)?;
         self.store.flush().await.map_err(ServiceError::from)?;
         tracing::info!(member = %member, endpoint = %node.endpoint, version = %node.software_version, "node registered");
+        self.registered.notify_one();
         Ok(Response::new(pb::RegisterNodeResponse {
             node: Some(node),
             heartbeat_interval: prost_types::Duration::try_from(self.heartbeat_interval).ok(),

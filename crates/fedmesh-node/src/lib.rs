@@ -2,14 +2,20 @@
 //! registration with the coordinator.
 //!
 //! - [`config`]: the node's configuration file and its defaults.
+//! - [`offers`]: `OfferService`, the member's offers.
+//! - [`journal`]: `JournalService`, how other parties follow this node's changes.
+//! - [`catalogue_cache`]: the cached federation catalogue, served while the coordinator is down.
 //! - [`registration`]: registering with the coordinator and heartbeating.
 //! - [`Node`]: opens the database, binds, serves until shut down.
 //!
-//! Offers, subscriptions, usage, incidents and the journal are the next milestones; their RPCs
-//! answer `UNIMPLEMENTED` until they land.
+//! Subscriptions, usage, incidents and maintenance announcements are later milestones; their
+//! RPCs answer `UNIMPLEMENTED` until they land.
 #![forbid(unsafe_code)]
 
+pub mod catalogue_cache;
 pub mod config;
+pub mod journal;
+pub mod offers;
 pub mod registration;
 
 use std::net::SocketAddr;
@@ -63,11 +69,6 @@ macro_rules! later_milestone {
 }
 
 later_milestone!(
-    OfferApi,
-    offer_service_server::OfferService,
-    "Offers: next milestone."
-);
-later_milestone!(
     SubscriptionApi,
     subscription_service_server::SubscriptionService,
     "Subscriptions: a later milestone."
@@ -82,11 +83,6 @@ later_milestone!(
     incident_service_server::IncidentService,
     "Incidents: a later milestone."
 );
-later_milestone!(
-    JournalApi,
-    journal_service_server::JournalService,
-    "The journal: next milestone."
-);
 
 /// A node bound to its address, ready to serve.
 #[derive(Debug)]
@@ -96,6 +92,7 @@ pub struct Node {
     store: Store,
     tls: ReloadableServerConfig,
     registration: Option<registration::Registration>,
+    catalogue: Option<catalogue_cache::CatalogueFollower>,
 }
 
 impl Node {
@@ -129,15 +126,31 @@ impl Node {
             .advertise
             .clone()
             .unwrap_or_else(|| format!("https://localhost:{}", local_addr.port()));
-        let registration = match &config.coordinator.endpoint {
+        let retry_initial = Duration::from_millis(config.coordinator.retry_initial_ms);
+        let retry_max = Duration::from_millis(config.coordinator.retry_max_ms);
+        let coordinator = match &config.coordinator.endpoint {
             None => None,
-            Some(endpoint) => Some(registration::Registration {
-                channel: fedmesh_grpc::connect(endpoint, &config.tls, ClientOptions::default())?,
-                endpoint: advertise.clone(),
-                retry_initial: Duration::from_millis(config.coordinator.retry_initial_ms),
-                retry_max: Duration::from_millis(config.coordinator.retry_max_ms),
-            }),
+            Some(endpoint) => Some(fedmesh_grpc::connect(
+                endpoint,
+                &config.tls,
+                ClientOptions::default(),
+            )?),
         };
+        let registration = coordinator
+            .clone()
+            .map(|channel| registration::Registration {
+                channel,
+                endpoint: advertise.clone(),
+                retry_initial,
+                retry_max,
+                store: store.clone(),
+            });
+        let catalogue = coordinator.map(|channel| catalogue_cache::CatalogueFollower {
+            channel,
+            store: store.clone(),
+            retry_initial,
+            retry_max,
+        });
         let info = ServerInfo {
             identity: Identity::node(validated.federation.clone(), validated.member.clone()),
             schema_version: store.schema_version()?,
@@ -150,42 +163,57 @@ impl Node {
             limits.clone(),
             AccessPolicy::node(validated.federation, validated.member.clone()),
             info,
-        )
-        .add_service(
-            "fedmesh.v1.OfferService",
-            with_message_limits!(
-                pb::offer_service_server::OfferServiceServer::new(OfferApi),
-                limits
-            ),
-        )
-        .add_service(
-            "fedmesh.v1.SubscriptionService",
-            with_message_limits!(
-                pb::subscription_service_server::SubscriptionServiceServer::new(SubscriptionApi),
-                limits
-            ),
-        )
-        .add_service(
-            "fedmesh.v1.UsageService",
-            with_message_limits!(
-                pb::usage_service_server::UsageServiceServer::new(UsageApi),
-                limits
-            ),
-        )
-        .add_service(
-            "fedmesh.v1.IncidentService",
-            with_message_limits!(
-                pb::incident_service_server::IncidentServiceServer::new(IncidentApi),
-                limits
-            ),
-        )
-        .add_service(
-            "fedmesh.v1.JournalService",
-            with_message_limits!(
-                pb::journal_service_server::JournalServiceServer::new(JournalApi),
-                limits
-            ),
         );
+        let offers = offers::OfferApi::new(store.clone(), validated.member.clone());
+        let journal =
+            journal::JournalApi::new(store.clone(), validated.member.clone(), server.stopping());
+        let catalogue_api =
+            fedmesh_grpc::catalogue::CatalogueApi::new(store.clone(), server.stopping());
+        let server = server
+            .add_service(
+                "fedmesh.v1.OfferService",
+                with_message_limits!(
+                    pb::offer_service_server::OfferServiceServer::new(offers),
+                    limits
+                ),
+            )
+            .add_service(
+                "fedmesh.v1.SubscriptionService",
+                with_message_limits!(
+                    pb::subscription_service_server::SubscriptionServiceServer::new(
+                        SubscriptionApi
+                    ),
+                    limits
+                ),
+            )
+            .add_service(
+                "fedmesh.v1.UsageService",
+                with_message_limits!(
+                    pb::usage_service_server::UsageServiceServer::new(UsageApi),
+                    limits
+                ),
+            )
+            .add_service(
+                "fedmesh.v1.IncidentService",
+                with_message_limits!(
+                    pb::incident_service_server::IncidentServiceServer::new(IncidentApi),
+                    limits
+                ),
+            )
+            .add_service(
+                "fedmesh.v1.JournalService",
+                with_message_limits!(
+                    pb::journal_service_server::JournalServiceServer::new(journal),
+                    limits
+                ),
+            )
+            .add_service(
+                "fedmesh.v1.CatalogueService",
+                with_message_limits!(
+                    pb::catalogue_service_server::CatalogueServiceServer::new(catalogue_api),
+                    limits
+                ),
+            );
         tracing::info!(member = %validated.member, addr = %local_addr, advertise = %advertise, data_dir = %config.data_dir.display(), "node listening");
         Ok(Self {
             server,
@@ -193,6 +221,7 @@ impl Node {
             store,
             tls: tls_handle,
             registration,
+            catalogue,
         })
     }
 
@@ -216,13 +245,16 @@ impl Node {
         let (stop_tx, stop_rx) = watch::channel(false);
         let registration = self
             .registration
-            .map(|registration| tokio::spawn(registration.run(stop_rx)));
+            .map(|registration| tokio::spawn(registration.run(stop_rx.clone())));
+        let catalogue = self
+            .catalogue
+            .map(|follower| tokio::spawn(follower.run(stop_rx)));
         let shutdown = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
         let result = self.server.serve(shutdown).await;
-        if let Some(task) = registration {
+        for task in [registration, catalogue].into_iter().flatten() {
             let _ = task.await;
         }
         self.store.flush().await?;

@@ -22,18 +22,20 @@ pub struct Registration {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// The node's store, whose journal revision each heartbeat reports.
+    pub store: fedmesh_store::Store,
 }
 
-/// Exponential backoff with full jitter, reset after a success.
+/// Exponential backoff with jitter, reset after a success.
 #[derive(Debug)]
-struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     current: Duration,
 }
 
 impl Backoff {
-    fn new(initial: Duration, max: Duration) -> Self {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
         Self {
             initial,
             max,
@@ -41,12 +43,12 @@ impl Backoff {
         }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.current = self.initial;
     }
 
     /// The next delay: uniformly in [current/2, current], then doubles up to the maximum.
-    fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
         let nanos = std::time::SystemTime::now()

@@ -31,6 +31,7 @@ pub const NODE_SERVICES: &[&str] = &[
     "fedmesh.v1.UsageService",
     "fedmesh.v1.IncidentService",
     "fedmesh.v1.JournalService",
+    "fedmesh.v1.CatalogueService",
 ];
 
 /// Fully qualified names of the services the coordinator serves.

@@ -1,0 +1,277 @@
+//! Replication of every registered node's journal into the federation catalogue.
+//!
+//! One follower task per registered node watches its journal from the coordinator's persisted
+//! cursor and applies each entry idempotently (by source journal and revision) in the same
+//! transaction as the cursor, so a restart or a dropped stream resumes where it stopped,
+//! applying nothing twice. A sweep every heartbeat interval starts followers for new nodes,
+//! marks the offers of stale nodes "provider unreachable" (never deleting them) and back when
+//! they return, and repairs lag (anti-entropy): a follower whose cursor stays behind the
+//! revision its node reports in heartbeats is restarted.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_grpc::ClientOptions;
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
+use fedmesh_proto::pb::watch_response::Event;
+use fedmesh_store::{Applied, Cursor, Store, StoreError};
+use fedmesh_tls::TlsFiles;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Sweeps a lagging follower may stay behind its node's reported revision before it is
+/// restarted.
+const LAG_SWEEPS: u32 = 3;
+
+/// The replication manager.
+#[derive(Debug, Clone)]
+pub struct Replicator {
+    /// The coordinator's store (registry, catalogue, cursors).
+    pub store: Store,
+    /// The coordinator's certificate, used as client towards nodes.
+    pub tls: TlsFiles,
+    /// How often to sweep.
+    pub interval: Duration,
+    /// After how long without a heartbeat a node is stale.
+    pub stale_after: Duration,
+    /// First retry delay of a follower.
+    pub retry_initial: Duration,
+    /// Longest retry delay of a follower.
+    pub retry_max: Duration,
+    /// Woken when a node registers, so that its journal is followed at once.
+    pub registered: std::sync::Arc<tokio::sync::Notify>,
+}
+
+struct Follower {
+    endpoint: String,
+    task: JoinHandle<()>,
+    lagging_sweeps: u32,
+}
+
+impl Replicator {
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut followers: HashMap<String, Follower> = HashMap::new();
+        let mut up: HashMap<String, bool> = HashMap::new();
+        loop {
+            if let Err(error) = self.sweep(&mut followers, &mut up, &stop).await {
+                tracing::error!(%error, "replication sweep failed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.interval) => {}
+                () = self.registered.notified() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        for (_, follower) in followers {
+            follower.task.abort();
+        }
+    }
+
+    async fn sweep(
+        &self,
+        followers: &mut HashMap<String, Follower>,
+        up: &mut HashMap<String, bool>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        let nodes = self.store.list_nodes("", usize::MAX)?;
+        for node in nodes {
+            let member = node.member_id.clone();
+            // Liveness: mark the catalogue when it flips.
+            let last = node
+                .last_heartbeat_at
+                .and_then(|t| SystemTime::try_from(t).ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let alive = liveness(last, now, self.stale_after) == Liveness::Active;
+            if up.insert(member.clone(), alive) != Some(alive) {
+                if let Some(revision) = self.store.mark_provider(&member, alive)? {
+                    self.store.catalogue_durable(revision).await?;
+                    tracing::info!(member = %member, up = alive, "provider reachability changed in the catalogue");
+                }
+            }
+            // Anti-entropy: a follower behind what its node reports for several sweeps is
+            // restarted from its cursor.
+            let cursor = self.store.cursor(&member)?.map_or(0, |c| c.revision);
+            let restart = match followers.get_mut(&member) {
+                None => true,
+                Some(f) if f.endpoint != node.endpoint || f.task.is_finished() => true,
+                Some(f) => {
+                    f.lagging_sweeps = if cursor < node.journal_revision {
+                        f.lagging_sweeps + 1
+                    } else {
+                        0
+                    };
+                    f.lagging_sweeps >= LAG_SWEEPS
+                }
+            };
+            if restart {
+                if let Some(old) = followers.remove(&member) {
+                    old.task.abort();
+                    tracing::info!(member = %member, cursor, reported = node.journal_revision, "restarting journal follower");
+                }
+                let follow = NodeFollower {
+                    member: member.clone(),
+                    endpoint: node.endpoint.clone(),
+                    store: self.store.clone(),
+                    tls: self.tls.clone(),
+                    retry_initial: self.retry_initial,
+                    retry_max: self.retry_max,
+                };
+                followers.insert(
+                    member,
+                    Follower {
+                        endpoint: node.endpoint,
+                        task: tokio::spawn(follow.run(stop.clone())),
+                        lagging_sweeps: 0,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Follows one node's journal.
+#[derive(Debug, Clone)]
+struct NodeFollower {
+    member: String,
+    endpoint: String,
+    store: Store,
+    tls: TlsFiles,
+    retry_initial: Duration,
+    retry_max: Duration,
+}
+
+#[derive(Debug)]
+enum Ended {
+    Status(tonic::Status),
+    Store(StoreError),
+    Client(String),
+}
+
+impl NodeFollower {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut delay = self.retry_initial;
+        loop {
+            let ended = tokio::select! {
+                ended = self.follow(&mut delay) => ended,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match &ended {
+                Ended::Status(status) => {
+                    tracing::debug!(member = %self.member, code = ?status.code(), error = status.message(), "journal watch interrupted");
+                }
+                Ended::Store(error) => {
+                    tracing::error!(member = %self.member, %error, "applying a journal entry failed")
+                }
+                Ended::Client(error) => {
+                    tracing::error!(member = %self.member, %error, "cannot connect to the node")
+                }
+            }
+            // Jittered exponential backoff, so that followers do not reconnect in step.
+            let jitter = f64::from(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos() % 1000)
+                    .unwrap_or(0),
+            ) / 1000.0;
+            let wait = delay.mul_f64(0.5 + jitter / 2.0);
+            delay = (delay * 2).min(self.retry_max);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    async fn follow(&self, delay: &mut Duration) -> Ended {
+        let channel =
+            match fedmesh_grpc::connect(&self.endpoint, &self.tls, ClientOptions::default()) {
+                Ok(channel) => channel,
+                Err(e) => return Ended::Client(e.to_string()),
+            };
+        let mut client = JournalServiceClient::new(channel);
+        let info = match client.get_journal_info(pb::GetJournalInfoRequest {}).await {
+            Ok(info) => info.into_inner(),
+            Err(status) => return Ended::Status(status),
+        };
+        let stored = match self.store.cursor(&self.member) {
+            Ok(cursor) => cursor,
+            Err(e) => return Ended::Store(e),
+        };
+        let since = match stored {
+            Some(cursor) if cursor.journal_id == info.journal_id => cursor.revision,
+            Some(cursor) => {
+                tracing::warn!(member = %self.member, old = %cursor.journal_id, new = %info.journal_id, "the node's journal started over; replicating it from the beginning");
+                0
+            }
+            None => 0,
+        };
+        let mut stream = match client
+            .watch(pb::WatchRequest {
+                since_revision: since,
+                entity_kinds: Vec::new(),
+            })
+            .await
+        {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Ended::Status(status),
+        };
+        loop {
+            let message = match stream.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    return Ended::Status(tonic::Status::unavailable("journal watch ended"));
+                }
+                Err(status) => return Ended::Status(status),
+            };
+            *delay = self.retry_initial;
+            let Some(Event::Entry(entry)) = message.event else {
+                continue;
+            };
+            if let Err(e) = self.apply(&info.journal_id, entry).await {
+                return Ended::Store(e);
+            }
+        }
+    }
+
+    async fn apply(&self, journal_id: &str, entry: pb::JournalEntry) -> Result<(), StoreError> {
+        let position = Cursor {
+            journal_id: journal_id.to_owned(),
+            revision: entry.revision,
+        };
+        let offer = match entry.payload {
+            Some(pb::journal_entry::Payload::Offer(offer))
+                if offer.provider_member_id == self.member =>
+            {
+                let tenant_count = self
+                    .store
+                    .catalogue_offer(&offer.offer_id)?
+                    .map_or(0, |existing| existing.tenant_count);
+                Some(pb::CatalogueOffer {
+                    provider_display_name: self.member.clone(),
+                    source_revision: entry.revision,
+                    replicate_time: Some(SystemTime::now().into()),
+                    provider_node_up: true,
+                    tenant_count,
+                    offer: Some(offer),
+                })
+            }
+            Some(pb::journal_entry::Payload::Offer(offer)) => {
+                tracing::warn!(member = %self.member, offer = %offer.offer_id, provider = %offer.provider_member_id, "ignoring an offer a node published for another member");
+                None
+            }
+            _ => None,
+        };
+        if let Applied::Changed(revision) =
+            self.store
+                .apply_catalogue(&self.member, Some(&position), offer)?
+        {
+            self.store.catalogue_durable(revision).await?;
+        }
+        Ok(())
+    }
+}

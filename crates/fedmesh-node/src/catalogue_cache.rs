@@ -1,0 +1,141 @@
+//! The node's cached copy of the federation catalogue: it follows the coordinator's
+//! `WatchCatalogue` from a persisted cursor and keeps the catalogue in the node's own store,
+//! which the node serves with `CatalogueService`, so that its admins can browse the catalogue
+//! while the coordinator is down.
+
+use std::time::Duration;
+
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
+use fedmesh_store::{Applied, Cursor, Store, StoreError};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use crate::registration::Backoff;
+
+/// The cursor name of the coordinator's catalogue in the node's store.
+pub const SOURCE: &str = "coordinator";
+
+/// Follows the coordinator's catalogue into the node's store.
+#[derive(Debug, Clone)]
+pub struct CatalogueFollower {
+    /// The channel to the coordinator.
+    pub channel: Channel,
+    /// The node's store.
+    pub store: Store,
+    /// First retry delay.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+}
+
+/// Why one follow session ended.
+#[derive(Debug)]
+enum Ended {
+    Status(tonic::Status),
+    Store(StoreError),
+    /// The coordinator's catalogue is behind our cursor: it started over.
+    Reset,
+}
+
+impl CatalogueFollower {
+    /// Follows until `stop` turns true, reconnecting with backoff.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
+        loop {
+            let outcome = tokio::select! {
+                outcome = self.follow(&mut backoff) => outcome,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let delay = match outcome {
+                Ended::Reset => {
+                    tracing::warn!("the coordinator's catalogue started over; reloading it");
+                    if let Err(error) = self.store.set_cursor(SOURCE, &Cursor::default()) {
+                        tracing::error!(%error, "cannot reset the catalogue cursor");
+                    }
+                    Duration::ZERO
+                }
+                Ended::Status(status) => {
+                    let delay = backoff.next();
+                    tracing::debug!(code = ?status.code(), error = status.message(), retry_in_ms = delay.as_millis() as u64, "catalogue watch interrupted");
+                    delay
+                }
+                Ended::Store(error) => {
+                    let delay = backoff.next();
+                    tracing::error!(%error, "catalogue cache write failed");
+                    delay
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    async fn follow(&self, backoff: &mut Backoff) -> Ended {
+        let since = match self.store.cursor(SOURCE) {
+            Ok(cursor) => cursor.map_or(0, |c| c.revision),
+            Err(e) => return Ended::Store(e),
+        };
+        let mut client = CatalogueServiceClient::new(self.channel.clone());
+        let mut stream = match client
+            .watch_catalogue(pb::WatchCatalogueRequest {
+                since_revision: since,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Ended::Status(status),
+        };
+        // From 0 the coordinator sends a snapshot first: its items are applied as they come
+        // and the cursor is set once it is complete.
+        let mut in_snapshot = since == 0;
+        loop {
+            let message = match stream.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    return Ended::Status(tonic::Status::unavailable("catalogue watch ended"));
+                }
+                Err(status) => return Ended::Status(status),
+            };
+            backoff.reset();
+            if let Some(change) = message.change {
+                let position = Cursor {
+                    journal_id: String::new(),
+                    revision: change.revision,
+                };
+                let applied = self.store.apply_catalogue(
+                    SOURCE,
+                    (!in_snapshot).then_some(&position),
+                    change.offer,
+                );
+                match applied {
+                    Ok(Applied::Changed(revision)) => {
+                        if let Err(e) = self.store.catalogue_durable(revision).await {
+                            return Ended::Store(e);
+                        }
+                    }
+                    Ok(Applied::Duplicate | Applied::CursorOnly) => {}
+                    Err(e) => return Ended::Store(e),
+                }
+            }
+            if message.caught_up {
+                if message.last_revision < since {
+                    return Ended::Reset;
+                }
+                if in_snapshot {
+                    in_snapshot = false;
+                    let cursor = Cursor {
+                        journal_id: String::new(),
+                        revision: message.last_revision,
+                    };
+                    if let Err(e) = self.store.set_cursor(SOURCE, &cursor) {
+                        return Ended::Store(e);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! `JournalService`: how every other party follows this node's changes. `Watch` streams the
+//! backlog after a revision, a caught-up marker, then live entries, each filtered by what the
+//! caller may see; only durable entries are ever sent.
+
+use fedmesh_core::{Identity, MemberId};
+use fedmesh_grpc::error::page_size;
+use fedmesh_grpc::stream::{
+    HEARTBEAT, ResponseStream, Sink, Stopping, spawn_stream, stopping_status,
+};
+use fedmesh_grpc::{ServiceError, caller};
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::watch_response::Event;
+use fedmesh_store::Store;
+use tonic::{Request, Response, Status};
+
+/// Entries read per batch.
+const BATCH: usize = 256;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct JournalApi {
+    store: Store,
+    member: MemberId,
+    stopping: Stopping,
+}
+
+impl JournalApi {
+    /// The journal of `member`'s node; watches end when `stopping` fires.
+    pub fn new(store: Store, member: MemberId, stopping: Stopping) -> Self {
+        Self {
+            store,
+            member,
+            stopping,
+        }
+    }
+}
+
+/// Which entries a reader gets: visible to it, and of the kinds it asked for.
+#[derive(Debug, Clone)]
+struct Filter {
+    caller: Identity,
+    local: MemberId,
+    kinds: Vec<i32>,
+}
+
+impl Filter {
+    fn new(caller: Identity, local: MemberId, kinds: Vec<i32>) -> Result<Self, ServiceError> {
+        for (i, kind) in kinds.iter().enumerate() {
+            if !matches!(pb::EntityKind::try_from(*kind), Ok(k) if k != pb::EntityKind::Unspecified)
+            {
+                return Err(ServiceError::invalid(
+                    format!("entity_kinds[{i}]"),
+                    format!("unknown kind {kind}"),
+                ));
+            }
+        }
+        Ok(Self {
+            caller,
+            local,
+            kinds,
+        })
+    }
+
+    fn keeps(&self, entry: &pb::JournalEntry) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&entry.entity_kind))
+            && fedmesh_core::journal::visible(entry, &self.caller, &self.local)
+    }
+}
+
+fn event(event: Event) -> pb::WatchResponse {
+    pb::WatchResponse { event: Some(event) }
+}
+
+async fn watch(
+    store: Store,
+    filter: Filter,
+    since: u64,
+    mut stopping: Stopping,
+    sink: Sink<pb::WatchResponse>,
+) {
+    let mut durable = store.watch_journal();
+    let mut cursor = since;
+    let mut caught_up_sent = false;
+    loop {
+        let head = *durable.borrow_and_update();
+        let entries = match store.journal_entries(cursor, BATCH) {
+            Ok(entries) => entries,
+            Err(e) => return sink.fail(ServiceError::from(e).into()).await,
+        };
+        let full_batch = entries.len() == BATCH;
+        for entry in entries {
+            cursor = entry.revision;
+            if filter.keeps(&entry) && !sink.send(event(Event::Entry(entry))).await {
+                return;
+            }
+        }
+        if full_batch {
+            continue;
+        }
+        if !caught_up_sent {
+            caught_up_sent = true;
+            let last_revision = head.max(cursor);
+            if !sink
+                .send(event(Event::CaughtUp(pb::WatchCaughtUp { last_revision })))
+                .await
+            {
+                return;
+            }
+        }
+        tokio::select! {
+            changed = durable.changed() => if changed.is_err() {
+                return sink.fail(stopping_status()).await;
+            },
+            () = stopping.wait() => return sink.fail(stopping_status()).await,
+            () = tokio::time::sleep(HEARTBEAT) => {
+                let beat = pb::WatchHeartbeat {
+                    server_time: Some(std::time::SystemTime::now().into()),
+                    last_revision: head,
+                };
+                if !sink.send(event(Event::Heartbeat(beat))).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::journal_service_server::JournalService for JournalApi {
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<ResponseStream<pb::WatchResponse>>, Status> {
+        let identity = caller(&request)?.clone();
+        let request = request.into_inner();
+        let filter = Filter::new(identity, self.member.clone(), request.entity_kinds)?;
+        let store = self.store.clone();
+        let stopping = self.stopping.clone();
+        Ok(Response::new(spawn_stream(move |sink| {
+            watch(store, filter, request.since_revision, stopping, sink)
+        })))
+    }
+
+    async fn list_entries(
+        &self,
+        request: Request<pb::ListEntriesRequest>,
+    ) -> Result<Response<pb::ListEntriesResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let request = request.into_inner();
+        let size = page_size(request.page_size, 100, 1000)?;
+        let filter = Filter::new(identity, self.member.clone(), request.entity_kinds)?;
+        let mut cursor = if request.page_token.is_empty() {
+            request.since_revision
+        } else {
+            request.page_token.parse().map_err(|_| {
+                ServiceError::invalid("page_token", "not a token from a previous page")
+            })?
+        };
+        let (_, last_revision) = self.store.journal_bounds().map_err(ServiceError::from)?;
+        let mut entries = Vec::new();
+        // Scan until the page is full or the journal ends; hidden entries are skipped.
+        while entries.len() < size && cursor < last_revision {
+            let batch = self
+                .store
+                .journal_entries(cursor, BATCH)
+                .map_err(ServiceError::from)?;
+            let Some(last) = batch.last().map(|e| e.revision) else {
+                break;
+            };
+            for entry in batch {
+                if entries.len() == size {
+                    break;
+                }
+                cursor = entry.revision;
+                if filter.keeps(&entry) {
+                    entries.push(entry);
+                }
+            }
+            if entries.len() < size {
+                cursor = last;
+            }
+        }
+        let next_page_token = if cursor < last_revision {
+            cursor.to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListEntriesResponse {
+            entries,
+            next_page_token,
+            last_revision,
+        }))
+    }
+
+    async fn get_journal_info(
+        &self,
+        _request: Request<pb::GetJournalInfoRequest>,
+    ) -> Result<Response<pb::GetJournalInfoResponse>, Status> {
+        let (first_revision, last_revision) =
+            self.store.journal_bounds().map_err(ServiceError::from)?;
+        Ok(Response::new(pb::GetJournalInfoResponse {
+            member_id: self.member.to_string(),
+            journal_id: self.store.journal_id().map_err(ServiceError::from)?,
+            first_revision,
+            last_revision,
+            server_time: Some(std::time::SystemTime::now().into()),
+        }))
+    }
+}
