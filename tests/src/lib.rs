@@ -130,6 +130,16 @@ impl TestFederation {
     }
 }
 
+/// An example offer of `examples/offers/` (`collaboration`, `video`, `otp`), as a provider's
+/// admin would publish it.
+pub fn example_offer(name: &str) -> fedmesh_proto::pb::Offer {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/offers/{name}.toml"));
+    let text = String::from_utf8(read(&path)).unwrap_or_else(|e| panic!("{e}"));
+    fedmesh::offer_file::parse_offer_file(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Reads a file the test needs, panicking with its path.
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -14,10 +14,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use fedmesh_coordinator::{Coordinator, CoordinatorConfig};
+use fedmesh_coordinator::Coordinator;
 use fedmesh_core::config::Layers;
 use fedmesh_core::{FederationName, Identity, MemberId, Principal};
-use fedmesh_node::{Node, NodeConfig};
+use fedmesh_node::Node;
 use fedmesh_tls::pki::{Issued, Pki, Validity, file_stem};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -99,9 +99,77 @@ pub struct PartyManifest {
     pub config: PathBuf,
 }
 
+/// Which server a party runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Coordinator,
+    Node,
+}
+
+/// A running party and what it takes to start it again on the same address.
 struct Running {
+    kind: Kind,
+    config: PathBuf,
+    settings: Vec<String>,
+    addr: SocketAddr,
+    tls: fedmesh_tls::ReloadableServerConfig,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Loads `config` with `settings`, binds and starts serving.
+    async fn start(kind: Kind, config: PathBuf, settings: Vec<String>) -> Result<Self> {
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let stop = async move {
+            let _ = stop_rx.await;
+        };
+        let (addr, tls, task) =
+            match kind {
+                Kind::Coordinator => {
+                    let server = Coordinator::bind(load_config(&config, &settings)?).await?;
+                    let (addr, tls) = (server.local_addr(), server.tls());
+                    let task = tokio::spawn(async move {
+                        server.serve(stop).await.map_err(anyhow::Error::from)
+                    });
+                    (addr, tls, task)
+                }
+                Kind::Node => {
+                    let server = Node::bind(load_config(&config, &settings)?).await?;
+                    let (addr, tls) = (server.local_addr(), server.tls());
+                    let task = tokio::spawn(async move {
+                        server.serve(stop).await.map_err(anyhow::Error::from)
+                    });
+                    (addr, tls, task)
+                }
+            };
+        Ok(Self {
+            kind,
+            config,
+            settings,
+            addr,
+            tls,
+            stop: Some(stop_tx),
+            task,
+        })
+    }
+
+    /// Whether it is serving (not stopped by [`stop`]).
+    fn is_running(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    /// Starts it again, on the address it had, with its data.
+    async fn restart(&mut self) -> Result<()> {
+        stop(self).await?;
+        let mut settings = self.settings.clone();
+        settings.push(format!("listen={}", self.addr));
+        let again = Self::start(self.kind, self.config.clone(), settings).await?;
+        self.tls = again.tls;
+        self.stop = again.stop;
+        self.task = again.task;
+        Ok(())
+    }
 }
 
 /// A started federation; dropping it stops every party.
@@ -112,7 +180,6 @@ pub struct RunningFederation {
     pub pki: Pki,
     coordinator: Running,
     members: Vec<Running>,
-    tls_handles: Vec<fedmesh_tls::ReloadableServerConfig>,
 }
 
 impl std::fmt::Debug for RunningFederation {
@@ -242,14 +309,13 @@ impl RunningFederation {
                 toml_string(&pki.crl_path()),
             ),
         )?;
-        let config: CoordinatorConfig =
-            load_config(&coordinator_config_path, &spec.coordinator_settings)?;
-        let coordinator = Coordinator::bind(config).await?;
-        let coordinator_addr = coordinator.local_addr();
-        let mut tls_handles = vec![coordinator.tls()];
-        let coordinator_endpoint = format!("https://localhost:{}", coordinator_addr.port());
-        let coordinator_running =
-            spawn(|stop| async move { coordinator.serve(stop).await.map_err(anyhow::Error::from) });
+        let coordinator_running = Running::start(
+            Kind::Coordinator,
+            coordinator_config_path.clone(),
+            spec.coordinator_settings.clone(),
+        )
+        .await?;
+        let coordinator_endpoint = format!("https://localhost:{}", coordinator_running.addr.port());
 
         let mut running = Vec::new();
         let mut parties = Vec::new();
@@ -273,13 +339,10 @@ impl RunningFederation {
                     toml_quote(&coordinator_endpoint),
                 ),
             )?;
-            let config: NodeConfig = load_config(&config_path, &spec.node_settings)?;
-            let node = Node::bind(config).await?;
-            let addr: SocketAddr = node.local_addr();
-            tls_handles.push(node.tls());
-            running.push(spawn(|stop| async move {
-                node.serve(stop).await.map_err(anyhow::Error::from)
-            }));
+            let node =
+                Running::start(Kind::Node, config_path.clone(), spec.node_settings.clone()).await?;
+            let addr = node.addr;
+            running.push(node);
             parties.push(PartyManifest {
                 member_id: Some(member.to_string()),
                 endpoint: format!("https://localhost:{}", addr.port()),
@@ -318,7 +381,6 @@ impl RunningFederation {
             pki,
             coordinator: coordinator_running,
             members: running,
-            tls_handles,
         })
     }
 
@@ -331,10 +393,36 @@ impl RunningFederation {
         stop(member).await
     }
 
-    /// Re-reads every party's TLS files (certificates, keys, CRL) for new connections.
+    /// Starts member `index` again after [`Self::stop_member`] (or restarts it), on the same
+    /// address and data.
+    pub async fn restart_member(&mut self, index: usize) -> Result<()> {
+        self.members
+            .get_mut(index)
+            .with_context(|| format!("no member #{index}"))?
+            .restart()
+            .await
+    }
+
+    /// Stops the coordinator (graceful: drains, flushes).
+    pub async fn stop_coordinator(&mut self) -> Result<()> {
+        stop(&mut self.coordinator).await
+    }
+
+    /// Starts the coordinator again after [`Self::stop_coordinator`] (or restarts it), on the
+    /// same address and data.
+    pub async fn restart_coordinator(&mut self) -> Result<()> {
+        self.coordinator.restart().await
+    }
+
+    /// Re-reads every running party's TLS files (certificates, keys, CRL) for new connections.
     pub fn reload_tls(&self) -> Result<()> {
-        for handle in &self.tls_handles {
-            handle.reload()?;
+        for party in self
+            .members
+            .iter()
+            .chain([&self.coordinator])
+            .filter(|p| p.is_running())
+        {
+            party.tls.reload()?;
         }
         Ok(())
     }
@@ -361,21 +449,6 @@ impl Drop for RunningFederation {
                 let _ = stop.send(());
             }
         }
-    }
-}
-
-fn spawn<F, Fut>(run: F) -> Running
-where
-    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
-    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
-{
-    let (tx, rx) = oneshot::channel::<()>();
-    let stop = Box::pin(async move {
-        let _ = rx.await;
-    });
-    Running {
-        stop: Some(tx),
-        task: tokio::spawn(run(stop)),
     }
 }
 
