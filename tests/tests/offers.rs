@@ -344,3 +344,203 @@ async fn the_coordinator_resumes_from_its_cursor_without_loss_or_duplicates() {
         .into_inner();
     assert_eq!(journal.entries.len(), 11, "one journal entry per publish");
 }
+
+#[tokio::test]
+async fn a_down_provider_is_marked_unreachable_and_a_restarted_one_keeps_its_journal() {
+    let mut fed = TestFederation::start(2).await;
+    let provider = fed.as_admin(fed.member(UNISTRA));
+    let coordinator = fed.as_admin(fed.coordinator());
+    publish(provider.clone(), example_offer("otp"), "")
+        .await
+        .unwrap();
+    wait_catalogue("the offer, provider up", &coordinator, "unistra.otp", |e| {
+        e.provider_node_up
+    })
+    .await;
+    let info_before = JournalServiceClient::new(provider)
+        .get_journal_info(pb::GetJournalInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    fed.running.stop_member(UNISTRA).await.unwrap();
+    let down = wait_catalogue(
+        "the offer marked unreachable",
+        &coordinator,
+        "unistra.otp",
+        |e| !e.provider_node_up,
+    )
+    .await;
+    assert_eq!(
+        version(&down),
+        example_offer("otp").version,
+        "the offer stays in the catalogue"
+    );
+    // Other members see it too, through their cached catalogue.
+    let other = fed.as_admin(fed.member(RENNES2));
+    wait_catalogue(
+        "rennes2 sees the provider unreachable",
+        &other,
+        "unistra.otp",
+        |e| !e.provider_node_up,
+    )
+    .await;
+
+    fed.running.restart_member(UNISTRA).await.unwrap();
+    wait_catalogue(
+        "the offer marked reachable again",
+        &coordinator,
+        "unistra.otp",
+        |e| e.provider_node_up,
+    )
+    .await;
+    let provider = fed.as_admin(fed.member(UNISTRA));
+    let info_after = JournalServiceClient::new(provider.clone())
+        .get_journal_info(pb::GetJournalInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info_after.journal_id, info_before.journal_id);
+    assert_eq!(info_after.last_revision, info_before.last_revision);
+    let offer = OfferServiceClient::new(provider)
+        .get_offer(pb::GetOfferRequest {
+            offer_id: "unistra.otp".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offer
+        .unwrap();
+    assert_eq!(offer.service_id, "otp");
+}
+
+#[tokio::test]
+async fn the_catalogue_searches_by_text_category_provider_status_and_capacity() {
+    let fed = TestFederation::start(3).await;
+    for (member, name) in [(0, "otp"), (1, "collaboration"), (2, "video")] {
+        publish(fed.as_admin(fed.member(member)), example_offer(name), "")
+            .await
+            .unwrap();
+    }
+    let coordinator = fed.as_admin(fed.coordinator());
+    let search = |request: pb::SearchOffersRequest| {
+        let coordinator = coordinator.clone();
+        async move {
+            let response = CatalogueServiceClient::new(coordinator)
+                .search_offers(request)
+                .await
+                .unwrap()
+                .into_inner();
+            response
+                .offers
+                .into_iter()
+                .map(|o| o.offer.unwrap().offer_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    wait_for("three offers in the catalogue", PATIENCE, || {
+        let search = &search;
+        async move { (search(pb::SearchOffersRequest::default()).await.len() == 3).then_some(()) }
+    })
+    .await;
+    let video = example_offer("video");
+    assert_eq!(
+        search(pb::SearchOffersRequest {
+            text: "vidéo".into(),
+            ..Default::default()
+        })
+        .await,
+        ["rouen.pod"]
+    );
+    assert_eq!(
+        search(pb::SearchOffersRequest {
+            category: video.category.clone(),
+            ..Default::default()
+        })
+        .await,
+        ["rouen.pod"]
+    );
+    assert_eq!(
+        search(pb::SearchOffersRequest {
+            provider_member_id: "rennes2".into(),
+            ..Default::default()
+        })
+        .await,
+        ["rennes2.collab"]
+    );
+    assert_eq!(
+        search(pb::SearchOffersRequest {
+            statuses: vec![pb::OfferStatus::Pilot as i32],
+            ..Default::default()
+        })
+        .await,
+        ["unistra.otp"]
+    );
+    assert_eq!(
+        search(pb::SearchOffersRequest {
+            has_free_capacity: true,
+            ..Default::default()
+        })
+        .await
+        .len(),
+        3,
+        "no tenants yet: every offer has room"
+    );
+    let first = CatalogueServiceClient::new(coordinator.clone())
+        .search_offers(pb::SearchOffersRequest {
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.offers.len(), 2);
+    assert_eq!(first.total_size, 3);
+    let second = search(pb::SearchOffersRequest {
+        page_size: 2,
+        page_token: first.next_page_token,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(second.len(), 1);
+    let status = CatalogueServiceClient::new(coordinator)
+        .search_offers(pb::SearchOffersRequest {
+            provider_member_id: "Not Valid".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("provider_member_id:"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn members_browse_their_cached_catalogue_while_the_coordinator_is_down() {
+    let mut fed = TestFederation::start(2).await;
+    publish(fed.as_admin(fed.member(UNISTRA)), example_offer("otp"), "")
+        .await
+        .unwrap();
+    let other = fed.as_admin(fed.member(RENNES2));
+    wait_catalogue(
+        "the offer in rennes2's cache",
+        &other,
+        "unistra.otp",
+        |_| true,
+    )
+    .await;
+
+    fed.running.stop_coordinator().await.unwrap();
+    let found = CatalogueServiceClient::new(other)
+        .search_offers(pb::SearchOffersRequest {
+            text: "otp".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.offers.len(), 1);
+}

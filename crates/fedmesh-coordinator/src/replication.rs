@@ -86,11 +86,11 @@ impl Replicator {
                 .and_then(|t| SystemTime::try_from(t).ok())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             let alive = liveness(last, now, self.stale_after) == Liveness::Active;
-            if up.insert(member.clone(), alive) != Some(alive) {
-                if let Some(revision) = self.store.mark_provider(&member, alive)? {
-                    self.store.catalogue_durable(revision).await?;
-                    tracing::info!(member = %member, up = alive, "provider reachability changed in the catalogue");
-                }
+            if up.insert(member.clone(), alive) != Some(alive)
+                && let Some(revision) = self.store.mark_provider(&member, alive)?
+            {
+                self.store.catalogue_durable(revision).await?;
+                tracing::info!(member = %member, up = alive, "provider reachability changed in the catalogue");
             }
             // Anti-entropy: a follower behind what its node reports for several sweeps is
             // restarted from its cursor.

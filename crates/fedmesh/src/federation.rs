@@ -28,6 +28,16 @@ pub const DEMO_MEMBERS: &[&str] = &[
     "unistra", "rennes2", "rouen", "lorraine", "grenoble", "lille", "toulouse", "nantes",
 ];
 
+/// The example offers the demo publishes, embedded in the binary: (provider member, file).
+pub const EXAMPLE_OFFERS: &[(&str, &str)] = &[
+    ("unistra", include_str!("../../../examples/offers/otp.toml")),
+    (
+        "rennes2",
+        include_str!("../../../examples/offers/collaboration.toml"),
+    ),
+    ("rouen", include_str!("../../../examples/offers/video.toml")),
+];
+
 /// The admin name of each member's demo admin certificate.
 pub const DEMO_ADMIN: &str = "ops";
 
@@ -382,6 +392,49 @@ impl RunningFederation {
             coordinator: coordinator_running,
             members: running,
         })
+    }
+
+    /// Publishes each example offer on its provider's node, as that member's admin, through
+    /// the real API. Offers already there (a demo restarted on its directory) are left alone.
+    /// Returns the ids published now.
+    pub async fn seed_example_offers(&self) -> Result<Vec<String>> {
+        use fedmesh_proto::pb;
+        let mut published = Vec::new();
+        for (provider, text) in EXAMPLE_OFFERS {
+            let Some(party) = self
+                .manifest
+                .members
+                .iter()
+                .find(|m| m.member_id.as_deref() == Some(*provider))
+            else {
+                continue;
+            };
+            let files = fedmesh_tls::TlsFiles {
+                ca: party.ca.clone(),
+                cert: party.admin_cert.clone(),
+                key: party.admin_key.clone(),
+                crl: None,
+            };
+            let channel = fedmesh_grpc::connect(
+                &party.endpoint,
+                &files,
+                fedmesh_grpc::ClientOptions::default(),
+            )?;
+            let offer = crate::offer_file::parse_offer_file(text)?;
+            let request = pb::PublishOfferRequest {
+                offer: Some(offer),
+                etag: String::new(),
+            };
+            match pb::offer_service_client::OfferServiceClient::new(channel)
+                .publish_offer(request)
+                .await
+            {
+                Ok(response) => published.extend(response.into_inner().offer.map(|o| o.offer_id)),
+                Err(status) if status.code() == tonic::Code::Aborted => {}
+                Err(status) => anyhow::bail!("publishing an example offer on {provider}: {status}"),
+            }
+        }
+        Ok(published)
     }
 
     /// Stops member `index` (graceful: drains, flushes) and waits until it has stopped.

@@ -3,11 +3,15 @@
 //! - [`federation`]: a whole federation (PKI, coordinator, member nodes) started in one process
 //!   on loopback: `fedmesh demo`, and the test kit.
 //! - [`cli`]: the admin CLI's connection options and error reporting.
+//! - [`admin`]: `fedmesh offer ...` and `fedmesh catalogue ...`.
+//! - [`json`]: `--json` output of any message of the contract.
 //! - [`offer_file`]: the TOML file an admin publishes an offer from.
 //! - [`telemetry`]: logs and OTLP span export.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod federation;
+pub mod json;
 pub mod offer_file;
 pub mod telemetry;

@@ -35,6 +35,20 @@ enum Command {
     Certs(CertsCommand),
     /// Start a demo federation (coordinator + members) on loopback, until Ctrl-C.
     Demo(DemoArgs),
+    /// Publish, list, show and withdraw your member's offers (on your node).
+    Offer {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: fedmesh::admin::OfferCommand,
+    },
+    /// Search and watch the federation catalogue (as your node sees it).
+    Catalogue {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: fedmesh::admin::CatalogueCommand,
+    },
     /// Print the identity and role a node sees for your certificate.
     Whoami {
         #[command(flatten)]
@@ -158,6 +172,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Certs(command) => certs(command),
         Command::Demo(args) => demo(args).await,
         Command::Whoami { connect, json } => whoami(connect, json).await,
+        Command::Offer { connect, command } => fedmesh::admin::offer(&connect, command).await,
+        Command::Catalogue { connect, command } => {
+            fedmesh::admin::catalogue(&connect, command).await
+        }
     }
 }
 
@@ -361,7 +379,12 @@ async fn demo(args: DemoArgs) -> Result<()> {
     let mut spec = FederationSpec::new(&args.dir, usize::from(args.members));
     spec.base_port = args.base_port;
     let federation = RunningFederation::start(spec).await?;
-    print_demo(&federation.manifest, &args.dir.join("federation.json"));
+    let seeded = federation.seed_example_offers().await?;
+    print_demo(
+        &federation.manifest,
+        &args.dir.join("federation.json"),
+        &seeded,
+    );
     tokio::select! {
         _ = signals.interrupt.recv() => {}
         _ = signals.terminate.recv() => {}
@@ -376,7 +399,7 @@ fn host_port(endpoint: &str) -> &str {
     endpoint.trim_start_matches("https://")
 }
 
-fn print_demo(manifest: &Manifest, manifest_path: &Path) {
+fn print_demo(manifest: &Manifest, manifest_path: &Path, seeded: &[String]) {
     let coordinator = &manifest.coordinator;
     println!(
         "fedmesh demo federation `{}` is running",
@@ -391,6 +414,9 @@ fn print_demo(manifest: &Manifest, manifest_path: &Path) {
         );
     }
     println!("  manifest      {}", manifest_path.display());
+    if !seeded.is_empty() {
+        println!("  offers        {} published now", seeded.join(", "));
+    }
     let Some(first) = manifest.members.first() else {
         return;
     };
@@ -427,5 +453,9 @@ fn print_demo(manifest: &Manifest, manifest_path: &Path) {
         );
     }
     println!("  fedmesh whoami");
+    println!("  fedmesh catalogue search");
+    println!("  fedmesh catalogue search vidéo --json");
+    println!("  fedmesh offer list");
+    println!("  fedmesh catalogue watch");
     println!("\nPress Ctrl-C to stop.");
 }

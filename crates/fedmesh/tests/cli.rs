@@ -403,6 +403,66 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
     .arg("whoami")));
     assert!(human.contains("role:       admin"), "{human}");
 
+    // The demo seeded the example offers; unistra's node has its own, and its cached catalogue
+    // soon holds everyone's.
+    let mine = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["offer", "list"])));
+    assert!(mine.contains("unistra.otp"), "{mine}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let out = assert_ok(&run(as_unistra_admin(
+            unistra["endpoint"].as_str().unwrap(),
+        )
+        .args(["catalogue", "search", "--json"])));
+        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if found["offers"].as_array().unwrap().len() == 2 {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the catalogue never held both members' offers: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let ids: Vec<&str> = found["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["offer"]["offer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["rennes2.collab", "unistra.otp"]);
+    let text = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["catalogue", "search", "collaboratif"])));
+    assert!(
+        text.contains("rennes2.collab") && !text.contains("unistra.otp"),
+        "{text}"
+    );
+    // Publishing an existing offer without its etag explains how to update it.
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/offers/otp.toml"
+    );
+    let err = assert_fails(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["offer", "publish", "--file", example])));
+    assert!(err.contains("pass the etag"), "{err}");
+    let shown = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["offer", "show", "unistra.otp", "--json"])));
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let etag = shown["etag"].as_str().unwrap().to_owned();
+    let out = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["offer", "publish", "--file", example, "--etag", &etag])));
+    assert!(out.starts_with("updated unistra.otp"), "{out}");
+
     // The other member's node refuses unistra's admin, and the CLI says why.
     let refused = run(as_unistra_admin(members[1]["endpoint"].as_str().unwrap()).arg("whoami"));
     let err = assert_fails(&refused);

@@ -1,0 +1,356 @@
+//! Admin subcommands that manage a member's own node: `fedmesh offer ...` and
+//! `fedmesh catalogue ...`. Each talks to one node over mTLS (see [`crate::cli`]); read
+//! commands take `--json`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Subcommand;
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
+use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
+use tonic::Code;
+
+use crate::cli::{CallFailed, ConnectArgs, call};
+use crate::json;
+
+/// `fedmesh offer ...`: the member's own offers, on its node.
+#[derive(Debug, Subcommand)]
+pub enum OfferCommand {
+    /// Publish an offer from a TOML file (docs/offers.md); to update one, pass its etag.
+    Publish {
+        /// The offer file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The etag of the version you are updating (`fedmesh offer show`); empty to create.
+        #[arg(long, default_value = "")]
+        etag: String,
+        /// Print the stored offer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the node's offers.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one offer.
+    Show {
+        /// The offer id (`<member>.<service_id>`).
+        offer_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw an offer (final).
+    Withdraw {
+        /// The offer id.
+        offer_id: String,
+        /// Only if the offer is still at this etag.
+        #[arg(long, default_value = "")]
+        etag: String,
+        /// Why, for the node's log.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+/// `fedmesh catalogue ...`: the federation catalogue as the member's node sees it (its cache
+/// of the coordinator's catalogue, browsable while the coordinator is down).
+#[derive(Debug, Subcommand)]
+pub enum CatalogueCommand {
+    /// Search offers.
+    Search {
+        /// Words to find in names and descriptions (French or English, accents ignored).
+        #[arg(default_value = "")]
+        text: String,
+        /// Only this category.
+        #[arg(long)]
+        category: Option<String>,
+        /// Only this provider member.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Only these statuses: pilot, available, deprecated, withdrawn (repeatable).
+        #[arg(long, value_parser = ["pilot", "available", "deprecated", "withdrawn"])]
+        status: Vec<String>,
+        /// Only offers that can take another tenant.
+        #[arg(long)]
+        free: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print catalogue changes as they happen (after the current catalogue), until Ctrl-C.
+    Watch {
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn status_word(status: i32) -> String {
+    pb::OfferStatus::try_from(status)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("OFFER_STATUS_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn summary(offer: &pb::Offer) -> String {
+    format!(
+        "{:<24} {:<11} {:<14} v{:<8} {}",
+        offer.offer_id,
+        status_word(offer.status),
+        offer.category,
+        offer.version,
+        offer.service_name
+    )
+}
+
+fn details(offer: &pb::Offer) {
+    println!("{}  ({})", offer.service_name, offer.offer_id);
+    println!("  provider      {}", offer.provider_member_id);
+    println!("  status        {}", status_word(offer.status));
+    println!("  category      {}", offer.category);
+    println!("  version       {}", offer.version);
+    if let Some(d) = &offer.description {
+        println!("  fr            {}", d.fr);
+        println!("  en            {}", d.en);
+    }
+    if let Some(e) = &offer.engagement {
+        println!(
+            "  engagement    SLA {}% in the service window, SLO {}% outside, {}% of requests on time",
+            e.availability_sla_percent,
+            e.availability_slo_percent,
+            e.request_handling_target_percent
+        );
+    }
+    if let Some(c) = &offer.capacity {
+        println!(
+            "  capacity      {} tenants, {} users each",
+            c.max_tenants, c.max_users_per_tenant
+        );
+    }
+    if let Some(s) = offer
+        .support
+        .as_ref()
+        .and_then(|s| s.single_point_of_contact.as_ref())
+    {
+        println!("  contact       {} <{}>", s.name, s.email);
+    }
+    println!("  etag          {}", offer.etag);
+}
+
+/// Runs an offer command.
+pub async fn offer(connect: &ConnectArgs, command: OfferCommand) -> Result<()> {
+    let mut client = OfferServiceClient::new(connect.channel()?);
+    let endpoint = &connect.endpoint;
+    match command {
+        OfferCommand::Publish { file, etag, json } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let offer = crate::offer_file::parse_offer_file(&text)
+                .with_context(|| format!("{}", file.display()))?;
+            let request = pb::PublishOfferRequest {
+                offer: Some(offer),
+                etag: etag.clone(),
+            };
+            let response = match call(endpoint, client.publish_offer(request)).await {
+                Err(CallFailed { status, .. })
+                    if status.code() == Code::Aborted && etag.is_empty() =>
+                {
+                    anyhow::bail!(
+                        "{}\nthe offer already exists: to update it, pass the etag of the version you changed with --etag (see `fedmesh offer show`)",
+                        status.message()
+                    );
+                }
+                other => other?,
+            };
+            let stored = response.offer.unwrap_or_default();
+            if json {
+                return json::print("fedmesh.v1.Offer", &stored);
+            }
+            let verb = if response.created {
+                "published"
+            } else {
+                "updated"
+            };
+            println!("{verb} {} (etag {})", stored.offer_id, stored.etag);
+        }
+        OfferCommand::List { json } => {
+            let mut page_token = String::new();
+            let mut offers = Vec::new();
+            loop {
+                let page = call(
+                    endpoint,
+                    client.list_offers(pb::ListOffersRequest {
+                        page_size: 500,
+                        page_token,
+                        ..Default::default()
+                    }),
+                )
+                .await?;
+                offers.extend(page.offers);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            if json {
+                let list = pb::ListOffersResponse {
+                    offers,
+                    next_page_token: String::new(),
+                };
+                return json::print("fedmesh.v1.ListOffersResponse", &list);
+            }
+            if offers.is_empty() {
+                println!("no offers on this node");
+            }
+            for offer in &offers {
+                println!("{}", summary(offer));
+            }
+        }
+        OfferCommand::Show { offer_id, json } => {
+            let offer = call(endpoint, client.get_offer(pb::GetOfferRequest { offer_id }))
+                .await?
+                .offer
+                .unwrap_or_default();
+            if json {
+                return json::print("fedmesh.v1.Offer", &offer);
+            }
+            details(&offer);
+        }
+        OfferCommand::Withdraw {
+            offer_id,
+            etag,
+            reason,
+        } => {
+            let offer = call(
+                endpoint,
+                client.withdraw_offer(pb::WithdrawOfferRequest {
+                    offer_id,
+                    etag,
+                    reason,
+                }),
+            )
+            .await?
+            .offer
+            .unwrap_or_default();
+            println!("withdrew {} (etag {})", offer.offer_id, offer.etag);
+        }
+    }
+    Ok(())
+}
+
+fn catalogue_line(entry: &pb::CatalogueOffer) -> String {
+    let reachable = if entry.provider_node_up {
+        ""
+    } else {
+        "  [provider unreachable]"
+    };
+    match &entry.offer {
+        Some(offer) => format!("{}{reachable}", summary(offer)),
+        None => String::new(),
+    }
+}
+
+/// Runs a catalogue command.
+pub async fn catalogue(connect: &ConnectArgs, command: CatalogueCommand) -> Result<()> {
+    let mut client = CatalogueServiceClient::new(connect.channel()?);
+    let endpoint = &connect.endpoint;
+    match command {
+        CatalogueCommand::Search {
+            text,
+            category,
+            provider,
+            status,
+            free,
+            json,
+        } => {
+            let statuses = status
+                .iter()
+                .filter_map(|s| {
+                    pb::OfferStatus::from_str_name(&format!("OFFER_STATUS_{}", s.to_uppercase()))
+                })
+                .map(|s| s as i32)
+                .collect();
+            let mut request = pb::SearchOffersRequest {
+                page_size: 500,
+                text,
+                category: category.unwrap_or_default(),
+                provider_member_id: provider.unwrap_or_default(),
+                statuses,
+                has_free_capacity: free,
+                ..Default::default()
+            };
+            let mut offers = Vec::new();
+            loop {
+                let page = call(endpoint, client.search_offers(request.clone())).await?;
+                offers.extend(page.offers);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = page.next_page_token;
+            }
+            if json {
+                let total_size = i32::try_from(offers.len()).unwrap_or(i32::MAX);
+                let result = pb::SearchOffersResponse {
+                    offers,
+                    next_page_token: String::new(),
+                    total_size,
+                };
+                return json::print("fedmesh.v1.SearchOffersResponse", &result);
+            }
+            if offers.is_empty() {
+                println!("no offer matches");
+            }
+            for entry in &offers {
+                println!("{}", catalogue_line(entry));
+            }
+        }
+        CatalogueCommand::Watch { json } => {
+            let mut stream = call(
+                endpoint,
+                client.watch_catalogue(pb::WatchCatalogueRequest::default()),
+            )
+            .await?;
+            let mut caught_up = false;
+            loop {
+                let message = match stream.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => anyhow::bail!("the node ended the watch"),
+                    Err(status) => {
+                        return Err(CallFailed {
+                            endpoint: endpoint.clone(),
+                            status,
+                        }
+                        .into());
+                    }
+                };
+                if message.caught_up && !caught_up {
+                    caught_up = true;
+                    if !json {
+                        println!("-- the catalogue above is current; changes follow --");
+                    }
+                }
+                if let Some(change) = message.change {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string(&json::to_json(
+                                "fedmesh.v1.CatalogueChange",
+                                &change
+                            )?)?
+                        );
+                    } else if let Some(entry) = &change.offer {
+                        println!("{}", catalogue_line(entry));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
