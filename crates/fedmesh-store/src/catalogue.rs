@@ -141,9 +141,7 @@ impl Store {
 
     /// Waits until `revision` of the catalogue log is on disk, then lets watchers see it.
     pub async fn catalogue_durable(&self, revision: u64) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        self.catalogue_log.mark_durable(revision);
-        Ok(())
+        self.durable(&self.catalogue_log, revision).await
     }
 
     /// One catalogue offer.

@@ -69,9 +69,7 @@ impl Store {
 
     /// Waits until `revision` of the journal is on disk, then lets watchers see it.
     pub async fn journal_durable(&self, revision: u64) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        self.journal.mark_durable(revision);
-        Ok(())
+        self.durable(&self.journal, revision).await
     }
 
     /// An offer by id.

@@ -72,6 +72,9 @@ pub struct Store {
     path: PathBuf,
     journal: log::Log,
     catalogue_log: log::Log,
+    /// One flush at a time: a writer that finds its revision already covered by a flush that
+    /// started after its commit does not flush again (group commit).
+    flush_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -91,6 +94,7 @@ impl Store {
             path: dir.to_owned(),
             journal,
             catalogue_log,
+            flush_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         };
         store.check_schema()?;
         Ok(store)
@@ -152,8 +156,40 @@ impl Store {
 
     /// Waits until every write so far is on disk. Writes are acknowledged only after this.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let _flushing = self.flush_lock.lock().await;
+        self.flush_now().await
+    }
+
+    /// Flushes on a blocking thread, then publishes as durable what was committed before the
+    /// flush began. (sled's own `flush_async` waits on sled's thread pool, which deadlocks when
+    /// many databases of one process flush at once.)
+    async fn flush_now(&self) -> Result<(), StoreError> {
+        let journal = self.journal.committed();
+        let catalogue = self.catalogue_log.committed();
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| {
+                StoreError::Sled(sled::Error::ReportableBug(format!(
+                    "flush task failed: {e}"
+                )))
+            })??;
+        self.journal.mark_durable(journal);
+        self.catalogue_log.mark_durable(catalogue);
         Ok(())
+    }
+
+    /// Waits until `revision` of `log` is durable, flushing unless a flush that covers it
+    /// completes first.
+    async fn durable(&self, log: &log::Log, revision: u64) -> Result<(), StoreError> {
+        if log.durable() >= revision {
+            return Ok(());
+        }
+        let _flushing = self.flush_lock.lock().await;
+        if log.durable() >= revision {
+            return Ok(());
+        }
+        self.flush_now().await
     }
 
     /// The database directory.

@@ -60,6 +60,14 @@ impl Log {
         Ok(value)
     }
 
+    /// The last committed revision (durable or not).
+    pub(crate) fn committed(&self) -> u64 {
+        match self.state.committed.lock() {
+            Ok(guard) => *guard,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
     /// Publishes `revision` as durable (the caller flushed after committing it).
     pub(crate) fn mark_durable(&self, revision: u64) {
         self.state.durable.send_if_modified(|current| {
