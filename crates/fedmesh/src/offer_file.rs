@@ -366,7 +366,8 @@ impl OfferFile {
     fn into_pb(self, src: Source<'_>) -> Result<pb::Offer, OfferFileError> {
         let (approval_policy, auto_approved_member_ids) = match self.approval {
             Some(approval) => (approval.policy.to_pb(), approval.members),
-            None => (pb::SubscriptionApprovalPolicy::Unspecified, Vec::new()),
+            // Without an approval table, every request waits for a provider admin.
+            None => (pb::SubscriptionApprovalPolicy::Manual, Vec::new()),
         };
         let status = self
             .status
@@ -495,9 +496,17 @@ impl EngagementFile {
             });
         }
 
-        let holiday_set = self
-            .holidays
-            .map_or(pb::HolidaySet::Unspecified, HolidayWord::to_pb);
+        // The seed's service window: French public holidays, Monday to Friday 08:00-18:00.
+        let holiday_set = self.holidays.map_or(pb::HolidaySet::Fr, HolidayWord::to_pb);
+        if weekly_windows.is_empty() {
+            weekly_windows = (1..=5)
+                .map(|day| pb::WeeklyWindow {
+                    day_of_week: day,
+                    start_minute: 8 * 60,
+                    end_minute: 18 * 60,
+                })
+                .collect();
+        }
         Ok(pb::ServiceEngagement {
             calendar: Some(pb::ServiceCalendar {
                 time_zone: self.time_zone,
@@ -925,7 +934,22 @@ mod tests {
     #[test]
     fn empty_file_gives_an_empty_offer_for_the_node_to_judge() {
         let offer = parse_offer_file("").unwrap();
-        assert_eq!(offer, pb::Offer::default());
+        assert_eq!(
+            offer,
+            pb::Offer {
+                approval_policy: pb::SubscriptionApprovalPolicy::Manual as i32,
+                ..pb::Offer::default()
+            }
+        );
+    }
+
+    #[test]
+    fn the_seed_window_and_holidays_are_the_defaults() {
+        let offer = parse_offer_file("[engagement]\n").unwrap();
+        let calendar = offer.engagement.unwrap().calendar.unwrap();
+        assert_eq!(calendar.holiday_set, pb::HolidaySet::Fr as i32);
+        assert_eq!(calendar.weekly_windows.len(), 5);
+        assert!(calendar.weekly_windows.iter().all(|w| (w.start_minute, w.end_minute) == (480, 1080)));
     }
 
     #[test]
