@@ -949,7 +949,12 @@ mod tests {
         let calendar = offer.engagement.unwrap().calendar.unwrap();
         assert_eq!(calendar.holiday_set, pb::HolidaySet::Fr as i32);
         assert_eq!(calendar.weekly_windows.len(), 5);
-        assert!(calendar.weekly_windows.iter().all(|w| (w.start_minute, w.end_minute) == (480, 1080)));
+        assert!(
+            calendar
+                .weekly_windows
+                .iter()
+                .all(|w| (w.start_minute, w.end_minute) == (480, 1080))
+        );
     }
 
     #[test]
