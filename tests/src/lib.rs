@@ -181,3 +181,75 @@ pub fn run_tool(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// How a TLS client fared against a server: the error of its handshake or of its first read
+/// (under TLS 1.3 the server's verdict on the client certificate arrives after the handshake).
+pub async fn tls_outcome(port: u16, config: rustls::ClientConfig) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    // The HTTP/2 preface, so that an accepting server answers with its SETTINGS.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut buffer = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buffer)).await {
+        Err(_) => Err("no answer".to_owned()),
+        Ok(Ok(0)) => Err("closed".to_owned()),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("read: {e}")),
+    }
+}
+
+/// A TLS client configuration trusting the federation CA and presenting `cert`/`key` (none
+/// when `None`), restricted to the given protocol versions.
+pub fn tls_client(
+    ca_pem: &[u8],
+    identity: Option<(&Path, &Path)>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(cert.unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap_or_else(|e| panic!("{e}"))
+    .with_root_certificates(roots);
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain: Vec<_> = CertificateDer::pem_slice_iter(&read(cert))
+                .collect::<Result<_, _>>()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let key = PrivateKeyDer::from_pem_slice(&read(key)).unwrap_or_else(|e| panic!("{e}"));
+            builder
+                .with_client_auth_cert(chain, key)
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config
+}
+
+/// The port of an `https://host:port` endpoint.
+pub fn port_of(endpoint: &str) -> u16 {
+    endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {endpoint}"))
+}

@@ -1,0 +1,48 @@
+//! A server stops promptly even with long-lived streams open: the streams end with
+//! `UNAVAILABLE` (clients reconnect elsewhere or later) instead of holding the drain open.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
+use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
+use fedmesh_tests::TestFederation;
+use tonic::Code;
+
+#[tokio::test]
+async fn open_watches_end_and_do_not_hold_the_shutdown() {
+    // A grace far longer than the test's patience: if the watches held the drain, stopping
+    // would take a minute.
+    let mut fed = TestFederation::start_with(1, &[], &["limits.shutdown_grace_ms=60000"]).await;
+    let node = fed.as_admin(fed.member(0));
+    let mut catalogue = CatalogueServiceClient::new(node.clone())
+        .watch_catalogue(pb::WatchCatalogueRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut journal = JournalServiceClient::new(node)
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Both streams are live: they sent their caught-up markers.
+    while !catalogue.message().await.unwrap().unwrap().caught_up {}
+    while !matches!(
+        journal.message().await.unwrap().unwrap().event,
+        Some(pb::watch_response::Event::CaughtUp(_))
+    ) {}
+
+    tokio::time::timeout(Duration::from_secs(20), fed.running.stop_member(0))
+        .await
+        .expect("the node did not stop while watches were open")
+        .unwrap();
+    for (name, ended) in [
+        ("catalogue", catalogue.message().await.map(|_| ())),
+        ("journal", journal.message().await.map(|_| ())),
+    ] {
+        let status = ended.expect_err(name);
+        assert_eq!(status.code(), Code::Unavailable, "{name}: {status:?}");
+    }
+}
