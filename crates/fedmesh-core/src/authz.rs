@@ -105,12 +105,13 @@ pub const RULES: &[Rule] = &[
     rule(JOURNAL, "Watch", READERS),
     rule(JOURNAL, "ListEntries", READERS),
     rule(JOURNAL, "GetJournalInfo", READERS),
-    // Coordinator: nodes register and heartbeat; everyone reads the directory.
+    // Coordinator: nodes register and heartbeat; nodes, admins and the coordinator read the
+    // directory (agents only report, design section 2).
     rule(REGISTRY, "RegisterNode", &[Node]),
     rule(REGISTRY, "Heartbeat", &[Node]),
-    rule(REGISTRY, "GetNode", ANYONE),
-    rule(REGISTRY, "ListNodes", ANYONE),
-    rule(REGISTRY, "GetCrl", ANYONE),
+    rule(REGISTRY, "GetNode", READERS),
+    rule(REGISTRY, "ListNodes", READERS),
+    rule(REGISTRY, "GetCrl", READERS),
     rule(CATALOGUE, "SearchOffers", READERS),
     rule(CATALOGUE, "GetCatalogueOffer", READERS),
     rule(CATALOGUE, "WatchCatalogue", READERS),

@@ -97,9 +97,20 @@ impl Registration {
                         })
                         .await
                     {
-                        Ok(_) => {
+                        Ok(response) => {
                             backoff.reset();
-                            interval
+                            // The coordinator may ask for another pace at any time.
+                            if let Some(asked) = response
+                                .into_inner()
+                                .heartbeat_interval
+                                .and_then(|d| Duration::try_from(d).ok())
+                                .filter(|d| !d.is_zero())
+                            {
+                                registered = Some(asked);
+                                asked
+                            } else {
+                                interval
+                            }
                         }
                         Err(status) if status.code() == Code::NotFound => {
                             tracing::warn!(

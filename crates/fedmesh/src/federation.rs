@@ -382,10 +382,10 @@ impl RunningFederation {
             },
             members: parties,
         };
-        std::fs::write(
-            dir.join("federation.json"),
-            serde_json::to_string_pretty(&manifest)?,
-        )?;
+        // Written whole then renamed: whoever polls for the file never reads half of it.
+        let manifest_tmp = dir.join("federation.json.tmp");
+        std::fs::write(&manifest_tmp, serde_json::to_string_pretty(&manifest)?)?;
+        std::fs::rename(&manifest_tmp, dir.join("federation.json"))?;
         Ok(Self {
             manifest,
             pki,

@@ -179,6 +179,11 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `RUST_LOG`, read once here so that libraries never read the environment.
+fn rust_log() -> Option<String> {
+    std::env::var("RUST_LOG").ok()
+}
+
 fn load<T: serde::de::DeserializeOwned>(args: &ServeArgs, prefix: &str) -> Result<T> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading config file {}", args.config.display()))?;
@@ -227,7 +232,12 @@ impl Signals {
 
 async fn run_node(args: ServeArgs) -> Result<()> {
     let config: fedmesh_node::NodeConfig = load(&args, fedmesh_node::config::ENV_PREFIX)?;
-    let telemetry = fedmesh::telemetry::init(&config.log, &config.telemetry, "fedmesh-node")?;
+    let telemetry = fedmesh::telemetry::init(
+        &config.log,
+        &config.telemetry,
+        "fedmesh-node",
+        rust_log().as_deref(),
+    )?;
     let signals = Signals::register()?;
     let node = fedmesh_node::Node::bind(config).await?;
     let signal = signals.shutdown(node.tls());
@@ -239,8 +249,12 @@ async fn run_node(args: ServeArgs) -> Result<()> {
 async fn run_coordinator(args: ServeArgs) -> Result<()> {
     let config: fedmesh_coordinator::CoordinatorConfig =
         load(&args, fedmesh_coordinator::config::ENV_PREFIX)?;
-    let telemetry =
-        fedmesh::telemetry::init(&config.log, &config.telemetry, "fedmesh-coordinator")?;
+    let telemetry = fedmesh::telemetry::init(
+        &config.log,
+        &config.telemetry,
+        "fedmesh-coordinator",
+        rust_log().as_deref(),
+    )?;
     let signals = Signals::register()?;
     let coordinator = fedmesh_coordinator::Coordinator::bind(config).await?;
     let signal = signals.shutdown(coordinator.tls());
@@ -374,6 +388,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         },
         &TelemetryConfig::default(),
         "fedmesh-demo",
+        rust_log().as_deref(),
     )?;
     let mut signals = Signals::register()?;
     let mut spec = FederationSpec::new(&args.dir, usize::from(args.members));

@@ -24,10 +24,16 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured filter.
-pub fn init(log: &LogConfig, telemetry: &TelemetryConfig, service: &str) -> Result<Telemetry> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.is_empty() => EnvFilter::try_new(value)?,
+/// Installs the global subscriber. `rust_log` (the `RUST_LOG` variable, passed in by the
+/// binary), when set, overrides the configured filter.
+pub fn init(
+    log: &LogConfig,
+    telemetry: &TelemetryConfig,
+    service: &str,
+    rust_log: Option<&str>,
+) -> Result<Telemetry> {
+    let filter = match rust_log {
+        Some(value) if !value.is_empty() => EnvFilter::try_new(value)?,
         _ => EnvFilter::try_new(&log.filter)?,
     };
     let provider = match &telemetry.otlp_endpoint {
