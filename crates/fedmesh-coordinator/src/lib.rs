@@ -12,14 +12,13 @@ pub mod registry;
 pub mod replication;
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use fedmesh_core::Identity;
-use fedmesh_grpc::{AccessPolicy, GrpcServer, ServerInfo, with_message_limits};
+use fedmesh_grpc::{AccessPolicy, Foundation, GrpcServer, with_message_limits};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
 use fedmesh_tls::ReloadableServerConfig;
-use tokio::net::TcpListener;
 
 pub use config::CoordinatorConfig;
 
@@ -29,20 +28,12 @@ pub enum CoordinatorError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] fedmesh_core::config::ConfigError),
-    /// The database could not be opened.
+    /// The database, TLS material or listener could not be opened.
+    #[error(transparent)]
+    Start(#[from] fedmesh_grpc::StartError),
+    /// The database failed when flushed at shutdown.
     #[error(transparent)]
     Store(#[from] fedmesh_store::StoreError),
-    /// TLS material could not be loaded.
-    #[error(transparent)]
-    Tls(#[from] fedmesh_tls::TlsError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The I/O error.
-        source: std::io::Error,
-    },
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] fedmesh_grpc::ServeError),
@@ -68,36 +59,20 @@ impl Coordinator {
     /// Validates the configuration, opens the database, loads TLS and binds the listener.
     pub async fn bind(config: CoordinatorConfig) -> Result<Self, CoordinatorError> {
         let validated = config.validate()?;
-        let store = Store::open(&config.data_dir)?;
-        let tls = ReloadableServerConfig::load(config.tls.clone())?;
-        let expected = Identity::coordinator(validated.federation.clone());
-        let actual = fedmesh_tls::config::cert_identity(&config.tls.cert)?;
-        if actual != expected {
-            return Err(fedmesh_core::config::ConfigError::Invalid {
-                key: "tls.cert".to_owned(),
-                message: format!("the certificate is for {actual}, this server is {expected}"),
-            }
-            .into());
-        }
+        let Foundation {
+            store,
+            tls,
+            listener,
+            local_addr,
+            info,
+        } = Foundation::open(
+            Identity::coordinator(validated.federation.clone()),
+            &config.data_dir,
+            &config.tls,
+            config.listen,
+        )
+        .await?;
         let tls_handle = tls.clone();
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| CoordinatorError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| CoordinatorError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let info = ServerInfo {
-            identity: Identity::coordinator(validated.federation.clone()),
-            schema_version: store.schema_version()?,
-            started_at: SystemTime::now(),
-        };
         let limits = config.limits.clone();
         let registered = std::sync::Arc::new(tokio::sync::Notify::new());
         let registry = registry::RegistryApi::new(store.clone(), &config, registered.clone());

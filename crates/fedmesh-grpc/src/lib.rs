@@ -26,4 +26,4 @@ pub use client::{ClientOptions, ClientPem, connect, connect_pem};
 pub use deadline::DeadlineLayer;
 pub use error::ServiceError;
 pub use node_info::{SOFTWARE_VERSION, ServerInfo};
-pub use server::{GrpcServer, ServeError, ServerLimits};
+pub use server::{Foundation, GrpcServer, ServeError, ServerLimits, StartError};

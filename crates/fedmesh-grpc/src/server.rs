@@ -124,6 +124,85 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Why a server could not open what it serves from.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration does not fit the certificate.
+    #[error(transparent)]
+    Config(#[from] fedmesh_core::config::ConfigError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] fedmesh_store::StoreError),
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] fedmesh_tls::TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// What a node or the coordinator opens before it serves: its database, its TLS configuration
+/// (whose certificate must be `identity`'s), and its listener, bound so that the port is known
+/// before serving starts.
+#[derive(Debug)]
+pub struct Foundation {
+    /// The database.
+    pub store: fedmesh_store::Store,
+    /// The TLS configuration in force.
+    pub tls: ReloadableServerConfig,
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// Its address (useful with port 0).
+    pub local_addr: std::net::SocketAddr,
+    /// What the server says about itself.
+    pub info: ServerInfo,
+}
+
+impl Foundation {
+    /// Opens the database in `data_dir`, loads `tls` (refusing a certificate that is not
+    /// `identity`'s, named as config key `tls.cert`) and binds `listen`.
+    pub async fn open(
+        identity: fedmesh_core::Identity,
+        data_dir: &std::path::Path,
+        tls: &fedmesh_tls::TlsFiles,
+        listen: std::net::SocketAddr,
+    ) -> Result<Self, StartError> {
+        let store = fedmesh_store::Store::open(data_dir)?;
+        let config = ReloadableServerConfig::load(tls.clone())?;
+        let actual = fedmesh_tls::config::cert_identity(&tls.cert)?;
+        if actual != identity {
+            return Err(fedmesh_core::config::ConfigError::Invalid {
+                key: "tls.cert".to_owned(),
+                message: format!("the certificate is for {actual}, this server is {identity}"),
+            }
+            .into());
+        }
+        let bind_error = |source| StartError::Bind {
+            addr: listen,
+            source,
+        };
+        let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let info = ServerInfo {
+            identity,
+            schema_version: store.schema_version()?,
+            started_at: std::time::SystemTime::now(),
+        };
+        Ok(Self {
+            store,
+            tls: config,
+            listener,
+            local_addr,
+            info,
+        })
+    }
+}
+
 /// A gRPC server ready to serve on a bound listener.
 #[derive(Debug)]
 pub struct GrpcServer {

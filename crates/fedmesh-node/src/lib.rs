@@ -19,14 +19,13 @@ pub mod offers;
 pub mod registration;
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use fedmesh_core::Identity;
-use fedmesh_grpc::{AccessPolicy, ClientOptions, GrpcServer, ServerInfo, with_message_limits};
+use fedmesh_grpc::{AccessPolicy, ClientOptions, Foundation, GrpcServer, with_message_limits};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
 use fedmesh_tls::ReloadableServerConfig;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::NodeConfig;
@@ -37,23 +36,15 @@ pub enum NodeError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] fedmesh_core::config::ConfigError),
-    /// The database could not be opened.
+    /// The database, TLS material or listener could not be opened.
+    #[error(transparent)]
+    Start(#[from] fedmesh_grpc::StartError),
+    /// The database failed when flushed at shutdown.
     #[error(transparent)]
     Store(#[from] fedmesh_store::StoreError),
-    /// TLS material could not be loaded.
-    #[error(transparent)]
-    Tls(#[from] fedmesh_tls::TlsError),
     /// The coordinator endpoint or client certificate is unusable.
     #[error(transparent)]
     Client(#[from] fedmesh_grpc::client::ClientError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The I/O error.
-        source: std::io::Error,
-    },
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] fedmesh_grpc::ServeError),
@@ -99,29 +90,20 @@ impl Node {
     /// Validates the configuration, opens the database, loads TLS and binds the listener.
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
         let validated = config.validate()?;
-        let store = Store::open(&config.data_dir)?;
-        let tls = ReloadableServerConfig::load(config.tls.clone())?;
-        let expected = Identity::node(validated.federation.clone(), validated.member.clone());
-        let actual = fedmesh_tls::config::cert_identity(&config.tls.cert)?;
-        if actual != expected {
-            return Err(fedmesh_core::config::ConfigError::Invalid {
-                key: "tls.cert".to_owned(),
-                message: format!("the certificate is for {actual}, this server is {expected}"),
-            }
-            .into());
-        }
+        let Foundation {
+            store,
+            tls,
+            listener,
+            local_addr,
+            info,
+        } = Foundation::open(
+            Identity::node(validated.federation.clone(), validated.member.clone()),
+            &config.data_dir,
+            &config.tls,
+            config.listen,
+        )
+        .await?;
         let tls_handle = tls.clone();
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| NodeError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| NodeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         let advertise = config
             .advertise
             .clone()
@@ -151,11 +133,6 @@ impl Node {
             retry_initial,
             retry_max,
         });
-        let info = ServerInfo {
-            identity: Identity::node(validated.federation.clone(), validated.member.clone()),
-            schema_version: store.schema_version()?,
-            started_at: SystemTime::now(),
-        };
         let limits = config.limits.clone();
         let server = GrpcServer::new(
             listener,
