@@ -27,19 +27,11 @@ impl CatalogueApi {
     }
 }
 
+/// A snapshot item: the offer as it stands, at the revision the snapshot was taken.
 fn upsert(revision: u64, offer: pb::CatalogueOffer) -> pb::WatchCatalogueResponse {
+    let time = offer.replicate_time.unwrap_or_default();
     pb::WatchCatalogueResponse {
-        change: Some(pb::CatalogueChange {
-            revision,
-            kind: pb::CatalogueChangeKind::Upserted as i32,
-            offer_id: offer
-                .offer
-                .as_ref()
-                .map(|o| o.offer_id.clone())
-                .unwrap_or_default(),
-            change_time: offer.replicate_time,
-            offer: Some(offer),
-        }),
+        change: Some(fedmesh_store::catalogue::upserted(revision, offer, time)),
         caught_up: false,
         last_revision: revision,
     }

@@ -41,6 +41,25 @@ pub enum Applied {
     Changed(u64),
 }
 
+/// The change that sets a catalogue offer, at `revision` of a catalogue log.
+pub fn upserted(
+    revision: u64,
+    offer: pb::CatalogueOffer,
+    change_time: prost_types::Timestamp,
+) -> pb::CatalogueChange {
+    pb::CatalogueChange {
+        revision,
+        kind: pb::CatalogueChangeKind::Upserted as i32,
+        offer_id: offer
+            .offer
+            .as_ref()
+            .map(|o| o.offer_id.clone())
+            .unwrap_or_default(),
+        offer: Some(offer),
+        change_time: Some(change_time),
+    }
+}
+
 impl Store {
     /// The cursor of a replication source.
     pub fn cursor(&self, source: &str) -> Result<Option<Cursor>, StoreError> {
@@ -75,17 +94,8 @@ impl Store {
             {
                 return Ok((Applied::Duplicate, None));
             }
-            let change = offer.map(|offer| pb::CatalogueChange {
-                revision,
-                kind: pb::CatalogueChangeKind::Upserted as i32,
-                offer_id: offer
-                    .offer
-                    .as_ref()
-                    .map(|o| o.offer_id.clone())
-                    .unwrap_or_default(),
-                offer: Some(offer),
-                change_time: Some(std::time::SystemTime::now().into()),
-            });
+            let now = std::time::SystemTime::now().into();
+            let change = offer.map(|offer| upserted(revision, offer, now));
             let encoded_cursor = position.map(prost::Message::encode_to_vec);
             let result: Result<(), TransactionError<()>> = (&catalogue, &log, &cursors)
                 .transaction(|(catalogue, log, cursors)| {

@@ -320,6 +320,24 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// Starts `fedmesh demo` with `members` members on free ports in `dir`.
+fn spawn_demo(dir: &Path, members: u16, stdout: Stdio) -> Child {
+    fedmesh()
+        .args([
+            "demo",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--base-port",
+            "0",
+            "--members",
+        ])
+        .arg(members.to_string())
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn wait_file(path: &Path, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
@@ -341,20 +359,7 @@ fn wait_file(path: &Path, child: &mut Child) {
 #[test]
 fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let mut demo = fedmesh()
-        .args([
-            "demo",
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--members",
-            "2",
-            "--base-port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = spawn_demo(dir.path(), 2, Stdio::piped());
     let manifest_path = dir.path().join("federation.json");
     wait_file(&manifest_path, &mut demo);
     let manifest: serde_json::Value =
@@ -488,20 +493,7 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
 fn a_coordinator_drains_and_flushes_on_sigterm_with_json_logs() {
     let dir = tempfile::tempdir().unwrap();
     // Let the demo write a coordinator configuration and PKI, then stop it.
-    let mut demo = fedmesh()
-        .args([
-            "demo",
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--members",
-            "1",
-            "--base-port",
-            "0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = spawn_demo(dir.path(), 1, Stdio::null());
     wait_file(&dir.path().join("federation.json"), &mut demo);
     signal(&demo, "INT");
     assert!(wait_exit(&mut demo, Duration::from_secs(30)).success());
