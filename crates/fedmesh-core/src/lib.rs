@@ -7,6 +7,7 @@
 //! - [`journal`]: who may read which journal entries.
 //! - [`offer`]: validation and lifecycle of offers.
 //! - [`endpoint`]: `https://host:port` endpoints.
+//! - [`subscription`]: request decisions and the tenancy lifecycle.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
 #![forbid(unsafe_code)]
@@ -19,5 +20,6 @@ pub mod identity;
 pub mod journal;
 pub mod liveness;
 pub mod offer;
+pub mod subscription;
 
 pub use identity::{FederationName, Identity, IdentityError, MemberId, Principal, Role};
