@@ -30,41 +30,97 @@ fn now() -> prost_types::Timestamp {
     std::time::SystemTime::now().into()
 }
 
+/// How one kind of entity is stored and journaled.
+pub(crate) struct Entity<M> {
+    /// Its tree.
+    pub(crate) tree: &'static str,
+    /// Its kind in journal entries.
+    pub(crate) kind: pb::EntityKind,
+    /// Its id, the key in its tree.
+    pub(crate) id: fn(&M) -> &str,
+    /// The journal payload carrying it.
+    pub(crate) payload: fn(M) -> pb::journal_entry::Payload,
+}
+
+const OFFER: Entity<pb::Offer> = Entity {
+    tree: OFFERS_TREE,
+    kind: pb::EntityKind::Offer,
+    id: |o| &o.offer_id,
+    payload: pb::journal_entry::Payload::Offer,
+};
+
+/// The tree of idempotency records: a client's request id → the id of the entity it made.
+pub(crate) const REQUESTS_TREE: &str = "requests";
+
 impl Store {
-    /// Creates or changes an offer: `decide` gets the current version (if any) and the
-    /// revision the change will have, and returns the new version. The offer and its journal
-    /// entry are committed together. Call [`Store::journal_durable`] before acknowledging.
+    /// Creates or changes an entity under the journal's write lock: `decide` gets the current
+    /// version (if any) and the revision the change will have, and returns the new version.
+    /// The entity, its journal entry and, when given, an idempotency record (`request_key` →
+    /// entity id) are committed in one transaction.
+    pub(crate) fn write_journaled<M, E>(
+        &self,
+        entity: &Entity<M>,
+        member_id: &str,
+        entity_id: &str,
+        request_key: Option<&[u8]>,
+        decide: impl FnOnce(Option<M>, u64) -> Result<M, E>,
+    ) -> Result<(M, u64), WriteError<E>>
+    where
+        M: prost::Message + Default + Clone,
+    {
+        let tree = self.tree(entity.tree)?;
+        let journal = self.tree(JOURNAL_TREE)?;
+        let requests = self.tree(REQUESTS_TREE)?;
+        self.journal.append(|revision| {
+            let current = tree
+                .get(entity_id.as_bytes())
+                .map_err(StoreError::from)?
+                .map(|raw| decode::<M>(entity.tree, entity_id.as_bytes(), &raw))
+                .transpose()?;
+            let value = decide(current, revision).map_err(WriteError::Rejected)?;
+            let id = (entity.id)(&value).to_owned();
+            let entry = pb::JournalEntry {
+                revision,
+                record_time: Some(now()),
+                member_id: member_id.to_owned(),
+                entity_kind: entity.kind as i32,
+                entity_id: id.clone(),
+                deleted: false,
+                payload: Some((entity.payload)(value.clone())),
+            };
+            let encoded_value = value.encode_to_vec();
+            let encoded_entry = entry.encode_to_vec();
+            let result: Result<(), TransactionError<()>> =
+                (&tree, &journal, &requests).transaction(|(tree, journal, requests)| {
+                    tree.insert(id.as_bytes(), encoded_value.as_slice())?;
+                    journal.insert(&key(revision), encoded_entry.as_slice())?;
+                    if let Some(request_key) = request_key {
+                        requests.insert(request_key, id.as_bytes())?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                });
+            result.map_err(|e| WriteError::Store(StoreError::from_transaction(e)))?;
+            Ok(((value, revision), Some(revision)))
+        })
+    }
+
+    /// Creates or changes an offer (see [`Store::write_journaled`]). Call
+    /// [`Store::journal_durable`] before acknowledging.
     pub fn update_offer<E>(
         &self,
         member_id: &str,
         offer_id: &str,
         decide: impl FnOnce(Option<pb::Offer>, u64) -> Result<pb::Offer, E>,
     ) -> Result<(pb::Offer, u64), WriteError<E>> {
-        let offers = self.tree(OFFERS_TREE)?;
-        let journal = self.tree(JOURNAL_TREE)?;
-        self.journal.append(|revision| {
-            let current = self.get_offer(offer_id)?;
-            let offer = decide(current, revision).map_err(WriteError::Rejected)?;
-            let entry = pb::JournalEntry {
-                revision,
-                record_time: Some(now()),
-                member_id: member_id.to_owned(),
-                entity_kind: pb::EntityKind::Offer as i32,
-                entity_id: offer.offer_id.clone(),
-                deleted: false,
-                payload: Some(pb::journal_entry::Payload::Offer(offer.clone())),
-            };
-            let encoded_offer = offer.encode_to_vec();
-            let encoded_entry = entry.encode_to_vec();
-            let result: Result<(), TransactionError<()>> =
-                (&offers, &journal).transaction(|(offers, journal)| {
-                    offers.insert(offer.offer_id.as_bytes(), encoded_offer.as_slice())?;
-                    journal.insert(&key(revision), encoded_entry.as_slice())?;
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                });
-            result.map_err(|e| WriteError::Store(StoreError::from_transaction(e)))?;
-            Ok(((offer, revision), Some(revision)))
-        })
+        self.write_journaled(&OFFER, member_id, offer_id, None, decide)
+    }
+
+    /// The entity id an idempotency record points to, if the request was seen.
+    pub fn request_record(&self, request_key: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tree(REQUESTS_TREE)?
+            .get(request_key)?
+            .map(|raw| String::from_utf8_lossy(&raw).into_owned()))
     }
 
     /// Waits until `revision` of the journal is on disk, then lets watchers see it.

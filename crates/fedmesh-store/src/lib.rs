@@ -8,6 +8,7 @@
 //! - [`Store`]: opening, the schema check, durable flush.
 //! - [`journal`]: the node journal and the entities written with it (offers).
 //! - [`catalogue`]: the federation catalogue, its change log and replication cursors.
+//! - [`subscriptions`]: tenant subscriptions, with idempotency records.
 //! - [`registry`]: the coordinator's directory of member nodes.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod catalogue;
 pub mod journal;
 mod log;
 pub mod registry;
+pub mod subscriptions;
 
 pub use catalogue::{Applied, Cursor};
 pub use journal::WriteError;
