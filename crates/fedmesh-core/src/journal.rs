@@ -6,14 +6,22 @@ use crate::identity::{Identity, MemberId, Role};
 
 /// Whether `caller` may see `entry` of the journal of `local`'s node. Offers and maintenance
 /// announcements are public to the federation; the coordinator sees every entry; the node's
-/// own admins see their own journal. Entries scoped to one subscriber are opened to it by the
-/// milestones that introduce them; until then they are hidden from other members.
+/// own admins see their own journal; a subscriber's node sees its own tenancies. Other entries
+/// scoped to one subscriber are opened to it by the milestones that introduce them.
 pub fn visible(entry: &pb::JournalEntry, caller: &Identity, local: &MemberId) -> bool {
     let public = matches!(
         pb::EntityKind::try_from(entry.entity_kind),
         Ok(pb::EntityKind::Offer | pb::EntityKind::MaintenanceWindow)
     );
+    // A subscriber's node follows its own tenancies on the provider.
+    let own_tenancy = caller.role() == Role::Node
+        && matches!(
+            &entry.payload,
+            Some(pb::journal_entry::Payload::Subscription(s))
+                if caller.member().is_some_and(|m| m.as_str() == s.subscriber_member_id)
+        );
     public
+        || own_tenancy
         || caller.role() == Role::Coordinator
         || (caller.role() == Role::Admin && caller.member() == Some(local))
 }

@@ -130,6 +130,48 @@ pub fn transition(
     Ok(next)
 }
 
+/// Changes a tenancy's user quota (`max` is the offer's users per tenant), recording it in the
+/// history. Ended tenancies keep their quota.
+pub fn change_users(
+    subscription: &pb::Subscription,
+    users: i32,
+    max: i32,
+    actor: &str,
+    reason: &str,
+    now: prost_types::Timestamp,
+) -> Result<pb::Subscription, RequestRefused> {
+    if users < 1 || users > max {
+        return Err(field(
+            "user_count",
+            format!("must be between 1 and the offer's {max} users per tenant"),
+        ));
+    }
+    let state = State::try_from(subscription.state).unwrap_or(State::Unspecified);
+    if !matches!(state, State::Requested | State::Active | State::Suspended) {
+        return Err(RequestRefused::Closed(format!(
+            "subscription {} is {}; its quota can no longer change",
+            subscription.subscription_id,
+            state_name(subscription.state)
+        )));
+    }
+    let mut next = subscription.clone();
+    next.history.push(pb::SubscriptionStateChange {
+        from_state: subscription.state,
+        to_state: subscription.state,
+        change_time: Some(now),
+        actor: actor.to_owned(),
+        actor_member_id: subscription.subscriber_member_id.clone(),
+        reason: format!(
+            "users {} -> {users}{}{reason}",
+            subscription.user_count,
+            if reason.is_empty() { "" } else { ": " }
+        ),
+    });
+    next.user_count = users;
+    next.update_time = Some(now);
+    Ok(next)
+}
+
 /// Whether a subscription holds one of the offer's tenant places.
 pub fn occupies_capacity(subscription: &pb::Subscription) -> bool {
     matches!(

@@ -89,6 +89,16 @@ impl From<fedmesh_core::offer::LifecycleError> for ServiceError {
     }
 }
 
+impl From<fedmesh_core::subscription::RequestRefused> for ServiceError {
+    fn from(error: fedmesh_core::subscription::RequestRefused) -> Self {
+        use fedmesh_core::subscription::RequestRefused;
+        match error {
+            RequestRefused::Invalid(field) => field.into(),
+            RequestRefused::Closed(message) => Self::FailedPrecondition(message),
+        }
+    }
+}
+
 impl<E: Into<ServiceError>> From<fedmesh_store::WriteError<E>> for ServiceError {
     fn from(error: fedmesh_store::WriteError<E>) -> Self {
         match error {

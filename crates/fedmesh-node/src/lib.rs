@@ -5,6 +5,7 @@
 //! - [`offers`]: `OfferService`, the member's offers.
 //! - [`journal`]: `JournalService`, how other parties follow this node's changes.
 //! - [`catalogue_cache`]: the cached federation catalogue, served while the coordinator is down.
+//! - [`subscriptions`]: `SubscriptionService`, the provider side of tenancies.
 //! - [`registration`]: registering with the coordinator and heartbeating.
 //! - [`Node`]: opens the database, binds, serves until shut down.
 //!
@@ -17,6 +18,7 @@ pub mod config;
 pub mod journal;
 pub mod offers;
 pub mod registration;
+pub mod subscriptions;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,11 +61,6 @@ macro_rules! later_milestone {
     };
 }
 
-later_milestone!(
-    SubscriptionApi,
-    subscription_service_server::SubscriptionService,
-    "Subscriptions: a later milestone."
-);
 later_milestone!(
     UsageApi,
     usage_service_server::UsageService,
@@ -158,7 +155,10 @@ impl Node {
                 "fedmesh.v1.SubscriptionService",
                 with_message_limits!(
                     pb::subscription_service_server::SubscriptionServiceServer::new(
-                        SubscriptionApi
+                        subscriptions::SubscriptionApi::new(
+                            store.clone(),
+                            validated.member.clone()
+                        )
                     ),
                     limits
                 ),

@@ -90,8 +90,8 @@ impl Store {
             };
             let encoded_value = value.encode_to_vec();
             let encoded_entry = entry.encode_to_vec();
-            let result: Result<(), TransactionError<()>> =
-                (&tree, &journal, &requests).transaction(|(tree, journal, requests)| {
+            let result: Result<(), TransactionError<()>> = (&tree, &journal, &requests)
+                .transaction(|(tree, journal, requests)| {
                     tree.insert(id.as_bytes(), encoded_value.as_slice())?;
                     journal.insert(&key(revision), encoded_entry.as_slice())?;
                     if let Some(request_key) = request_key {

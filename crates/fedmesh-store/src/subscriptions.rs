@@ -25,7 +25,13 @@ impl Store {
         request_key: Option<&[u8]>,
         decide: impl FnOnce(Option<pb::Subscription>, u64) -> Result<pb::Subscription, E>,
     ) -> Result<(pb::Subscription, u64), WriteError<E>> {
-        self.write_journaled(&SUBSCRIPTION, member_id, subscription_id, request_key, decide)
+        self.write_journaled(
+            &SUBSCRIPTION,
+            member_id,
+            subscription_id,
+            request_key,
+            decide,
+        )
     }
 
     /// A subscription by id.

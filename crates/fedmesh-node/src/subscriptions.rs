@@ -1,0 +1,531 @@
+//! `SubscriptionService`, provider side: a subscriber member's node requests a tenancy on one
+//! of this node's offers; this member's admins decide and run the lifecycle; each party reads
+//! only what concerns it (anything else answers `NOT_FOUND`, as an unknown id would).
+//!
+//! Every write carries the caller's request id: a retry returns the result of the first
+//! attempt and never creates a second tenant.
+
+use fedmesh_core::subscription::{self, Action, Decision};
+use fedmesh_core::{Identity, MemberId, Role};
+use fedmesh_grpc::error::{page_after, page_size};
+use fedmesh_grpc::{ServiceError, caller};
+use fedmesh_proto::pb;
+use fedmesh_store::Store;
+use tonic::{Request, Response, Status};
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct SubscriptionApi {
+    store: Store,
+    member: MemberId,
+}
+
+impl SubscriptionApi {
+    /// The subscriptions of `member`'s node.
+    pub fn new(store: Store, member: MemberId) -> Self {
+        Self { store, member }
+    }
+}
+
+fn now() -> prost_types::Timestamp {
+    std::time::SystemTime::now().into()
+}
+
+/// Checks a client request id and makes the key of its idempotency record.
+fn request_key(caller: &Identity, rpc: &str, request_id: &str) -> Result<Vec<u8>, ServiceError> {
+    let valid = !request_id.is_empty()
+        && request_id.len() <= 64
+        && request_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !valid {
+        return Err(ServiceError::invalid(
+            "request_id",
+            "required: 1 to 64 characters among letters, digits, '-', '_' and '.'",
+        ));
+    }
+    Ok(format!("{}/{rpc}/{request_id}", caller.to_uri()).into_bytes())
+}
+
+fn reason(field_value: &str) -> Result<&str, ServiceError> {
+    if field_value.chars().count() > 2000 {
+        return Err(ServiceError::invalid("reason", "at most 2000 characters"));
+    }
+    Ok(field_value)
+}
+
+impl SubscriptionApi {
+    /// Whether `caller` may see `subscription`: its subscriber's node, or this member's admins
+    /// (the provider). Anything else is treated as not existing.
+    fn visible(&self, caller: &Identity, subscription: &pb::Subscription) -> bool {
+        match caller.role() {
+            Role::Admin => caller.member() == Some(&self.member),
+            Role::Node => caller
+                .member()
+                .is_some_and(|m| m.as_str() == subscription.subscriber_member_id),
+            Role::Agent | Role::Coordinator => false,
+        }
+    }
+
+    fn find(&self, caller: &Identity, id: &str) -> Result<pb::Subscription, ServiceError> {
+        self.store
+            .get_subscription(id)?
+            .filter(|s| self.visible(caller, s))
+            .ok_or_else(|| ServiceError::NotFound(format!("subscription {id} not found")))
+    }
+
+    /// Applies a lifecycle action by `caller`, idempotently under `request_id`.
+    async fn act(
+        &self,
+        caller: &Identity,
+        rpc: &str,
+        request_id: &str,
+        subscription_id: &str,
+        reason_text: &str,
+        action: impl FnOnce(&pb::Subscription) -> Result<Action, ServiceError>,
+    ) -> Result<pb::Subscription, ServiceError> {
+        let key = request_key(caller, rpc, request_id)?;
+        let reason_text = reason(reason_text)?;
+        // Visible to the caller, or not found (checked again under the lock below).
+        self.find(caller, subscription_id)?;
+        if self.store.request_record(&key)?.is_some() {
+            return self.find(caller, subscription_id);
+        }
+        let actor = caller.to_uri();
+        let actor_member = caller.member().map(ToString::to_string).unwrap_or_default();
+        let (stored, revision) = self
+            .store
+            .update_subscription(
+                self.member.as_str(),
+                subscription_id,
+                Some(&key),
+                |current, _| {
+                    let current = current.ok_or_else(|| {
+                        ServiceError::NotFound(format!("subscription {subscription_id} not found"))
+                    })?;
+                    let action = action(&current)?;
+                    subscription::transition(
+                        &current,
+                        action,
+                        &actor,
+                        &actor_member,
+                        reason_text,
+                        now(),
+                    )
+                    .map_err(|e| ServiceError::FailedPrecondition(e.to_string()))
+                },
+            )
+            .map_err(ServiceError::from)?;
+        self.store.journal_durable(revision).await?;
+        tracing::info!(subscription = %stored.subscription_id, state = ?stored.state(), by = %actor, "subscription changed");
+        Ok(stored)
+    }
+
+    /// The retention deadline of a tenancy ending now on `offer_id`.
+    fn retention_deadline(&self, offer_id: &str) -> Result<prost_types::Timestamp, ServiceError> {
+        let retention = self
+            .store
+            .get_offer(offer_id)?
+            .and_then(|o| o.gdpr)
+            .and_then(|g| g.retention_period)
+            .map_or(0, |d| d.seconds.max(0));
+        let mut deadline = now();
+        deadline.seconds = deadline.seconds.saturating_add(retention);
+        Ok(deadline)
+    }
+
+    fn provider_admin(&self, caller: &Identity) -> Result<(), ServiceError> {
+        if caller.role() == Role::Admin && caller.member() == Some(&self.member) {
+            Ok(())
+        } else {
+            Err(ServiceError::PermissionDenied(format!(
+                "only {}'s admins decide on its subscriptions",
+                self.member
+            )))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
+    async fn request_subscription(
+        &self,
+        request: Request<pb::RequestSubscriptionRequest>,
+    ) -> Result<Response<pb::RequestSubscriptionResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let body = request.into_inner();
+        let Some(subscriber) = identity
+            .member()
+            .filter(|_| identity.role() == Role::Node)
+            .cloned()
+        else {
+            return Err(Status::unimplemented(
+                "an admin subscribes through its own node with `fedmesh subscription request`; that path arrives with the subscriber outbox",
+            ));
+        };
+        let key = request_key(&identity, "RequestSubscription", &body.request_id)?;
+        // A retry: the subscription the first attempt made, as it is now.
+        if let Some(id) = self
+            .store
+            .request_record(&key)
+            .map_err(ServiceError::from)?
+        {
+            let subscription = self.find(&identity, &id)?;
+            return Ok(Response::new(pb::RequestSubscriptionResponse {
+                subscription: Some(subscription),
+                queued: false,
+            }));
+        }
+        let offer = self
+            .store
+            .get_offer(&body.offer_id)
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::NotFound(format!("offer {} not found", body.offer_id)))?;
+        let actor = identity.to_uri();
+        let (stored, revision) = self
+            .store
+            .update_subscription(self.member.as_str(), "", Some(&key), |_, revision| {
+                let tenants = self
+                    .store
+                    .list_subscriptions("", usize::MAX, |s| {
+                        s.offer_id == offer.offer_id && subscription::occupies_capacity(s)
+                    })
+                    .map_err(ServiceError::from)?
+                    .len();
+                let decision = subscription::decide(&offer, &subscriber, &body, tenants)
+                    .map_err(ServiceError::from)?;
+                let now = now();
+                let requested = pb::Subscription {
+                    subscription_id: format!("{}.s{revision}", self.member),
+                    offer_id: offer.offer_id.clone(),
+                    provider_member_id: self.member.to_string(),
+                    subscriber_member_id: subscriber.to_string(),
+                    state: pb::SubscriptionState::Requested as i32,
+                    user_count: body.user_count,
+                    contact_email: body.contact_email.clone(),
+                    accepted_terms_version: body.accepted_terms_version.clone(),
+                    pilot: body.pilot,
+                    request_id: body.request_id.clone(),
+                    create_time: Some(now),
+                    update_time: Some(now),
+                    history: vec![pb::SubscriptionStateChange {
+                        from_state: pb::SubscriptionState::Unspecified as i32,
+                        to_state: pb::SubscriptionState::Requested as i32,
+                        change_time: Some(now),
+                        actor: actor.clone(),
+                        actor_member_id: subscriber.to_string(),
+                        reason: String::new(),
+                    }],
+                    ..Default::default()
+                };
+                Ok::<_, ServiceError>(match decision {
+                    Decision::Wait => requested,
+                    Decision::Approve => subscription::transition(
+                        &requested,
+                        Action::Approve {
+                            tenant_id: subscriber.to_string(),
+                            tenant_url: String::new(),
+                        },
+                        &format!("policy of offer {}", offer.offer_id),
+                        self.member.as_str(),
+                        "approved automatically by the offer's policy",
+                        now,
+                    )
+                    .map_err(|e| ServiceError::FailedPrecondition(e.to_string()))?,
+                })
+            })
+            .map_err(ServiceError::from)?;
+        self.store
+            .journal_durable(revision)
+            .await
+            .map_err(ServiceError::from)?;
+        tracing::info!(subscription = %stored.subscription_id, offer = %stored.offer_id, subscriber = %subscriber, state = ?stored.state(), "subscription requested");
+        Ok(Response::new(pb::RequestSubscriptionResponse {
+            subscription: Some(stored),
+            queued: false,
+        }))
+    }
+
+    async fn get_subscription(
+        &self,
+        request: Request<pb::GetSubscriptionRequest>,
+    ) -> Result<Response<pb::GetSubscriptionResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let subscription = self.find(&identity, &request.into_inner().subscription_id)?;
+        Ok(Response::new(pb::GetSubscriptionResponse {
+            subscription: Some(subscription),
+        }))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<pb::ListSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let body = request.into_inner();
+        let size = page_size(body.page_size, 50, 500)?;
+        let after = page_after(&body.page_token, |t| t.contains('.'))?;
+        let mut subscriptions = self
+            .store
+            .list_subscriptions(after, size + 1, |s| {
+                self.visible(&identity, s)
+                    && (body.offer_id.is_empty() || s.offer_id == body.offer_id)
+                    && (body.subscriber_member_id.is_empty()
+                        || s.subscriber_member_id == body.subscriber_member_id)
+                    && (body.states.is_empty() || body.states.contains(&s.state))
+            })
+            .map_err(ServiceError::from)?;
+        let next_page_token = if subscriptions.len() > size {
+            subscriptions.truncate(size);
+            subscriptions
+                .last()
+                .map(|s| s.subscription_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListSubscriptionsResponse {
+            subscriptions,
+            next_page_token,
+        }))
+    }
+
+    async fn approve_subscription(
+        &self,
+        request: Request<pb::ApproveSubscriptionRequest>,
+    ) -> Result<Response<pb::ApproveSubscriptionResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        self.provider_admin(&identity)?;
+        let body = request.into_inner();
+        if body.tenant_url.len() > 2000
+            || !(body.tenant_url.is_empty() || body.tenant_url.starts_with("https://"))
+        {
+            return Err(ServiceError::invalid("tenant_url", "an https:// URL").into());
+        }
+        let stored = self
+            .act(
+                &identity,
+                "ApproveSubscription",
+                &body.request_id,
+                &body.subscription_id,
+                &body.reason,
+                |current| {
+                    Ok(Action::Approve {
+                        tenant_id: if body.tenant_id.is_empty() {
+                            current.subscriber_member_id.clone()
+                        } else {
+                            body.tenant_id.clone()
+                        },
+                        tenant_url: body.tenant_url.clone(),
+                    })
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::ApproveSubscriptionResponse {
+            subscription: Some(stored),
+        }))
+    }
+
+    async fn reject_subscription(
+        &self,
+        request: Request<pb::RejectSubscriptionRequest>,
+    ) -> Result<Response<pb::RejectSubscriptionResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        self.provider_admin(&identity)?;
+        let body = request.into_inner();
+        let stored = self
+            .act(
+                &identity,
+                "RejectSubscription",
+                &body.request_id,
+                &body.subscription_id,
+                &body.reason,
+                |_| Ok(Action::Reject),
+            )
+            .await?;
+        Ok(Response::new(pb::RejectSubscriptionResponse {
+            subscription: Some(stored),
+        }))
+    }
+
+    async fn suspend_subscription(
+        &self,
+        request: Request<pb::SuspendSubscriptionRequest>,
+    ) -> Result<Response<pb::SuspendSubscriptionResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        self.provider_admin(&identity)?;
+        let body = request.into_inner();
+        if body.reason.trim().is_empty() {
+            return Err(
+                ServiceError::invalid("reason", "required when suspending a tenant").into(),
+            );
+        }
+        let stored = self
+            .act(
+                &identity,
+                "SuspendSubscription",
+                &body.request_id,
+                &body.subscription_id,
+                &body.reason,
+                |_| Ok(Action::Suspend),
+            )
+            .await?;
+        Ok(Response::new(pb::SuspendSubscriptionResponse {
+            subscription: Some(stored),
+        }))
+    }
+
+    async fn resume_subscription(
+        &self,
+        request: Request<pb::ResumeSubscriptionRequest>,
+    ) -> Result<Response<pb::ResumeSubscriptionResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        self.provider_admin(&identity)?;
+        let body = request.into_inner();
+        let stored = self
+            .act(
+                &identity,
+                "ResumeSubscription",
+                &body.request_id,
+                &body.subscription_id,
+                &body.reason,
+                |_| Ok(Action::Resume),
+            )
+            .await?;
+        Ok(Response::new(pb::ResumeSubscriptionResponse {
+            subscription: Some(stored),
+        }))
+    }
+
+    async fn terminate_subscription(
+        &self,
+        request: Request<pb::TerminateSubscriptionRequest>,
+    ) -> Result<Response<pb::TerminateSubscriptionResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        self.provider_admin(&identity)?;
+        let body = request.into_inner();
+        let stored = self
+            .act(
+                &identity,
+                "TerminateSubscription",
+                &body.request_id,
+                &body.subscription_id,
+                &body.reason,
+                |current| {
+                    if body.confirm_data_deleted {
+                        Ok(Action::ConfirmDeleted)
+                    } else {
+                        Ok(Action::Terminate {
+                            retention_deadline: self.retention_deadline(&current.offer_id)?,
+                        })
+                    }
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::TerminateSubscriptionResponse {
+            subscription: Some(stored),
+            queued: false,
+        }))
+    }
+
+    async fn change_users(
+        &self,
+        request: Request<pb::ChangeUsersRequest>,
+    ) -> Result<Response<pb::ChangeUsersResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let body = request.into_inner();
+        if identity.role() != Role::Node {
+            return Err(ServiceError::PermissionDenied(
+                "the subscriber changes its quota, through its node".into(),
+            )
+            .into());
+        }
+        let key = request_key(&identity, "ChangeUsers", &body.request_id)?;
+        let current = self.find(&identity, &body.subscription_id)?;
+        if self
+            .store
+            .request_record(&key)
+            .map_err(ServiceError::from)?
+            .is_some()
+        {
+            return Ok(Response::new(pb::ChangeUsersResponse {
+                subscription: Some(current),
+                queued: false,
+            }));
+        }
+        let max = self
+            .store
+            .get_offer(&current.offer_id)
+            .map_err(ServiceError::from)?
+            .and_then(|o| o.capacity)
+            .map_or(0, |c| c.max_users_per_tenant);
+        let actor = identity.to_uri();
+        let (stored, revision) = self
+            .store
+            .update_subscription(
+                self.member.as_str(),
+                &body.subscription_id,
+                Some(&key),
+                |current, _| {
+                    let current = current.ok_or_else(|| {
+                        ServiceError::NotFound(format!(
+                            "subscription {} not found",
+                            body.subscription_id
+                        ))
+                    })?;
+                    subscription::change_users(
+                        &current,
+                        body.user_count,
+                        max,
+                        &actor,
+                        reason(&body.reason)?,
+                        now(),
+                    )
+                    .map_err(ServiceError::from)
+                },
+            )
+            .map_err(ServiceError::from)?;
+        self.store
+            .journal_durable(revision)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::ChangeUsersResponse {
+            subscription: Some(stored),
+            queued: false,
+        }))
+    }
+
+    async fn cancel_subscription(
+        &self,
+        request: Request<pb::CancelSubscriptionRequest>,
+    ) -> Result<Response<pb::CancelSubscriptionResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let body = request.into_inner();
+        let stored = self
+            .act(
+                &identity,
+                "CancelSubscription",
+                &body.request_id,
+                &body.subscription_id,
+                &body.reason,
+                |current| {
+                    if identity.role() != Role::Node {
+                        return Err(ServiceError::PermissionDenied(
+                            "the subscriber cancels, through its node".into(),
+                        ));
+                    }
+                    match current.state() {
+                        pb::SubscriptionState::Requested => Ok(Action::Withdraw),
+                        _ => Ok(Action::Terminate {
+                            retention_deadline: self.retention_deadline(&current.offer_id)?,
+                        }),
+                    }
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::CancelSubscriptionResponse {
+            subscription: Some(stored),
+            queued: false,
+        }))
+    }
+}

@@ -1,0 +1,392 @@
+//! Tenancies on the provider's node: a subscriber member's node requests, the provider's admins
+//! decide and run the lifecycle, retries are idempotent, and each party sees only its own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
+use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient as Client;
+use fedmesh_tests::{TestFederation, example_offer};
+use pb::SubscriptionState as State;
+use tonic::Code;
+use tonic::transport::Channel;
+
+// Members: 0 unistra, 1 rennes2 (collaboration, automatic within capacity), 2 rouen (video,
+// manual approval).
+const UNISTRA: usize = 0;
+const RENNES2: usize = 1;
+const ROUEN: usize = 2;
+
+/// The channel of member `from`'s node to member `to`'s node.
+fn node_to_node(fed: &TestFederation, from: usize, to: usize) -> Channel {
+    fed.channel(
+        &fed.member(to).endpoint,
+        &fed.member(from).node_cert,
+        &fed.member(from).node_key,
+    )
+}
+
+fn request(
+    offer_id: &str,
+    request_id: &str,
+    users: i32,
+    terms: &str,
+) -> pb::RequestSubscriptionRequest {
+    pb::RequestSubscriptionRequest {
+        request_id: request_id.into(),
+        offer_id: offer_id.into(),
+        user_count: users,
+        contact_email: "dsi@unistra.example".into(),
+        accepted_terms_version: terms.into(),
+        ..Default::default()
+    }
+}
+
+async fn publish(fed: &TestFederation, member: usize, offer: pb::Offer) -> pb::Offer {
+    OfferServiceClient::new(fed.as_admin(fed.member(member)))
+        .publish_offer(pb::PublishOfferRequest {
+            offer: Some(offer),
+            etag: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offer
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_full_lifecycle_with_manual_approval() {
+    let fed = TestFederation::start(3).await;
+    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let mut subscriber = Client::new(node_to_node(&fed, UNISTRA, ROUEN));
+    let mut provider = Client::new(fed.as_admin(fed.member(ROUEN)));
+
+    let requested = subscriber
+        .request_subscription(request(&video.offer_id, "req-1", 500, &video.terms_version))
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(requested.state(), State::Requested);
+    assert_eq!(requested.subscriber_member_id, "unistra");
+    assert_eq!(requested.provider_member_id, "rouen");
+    let id = requested.subscription_id.clone();
+
+    // A retry of the same request returns the same subscription, no second tenant.
+    let again = subscriber
+        .request_subscription(request(&video.offer_id, "req-1", 500, &video.terms_version))
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(again.subscription_id, id);
+    let all = provider
+        .list_subscriptions(pb::ListSubscriptionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.subscriptions.len(), 1);
+
+    // Illegal transitions name the current state.
+    let status = provider
+        .suspend_subscription(pb::SuspendSubscriptionRequest {
+            request_id: "s-0".into(),
+            subscription_id: id.clone(),
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("is REQUESTED"),
+        "{}",
+        status.message()
+    );
+
+    let active = provider
+        .approve_subscription(pb::ApproveSubscriptionRequest {
+            request_id: "a-1".into(),
+            subscription_id: id.clone(),
+            tenant_id: "unistra-pod".into(),
+            tenant_url: "https://pod.univ-rouen.example/unistra".into(),
+            reason: "welcome".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(active.state(), State::Active);
+    assert_eq!(active.tenant_url, "https://pod.univ-rouen.example/unistra");
+
+    let status = provider
+        .suspend_subscription(pb::SuspendSubscriptionRequest {
+            request_id: "s-1".into(),
+            subscription_id: id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().starts_with("reason:"),
+        "{}",
+        status.message()
+    );
+    let suspended = provider
+        .suspend_subscription(pb::SuspendSubscriptionRequest {
+            request_id: "s-2".into(),
+            subscription_id: id.clone(),
+            reason: "unpaid invoice".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(
+        (suspended.state(), suspended.reason.as_str()),
+        (State::Suspended, "unpaid invoice")
+    );
+    provider
+        .resume_subscription(pb::ResumeSubscriptionRequest {
+            request_id: "r-1".into(),
+            subscription_id: id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+
+    // The subscriber changes its quota within the offer's limit.
+    let status = subscriber
+        .change_users(pb::ChangeUsersRequest {
+            request_id: "u-1".into(),
+            subscription_id: id.clone(),
+            user_count: 1_000_000,
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().starts_with("user_count:"),
+        "{}",
+        status.message()
+    );
+    let changed = subscriber
+        .change_users(pb::ChangeUsersRequest {
+            request_id: "u-2".into(),
+            subscription_id: id.clone(),
+            user_count: 800,
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(changed.user_count, 800);
+
+    // Termination sets the retention deadline; confirming deletion ends the tenancy.
+    let terminating = provider
+        .terminate_subscription(pb::TerminateSubscriptionRequest {
+            request_id: "t-1".into(),
+            subscription_id: id.clone(),
+            reason: "end of contract".into(),
+            confirm_data_deleted: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(terminating.state(), State::Terminating);
+    let deadline = terminating.data_retention_deadline.unwrap();
+    let retention = video.gdpr.unwrap().retention_period.unwrap().seconds;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (deadline.seconds - now - retention).abs() < 60,
+        "deadline {deadline:?} is not now + retention"
+    );
+    let terminated = provider
+        .terminate_subscription(pb::TerminateSubscriptionRequest {
+            request_id: "t-2".into(),
+            subscription_id: id.clone(),
+            reason: "data deleted".into(),
+            confirm_data_deleted: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(terminated.state(), State::Terminated);
+    let trail: Vec<(State, State)> = terminated
+        .history
+        .iter()
+        .map(|c| (c.from_state(), c.to_state()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            (State::Unspecified, State::Requested),
+            (State::Requested, State::Active),
+            (State::Active, State::Suspended),
+            (State::Suspended, State::Active),
+            (State::Active, State::Active),
+            (State::Active, State::Terminating),
+            (State::Terminating, State::Terminated),
+        ],
+        "the audit trail records every change"
+    );
+    assert!(terminated.history.iter().all(|c| !c.actor.is_empty()));
+}
+
+#[tokio::test]
+async fn automatic_approval_stops_at_capacity() {
+    let fed = TestFederation::start(3).await;
+    let mut offer = example_offer("collaboration");
+    offer.capacity.as_mut().unwrap().max_tenants = 1;
+    let collab = publish(&fed, RENNES2, offer).await;
+
+    let first = Client::new(node_to_node(&fed, UNISTRA, RENNES2))
+        .request_subscription(request(&collab.offer_id, "r1", 10, &collab.terms_version))
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(
+        first.state(),
+        State::Active,
+        "approved by the offer's policy"
+    );
+    let status = Client::new(node_to_node(&fed, ROUEN, RENNES2))
+        .request_subscription(request(&collab.offer_id, "r1", 10, &collab.terms_version))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("is full"), "{}", status.message());
+
+    let status = Client::new(node_to_node(&fed, ROUEN, RENNES2))
+        .request_subscription(request(&collab.offer_id, "r2", 10, "1999-01"))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().starts_with("accepted_terms_version:"),
+        "{}",
+        status.message()
+    );
+    let status = Client::new(node_to_node(&fed, ROUEN, RENNES2))
+        .request_subscription(request(&collab.offer_id, "", 10, &collab.terms_version))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().starts_with("request_id:"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn each_member_sees_only_its_own_tenancies() {
+    let fed = TestFederation::start(3).await;
+    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let id = Client::new(node_to_node(&fed, UNISTRA, ROUEN))
+        .request_subscription(request(&video.offer_id, "r1", 10, &video.terms_version))
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap()
+        .subscription_id;
+
+    // The subscriber's node and the provider's admins see it...
+    for channel in [
+        node_to_node(&fed, UNISTRA, ROUEN),
+        fed.as_admin(fed.member(ROUEN)),
+    ] {
+        let mut client = Client::new(channel);
+        client
+            .get_subscription(pb::GetSubscriptionRequest {
+                subscription_id: id.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            client
+                .list_subscriptions(pb::ListSubscriptionsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .subscriptions
+                .len(),
+            1
+        );
+    }
+    // ...another member's node gets NOT_FOUND, exactly as for an id that does not exist, and
+    // lists nothing.
+    let mut other = Client::new(node_to_node(&fed, RENNES2, ROUEN));
+    let hidden = other
+        .get_subscription(pb::GetSubscriptionRequest {
+            subscription_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    let missing = other
+        .get_subscription(pb::GetSubscriptionRequest {
+            subscription_id: "rouen.s999".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (hidden.code(), missing.code()),
+        (Code::NotFound, Code::NotFound)
+    );
+    assert_eq!(hidden.message(), format!("subscription {id} not found"));
+    assert!(
+        other
+            .list_subscriptions(pb::ListSubscriptionsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .subscriptions
+            .is_empty()
+    );
+    let status = other
+        .cancel_subscription(pb::CancelSubscriptionRequest {
+            request_id: "c1".into(),
+            subscription_id: id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    // A subscriber's node cannot decide for the provider.
+    let status = Client::new(node_to_node(&fed, UNISTRA, ROUEN))
+        .approve_subscription(pb::ApproveSubscriptionRequest {
+            request_id: "a1".into(),
+            subscription_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    // The subscriber withdraws its pending request.
+    let withdrawn = Client::new(node_to_node(&fed, UNISTRA, ROUEN))
+        .cancel_subscription(pb::CancelSubscriptionRequest {
+            request_id: "c1".into(),
+            subscription_id: id,
+            reason: "changed our mind".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(withdrawn.state(), State::Terminated);
+}
