@@ -26,6 +26,16 @@ pub enum ServiceError {
     /// The entity is not in a state that allows this.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Another member's node refused a forwarded request; its status is passed on.
+    #[error("{member}'s node: {message}")]
+    Peer {
+        /// The member whose node answered.
+        member: String,
+        /// Its status code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
     /// A dependency of the server (a file, another party) is unavailable for now.
     #[error("{0}")]
     Unavailable(String),
@@ -53,6 +63,7 @@ impl From<ServiceError> for Status {
             ServiceError::Aborted(_) => Status::aborted(error.to_string()),
             ServiceError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             ServiceError::Unavailable(_) => Status::unavailable(error.to_string()),
+            ServiceError::Peer { code, .. } => Status::new(*code, error.to_string()),
             ServiceError::Store(source @ fedmesh_store::StoreError::Corrupt { .. }) => {
                 tracing::error!(error = %source, "corrupt stored value");
                 Status::internal(

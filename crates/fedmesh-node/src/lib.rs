@@ -6,6 +6,7 @@
 //! - [`journal`]: `JournalService`, how other parties follow this node's changes.
 //! - [`catalogue_cache`]: the cached federation catalogue, served while the coordinator is down.
 //! - [`subscriptions`]: `SubscriptionService`, the provider side of tenancies.
+//! - [`outbox`], [`peers`]: this member's own tenancy requests, sent or queued, and mirrored.
 //! - [`registration`]: registering with the coordinator and heartbeating.
 //! - [`Node`]: opens the database, binds, serves until shut down.
 //!
@@ -17,6 +18,8 @@ pub mod catalogue_cache;
 pub mod config;
 pub mod journal;
 pub mod offers;
+pub mod outbox;
+pub mod peers;
 pub mod registration;
 pub mod subscriptions;
 
@@ -81,6 +84,7 @@ pub struct Node {
     tls: ReloadableServerConfig,
     registration: Option<registration::Registration>,
     catalogue: Option<catalogue_cache::CatalogueFollower>,
+    forwarder: outbox::Forwarder,
 }
 
 impl Node {
@@ -124,6 +128,8 @@ impl Node {
                 retry_max,
                 store: store.clone(),
             });
+        let peers = peers::Peers::new(store.clone(), coordinator.clone(), config.tls.clone(), ClientOptions::default());
+        let forwarder = outbox::Forwarder::new(store.clone(), peers, validated.member.clone(), retry_initial, retry_max);
         let catalogue = coordinator.map(|channel| catalogue_cache::CatalogueFollower {
             channel,
             store: store.clone(),
@@ -157,7 +163,8 @@ impl Node {
                     pb::subscription_service_server::SubscriptionServiceServer::new(
                         subscriptions::SubscriptionApi::new(
                             store.clone(),
-                            validated.member.clone()
+                            validated.member.clone(),
+                            forwarder.clone(),
                         )
                     ),
                     limits
@@ -199,6 +206,7 @@ impl Node {
             tls: tls_handle,
             registration,
             catalogue,
+            forwarder,
         })
     }
 
@@ -225,13 +233,14 @@ impl Node {
             .map(|registration| tokio::spawn(registration.run(stop_rx.clone())));
         let catalogue = self
             .catalogue
-            .map(|follower| tokio::spawn(follower.run(stop_rx)));
+            .map(|follower| tokio::spawn(follower.run(stop_rx.clone())));
+        let forwarder = Some(tokio::spawn(self.forwarder.run(stop_rx)));
         let shutdown = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
         let result = self.server.serve(shutdown).await;
-        for task in [registration, catalogue].into_iter().flatten() {
+        for task in [registration, catalogue, forwarder].into_iter().flatten() {
             let _ = task.await;
         }
         self.store.flush().await?;

@@ -11,6 +11,8 @@ use fedmesh_grpc::error::{page_after, page_size};
 use fedmesh_grpc::{ServiceError, caller};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
+
+use crate::outbox::Forwarder;
 use tonic::{Request, Response, Status};
 
 /// The service.
@@ -18,12 +20,95 @@ use tonic::{Request, Response, Status};
 pub struct SubscriptionApi {
     store: Store,
     member: MemberId,
+    forwarder: Forwarder,
 }
 
 impl SubscriptionApi {
-    /// The subscriptions of `member`'s node.
-    pub fn new(store: Store, member: MemberId) -> Self {
-        Self { store, member }
+    /// The subscriptions of `member`'s node; `forwarder` carries this member's own requests to
+    /// providers.
+    pub fn new(store: Store, member: MemberId, forwarder: Forwarder) -> Self {
+        Self {
+            store,
+            member,
+            forwarder,
+        }
+    }
+
+    /// This member's admin asks for a tenancy on another member's offer: forwarded to the
+    /// provider's node now, or queued.
+    async fn request_as_subscriber(
+        &self,
+        identity: &Identity,
+        body: pb::RequestSubscriptionRequest,
+    ) -> Result<pb::RequestSubscriptionResponse, ServiceError> {
+        let key = request_key(identity, "RequestSubscription", &body.request_id)?;
+        let provider = fedmesh_core::offer::provider_of(&body.offer_id)
+            .ok_or_else(|| ServiceError::invalid("offer_id", "not an offer id (<member>.<service_id>)"))?;
+        if provider == self.member {
+            return Err(ServiceError::FailedPrecondition("a member cannot subscribe to its own offer".into()));
+        }
+        let mirrored = |request_id: &str| -> Result<Option<pb::Subscription>, ServiceError> {
+            Ok(self
+                .store
+                .list_subscriptions("", 1, |s| s.request_id == request_id && s.subscriber_member_id == self.member.as_str())?
+                .pop())
+        };
+        let queued = pb::RequestSubscriptionResponse {
+            subscription: Some(pb::Subscription {
+                offer_id: body.offer_id.clone(),
+                provider_member_id: provider.to_string(),
+                subscriber_member_id: self.member.to_string(),
+                state: pb::SubscriptionState::Requested as i32,
+                user_count: body.user_count,
+                contact_email: body.contact_email.clone(),
+                accepted_terms_version: body.accepted_terms_version.clone(),
+                pilot: body.pilot,
+                request_id: body.request_id.clone(),
+                ..Default::default()
+            }),
+            queued: true,
+        };
+        if self.store.request_record(&key)?.is_some() {
+            // A retry: the tenancy as delivered since, or still queued.
+            return Ok(match mirrored(&body.request_id)? {
+                Some(subscription) => pb::RequestSubscriptionResponse { subscription: Some(subscription), queued: false },
+                None => queued,
+            });
+        }
+        let forwarded = pb::RequestSubscriptionRequest {
+            provider_member_id: provider.to_string(),
+            ..body.clone()
+        };
+        match self.forwarder.send_or_queue(provider.as_str(), "RequestSubscription", &forwarded).await? {
+            Some(subscription) => {
+                self.store.set_request_record(&key, &subscription.subscription_id)?;
+                Ok(pb::RequestSubscriptionResponse { subscription: Some(subscription), queued: false })
+            }
+            None => {
+                self.store.set_request_record(&key, "queued")?;
+                Ok(queued)
+            }
+        }
+    }
+
+    /// A change this member's admin asks of one of its tenancies on another member's offer.
+    async fn forward_change<M: prost::Message>(
+        &self,
+        identity: &Identity,
+        subscription_id: &str,
+        rpc: &str,
+        request: &M,
+    ) -> Result<(pb::Subscription, bool), ServiceError> {
+        let current = self.find(identity, subscription_id)?;
+        if current.provider_member_id == self.member.as_str() {
+            return Err(ServiceError::PermissionDenied(format!(
+                "{subscription_id} is a tenancy of another member on your offer; its subscriber changes it"
+            )));
+        }
+        Ok(match self.forwarder.send_or_queue(&current.provider_member_id, rpc, request).await? {
+            Some(subscription) => (subscription, false),
+            None => (current, true),
+        })
     }
 }
 
@@ -154,14 +239,15 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
     ) -> Result<Response<pb::RequestSubscriptionResponse>, Status> {
         let identity = caller(&request)?.clone();
         let body = request.into_inner();
+        if identity.role() == Role::Admin {
+            return Ok(Response::new(self.request_as_subscriber(&identity, body).await?));
+        }
         let Some(subscriber) = identity
             .member()
             .filter(|_| identity.role() == Role::Node)
             .cloned()
         else {
-            return Err(Status::unimplemented(
-                "an admin subscribes through its own node with `fedmesh subscription request`; that path arrives with the subscriber outbox",
-            ));
+            return Err(ServiceError::PermissionDenied("subscribers' nodes request tenancies".into()).into());
         };
         let key = request_key(&identity, "RequestSubscription", &body.request_id)?;
         // A retry: the subscription the first attempt made, as it is now.
@@ -434,11 +520,11 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
     ) -> Result<Response<pb::ChangeUsersResponse>, Status> {
         let identity = caller(&request)?.clone();
         let body = request.into_inner();
-        if identity.role() != Role::Node {
-            return Err(ServiceError::PermissionDenied(
-                "the subscriber changes its quota, through its node".into(),
-            )
-            .into());
+        if identity.role() == Role::Admin {
+            let (subscription, queued) = self
+                .forward_change(&identity, &body.subscription_id, "ChangeUsers", &body)
+                .await?;
+            return Ok(Response::new(pb::ChangeUsersResponse { subscription: Some(subscription), queued }));
         }
         let key = request_key(&identity, "ChangeUsers", &body.request_id)?;
         let current = self.find(&identity, &body.subscription_id)?;
@@ -501,6 +587,12 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
     ) -> Result<Response<pb::CancelSubscriptionResponse>, Status> {
         let identity = caller(&request)?.clone();
         let body = request.into_inner();
+        if identity.role() == Role::Admin {
+            let (subscription, queued) = self
+                .forward_change(&identity, &body.subscription_id, "CancelSubscription", &body)
+                .await?;
+            return Ok(Response::new(pb::CancelSubscriptionResponse { subscription: Some(subscription), queued }));
+        }
         let stored = self
             .act(
                 &identity,

@@ -115,6 +115,12 @@ impl Store {
         self.write_journaled(&OFFER, member_id, offer_id, None, decide)
     }
 
+    /// Records what a client request made, outside a journaled write (a queued request).
+    pub fn set_request_record(&self, request_key: &[u8], value: &str) -> Result<(), StoreError> {
+        self.tree(REQUESTS_TREE)?.insert(request_key, value.as_bytes())?;
+        Ok(())
+    }
+
     /// The entity id an idempotency record points to, if the request was seen.
     pub fn request_record(&self, request_key: &[u8]) -> Result<Option<String>, StoreError> {
         Ok(self

@@ -9,17 +9,20 @@
 //! - [`journal`]: the node journal and the entities written with it (offers).
 //! - [`catalogue`]: the federation catalogue, its change log and replication cursors.
 //! - [`subscriptions`]: tenant subscriptions, with idempotency records.
+//! - [`outbox`]: writes waiting for another member's node, and known peer endpoints.
 //! - [`registry`]: the coordinator's directory of member nodes.
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
 pub mod journal;
 mod log;
+pub mod outbox;
 pub mod registry;
 pub mod subscriptions;
 
 pub use catalogue::{Applied, Cursor};
 pub use journal::WriteError;
+pub use outbox::OutboxItem;
 
 use std::path::{Path, PathBuf};
 

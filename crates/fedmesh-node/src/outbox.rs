@@ -1,0 +1,278 @@
+//! The subscriber side of tenancies: a request of this member's admin for another member's
+//! offer is sent to the provider's node at once, or, when that node cannot be reached, kept in
+//! the durable outbox and delivered later (with backoff, across restarts of either node). The
+//! provider's copy of each tenancy is mirrored here, kept current by following the provider's
+//! journal (filtered by the provider to this member's tenancies) from a persisted cursor.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedmesh_core::MemberId;
+use fedmesh_grpc::ServiceError;
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
+use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
+use fedmesh_proto::pb::watch_response::Event;
+use fedmesh_store::{Cursor, OutboxItem, Store, StoreError};
+use prost::Message as _;
+use tokio::sync::{Notify, watch};
+use tonic::Code;
+
+use crate::peers::Peers;
+use crate::registration::Backoff;
+
+/// How long a direct attempt may take before the request is queued instead.
+const DIRECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a delivery did not happen.
+#[derive(Debug)]
+enum Undelivered {
+    /// Worth retrying later: the provider's node is unreachable or busy.
+    Retry(String),
+    /// The provider refused: retrying cannot help.
+    Refused(tonic::Status),
+}
+
+fn classify(status: tonic::Status) -> Undelivered {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unknown | Code::Internal | Code::Cancelled => {
+            Undelivered::Retry(format!("{:?}: {}", status.code(), status.message()))
+        }
+        _ => Undelivered::Refused(status),
+    }
+}
+
+/// Sends this member's tenancy requests to providers and mirrors the answers.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    store: Store,
+    peers: Peers,
+    member: MemberId,
+    wake: Arc<Notify>,
+    retry_initial: Duration,
+    retry_max: Duration,
+}
+
+impl Forwarder {
+    /// A forwarder for `member`'s node.
+    pub fn new(store: Store, peers: Peers, member: MemberId, retry_initial: Duration, retry_max: Duration) -> Self {
+        Self {
+            store,
+            peers,
+            member,
+            wake: Arc::new(Notify::new()),
+            retry_initial,
+            retry_max,
+        }
+    }
+
+    async fn deliver(&self, item: &OutboxItem) -> Result<pb::Subscription, Undelivered> {
+        let channel = self.peers.channel(&item.provider_member_id).await.map_err(Undelivered::Retry)?;
+        let mut client = SubscriptionServiceClient::new(channel);
+        let decode_error = |e: prost::DecodeError| Undelivered::Refused(tonic::Status::internal(format!("corrupt outbox item: {e}")));
+        let subscription = match item.rpc.as_str() {
+            "RequestSubscription" => client
+                .request_subscription(pb::RequestSubscriptionRequest::decode(item.request.as_slice()).map_err(decode_error)?)
+                .await
+                .map(|r| r.into_inner().subscription),
+            "CancelSubscription" => client
+                .cancel_subscription(pb::CancelSubscriptionRequest::decode(item.request.as_slice()).map_err(decode_error)?)
+                .await
+                .map(|r| r.into_inner().subscription),
+            "ChangeUsers" => client
+                .change_users(pb::ChangeUsersRequest::decode(item.request.as_slice()).map_err(decode_error)?)
+                .await
+                .map(|r| r.into_inner().subscription),
+            other => return Err(Undelivered::Refused(tonic::Status::internal(format!("unknown outbox rpc {other}")))),
+        };
+        subscription
+            .map_err(classify)?
+            .ok_or_else(|| Undelivered::Retry("the provider answered without a subscription".into()))
+    }
+
+    /// Sends `request` (of `rpc`) to `provider`'s node now, or queues it durably. Returns the
+    /// provider's subscription, or `None` when queued.
+    pub async fn send_or_queue<M: prost::Message>(
+        &self,
+        provider: &str,
+        rpc: &str,
+        request: &M,
+    ) -> Result<Option<pb::Subscription>, ServiceError> {
+        let item = OutboxItem {
+            provider_member_id: provider.to_owned(),
+            rpc: rpc.to_owned(),
+            request: request.encode_to_vec(),
+            queued_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            ..Default::default()
+        };
+        let attempt = tokio::time::timeout(DIRECT_TIMEOUT, self.deliver(&item)).await;
+        let error = match attempt {
+            Ok(Ok(subscription)) => {
+                self.mirror(subscription.clone()).await?;
+                return Ok(Some(subscription));
+            }
+            Ok(Err(Undelivered::Refused(status))) => {
+                return Err(ServiceError::Peer {
+                    member: provider.to_owned(),
+                    code: status.code(),
+                    message: status.message().to_owned(),
+                });
+            }
+            Ok(Err(Undelivered::Retry(error))) => error,
+            Err(_) => "no answer in time".to_owned(),
+        };
+        self.store.enqueue(&OutboxItem { attempts: 1, last_error: error.clone(), ..item })?;
+        self.store.flush().await?;
+        tracing::info!(provider, rpc, %error, "provider unreachable: request queued");
+        self.wake.notify_one();
+        Ok(None)
+    }
+
+    /// Stores the provider's copy of a tenancy of this member, unless ours is more recent.
+    pub async fn mirror(&self, incoming: pb::Subscription) -> Result<(), StoreError> {
+        if incoming.subscriber_member_id != self.member.as_str() {
+            return Ok(());
+        }
+        let id = incoming.subscription_id.clone();
+        let written = self.store.update_subscription(self.member.as_str(), &id, None, |current, _| {
+            Ok::<_, std::convert::Infallible>(match current {
+                Some(current) if current.history.len() > incoming.history.len() => current,
+                _ => incoming,
+            })
+        });
+        let (_, revision) = written.map_err(|e| match e {
+            fedmesh_store::WriteError::Store(e) => e,
+            fedmesh_store::WriteError::Rejected(never) => match never {},
+        })?;
+        self.store.journal_durable(revision).await
+    }
+
+    /// Delivers the outbox until `stop`, then follows providers' journals.
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let mirror = tokio::spawn(self.clone().follow_providers(stop.clone()));
+        self.deliver_queued(stop).await;
+        let _ = mirror.await;
+    }
+
+    async fn deliver_queued(&self, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
+        loop {
+            let mut pending = false;
+            match self.store.outbox() {
+                Ok(items) => {
+                    for (sequence, mut item) in items {
+                        match self.deliver(&item).await {
+                            Ok(subscription) => {
+                                backoff.reset();
+                                if let Err(error) = self.mirror(subscription).await {
+                                    tracing::error!(%error, "cannot mirror a delivered subscription");
+                                }
+                                if let Err(error) = self.store.dequeue(sequence) {
+                                    tracing::error!(%error, "cannot remove a delivered outbox item");
+                                }
+                                tracing::info!(provider = %item.provider_member_id, rpc = %item.rpc, "queued request delivered");
+                            }
+                            Err(Undelivered::Refused(status)) => {
+                                tracing::error!(provider = %item.provider_member_id, rpc = %item.rpc, code = ?status.code(), error = status.message(), "the provider refused a queued request; dropping it");
+                                let _ = self.store.dequeue(sequence);
+                            }
+                            Err(Undelivered::Retry(error)) => {
+                                item.attempts += 1;
+                                item.last_error = error;
+                                let _ = self.store.update_outbox(sequence, &item);
+                                pending = true;
+                                // Keep the order of one provider's requests: stop this round.
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the outbox");
+                    pending = true;
+                }
+            }
+            let delay = if pending { backoff.next() } else { Duration::from_secs(3600) };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.wake.notified() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Follows, for each provider this member has tenancies with, its journal of this
+    /// member's tenancies.
+    async fn follow_providers(self, mut stop: watch::Receiver<bool>) {
+        let mut followed: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        loop {
+            let providers: Vec<String> = self
+                .store
+                .list_subscriptions("", usize::MAX, |s| {
+                    s.subscriber_member_id == self.member.as_str() && s.provider_member_id != self.member.as_str()
+                })
+                .map(|subs| subs.into_iter().map(|s| s.provider_member_id).collect())
+                .unwrap_or_default();
+            for provider in providers {
+                let finished = followed.get(&provider).is_none_or(|t| t.is_finished());
+                if finished {
+                    let task = tokio::spawn(self.clone().follow(provider.clone(), stop.clone()));
+                    followed.insert(provider, task);
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        for (_, task) in followed {
+            task.abort();
+        }
+    }
+
+    async fn follow(self, provider: String, mut stop: watch::Receiver<bool>) {
+        let source = format!("journal:{provider}");
+        let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
+        loop {
+            let session = async {
+                let channel = self.peers.channel(&provider).await.map_err(tonic::Status::unavailable)?;
+                let mut client = JournalServiceClient::new(channel);
+                let info = client.get_journal_info(pb::GetJournalInfoRequest {}).await?.into_inner();
+                let since = match self.store.cursor(&source).map_err(|e| tonic::Status::internal(e.to_string()))? {
+                    Some(c) if c.journal_id == info.journal_id => c.revision,
+                    _ => 0,
+                };
+                let mut stream = client
+                    .watch(pb::WatchRequest { since_revision: since, entity_kinds: vec![pb::EntityKind::Subscription as i32] })
+                    .await?
+                    .into_inner();
+                while let Some(message) = stream.message().await? {
+                    backoff.reset();
+                    if let Some(Event::Entry(entry)) = message.event {
+                        let revision = entry.revision;
+                        if let Some(pb::journal_entry::Payload::Subscription(subscription)) = entry.payload {
+                            self.mirror(subscription).await.map_err(|e| tonic::Status::internal(e.to_string()))?;
+                        }
+                        let cursor = Cursor { journal_id: info.journal_id.clone(), revision };
+                        self.store.set_cursor(&source, &cursor).map_err(|e| tonic::Status::internal(e.to_string()))?;
+                    }
+                }
+                Ok::<(), tonic::Status>(())
+            };
+            let ended = tokio::select! {
+                ended = session => ended,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            if let Err(status) = ended {
+                tracing::debug!(provider = %provider, code = ?status.code(), error = status.message(), "provider journal watch interrupted");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff.next()) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}

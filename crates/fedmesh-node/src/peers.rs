@@ -1,0 +1,59 @@
+//! Reaching other members' nodes: their endpoints come from the coordinator's registry and
+//! are remembered, so that the node still reaches them while the coordinator is down.
+
+use fedmesh_grpc::ClientOptions;
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
+use fedmesh_store::Store;
+use fedmesh_tls::TlsFiles;
+use tonic::transport::Channel;
+
+/// Where other members' nodes are, and channels to them.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    store: Store,
+    coordinator: Option<Channel>,
+    tls: TlsFiles,
+    options: ClientOptions,
+}
+
+impl Peers {
+    /// Peers found through `coordinator` (when configured), reached with `tls`.
+    pub fn new(store: Store, coordinator: Option<Channel>, tls: TlsFiles, options: ClientOptions) -> Self {
+        Self {
+            store,
+            coordinator,
+            tls,
+            options,
+        }
+    }
+
+    /// A channel to `member`'s node, or why there is none now.
+    pub async fn channel(&self, member: &str) -> Result<Channel, String> {
+        let endpoint = self.endpoint(member).await?;
+        fedmesh_grpc::connect(&endpoint, &self.tls, self.options).map_err(|e| e.to_string())
+    }
+
+    async fn endpoint(&self, member: &str) -> Result<String, String> {
+        if let Some(coordinator) = &self.coordinator {
+            let answer = RegistryServiceClient::new(coordinator.clone())
+                .get_node(pb::GetNodeRequest { member_id: member.to_owned() })
+                .await;
+            match answer {
+                Ok(response) => {
+                    if let Some(node) = response.into_inner().node {
+                        if let Err(error) = self.store.set_peer_endpoint(member, &node.endpoint) {
+                            tracing::warn!(%error, member, "cannot remember a peer endpoint");
+                        }
+                        return Ok(node.endpoint);
+                    }
+                }
+                Err(status) => tracing::debug!(member, code = ?status.code(), "registry lookup failed, using the remembered endpoint"),
+            }
+        }
+        self.store
+            .peer_endpoint(member)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no known endpoint for {member}'s node"))
+    }
+}
