@@ -390,3 +390,133 @@ async fn each_member_sees_only_its_own_tenancies() {
         .unwrap();
     assert_eq!(withdrawn.state(), State::Terminated);
 }
+
+/// Polls `admin`'s node until subscription `id` is in state `state`.
+async fn wait_state(admin: Channel, id: &str, state: State) -> pb::Subscription {
+    fedmesh_tests::wait_for(
+        &format!("{id} to be {state:?} on the subscriber's node"),
+        std::time::Duration::from_secs(10),
+        || {
+            let admin = admin.clone();
+            async move {
+                Client::new(admin)
+                    .get_subscription(pb::GetSubscriptionRequest {
+                        subscription_id: id.to_owned(),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .subscription
+                    .filter(|s| s.state() == state)
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_subscriber_admin_works_through_its_own_node_and_both_copies_agree() {
+    let mut fed = TestFederation::start(3).await;
+    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    // The subscriber's node must know the provider's node from the registry.
+    let mut registry =
+        pb::registry_service_client::RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
+    fedmesh_tests::wait_for(
+        "rouen registered",
+        std::time::Duration::from_secs(10),
+        || {
+            let mut registry = registry.clone();
+            async move {
+                registry
+                    .get_node(pb::GetNodeRequest {
+                        member_id: "rouen".into(),
+                    })
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+    let _ = &mut registry;
+
+    let unistra_admin = fed.as_admin(fed.member(UNISTRA));
+    let response = Client::new(unistra_admin.clone())
+        .request_subscription(request(&video.offer_id, "ask-1", 300, &video.terms_version))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!response.queued);
+    let id = response.subscription.unwrap().subscription_id;
+    assert!(id.starts_with("rouen."), "the provider's id: {id}");
+
+    // The provider approves; the subscriber's copy follows.
+    Client::new(fed.as_admin(fed.member(ROUEN)))
+        .approve_subscription(pb::ApproveSubscriptionRequest {
+            request_id: "a1".into(),
+            subscription_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait_state(unistra_admin.clone(), &id, State::Active).await;
+    // The subscriber cannot decide for the provider on its own copy.
+    let status = Client::new(unistra_admin.clone())
+        .suspend_subscription(pb::SuspendSubscriptionRequest {
+            request_id: "s1".into(),
+            subscription_id: id.clone(),
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+
+    // Provider down: a quota change is queued, and delivered once it is back.
+    fed.running.stop_member(ROUEN).await.unwrap();
+    let queued = Client::new(unistra_admin.clone())
+        .change_users(pb::ChangeUsersRequest {
+            request_id: "u1".into(),
+            subscription_id: id.clone(),
+            user_count: 450,
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        queued.queued,
+        "the provider is down: the change waits in the outbox"
+    );
+    // The subscriber's node restarts meanwhile: the outbox is durable.
+    fed.running.restart_member(UNISTRA).await.unwrap();
+    fed.running.restart_member(ROUEN).await.unwrap();
+    let unistra_admin = fed.as_admin(fed.member(UNISTRA));
+    fedmesh_tests::wait_for(
+        "the queued change at the provider and in the subscriber's copy",
+        std::time::Duration::from_secs(15),
+        || {
+            let channels = (fed.as_admin(fed.member(ROUEN)), unistra_admin.clone());
+            let id = id.clone();
+            async move {
+                let at_provider = Client::new(channels.0)
+                    .get_subscription(pb::GetSubscriptionRequest {
+                        subscription_id: id.clone(),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .subscription?;
+                let at_subscriber = Client::new(channels.1)
+                    .get_subscription(pb::GetSubscriptionRequest {
+                        subscription_id: id,
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .subscription?;
+                (at_provider.user_count == 450 && at_subscriber == at_provider).then_some(())
+            }
+        },
+    )
+    .await;
+}

@@ -128,8 +128,19 @@ impl Node {
                 retry_max,
                 store: store.clone(),
             });
-        let peers = peers::Peers::new(store.clone(), coordinator.clone(), config.tls.clone(), ClientOptions::default());
-        let forwarder = outbox::Forwarder::new(store.clone(), peers, validated.member.clone(), retry_initial, retry_max);
+        let peers = peers::Peers::new(
+            store.clone(),
+            coordinator.clone(),
+            config.tls.clone(),
+            ClientOptions::default(),
+        );
+        let forwarder = outbox::Forwarder::new(
+            store.clone(),
+            peers,
+            validated.member.clone(),
+            retry_initial,
+            retry_max,
+        );
         let catalogue = coordinator.map(|channel| catalogue_cache::CatalogueFollower {
             channel,
             store: store.clone(),

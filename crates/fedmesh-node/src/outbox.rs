@@ -36,7 +36,12 @@ enum Undelivered {
 
 fn classify(status: tonic::Status) -> Undelivered {
     match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unknown | Code::Internal | Code::Cancelled => {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Unknown
+        | Code::Internal
+        | Code::Cancelled => {
             Undelivered::Retry(format!("{:?}: {}", status.code(), status.message()))
         }
         _ => Undelivered::Refused(status),
@@ -56,7 +61,13 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// A forwarder for `member`'s node.
-    pub fn new(store: Store, peers: Peers, member: MemberId, retry_initial: Duration, retry_max: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        peers: Peers,
+        member: MemberId,
+        retry_initial: Duration,
+        retry_max: Duration,
+    ) -> Self {
         Self {
             store,
             peers,
@@ -68,27 +79,46 @@ impl Forwarder {
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<pb::Subscription, Undelivered> {
-        let channel = self.peers.channel(&item.provider_member_id).await.map_err(Undelivered::Retry)?;
+        let channel = self
+            .peers
+            .channel(&item.provider_member_id)
+            .await
+            .map_err(Undelivered::Retry)?;
         let mut client = SubscriptionServiceClient::new(channel);
-        let decode_error = |e: prost::DecodeError| Undelivered::Refused(tonic::Status::internal(format!("corrupt outbox item: {e}")));
+        let decode_error = |e: prost::DecodeError| {
+            Undelivered::Refused(tonic::Status::internal(format!("corrupt outbox item: {e}")))
+        };
         let subscription = match item.rpc.as_str() {
             "RequestSubscription" => client
-                .request_subscription(pb::RequestSubscriptionRequest::decode(item.request.as_slice()).map_err(decode_error)?)
+                .request_subscription(
+                    pb::RequestSubscriptionRequest::decode(item.request.as_slice())
+                        .map_err(decode_error)?,
+                )
                 .await
                 .map(|r| r.into_inner().subscription),
             "CancelSubscription" => client
-                .cancel_subscription(pb::CancelSubscriptionRequest::decode(item.request.as_slice()).map_err(decode_error)?)
+                .cancel_subscription(
+                    pb::CancelSubscriptionRequest::decode(item.request.as_slice())
+                        .map_err(decode_error)?,
+                )
                 .await
                 .map(|r| r.into_inner().subscription),
             "ChangeUsers" => client
-                .change_users(pb::ChangeUsersRequest::decode(item.request.as_slice()).map_err(decode_error)?)
+                .change_users(
+                    pb::ChangeUsersRequest::decode(item.request.as_slice())
+                        .map_err(decode_error)?,
+                )
                 .await
                 .map(|r| r.into_inner().subscription),
-            other => return Err(Undelivered::Refused(tonic::Status::internal(format!("unknown outbox rpc {other}")))),
+            other => {
+                return Err(Undelivered::Refused(tonic::Status::internal(format!(
+                    "unknown outbox rpc {other}"
+                ))));
+            }
         };
-        subscription
-            .map_err(classify)?
-            .ok_or_else(|| Undelivered::Retry("the provider answered without a subscription".into()))
+        subscription.map_err(classify)?.ok_or_else(|| {
+            Undelivered::Retry("the provider answered without a subscription".into())
+        })
     }
 
     /// Sends `request` (of `rpc`) to `provider`'s node now, or queues it durably. Returns the
@@ -124,7 +154,11 @@ impl Forwarder {
             Ok(Err(Undelivered::Retry(error))) => error,
             Err(_) => "no answer in time".to_owned(),
         };
-        self.store.enqueue(&OutboxItem { attempts: 1, last_error: error.clone(), ..item })?;
+        self.store.enqueue(&OutboxItem {
+            attempts: 1,
+            last_error: error.clone(),
+            ..item
+        })?;
         self.store.flush().await?;
         tracing::info!(provider, rpc, %error, "provider unreachable: request queued");
         self.wake.notify_one();
@@ -137,12 +171,14 @@ impl Forwarder {
             return Ok(());
         }
         let id = incoming.subscription_id.clone();
-        let written = self.store.update_subscription(self.member.as_str(), &id, None, |current, _| {
-            Ok::<_, std::convert::Infallible>(match current {
-                Some(current) if current.history.len() > incoming.history.len() => current,
-                _ => incoming,
-            })
-        });
+        let written =
+            self.store
+                .update_subscription(self.member.as_str(), &id, None, |current, _| {
+                    Ok::<_, std::convert::Infallible>(match current {
+                        Some(current) if current.history.len() > incoming.history.len() => current,
+                        _ => incoming,
+                    })
+                });
         let (_, revision) = written.map_err(|e| match e {
             fedmesh_store::WriteError::Store(e) => e,
             fedmesh_store::WriteError::Rejected(never) => match never {},
@@ -195,7 +231,11 @@ impl Forwarder {
                     pending = true;
                 }
             }
-            let delay = if pending { backoff.next() } else { Duration::from_secs(3600) };
+            let delay = if pending {
+                backoff.next()
+            } else {
+                Duration::from_secs(3600)
+            };
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.wake.notified() => {}
@@ -212,7 +252,8 @@ impl Forwarder {
             let providers: Vec<String> = self
                 .store
                 .list_subscriptions("", usize::MAX, |s| {
-                    s.subscriber_member_id == self.member.as_str() && s.provider_member_id != self.member.as_str()
+                    s.subscriber_member_id == self.member.as_str()
+                        && s.provider_member_id != self.member.as_str()
                 })
                 .map(|subs| subs.into_iter().map(|s| s.provider_member_id).collect())
                 .unwrap_or_default();
@@ -238,26 +279,49 @@ impl Forwarder {
         let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
         loop {
             let session = async {
-                let channel = self.peers.channel(&provider).await.map_err(tonic::Status::unavailable)?;
+                let channel = self
+                    .peers
+                    .channel(&provider)
+                    .await
+                    .map_err(tonic::Status::unavailable)?;
                 let mut client = JournalServiceClient::new(channel);
-                let info = client.get_journal_info(pb::GetJournalInfoRequest {}).await?.into_inner();
-                let since = match self.store.cursor(&source).map_err(|e| tonic::Status::internal(e.to_string()))? {
+                let info = client
+                    .get_journal_info(pb::GetJournalInfoRequest {})
+                    .await?
+                    .into_inner();
+                let since = match self
+                    .store
+                    .cursor(&source)
+                    .map_err(|e| tonic::Status::internal(e.to_string()))?
+                {
                     Some(c) if c.journal_id == info.journal_id => c.revision,
                     _ => 0,
                 };
                 let mut stream = client
-                    .watch(pb::WatchRequest { since_revision: since, entity_kinds: vec![pb::EntityKind::Subscription as i32] })
+                    .watch(pb::WatchRequest {
+                        since_revision: since,
+                        entity_kinds: vec![pb::EntityKind::Subscription as i32],
+                    })
                     .await?
                     .into_inner();
                 while let Some(message) = stream.message().await? {
                     backoff.reset();
                     if let Some(Event::Entry(entry)) = message.event {
                         let revision = entry.revision;
-                        if let Some(pb::journal_entry::Payload::Subscription(subscription)) = entry.payload {
-                            self.mirror(subscription).await.map_err(|e| tonic::Status::internal(e.to_string()))?;
+                        if let Some(pb::journal_entry::Payload::Subscription(subscription)) =
+                            entry.payload
+                        {
+                            self.mirror(subscription)
+                                .await
+                                .map_err(|e| tonic::Status::internal(e.to_string()))?;
                         }
-                        let cursor = Cursor { journal_id: info.journal_id.clone(), revision };
-                        self.store.set_cursor(&source, &cursor).map_err(|e| tonic::Status::internal(e.to_string()))?;
+                        let cursor = Cursor {
+                            journal_id: info.journal_id.clone(),
+                            revision,
+                        };
+                        self.store
+                            .set_cursor(&source, &cursor)
+                            .map_err(|e| tonic::Status::internal(e.to_string()))?;
                     }
                 }
                 Ok::<(), tonic::Status>(())

@@ -19,7 +19,12 @@ pub struct Peers {
 
 impl Peers {
     /// Peers found through `coordinator` (when configured), reached with `tls`.
-    pub fn new(store: Store, coordinator: Option<Channel>, tls: TlsFiles, options: ClientOptions) -> Self {
+    pub fn new(
+        store: Store,
+        coordinator: Option<Channel>,
+        tls: TlsFiles,
+        options: ClientOptions,
+    ) -> Self {
         Self {
             store,
             coordinator,
@@ -37,7 +42,9 @@ impl Peers {
     async fn endpoint(&self, member: &str) -> Result<String, String> {
         if let Some(coordinator) = &self.coordinator {
             let answer = RegistryServiceClient::new(coordinator.clone())
-                .get_node(pb::GetNodeRequest { member_id: member.to_owned() })
+                .get_node(pb::GetNodeRequest {
+                    member_id: member.to_owned(),
+                })
                 .await;
             match answer {
                 Ok(response) => {
@@ -48,7 +55,9 @@ impl Peers {
                         return Ok(node.endpoint);
                     }
                 }
-                Err(status) => tracing::debug!(member, code = ?status.code(), "registry lookup failed, using the remembered endpoint"),
+                Err(status) => {
+                    tracing::debug!(member, code = ?status.code(), "registry lookup failed, using the remembered endpoint")
+                }
             }
         }
         self.store

@@ -42,15 +42,20 @@ impl SubscriptionApi {
         body: pb::RequestSubscriptionRequest,
     ) -> Result<pb::RequestSubscriptionResponse, ServiceError> {
         let key = request_key(identity, "RequestSubscription", &body.request_id)?;
-        let provider = fedmesh_core::offer::provider_of(&body.offer_id)
-            .ok_or_else(|| ServiceError::invalid("offer_id", "not an offer id (<member>.<service_id>)"))?;
+        let provider = fedmesh_core::offer::provider_of(&body.offer_id).ok_or_else(|| {
+            ServiceError::invalid("offer_id", "not an offer id (<member>.<service_id>)")
+        })?;
         if provider == self.member {
-            return Err(ServiceError::FailedPrecondition("a member cannot subscribe to its own offer".into()));
+            return Err(ServiceError::FailedPrecondition(
+                "a member cannot subscribe to its own offer".into(),
+            ));
         }
         let mirrored = |request_id: &str| -> Result<Option<pb::Subscription>, ServiceError> {
             Ok(self
                 .store
-                .list_subscriptions("", 1, |s| s.request_id == request_id && s.subscriber_member_id == self.member.as_str())?
+                .list_subscriptions("", 1, |s| {
+                    s.request_id == request_id && s.subscriber_member_id == self.member.as_str()
+                })?
                 .pop())
         };
         let queued = pb::RequestSubscriptionResponse {
@@ -71,7 +76,10 @@ impl SubscriptionApi {
         if self.store.request_record(&key)?.is_some() {
             // A retry: the tenancy as delivered since, or still queued.
             return Ok(match mirrored(&body.request_id)? {
-                Some(subscription) => pb::RequestSubscriptionResponse { subscription: Some(subscription), queued: false },
+                Some(subscription) => pb::RequestSubscriptionResponse {
+                    subscription: Some(subscription),
+                    queued: false,
+                },
                 None => queued,
             });
         }
@@ -79,10 +87,18 @@ impl SubscriptionApi {
             provider_member_id: provider.to_string(),
             ..body.clone()
         };
-        match self.forwarder.send_or_queue(provider.as_str(), "RequestSubscription", &forwarded).await? {
+        match self
+            .forwarder
+            .send_or_queue(provider.as_str(), "RequestSubscription", &forwarded)
+            .await?
+        {
             Some(subscription) => {
-                self.store.set_request_record(&key, &subscription.subscription_id)?;
-                Ok(pb::RequestSubscriptionResponse { subscription: Some(subscription), queued: false })
+                self.store
+                    .set_request_record(&key, &subscription.subscription_id)?;
+                Ok(pb::RequestSubscriptionResponse {
+                    subscription: Some(subscription),
+                    queued: false,
+                })
             }
             None => {
                 self.store.set_request_record(&key, "queued")?;
@@ -105,10 +121,16 @@ impl SubscriptionApi {
                 "{subscription_id} is a tenancy of another member on your offer; its subscriber changes it"
             )));
         }
-        Ok(match self.forwarder.send_or_queue(&current.provider_member_id, rpc, request).await? {
-            Some(subscription) => (subscription, false),
-            None => (current, true),
-        })
+        Ok(
+            match self
+                .forwarder
+                .send_or_queue(&current.provider_member_id, rpc, request)
+                .await?
+            {
+                Some(subscription) => (subscription, false),
+                None => (current, true),
+            },
+        )
     }
 }
 
@@ -188,6 +210,14 @@ impl SubscriptionApi {
                     let current = current.ok_or_else(|| {
                         ServiceError::NotFound(format!("subscription {subscription_id} not found"))
                     })?;
+                    // This node runs the lifecycle of its own offers' tenancies only; its
+                    // copies of this member's tenancies elsewhere follow their providers.
+                    if current.provider_member_id != self.member.as_str() {
+                        return Err(ServiceError::FailedPrecondition(format!(
+                            "{subscription_id} is a tenancy on {}'s offer; its provider decides",
+                            current.provider_member_id
+                        )));
+                    }
                     let action = action(&current)?;
                     subscription::transition(
                         &current,
@@ -240,14 +270,19 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         let identity = caller(&request)?.clone();
         let body = request.into_inner();
         if identity.role() == Role::Admin {
-            return Ok(Response::new(self.request_as_subscriber(&identity, body).await?));
+            return Ok(Response::new(
+                self.request_as_subscriber(&identity, body).await?,
+            ));
         }
         let Some(subscriber) = identity
             .member()
             .filter(|_| identity.role() == Role::Node)
             .cloned()
         else {
-            return Err(ServiceError::PermissionDenied("subscribers' nodes request tenancies".into()).into());
+            return Err(ServiceError::PermissionDenied(
+                "subscribers' nodes request tenancies".into(),
+            )
+            .into());
         };
         let key = request_key(&identity, "RequestSubscription", &body.request_id)?;
         // A retry: the subscription the first attempt made, as it is now.
@@ -524,7 +559,10 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             let (subscription, queued) = self
                 .forward_change(&identity, &body.subscription_id, "ChangeUsers", &body)
                 .await?;
-            return Ok(Response::new(pb::ChangeUsersResponse { subscription: Some(subscription), queued }));
+            return Ok(Response::new(pb::ChangeUsersResponse {
+                subscription: Some(subscription),
+                queued,
+            }));
         }
         let key = request_key(&identity, "ChangeUsers", &body.request_id)?;
         let current = self.find(&identity, &body.subscription_id)?;
@@ -589,9 +627,17 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         let body = request.into_inner();
         if identity.role() == Role::Admin {
             let (subscription, queued) = self
-                .forward_change(&identity, &body.subscription_id, "CancelSubscription", &body)
+                .forward_change(
+                    &identity,
+                    &body.subscription_id,
+                    "CancelSubscription",
+                    &body,
+                )
                 .await?;
-            return Ok(Response::new(pb::CancelSubscriptionResponse { subscription: Some(subscription), queued }));
+            return Ok(Response::new(pb::CancelSubscriptionResponse {
+                subscription: Some(subscription),
+                queued,
+            }));
         }
         let stored = self
             .act(

@@ -117,7 +117,8 @@ impl Store {
 
     /// Records what a client request made, outside a journaled write (a queued request).
     pub fn set_request_record(&self, request_key: &[u8], value: &str) -> Result<(), StoreError> {
-        self.tree(REQUESTS_TREE)?.insert(request_key, value.as_bytes())?;
+        self.tree(REQUESTS_TREE)?
+            .insert(request_key, value.as_bytes())?;
         Ok(())
     }
 

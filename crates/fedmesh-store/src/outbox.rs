@@ -94,14 +94,24 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             for rpc in ["RequestSubscription", "CancelSubscription"] {
                 store
-                    .enqueue(&OutboxItem { provider_member_id: "rouen".into(), rpc: rpc.into(), ..Default::default() })
+                    .enqueue(&OutboxItem {
+                        provider_member_id: "rouen".into(),
+                        rpc: rpc.into(),
+                        ..Default::default()
+                    })
                     .unwrap();
             }
             store.flush().await.unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let items = store.outbox().unwrap();
-        assert_eq!(items.iter().map(|(_, i)| i.rpc.as_str()).collect::<Vec<_>>(), ["RequestSubscription", "CancelSubscription"]);
+        assert_eq!(
+            items
+                .iter()
+                .map(|(_, i)| i.rpc.as_str())
+                .collect::<Vec<_>>(),
+            ["RequestSubscription", "CancelSubscription"]
+        );
         store.dequeue(items[0].0).unwrap();
         assert_eq!(store.outbox().unwrap().len(), 1);
     }
