@@ -354,3 +354,370 @@ pub async fn catalogue(connect: &ConnectArgs, command: CatalogueCommand) -> Resu
     }
     Ok(())
 }
+
+/// `fedmesh subscription ...`: tenancies, on your member's node. As a subscriber: `request`,
+/// `cancel`, `change-users` (sent to the provider's node, or queued until it answers). As a
+/// provider: `approve`, `reject`, `suspend`, `resume`, `terminate`. Both: `list`, `show`.
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionCommand {
+    /// Ask for a tenancy on another member's offer.
+    Request {
+        /// The offer id (`<member>.<service_id>`).
+        #[arg(long)]
+        offer: String,
+        /// How many users the tenancy is for.
+        #[arg(long)]
+        users: i32,
+        /// Who the provider contacts about the tenancy.
+        #[arg(long)]
+        contact: String,
+        /// The version of the offer's terms you accept (`fedmesh catalogue search --json`).
+        #[arg(long)]
+        accept_terms: String,
+        /// As a pilot tenant.
+        #[arg(long)]
+        pilot: bool,
+        /// Your request id; retrying with the same id never creates a second tenancy.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tenancies your node knows (on your offers, and yours elsewhere).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenancy with its history.
+    Show {
+        /// The subscription id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request on your offer.
+    Approve {
+        /// The subscription id.
+        id: String,
+        /// The tenant's id in your service (default: the subscriber's member id).
+        #[arg(long, default_value = "")]
+        tenant_id: String,
+        /// The tenant-facing URL.
+        #[arg(long, default_value = "")]
+        tenant_url: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Reject a request on your offer.
+    Reject {
+        /// The subscription id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Suspend a tenant of your offer.
+    Suspend {
+        /// The subscription id.
+        id: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume a suspended tenant.
+    Resume {
+        /// The subscription id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Terminate a tenancy of your offer; with --data-deleted, confirm its data is gone.
+    Terminate {
+        /// The subscription id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Confirm the tenant's data is exported and deleted: the tenancy ends.
+        #[arg(long)]
+        data_deleted: bool,
+    },
+    /// Withdraw your request, or leave a tenancy.
+    Cancel {
+        /// The subscription id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Change the number of users of your tenancy.
+    ChangeUsers {
+        /// The subscription id.
+        id: String,
+        /// The new number of users.
+        #[arg(long)]
+        users: i32,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+/// A request id for a write: 16 random bytes from the system's secure source, in hex.
+fn new_request_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system's random source failed"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn state_word(state: i32) -> String {
+    pb::SubscriptionState::try_from(state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("SUBSCRIPTION_STATE_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn subscription_line(s: &pb::Subscription) -> String {
+    format!(
+        "{:<16} {:<12} {:<20} {:<10} -> {:<10} {:>6} users",
+        if s.subscription_id.is_empty() {
+            "(queued)"
+        } else {
+            s.subscription_id.as_str()
+        },
+        state_word(s.state),
+        s.offer_id,
+        s.subscriber_member_id,
+        s.provider_member_id,
+        s.user_count
+    )
+}
+
+fn subscription_details(s: &pb::Subscription) {
+    println!("{}", subscription_line(s));
+    if !s.tenant_id.is_empty() || !s.tenant_url.is_empty() {
+        println!("  tenant        {} {}", s.tenant_id, s.tenant_url);
+    }
+    if let Some(deadline) = &s.data_retention_deadline {
+        println!("  data deleted by {}", deadline);
+    }
+    for change in &s.history {
+        println!(
+            "  {:<32} {:>10} -> {:<12} by {} {}",
+            change
+                .change_time
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            state_word(change.from_state),
+            state_word(change.to_state),
+            change.actor,
+            change.reason
+        );
+    }
+}
+
+/// Runs a subscription command.
+pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -> Result<()> {
+    use pb::subscription_service_client::SubscriptionServiceClient;
+    let mut client = SubscriptionServiceClient::new(connect.channel()?);
+    let endpoint = &connect.endpoint;
+    let report = |s: &pb::Subscription, queued: bool, verb: &str| {
+        if queued {
+            println!(
+                "queued: the provider's node is unreachable; your node delivers the request when it answers"
+            );
+        } else {
+            println!("{verb}: {}", subscription_line(s));
+        }
+    };
+    match command {
+        SubscriptionCommand::Request {
+            offer,
+            users,
+            contact,
+            accept_terms,
+            pilot,
+            request_id,
+            json,
+        } => {
+            let request_id = match request_id {
+                Some(id) => id,
+                None => new_request_id()?,
+            };
+            let response = call(
+                endpoint,
+                client.request_subscription(pb::RequestSubscriptionRequest {
+                    request_id: request_id.clone(),
+                    offer_id: offer,
+                    user_count: users,
+                    contact_email: contact,
+                    accepted_terms_version: accept_terms,
+                    pilot,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+            if json {
+                return json::print("fedmesh.v1.RequestSubscriptionResponse", &response);
+            }
+            report(
+                &response.subscription.unwrap_or_default(),
+                response.queued,
+                "requested",
+            );
+            println!("request id {request_id} (retry with --request-id {request_id})");
+        }
+        SubscriptionCommand::List { json } => {
+            let mut request = pb::ListSubscriptionsRequest {
+                page_size: 500,
+                ..Default::default()
+            };
+            let mut all = Vec::new();
+            loop {
+                let page = call(endpoint, client.list_subscriptions(request.clone())).await?;
+                all.extend(page.subscriptions);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = page.next_page_token;
+            }
+            if json {
+                let list = pb::ListSubscriptionsResponse {
+                    subscriptions: all,
+                    next_page_token: String::new(),
+                };
+                return json::print("fedmesh.v1.ListSubscriptionsResponse", &list);
+            }
+            if all.is_empty() {
+                println!("no subscriptions");
+            }
+            for s in &all {
+                println!("{}", subscription_line(s));
+            }
+        }
+        SubscriptionCommand::Show { id, json } => {
+            let s = call(
+                endpoint,
+                client.get_subscription(pb::GetSubscriptionRequest {
+                    subscription_id: id,
+                }),
+            )
+            .await?
+            .subscription
+            .unwrap_or_default();
+            if json {
+                return json::print("fedmesh.v1.Subscription", &s);
+            }
+            subscription_details(&s);
+        }
+        SubscriptionCommand::Approve {
+            id,
+            tenant_id,
+            tenant_url,
+            reason,
+        } => {
+            let r = call(
+                endpoint,
+                client.approve_subscription(pb::ApproveSubscriptionRequest {
+                    request_id: new_request_id()?,
+                    subscription_id: id,
+                    tenant_id,
+                    tenant_url,
+                    reason,
+                }),
+            )
+            .await?;
+            report(&r.subscription.unwrap_or_default(), false, "approved");
+        }
+        SubscriptionCommand::Reject { id, reason } => {
+            let r = call(
+                endpoint,
+                client.reject_subscription(pb::RejectSubscriptionRequest {
+                    request_id: new_request_id()?,
+                    subscription_id: id,
+                    reason,
+                }),
+            )
+            .await?;
+            report(&r.subscription.unwrap_or_default(), false, "rejected");
+        }
+        SubscriptionCommand::Suspend { id, reason } => {
+            let r = call(
+                endpoint,
+                client.suspend_subscription(pb::SuspendSubscriptionRequest {
+                    request_id: new_request_id()?,
+                    subscription_id: id,
+                    reason,
+                }),
+            )
+            .await?;
+            report(&r.subscription.unwrap_or_default(), false, "suspended");
+        }
+        SubscriptionCommand::Resume { id, reason } => {
+            let r = call(
+                endpoint,
+                client.resume_subscription(pb::ResumeSubscriptionRequest {
+                    request_id: new_request_id()?,
+                    subscription_id: id,
+                    reason,
+                }),
+            )
+            .await?;
+            report(&r.subscription.unwrap_or_default(), false, "resumed");
+        }
+        SubscriptionCommand::Terminate {
+            id,
+            reason,
+            data_deleted,
+        } => {
+            let r = call(
+                endpoint,
+                client.terminate_subscription(pb::TerminateSubscriptionRequest {
+                    request_id: new_request_id()?,
+                    subscription_id: id,
+                    reason,
+                    confirm_data_deleted: data_deleted,
+                }),
+            )
+            .await?;
+            report(&r.subscription.unwrap_or_default(), r.queued, "terminating");
+        }
+        SubscriptionCommand::Cancel { id, reason } => {
+            let r = call(
+                endpoint,
+                client.cancel_subscription(pb::CancelSubscriptionRequest {
+                    request_id: new_request_id()?,
+                    subscription_id: id,
+                    reason,
+                }),
+            )
+            .await?;
+            report(&r.subscription.unwrap_or_default(), r.queued, "cancelled");
+        }
+        SubscriptionCommand::ChangeUsers { id, users, reason } => {
+            let r = call(
+                endpoint,
+                client.change_users(pb::ChangeUsersRequest {
+                    request_id: new_request_id()?,
+                    subscription_id: id,
+                    user_count: users,
+                    reason,
+                }),
+            )
+            .await?;
+            report(&r.subscription.unwrap_or_default(), r.queued, "changed");
+        }
+    }
+    Ok(())
+}

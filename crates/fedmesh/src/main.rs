@@ -42,6 +42,13 @@ enum Command {
         #[command(subcommand)]
         command: fedmesh::admin::OfferCommand,
     },
+    /// Request and manage tenancies (on your node).
+    Subscription {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: fedmesh::admin::SubscriptionCommand,
+    },
     /// Search and watch the federation catalogue (as your node sees it).
     Catalogue {
         #[command(flatten)]
@@ -175,6 +182,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Offer { connect, command } => fedmesh::admin::offer(&connect, command).await,
         Command::Catalogue { connect, command } => {
             fedmesh::admin::catalogue(&connect, command).await
+        }
+        Command::Subscription { connect, command } => {
+            fedmesh::admin::subscription(&connect, command).await
         }
     }
 }

@@ -468,6 +468,60 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
     .args(["offer", "publish", "--file", example, "--etag", &etag])));
     assert!(out.starts_with("updated unistra.otp"), "{out}");
 
+    // Subscribing to rennes2's collaboration platform (automatic approval within capacity),
+    // through unistra's own node.
+    let terms = found["offers"][0]["offer"]["terms_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args([
+        "subscription",
+        "request",
+        "--offer",
+        "rennes2.collab",
+        "--users",
+        "100",
+        "--contact",
+        "dsi@unistra.example",
+        "--accept-terms",
+        &terms,
+        "--request-id",
+        "cli-1",
+    ])));
+    assert!(out.starts_with("requested: rennes2.s"), "{out}");
+    assert!(
+        out.contains(" active "),
+        "approved by the offer's policy: {out}"
+    );
+    let listed = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["subscription", "list", "--json"])));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        listed["subscriptions"][0]["state"],
+        "SUBSCRIPTION_STATE_ACTIVE"
+    );
+    let err = assert_fails(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args([
+        "subscription",
+        "request",
+        "--offer",
+        "rennes2.collab",
+        "--users",
+        "100",
+        "--contact",
+        "dsi@unistra.example",
+        "--accept-terms",
+        "1999",
+    ])));
+    assert!(err.contains("accepted_terms_version"), "{err}");
+
     // The other member's node refuses unistra's admin, and the CLI says why.
     let refused = run(as_unistra_admin(members[1]["endpoint"].as_str().unwrap()).arg("whoami"));
     let err = assert_fails(&refused);
