@@ -272,6 +272,44 @@ async fn automatic_approval_stops_at_capacity() {
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("is full"), "{}", status.message());
 
+    // The coordinator's catalogue counts the tenant and its users, and no longer lists the
+    // offer among those with room.
+    let coordinator = fed.as_admin(fed.coordinator());
+    let entry = fedmesh_tests::wait_for(
+        "the tenant counted in the catalogue",
+        std::time::Duration::from_secs(10),
+        || {
+            let coordinator = coordinator.clone();
+            async move {
+                pb::catalogue_service_client::CatalogueServiceClient::new(coordinator)
+                    .get_catalogue_offer(pb::GetCatalogueOfferRequest {
+                        offer_id: "rennes2.collab".into(),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .offer
+                    .filter(|o| o.tenant_count == 1)
+            }
+        },
+    )
+    .await;
+    assert_eq!(entry.user_count, 10);
+    let with_room = pb::catalogue_service_client::CatalogueServiceClient::new(coordinator)
+        .search_offers(pb::SearchOffersRequest {
+            has_free_capacity: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        with_room
+            .offers
+            .iter()
+            .all(|o| o.offer.as_ref().unwrap().offer_id != "rennes2.collab")
+    );
+
     let status = Client::new(node_to_node(&fed, ROUEN, RENNES2))
         .request_subscription(request(&collab.offer_id, "r2", 10, "1999-01"))
         .await

@@ -247,18 +247,44 @@ impl NodeFollower {
             Some(pb::journal_entry::Payload::Offer(offer))
                 if offer.provider_member_id == self.member =>
             {
-                let tenant_count = self
+                let (tenant_count, user_count) = self
                     .store
                     .catalogue_offer(&offer.offer_id)?
-                    .map_or(0, |existing| existing.tenant_count);
+                    .map_or((0, 0), |existing| {
+                        (existing.tenant_count, existing.user_count)
+                    });
                 Some(pb::CatalogueOffer {
                     provider_display_name: self.member.clone(),
                     source_revision: entry.revision,
                     replicate_time: Some(SystemTime::now().into()),
                     provider_node_up: true,
                     tenant_count,
+                    user_count,
                     offer: Some(offer),
                 })
+            }
+            Some(pb::journal_entry::Payload::Subscription(subscription))
+                if subscription.provider_member_id == self.member =>
+            {
+                // Only counts reach the catalogue: never who the subscriber's contacts are.
+                let tenancy = fedmesh_store::Tenancy {
+                    offer_id: subscription.offer_id.clone(),
+                    occupies: fedmesh_core::subscription::occupies_capacity(&subscription),
+                    user_count: i64::from(subscription.user_count),
+                };
+                let (tenants, users) = self
+                    .store
+                    .set_tenancy(&subscription.subscription_id, &tenancy)?;
+                self.store
+                    .catalogue_offer(&subscription.offer_id)?
+                    .filter(|current| {
+                        current.tenant_count != tenants || current.user_count != users
+                    })
+                    .map(|current| pb::CatalogueOffer {
+                        tenant_count: tenants,
+                        user_count: users,
+                        ..current
+                    })
             }
             Some(pb::journal_entry::Payload::Offer(offer)) => {
                 tracing::warn!(member = %self.member, offer = %offer.offer_id, provider = %offer.provider_member_id, "ignoring an offer a node published for another member");

@@ -60,7 +60,47 @@ pub fn upserted(
     }
 }
 
+const TENANCIES_TREE: &str = "tenancies";
+
+/// What the coordinator keeps of a tenancy: which offer, whether it holds a place, how many
+/// users. No contact data (GDPR minimisation).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Tenancy {
+    /// The offer.
+    #[prost(string, tag = "1")]
+    pub offer_id: String,
+    /// Whether it holds one of the offer's tenant places (active, suspended, terminating).
+    #[prost(bool, tag = "2")]
+    pub occupies: bool,
+    /// Its users.
+    #[prost(int64, tag = "3")]
+    pub user_count: i64,
+}
+
 impl Store {
+    /// Records a tenancy's state and returns its offer's tenant and user counts.
+    pub fn set_tenancy(
+        &self,
+        subscription_id: &str,
+        tenancy: &Tenancy,
+    ) -> Result<(i32, i64), StoreError> {
+        let tree = self.tree(TENANCIES_TREE)?;
+        tree.insert(
+            subscription_id.as_bytes(),
+            prost::Message::encode_to_vec(tenancy),
+        )?;
+        let (mut tenants, mut users) = (0i32, 0i64);
+        for item in tree.iter() {
+            let (key, raw) = item?;
+            let other: Tenancy = decode(TENANCIES_TREE, &key, &raw)?;
+            if other.offer_id == tenancy.offer_id && other.occupies {
+                tenants += 1;
+                users += other.user_count;
+            }
+        }
+        Ok((tenants, users))
+    }
+
     /// The cursor of a replication source.
     pub fn cursor(&self, source: &str) -> Result<Option<Cursor>, StoreError> {
         self.tree(CURSORS_TREE)?

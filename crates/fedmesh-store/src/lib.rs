@@ -20,7 +20,7 @@ pub mod outbox;
 pub mod registry;
 pub mod subscriptions;
 
-pub use catalogue::{Applied, Cursor};
+pub use catalogue::{Applied, Cursor, Tenancy};
 pub use journal::WriteError;
 pub use outbox::OutboxItem;
 
