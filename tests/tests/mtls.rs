@@ -277,3 +277,36 @@ async fn the_authorization_table_denies_by_role_and_by_member() {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 }
+
+/// Between institutions a client checks who answers, not only the host name: every node
+/// certificate of the demo names `localhost`, yet a node cannot pass for another.
+#[tokio::test]
+async fn a_node_cannot_answer_for_another_member() {
+    let fed = TestFederation::start(2).await;
+    let unistra = fed.member(0);
+    let files = fedmesh_tls::TlsFiles {
+        ca: unistra.ca.clone(),
+        cert: unistra.node_cert.clone(),
+        key: unistra.node_key.clone(),
+        crl: None,
+    };
+    let rennes2_endpoint = &fed.member(1).endpoint;
+    let federation: fedmesh_core::FederationName = fed.running.manifest.federation.parse().unwrap();
+    let expecting = |member: &str| {
+        fedmesh_grpc::connect_to(
+            rennes2_endpoint,
+            &files,
+            fedmesh_grpc::ClientOptions::default(),
+            fedmesh_core::Identity::node(federation.clone(), member.parse().unwrap()),
+        )
+        .unwrap()
+    };
+    let me = whoami(expecting("rennes2")).await.unwrap();
+    assert_eq!(me.server_member_id, "rennes2");
+    let status = whoami(expecting("rouen")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        format!("{status:?}").contains("not spiffe://demo.fedmesh/member/rouen/node"),
+        "{status:?}"
+    );
+}

@@ -566,16 +566,22 @@ async fn a_subscriber_admin_works_through_its_own_node_and_both_copies_agree() {
 async fn the_isolation_matrix() {
     let fed = TestFederation::start(3).await;
     let video = publish(&fed, ROUEN, example_offer("video")).await;
-    fedmesh_tests::wait_for("rouen registered", std::time::Duration::from_secs(10), || {
-        let coordinator = fed.as_admin(fed.coordinator());
-        async move {
-            pb::registry_service_client::RegistryServiceClient::new(coordinator)
-                .get_node(pb::GetNodeRequest { member_id: "rouen".into() })
-                .await
-                .ok()
-                .map(|_| ())
-        }
-    })
+    fedmesh_tests::wait_for(
+        "rouen registered",
+        std::time::Duration::from_secs(10),
+        || {
+            let coordinator = fed.as_admin(fed.coordinator());
+            async move {
+                pb::registry_service_client::RegistryServiceClient::new(coordinator)
+                    .get_node(pb::GetNodeRequest {
+                        member_id: "rouen".into(),
+                    })
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
     let id = Client::new(fed.as_admin(fed.member(UNISTRA)))
         .request_subscription(request(&video.offer_id, "m1", 10, &video.terms_version))
@@ -595,14 +601,46 @@ async fn the_isolation_matrix() {
     }
     use Sees::*;
     let callers: Vec<(&str, std::path::PathBuf, std::path::PathBuf)> = vec![
-        ("unistra node", fed.member(UNISTRA).node_cert.clone(), fed.member(UNISTRA).node_key.clone()),
-        ("unistra admin", fed.member(UNISTRA).admin_cert.clone(), fed.member(UNISTRA).admin_key.clone()),
-        ("rennes2 node", fed.member(RENNES2).node_cert.clone(), fed.member(RENNES2).node_key.clone()),
-        ("rennes2 admin", fed.member(RENNES2).admin_cert.clone(), fed.member(RENNES2).admin_key.clone()),
-        ("rouen node", fed.member(ROUEN).node_cert.clone(), fed.member(ROUEN).node_key.clone()),
-        ("rouen admin", fed.member(ROUEN).admin_cert.clone(), fed.member(ROUEN).admin_key.clone()),
-        ("rouen agent", agent.cert_path.clone(), agent.key_path.clone()),
-        ("coordinator", fed.coordinator().node_cert.clone(), fed.coordinator().node_key.clone()),
+        (
+            "unistra node",
+            fed.member(UNISTRA).node_cert.clone(),
+            fed.member(UNISTRA).node_key.clone(),
+        ),
+        (
+            "unistra admin",
+            fed.member(UNISTRA).admin_cert.clone(),
+            fed.member(UNISTRA).admin_key.clone(),
+        ),
+        (
+            "rennes2 node",
+            fed.member(RENNES2).node_cert.clone(),
+            fed.member(RENNES2).node_key.clone(),
+        ),
+        (
+            "rennes2 admin",
+            fed.member(RENNES2).admin_cert.clone(),
+            fed.member(RENNES2).admin_key.clone(),
+        ),
+        (
+            "rouen node",
+            fed.member(ROUEN).node_cert.clone(),
+            fed.member(ROUEN).node_key.clone(),
+        ),
+        (
+            "rouen admin",
+            fed.member(ROUEN).admin_cert.clone(),
+            fed.member(ROUEN).admin_key.clone(),
+        ),
+        (
+            "rouen agent",
+            agent.cert_path.clone(),
+            agent.key_path.clone(),
+        ),
+        (
+            "coordinator",
+            fed.coordinator().node_cert.clone(),
+            fed.coordinator().node_key.clone(),
+        ),
     ];
     // (node, caller) -> what the caller sees.
     let expected = |node: usize, caller: &str| match (node, caller) {
@@ -610,25 +648,47 @@ async fn the_isolation_matrix() {
         // The subscriber's own node identity is a party to its copy too.
         (UNISTRA, "unistra admin" | "unistra node") => Yes,
         (_, "rouen agent" | "coordinator") => Refused,
-        (n, admin) if admin.ends_with("admin") && !admin.starts_with(["unistra", "rennes2", "rouen"][n]) => Refused,
+        (n, admin)
+            if admin.ends_with("admin")
+                && !admin.starts_with(["unistra", "rennes2", "rouen"][n]) =>
+        {
+            Refused
+        }
         _ => NotFound,
     };
     for node in [UNISTRA, ROUEN] {
         for (name, cert, key) in &callers {
             let mut client = Client::new(fed.channel(&fed.member(node).endpoint, cert, key));
-            let got = client.get_subscription(pb::GetSubscriptionRequest { subscription_id: id.clone() }).await;
-            let listed = client.list_subscriptions(pb::ListSubscriptionsRequest::default()).await;
+            let got = client
+                .get_subscription(pb::GetSubscriptionRequest {
+                    subscription_id: id.clone(),
+                })
+                .await;
+            let listed = client
+                .list_subscriptions(pb::ListSubscriptionsRequest::default())
+                .await;
             let seen = match (&got, &listed) {
                 (Ok(_), Ok(list)) => {
-                    assert_eq!(list.get_ref().subscriptions.len(), 1, "{name} on node {node}");
+                    assert_eq!(
+                        list.get_ref().subscriptions.len(),
+                        1,
+                        "{name} on node {node}"
+                    );
                     Yes
                 }
                 (Err(status), Ok(list)) if status.code() == Code::NotFound => {
-                    assert!(list.get_ref().subscriptions.is_empty(), "{name} on node {node} lists another's tenancy");
+                    assert!(
+                        list.get_ref().subscriptions.is_empty(),
+                        "{name} on node {node} lists another's tenancy"
+                    );
                     assert_eq!(status.message(), format!("subscription {id} not found"));
                     NotFound
                 }
-                (Err(a), Err(b)) if a.code() == Code::PermissionDenied && b.code() == Code::PermissionDenied => Refused,
+                (Err(a), Err(b))
+                    if a.code() == Code::PermissionDenied && b.code() == Code::PermissionDenied =>
+                {
+                    Refused
+                }
                 other => panic!("{name} on node {node}: unexpected {other:?}"),
             };
             assert_eq!(seen, expected(node, name), "{name} on node {node}");

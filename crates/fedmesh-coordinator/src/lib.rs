@@ -77,6 +77,7 @@ impl Coordinator {
         let registered = std::sync::Arc::new(tokio::sync::Notify::new());
         let registry = registry::RegistryApi::new(store.clone(), &config, registered.clone());
         let replicator = replication::Replicator {
+            federation: validated.federation.clone(),
             store: store.clone(),
             tls: config.tls.clone(),
             interval: Duration::from_millis(config.registry.heartbeat_interval_ms),

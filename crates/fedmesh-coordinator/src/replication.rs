@@ -28,6 +28,8 @@ const LAG_SWEEPS: u32 = 3;
 /// The replication manager.
 #[derive(Debug, Clone)]
 pub struct Replicator {
+    /// The federation, whose node identities followers check.
+    pub federation: fedmesh_core::FederationName,
     /// The coordinator's store (registry, catalogue, cursors).
     pub store: Store,
     /// The coordinator's certificate, used as client towards nodes.
@@ -113,6 +115,7 @@ impl Replicator {
                     tracing::info!(member = %member, cursor, reported = node.journal_revision, "restarting journal follower");
                 }
                 let follow = NodeFollower {
+                    federation: self.federation.clone(),
                     member: member.clone(),
                     endpoint: node.endpoint.clone(),
                     store: self.store.clone(),
@@ -137,6 +140,7 @@ impl Replicator {
 /// Follows one node's journal.
 #[derive(Debug, Clone)]
 struct NodeFollower {
+    federation: fedmesh_core::FederationName,
     member: String,
     endpoint: String,
     store: Store,
@@ -188,11 +192,20 @@ impl NodeFollower {
     }
 
     async fn follow(&self, delay: &mut Duration) -> Ended {
-        let channel =
-            match fedmesh_grpc::connect(&self.endpoint, &self.tls, ClientOptions::default()) {
-                Ok(channel) => channel,
-                Err(e) => return Ended::Client(e.to_string()),
-            };
+        // The node must prove it is this member's node, not merely answer on its host name.
+        let expected = match self.member.parse() {
+            Ok(member) => fedmesh_core::Identity::node(self.federation.clone(), member),
+            Err(e) => return Ended::Client(format!("member id {}: {e}", self.member)),
+        };
+        let channel = match fedmesh_grpc::connect_to(
+            &self.endpoint,
+            &self.tls,
+            ClientOptions::default(),
+            expected,
+        ) {
+            Ok(channel) => channel,
+            Err(e) => return Ended::Client(e.to_string()),
+        };
         let mut client = JournalServiceClient::new(channel);
         let info = match client.get_journal_info(pb::GetJournalInfoRequest {}).await {
             Ok(info) => info.into_inner(),

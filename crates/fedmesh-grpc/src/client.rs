@@ -108,3 +108,54 @@ pub fn connect_pem(
         .connect_lazy();
     Ok(channel)
 }
+
+/// A lazily connecting channel to `endpoint` (`https://host:port`) that also checks the
+/// server's identity: the connection fails unless the server's certificate is `expected`'s.
+/// Used between institutions, where a host name alone is not proof enough.
+pub fn connect_to(
+    endpoint: &str,
+    tls: &TlsFiles,
+    options: ClientOptions,
+    expected: fedmesh_core::Identity,
+) -> Result<Channel, ClientError> {
+    let bad = |message: &str| ClientError::Endpoint {
+        endpoint: endpoint.to_owned(),
+        message: message.to_owned(),
+    };
+    fedmesh_core::endpoint::validate(endpoint).map_err(|m| bad(&m))?;
+    let uri: http::Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
+    let host = uri.host().ok_or_else(|| bad("has no host"))?.to_owned();
+    let port = uri.port_u16().ok_or_else(|| bad("has no port"))?;
+    let server_name = rustls::pki_types::ServerName::try_from(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+    .map_err(|e| bad(&e.to_string()))?;
+    let config = fedmesh_tls::config::client_config_expecting(tls, expected)
+        .map_err(|e| bad(&e.to_string()))?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    // TLS is done by the connector below; tonic sees a plain stream.
+    let channel = Endpoint::from_shared(format!("http://{host}:{port}"))
+        .map_err(|e| bad(&e.to_string()))?
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(false)
+        .connect_with_connector_lazy(tower::service_fn(move |_uri: http::Uri| {
+            let connector = connector.clone();
+            let server_name = server_name.clone();
+            let host = host.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect((
+                    host.trim_start_matches('[').trim_end_matches(']'),
+                    port,
+                ))
+                .await?;
+                let _ = tcp.set_nodelay(true);
+                let tls = connector.connect(server_name, tcp).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }));
+    Ok(channel)
+}

@@ -22,7 +22,7 @@ pub mod server;
 pub mod stream;
 
 pub use auth::{AccessPolicy, AuthLayer, caller};
-pub use client::{ClientOptions, ClientPem, connect, connect_pem};
+pub use client::{ClientOptions, ClientPem, connect, connect_pem, connect_to};
 pub use deadline::DeadlineLayer;
 pub use error::ServiceError;
 pub use node_info::{SOFTWARE_VERSION, ServerInfo};

@@ -113,10 +113,11 @@ impl Node {
         let retry_max = Duration::from_millis(config.coordinator.retry_max_ms);
         let coordinator = match &config.coordinator.endpoint {
             None => None,
-            Some(endpoint) => Some(fedmesh_grpc::connect(
+            Some(endpoint) => Some(fedmesh_grpc::connect_to(
                 endpoint,
                 &config.tls,
                 ClientOptions::default(),
+                Identity::coordinator(validated.federation.clone()),
             )?),
         };
         let registration = coordinator
@@ -129,6 +130,7 @@ impl Node {
                 store: store.clone(),
             });
         let peers = peers::Peers::new(
+            validated.federation.clone(),
             store.clone(),
             coordinator.clone(),
             config.tls.clone(),

@@ -1,6 +1,7 @@
 //! Reaching other members' nodes: their endpoints come from the coordinator's registry and
 //! are remembered, so that the node still reaches them while the coordinator is down.
 
+use fedmesh_core::{FederationName, Identity, MemberId};
 use fedmesh_grpc::ClientOptions;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
@@ -11,6 +12,7 @@ use tonic::transport::Channel;
 /// Where other members' nodes are, and channels to them.
 #[derive(Debug, Clone)]
 pub struct Peers {
+    federation: FederationName,
     store: Store,
     coordinator: Option<Channel>,
     tls: TlsFiles,
@@ -18,14 +20,17 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Peers found through `coordinator` (when configured), reached with `tls`.
+    /// Peers of `federation` found through `coordinator` (when configured), reached with
+    /// `tls`.
     pub fn new(
+        federation: FederationName,
         store: Store,
         coordinator: Option<Channel>,
         tls: TlsFiles,
         options: ClientOptions,
     ) -> Self {
         Self {
+            federation,
             store,
             coordinator,
             tls,
@@ -33,10 +38,16 @@ impl Peers {
         }
     }
 
-    /// A channel to `member`'s node, or why there is none now.
+    /// A channel to `member`'s node (which must prove it is that member's node), or why
+    /// there is none now.
     pub async fn channel(&self, member: &str) -> Result<Channel, String> {
+        let member_id: MemberId = member
+            .parse()
+            .map_err(|e: fedmesh_core::IdentityError| e.to_string())?;
         let endpoint = self.endpoint(member).await?;
-        fedmesh_grpc::connect(&endpoint, &self.tls, self.options).map_err(|e| e.to_string())
+        let expected = Identity::node(self.federation.clone(), member_id);
+        fedmesh_grpc::connect_to(&endpoint, &self.tls, self.options, expected)
+            .map_err(|e| e.to_string())
     }
 
     async fn endpoint(&self, member: &str) -> Result<String, String> {

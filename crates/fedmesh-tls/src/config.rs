@@ -162,6 +162,87 @@ pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsError>
     Ok(config)
 }
 
+/// Verifies a server's certificate like any TLS client (chain to the federation CA, name,
+/// validity), then that its identity is the party the caller meant to reach: a member's node
+/// certificate carrying the right host name is not enough to answer for another member.
+#[derive(Debug)]
+struct ExpectIdentity {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    expected: fedmesh_core::Identity,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ExpectIdentity {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let actual = crate::identity::identity_from_der(end_entity)
+            .map_err(|e| rustls::Error::General(format!("server certificate: {e}")))?;
+        if actual != self.expected {
+            return Err(rustls::Error::General(format!(
+                "the server is {actual}, not {}",
+                self.expected
+            )));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A client configuration like [`client_config`] that also requires the server's identity to
+/// be `expected`.
+pub fn client_config_expecting(
+    files: &TlsFiles,
+    expected: fedmesh_core::Identity,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots(&files.ca)?, provider())
+            .build()
+            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let verifier = Arc::new(ExpectIdentity { inner, expected });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)
+        .map_err(|e| TlsError::Rustls(format!("{}: {e}", files.cert.display())))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
 /// The server configuration in force, replaced atomically by [`Self::reload`].
 #[derive(Debug, Clone)]
 pub struct ReloadableServerConfig {
