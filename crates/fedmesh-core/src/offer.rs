@@ -31,6 +31,11 @@ fn bad(field: impl Into<String>, message: impl Into<String>) -> FieldError {
 /// Usage metrics every offer has; custom metrics may not reuse these names.
 pub const WELL_KNOWN_METRICS: &[&str] = &["active_users", "storage_bytes", "requests"];
 
+/// The tenant-facing URL of `tenant` on `offer`, from the offer's template; empty without one.
+pub fn tenant_url(offer: &pb::Offer, tenant: &str) -> String {
+    offer.tenant_url_template.replace("{tenant}", tenant)
+}
+
 /// The id of a provider's offer of a service: `<member>.<service_id>`. Unique in the
 /// federation because member ids are, and unambiguous because neither part contains a dot.
 pub fn offer_id(provider: &MemberId, service_id: &str) -> String {
@@ -467,6 +472,16 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
         }
     }
     text("offer.terms_version", &offer.terms_version, 32)?;
+    if !offer.tenant_url_template.is_empty()
+        && (!offer.tenant_url_template.starts_with("https://")
+            || !offer.tenant_url_template.contains("{tenant}")
+            || offer.tenant_url_template.len() > 500)
+    {
+        return Err(bad(
+            "offer.tenant_url_template",
+            "an https:// URL containing {tenant}, such as https://pod.example/{tenant}",
+        ));
+    }
     if !offer.provider_member_id.is_empty() && offer.provider_member_id != provider.as_str() {
         // Checked last so that callers can tell impersonation from a malformed offer.
         return Err(bad(
@@ -803,6 +818,7 @@ mod tests {
                 "offer.custom_metrics[0]",
             ),
             (|o| o.terms_version.clear(), "offer.terms_version"),
+            (|o| o.tenant_url_template = "https://pod.example/".into(), "offer.tenant_url_template"),
             (
                 |o| o.provider_member_id = "rennes2".into(),
                 "offer.provider_member_id",

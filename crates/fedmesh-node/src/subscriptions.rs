@@ -345,7 +345,7 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                         &requested,
                         Action::Approve {
                             tenant_id: subscriber.to_string(),
-                            tenant_url: String::new(),
+                            tenant_url: fedmesh_core::offer::tenant_url(&offer, subscriber.as_str()),
                         },
                         &format!("policy of offer {}", offer.offer_id),
                         self.member.as_str(),
@@ -431,13 +431,23 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                 &body.subscription_id,
                 &body.reason,
                 |current| {
+                    let tenant_id = if body.tenant_id.is_empty() {
+                        current.subscriber_member_id.clone()
+                    } else {
+                        body.tenant_id.clone()
+                    };
+                    // Without an explicit URL, the offer's template provisions one.
+                    let tenant_url = if body.tenant_url.is_empty() {
+                        self.store
+                            .get_offer(&current.offer_id)?
+                            .map(|offer| fedmesh_core::offer::tenant_url(&offer, &tenant_id))
+                            .unwrap_or_default()
+                    } else {
+                        body.tenant_url.clone()
+                    };
                     Ok(Action::Approve {
-                        tenant_id: if body.tenant_id.is_empty() {
-                            current.subscriber_member_id.clone()
-                        } else {
-                            body.tenant_id.clone()
-                        },
-                        tenant_url: body.tenant_url.clone(),
+                        tenant_id,
+                        tenant_url,
                     })
                 },
             )

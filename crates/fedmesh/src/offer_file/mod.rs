@@ -169,6 +169,7 @@ struct OfferFile {
     category: String,
     status: Option<StatusWord>,
     terms_version: String,
+    tenant_url_template: String,
     pilot_tenants_accepted: bool,
     custom_metrics: Vec<String>,
     approval: Option<ApprovalFile>,
@@ -404,6 +405,7 @@ impl OfferFile {
             auto_approved_member_ids,
             custom_metrics: self.custom_metrics,
             terms_version: self.terms_version,
+            tenant_url_template: self.tenant_url_template,
             ..pb::Offer::default()
         })
     }
