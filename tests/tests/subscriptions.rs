@@ -695,3 +695,122 @@ async fn the_isolation_matrix() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_request_while_the_provider_is_down_is_queued_then_delivered_once() {
+    let mut fed = TestFederation::start(3).await;
+    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    fedmesh_tests::wait_for(
+        "rouen registered",
+        std::time::Duration::from_secs(10),
+        || {
+            let coordinator = fed.as_admin(fed.coordinator());
+            async move {
+                pb::registry_service_client::RegistryServiceClient::new(coordinator)
+                    .get_node(pb::GetNodeRequest {
+                        member_id: "rouen".into(),
+                    })
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+    fed.running.stop_member(ROUEN).await.unwrap();
+
+    let admin = fed.as_admin(fed.member(UNISTRA));
+    let ask = request(&video.offer_id, "while-down", 40, &video.terms_version);
+    let first = Client::new(admin.clone())
+        .request_subscription(ask.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(first.queued, "the provider is down: queued");
+    // The admin retries: still queued, not queued twice.
+    let retry = Client::new(admin.clone())
+        .request_subscription(ask.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retry.queued);
+
+    fed.running.restart_member(ROUEN).await.unwrap();
+    let delivered = fedmesh_tests::wait_for(
+        "the queued request delivered",
+        std::time::Duration::from_secs(15),
+        || {
+            let admin = admin.clone();
+            let ask = ask.clone();
+            async move {
+                let response = Client::new(admin)
+                    .request_subscription(ask)
+                    .await
+                    .ok()?
+                    .into_inner();
+                (!response.queued).then_some(response.subscription?)
+            }
+        },
+    )
+    .await;
+    assert_eq!(delivered.state(), State::Requested);
+    assert_eq!(delivered.subscriber_member_id, "unistra");
+    // Exactly one tenancy at the provider.
+    let at_provider = Client::new(fed.as_admin(fed.member(ROUEN)))
+        .list_subscriptions(pb::ListSubscriptionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .subscriptions;
+    assert_eq!(at_provider.len(), 1);
+    assert_eq!(at_provider[0].subscription_id, delivered.subscription_id);
+}
+
+#[tokio::test]
+async fn a_manual_approval_respects_capacity() {
+    let fed = TestFederation::start(3).await;
+    let mut offer = example_offer("video");
+    offer.capacity.as_mut().unwrap().max_tenants = 1;
+    let video = publish(&fed, ROUEN, offer).await;
+    let mut ids = Vec::new();
+    for (member, request_id) in [(UNISTRA, "r1"), (RENNES2, "r2")] {
+        let s = Client::new(node_to_node(&fed, member, ROUEN))
+            .request_subscription(request(
+                &video.offer_id,
+                request_id,
+                10,
+                &video.terms_version,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .subscription
+            .unwrap();
+        assert_eq!(
+            s.state(),
+            State::Requested,
+            "manual approval: both requests wait"
+        );
+        ids.push(s.subscription_id);
+    }
+    let mut provider = Client::new(fed.as_admin(fed.member(ROUEN)));
+    let approve = |id: &str, request_id: &str| pb::ApproveSubscriptionRequest {
+        request_id: request_id.into(),
+        subscription_id: id.into(),
+        ..Default::default()
+    };
+    let first = provider
+        .approve_subscription(approve(&ids[0], "a1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(first.tenant_url, "https://pod.univ-rouen.example/unistra");
+    let status = provider
+        .approve_subscription(approve(&ids[1], "a2"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("is full"), "{}", status.message());
+}

@@ -818,7 +818,10 @@ mod tests {
                 "offer.custom_metrics[0]",
             ),
             (|o| o.terms_version.clear(), "offer.terms_version"),
-            (|o| o.tenant_url_template = "https://pod.example/".into(), "offer.tenant_url_template"),
+            (
+                |o| o.tenant_url_template = "https://pod.example/".into(),
+                "offer.tenant_url_template",
+            ),
             (
                 |o| o.provider_member_id = "rennes2".into(),
                 "offer.provider_member_id",

@@ -345,7 +345,10 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                         &requested,
                         Action::Approve {
                             tenant_id: subscriber.to_string(),
-                            tenant_url: fedmesh_core::offer::tenant_url(&offer, subscriber.as_str()),
+                            tenant_url: fedmesh_core::offer::tenant_url(
+                                &offer,
+                                subscriber.as_str(),
+                            ),
                         },
                         &format!("policy of offer {}", offer.offer_id),
                         self.member.as_str(),
@@ -436,12 +439,26 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                     } else {
                         body.tenant_id.clone()
                     };
+                    let offer = self.store.get_offer(&current.offer_id)?.ok_or_else(|| {
+                        ServiceError::FailedPrecondition(format!("offer {} no longer exists", current.offer_id))
+                    })?;
+                    // Capacity holds for manual approvals too.
+                    let max = offer.capacity.map_or(0, |c| c.max_tenants);
+                    let tenants = self
+                        .store
+                        .list_subscriptions("", usize::MAX, |s| {
+                            s.offer_id == offer.offer_id && subscription::occupies_capacity(s)
+                        })?
+                        .len();
+                    if tenants >= usize::try_from(max).unwrap_or(0) {
+                        return Err(ServiceError::FailedPrecondition(format!(
+                            "offer {} is full ({max} tenants); free a place or raise its capacity first",
+                            offer.offer_id
+                        )));
+                    }
                     // Without an explicit URL, the offer's template provisions one.
                     let tenant_url = if body.tenant_url.is_empty() {
-                        self.store
-                            .get_offer(&current.offer_id)?
-                            .map(|offer| fedmesh_core::offer::tenant_url(&offer, &tenant_id))
-                            .unwrap_or_default()
+                        fedmesh_core::offer::tenant_url(&offer, &tenant_id)
                     } else {
                         body.tenant_url.clone()
                     };
