@@ -54,7 +54,39 @@ impl TestFederation {
         let running = RunningFederation::start(spec)
             .await
             .unwrap_or_else(|e| panic!("federation did not start: {e:#}"));
-        Self { running, dir }
+        let federation = Self { running, dir };
+        federation.wait_registered().await;
+        federation
+    }
+
+    /// Waits until every member's node is in the coordinator's registry (nodes find each
+    /// other there).
+    pub async fn wait_registered(&self) {
+        let expected = self.running.manifest.members.len();
+        if expected == 0 {
+            return;
+        }
+        let coordinator = self.as_admin(self.coordinator());
+        wait_for(
+            "every node registered with the coordinator",
+            Duration::from_secs(10),
+            || {
+                let coordinator = coordinator.clone();
+                async move {
+                    let nodes =
+                        fedmesh_proto::pb::registry_service_client::RegistryServiceClient::new(
+                            coordinator,
+                        )
+                        .list_nodes(fedmesh_proto::pb::ListNodesRequest::default())
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .nodes;
+                    (nodes.len() == expected).then_some(())
+                }
+            },
+        )
+        .await;
     }
 
     /// Splits into the running parties and the directory guard, to stop the parties and then

@@ -456,27 +456,6 @@ async fn wait_state(admin: Channel, id: &str, state: State) -> pb::Subscription 
 async fn a_subscriber_admin_works_through_its_own_node_and_both_copies_agree() {
     let mut fed = TestFederation::start(3).await;
     let video = publish(&fed, ROUEN, example_offer("video")).await;
-    // The subscriber's node must know the provider's node from the registry.
-    let mut registry =
-        pb::registry_service_client::RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
-    fedmesh_tests::wait_for(
-        "rouen registered",
-        std::time::Duration::from_secs(10),
-        || {
-            let mut registry = registry.clone();
-            async move {
-                registry
-                    .get_node(pb::GetNodeRequest {
-                        member_id: "rouen".into(),
-                    })
-                    .await
-                    .ok()
-                    .map(|_| ())
-            }
-        },
-    )
-    .await;
-    let _ = &mut registry;
 
     let unistra_admin = fed.as_admin(fed.member(UNISTRA));
     let response = Client::new(unistra_admin.clone())
@@ -566,23 +545,6 @@ async fn a_subscriber_admin_works_through_its_own_node_and_both_copies_agree() {
 async fn the_isolation_matrix() {
     let fed = TestFederation::start(3).await;
     let video = publish(&fed, ROUEN, example_offer("video")).await;
-    fedmesh_tests::wait_for(
-        "rouen registered",
-        std::time::Duration::from_secs(10),
-        || {
-            let coordinator = fed.as_admin(fed.coordinator());
-            async move {
-                pb::registry_service_client::RegistryServiceClient::new(coordinator)
-                    .get_node(pb::GetNodeRequest {
-                        member_id: "rouen".into(),
-                    })
-                    .await
-                    .ok()
-                    .map(|_| ())
-            }
-        },
-    )
-    .await;
     let id = Client::new(fed.as_admin(fed.member(UNISTRA)))
         .request_subscription(request(&video.offer_id, "m1", 10, &video.terms_version))
         .await
@@ -700,23 +662,6 @@ async fn the_isolation_matrix() {
 async fn a_request_while_the_provider_is_down_is_queued_then_delivered_once() {
     let mut fed = TestFederation::start(3).await;
     let video = publish(&fed, ROUEN, example_offer("video")).await;
-    fedmesh_tests::wait_for(
-        "rouen registered",
-        std::time::Duration::from_secs(10),
-        || {
-            let coordinator = fed.as_admin(fed.coordinator());
-            async move {
-                pb::registry_service_client::RegistryServiceClient::new(coordinator)
-                    .get_node(pb::GetNodeRequest {
-                        member_id: "rouen".into(),
-                    })
-                    .await
-                    .ok()
-                    .map(|_| ())
-            }
-        },
-    )
-    .await;
     fed.running.stop_member(ROUEN).await.unwrap();
 
     let admin = fed.as_admin(fed.member(UNISTRA));

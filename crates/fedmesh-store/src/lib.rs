@@ -34,6 +34,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 const META_TREE: &str = "meta";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const JOURNAL_ID_KEY: &[u8] = b"journal_id";
+/// How long `open` waits for a database lock held by a store that is closing.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,13 +87,22 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database in `dir`, checking and recording its schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            // sled reports a held lock as an I/O error of its own wording.
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked(dir.to_owned())
+        // A database closed a moment ago (a restart in the same process) releases its lock
+        // when sled's background threads let go of it: wait for that, briefly.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                // sled reports a held lock as an I/O error of its own wording.
+                Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked(dir.to_owned()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(other) => return Err(StoreError::Sled(other)),
             }
-            other => StoreError::Sled(other),
-        })?;
+        };
         let journal = log::Log::open(&db, journal::JOURNAL_TREE)?;
         let catalogue_log = log::Log::open(&db, catalogue::CATALOGUE_LOG_TREE)?;
         let store = Self {
