@@ -380,23 +380,13 @@ pub enum SubscriptionCommand {
         /// Your request id; retrying with the same id never creates a second tenancy.
         #[arg(long)]
         request_id: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// List the tenancies your node knows (on your offers, and yours elsewhere).
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one tenancy with its history.
     Show {
         /// The subscription id.
         id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Approve a request on your offer.
     Approve {
@@ -528,18 +518,29 @@ fn subscription_details(s: &pb::Subscription) {
 }
 
 /// Runs a subscription command.
-pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -> Result<()> {
+pub async fn subscription(
+    connect: &ConnectArgs,
+    command: SubscriptionCommand,
+    json: bool,
+) -> Result<()> {
     use pb::subscription_service_client::SubscriptionServiceClient;
     let mut client = SubscriptionServiceClient::new(connect.channel()?);
     let endpoint = &connect.endpoint;
-    let report = |s: &pb::Subscription, queued: bool, verb: &str| {
-        if queued {
+    let report = |s: &pb::Subscription, queued: bool, verb: &str| -> Result<()> {
+        if json {
+            let mut value = json::to_json("fedmesh.v1.Subscription", s)?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("queued".to_owned(), serde_json::Value::Bool(queued));
+            }
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        } else if queued {
             println!(
                 "queued: the provider's node is unreachable; your node delivers the request when it answers"
             );
         } else {
             println!("{verb}: {}", subscription_line(s));
         }
+        Ok(())
     };
     match command {
         SubscriptionCommand::Request {
@@ -549,7 +550,6 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
             accept_terms,
             pilot,
             request_id,
-            json,
         } => {
             let request_id = match request_id {
                 Some(id) => id,
@@ -575,10 +575,10 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 &response.subscription.unwrap_or_default(),
                 response.queued,
                 "requested",
-            );
+            )?;
             println!("request id {request_id} (retry with --request-id {request_id})");
         }
-        SubscriptionCommand::List { json } => {
+        SubscriptionCommand::List => {
             let mut request = pb::ListSubscriptionsRequest {
                 page_size: 500,
                 ..Default::default()
@@ -606,7 +606,7 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 println!("{}", subscription_line(s));
             }
         }
-        SubscriptionCommand::Show { id, json } => {
+        SubscriptionCommand::Show { id } => {
             let s = call(
                 endpoint,
                 client.get_subscription(pb::GetSubscriptionRequest {
@@ -638,7 +638,7 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 }),
             )
             .await?;
-            report(&r.subscription.unwrap_or_default(), false, "approved");
+            report(&r.subscription.unwrap_or_default(), false, "approved")?;
         }
         SubscriptionCommand::Reject { id, reason } => {
             let r = call(
@@ -650,7 +650,7 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 }),
             )
             .await?;
-            report(&r.subscription.unwrap_or_default(), false, "rejected");
+            report(&r.subscription.unwrap_or_default(), false, "rejected")?;
         }
         SubscriptionCommand::Suspend { id, reason } => {
             let r = call(
@@ -662,7 +662,7 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 }),
             )
             .await?;
-            report(&r.subscription.unwrap_or_default(), false, "suspended");
+            report(&r.subscription.unwrap_or_default(), false, "suspended")?;
         }
         SubscriptionCommand::Resume { id, reason } => {
             let r = call(
@@ -674,7 +674,7 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 }),
             )
             .await?;
-            report(&r.subscription.unwrap_or_default(), false, "resumed");
+            report(&r.subscription.unwrap_or_default(), false, "resumed")?;
         }
         SubscriptionCommand::Terminate {
             id,
@@ -691,7 +691,7 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 }),
             )
             .await?;
-            report(&r.subscription.unwrap_or_default(), r.queued, "terminating");
+            report(&r.subscription.unwrap_or_default(), r.queued, "terminating")?;
         }
         SubscriptionCommand::Cancel { id, reason } => {
             let r = call(
@@ -703,7 +703,7 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 }),
             )
             .await?;
-            report(&r.subscription.unwrap_or_default(), r.queued, "cancelled");
+            report(&r.subscription.unwrap_or_default(), r.queued, "cancelled")?;
         }
         SubscriptionCommand::ChangeUsers { id, users, reason } => {
             let r = call(
@@ -716,7 +716,7 @@ pub async fn subscription(connect: &ConnectArgs, command: SubscriptionCommand) -
                 }),
             )
             .await?;
-            report(&r.subscription.unwrap_or_default(), r.queued, "changed");
+            report(&r.subscription.unwrap_or_default(), r.queued, "changed")?;
         }
     }
     Ok(())

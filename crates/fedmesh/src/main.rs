@@ -46,6 +46,9 @@ enum Command {
     Subscription {
         #[command(flatten)]
         connect: ConnectArgs,
+        /// Print JSON (every subcommand).
+        #[arg(long, global = true)]
+        json: bool,
         #[command(subcommand)]
         command: fedmesh::admin::SubscriptionCommand,
     },
@@ -183,9 +186,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Catalogue { connect, command } => {
             fedmesh::admin::catalogue(&connect, command).await
         }
-        Command::Subscription { connect, command } => {
-            fedmesh::admin::subscription(&connect, command).await
-        }
+        Command::Subscription {
+            connect,
+            json,
+            command,
+        } => fedmesh::admin::subscription(&connect, command, json).await,
     }
 }
 
