@@ -759,3 +759,32 @@ async fn a_manual_approval_respects_capacity() {
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("is full"), "{}", status.message());
 }
+
+#[tokio::test]
+async fn concurrent_attempts_of_one_request_make_one_tenancy() {
+    let fed = TestFederation::start(3).await;
+    let collab = publish(&fed, RENNES2, example_offer("collaboration")).await;
+    let attempts = (0..8).map(|_| {
+        let channel = node_to_node(&fed, UNISTRA, RENNES2);
+        let ask = request(&collab.offer_id, "same-request", 10, &collab.terms_version);
+        tokio::spawn(async move { Client::new(channel).request_subscription(ask).await })
+    });
+    let mut ids = Vec::new();
+    for attempt in attempts {
+        let response = attempt.await.unwrap().unwrap().into_inner();
+        ids.push(response.subscription.unwrap().subscription_id);
+    }
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every attempt answers with the first result: {ids:?}"
+    );
+    let all = Client::new(fed.as_admin(fed.member(RENNES2)))
+        .list_subscriptions(pb::ListSubscriptionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .subscriptions;
+    assert_eq!(all.len(), 1, "one tenancy");
+}

@@ -114,6 +114,9 @@ impl<E: Into<ServiceError>> From<fedmesh_store::WriteError<E>> for ServiceError 
     fn from(error: fedmesh_store::WriteError<E>) -> Self {
         match error {
             fedmesh_store::WriteError::Rejected(e) => e.into(),
+            fedmesh_store::WriteError::Repeated(id) => {
+                Self::Aborted(format!("this request was already applied, to {id}"))
+            }
             fedmesh_store::WriteError::Store(e) => Self::Store(e),
         }
     }

@@ -179,10 +179,13 @@ impl Forwarder {
                         _ => incoming,
                     })
                 });
-        let (_, revision) = written.map_err(|e| match e {
-            fedmesh_store::WriteError::Store(e) => e,
-            fedmesh_store::WriteError::Rejected(never) => match never {},
-        })?;
+        let revision = match written {
+            Ok((_, revision)) => revision,
+            Err(fedmesh_store::WriteError::Store(e)) => return Err(e),
+            Err(fedmesh_store::WriteError::Rejected(never)) => match never {},
+            // Mirror writes carry no request key: nothing was a repeat.
+            Err(fedmesh_store::WriteError::Repeated(_)) => return Ok(()),
+        };
         self.store.journal_durable(revision).await
     }
 

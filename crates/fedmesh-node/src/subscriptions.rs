@@ -181,6 +181,20 @@ impl SubscriptionApi {
             .ok_or_else(|| ServiceError::NotFound(format!("subscription {id} not found")))
     }
 
+    /// What a journaled write made, or — when an earlier attempt of the same request already
+    /// applied it — that subscription as it is now (`None` revision: nothing new to flush).
+    fn first_result(
+        &self,
+        caller: &Identity,
+        written: Result<(pb::Subscription, u64), fedmesh_store::WriteError<ServiceError>>,
+    ) -> Result<(pb::Subscription, Option<u64>), ServiceError> {
+        match written {
+            Ok((subscription, revision)) => Ok((subscription, Some(revision))),
+            Err(fedmesh_store::WriteError::Repeated(id)) => Ok((self.find(caller, &id)?, None)),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     /// Applies a lifecycle action by `caller`, idempotently under `request_id`.
     async fn act(
         &self,
@@ -200,38 +214,38 @@ impl SubscriptionApi {
         }
         let actor = caller.to_uri();
         let actor_member = caller.member().map(ToString::to_string).unwrap_or_default();
-        let (stored, revision) = self
-            .store
-            .update_subscription(
-                self.member.as_str(),
-                subscription_id,
-                Some(&key),
-                |current, _| {
-                    let current = current.ok_or_else(|| {
-                        ServiceError::NotFound(format!("subscription {subscription_id} not found"))
-                    })?;
-                    // This node runs the lifecycle of its own offers' tenancies only; its
-                    // copies of this member's tenancies elsewhere follow their providers.
-                    if current.provider_member_id != self.member.as_str() {
-                        return Err(ServiceError::FailedPrecondition(format!(
-                            "{subscription_id} is a tenancy on {}'s offer; its provider decides",
-                            current.provider_member_id
-                        )));
-                    }
-                    let action = action(&current)?;
-                    subscription::transition(
-                        &current,
-                        action,
-                        &actor,
-                        &actor_member,
-                        reason_text,
-                        now(),
-                    )
-                    .map_err(|e| ServiceError::FailedPrecondition(e.to_string()))
-                },
-            )
-            .map_err(ServiceError::from)?;
-        self.store.journal_durable(revision).await?;
+        let written = self.store.update_subscription(
+            self.member.as_str(),
+            subscription_id,
+            Some(&key),
+            |current, _| {
+                let current = current.ok_or_else(|| {
+                    ServiceError::NotFound(format!("subscription {subscription_id} not found"))
+                })?;
+                // This node runs the lifecycle of its own offers' tenancies only; its
+                // copies of this member's tenancies elsewhere follow their providers.
+                if current.provider_member_id != self.member.as_str() {
+                    return Err(ServiceError::FailedPrecondition(format!(
+                        "{subscription_id} is a tenancy on {}'s offer; its provider decides",
+                        current.provider_member_id
+                    )));
+                }
+                let action = action(&current)?;
+                subscription::transition(
+                    &current,
+                    action,
+                    &actor,
+                    &actor_member,
+                    reason_text,
+                    now(),
+                )
+                .map_err(|e| ServiceError::FailedPrecondition(e.to_string()))
+            },
+        );
+        let (stored, revision) = self.first_result(caller, written)?;
+        if let Some(revision) = revision {
+            self.store.journal_durable(revision).await?;
+        }
         tracing::info!(subscription = %stored.subscription_id, state = ?stored.state(), by = %actor, "subscription changed");
         Ok(stored)
     }
@@ -303,66 +317,68 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             .map_err(ServiceError::from)?
             .ok_or_else(|| ServiceError::NotFound(format!("offer {} not found", body.offer_id)))?;
         let actor = identity.to_uri();
-        let (stored, revision) = self
-            .store
-            .update_subscription(self.member.as_str(), "", Some(&key), |_, revision| {
-                let tenants = self
-                    .store
-                    .list_subscriptions("", usize::MAX, |s| {
-                        s.offer_id == offer.offer_id && subscription::occupies_capacity(s)
+        let written =
+            self.store
+                .update_subscription(self.member.as_str(), "", Some(&key), |_, revision| {
+                    let tenants = self
+                        .store
+                        .list_subscriptions("", usize::MAX, |s| {
+                            s.offer_id == offer.offer_id && subscription::occupies_capacity(s)
+                        })
+                        .map_err(ServiceError::from)?
+                        .len();
+                    let decision = subscription::decide(&offer, &subscriber, &body, tenants)
+                        .map_err(ServiceError::from)?;
+                    let now = now();
+                    let requested = pb::Subscription {
+                        subscription_id: format!("{}.s{revision}", self.member),
+                        offer_id: offer.offer_id.clone(),
+                        provider_member_id: self.member.to_string(),
+                        subscriber_member_id: subscriber.to_string(),
+                        state: pb::SubscriptionState::Requested as i32,
+                        user_count: body.user_count,
+                        contact_email: body.contact_email.clone(),
+                        accepted_terms_version: body.accepted_terms_version.clone(),
+                        pilot: body.pilot,
+                        request_id: body.request_id.clone(),
+                        create_time: Some(now),
+                        update_time: Some(now),
+                        history: vec![pb::SubscriptionStateChange {
+                            from_state: pb::SubscriptionState::Unspecified as i32,
+                            to_state: pb::SubscriptionState::Requested as i32,
+                            change_time: Some(now),
+                            actor: actor.clone(),
+                            actor_member_id: subscriber.to_string(),
+                            reason: String::new(),
+                        }],
+                        ..Default::default()
+                    };
+                    Ok::<_, ServiceError>(match decision {
+                        Decision::Wait => requested,
+                        Decision::Approve => subscription::transition(
+                            &requested,
+                            Action::Approve {
+                                tenant_id: subscriber.to_string(),
+                                tenant_url: fedmesh_core::offer::tenant_url(
+                                    &offer,
+                                    subscriber.as_str(),
+                                ),
+                            },
+                            &format!("policy of offer {}", offer.offer_id),
+                            self.member.as_str(),
+                            "approved automatically by the offer's policy",
+                            now,
+                        )
+                        .map_err(|e| ServiceError::FailedPrecondition(e.to_string()))?,
                     })
-                    .map_err(ServiceError::from)?
-                    .len();
-                let decision = subscription::decide(&offer, &subscriber, &body, tenants)
-                    .map_err(ServiceError::from)?;
-                let now = now();
-                let requested = pb::Subscription {
-                    subscription_id: format!("{}.s{revision}", self.member),
-                    offer_id: offer.offer_id.clone(),
-                    provider_member_id: self.member.to_string(),
-                    subscriber_member_id: subscriber.to_string(),
-                    state: pb::SubscriptionState::Requested as i32,
-                    user_count: body.user_count,
-                    contact_email: body.contact_email.clone(),
-                    accepted_terms_version: body.accepted_terms_version.clone(),
-                    pilot: body.pilot,
-                    request_id: body.request_id.clone(),
-                    create_time: Some(now),
-                    update_time: Some(now),
-                    history: vec![pb::SubscriptionStateChange {
-                        from_state: pb::SubscriptionState::Unspecified as i32,
-                        to_state: pb::SubscriptionState::Requested as i32,
-                        change_time: Some(now),
-                        actor: actor.clone(),
-                        actor_member_id: subscriber.to_string(),
-                        reason: String::new(),
-                    }],
-                    ..Default::default()
-                };
-                Ok::<_, ServiceError>(match decision {
-                    Decision::Wait => requested,
-                    Decision::Approve => subscription::transition(
-                        &requested,
-                        Action::Approve {
-                            tenant_id: subscriber.to_string(),
-                            tenant_url: fedmesh_core::offer::tenant_url(
-                                &offer,
-                                subscriber.as_str(),
-                            ),
-                        },
-                        &format!("policy of offer {}", offer.offer_id),
-                        self.member.as_str(),
-                        "approved automatically by the offer's policy",
-                        now,
-                    )
-                    .map_err(|e| ServiceError::FailedPrecondition(e.to_string()))?,
-                })
-            })
-            .map_err(ServiceError::from)?;
-        self.store
-            .journal_durable(revision)
-            .await
-            .map_err(ServiceError::from)?;
+                });
+        let (stored, revision) = self.first_result(&identity, written)?;
+        if let Some(revision) = revision {
+            self.store
+                .journal_durable(revision)
+                .await
+                .map_err(ServiceError::from)?;
+        }
         tracing::info!(subscription = %stored.subscription_id, offer = %stored.offer_id, subscriber = %subscriber, state = ?stored.state(), "subscription requested");
         Ok(Response::new(pb::RequestSubscriptionResponse {
             subscription: Some(stored),
@@ -611,35 +627,35 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             .and_then(|o| o.capacity)
             .map_or(0, |c| c.max_users_per_tenant);
         let actor = identity.to_uri();
-        let (stored, revision) = self
-            .store
-            .update_subscription(
-                self.member.as_str(),
-                &body.subscription_id,
-                Some(&key),
-                |current, _| {
-                    let current = current.ok_or_else(|| {
-                        ServiceError::NotFound(format!(
-                            "subscription {} not found",
-                            body.subscription_id
-                        ))
-                    })?;
-                    subscription::change_users(
-                        &current,
-                        body.user_count,
-                        max,
-                        &actor,
-                        reason(&body.reason)?,
-                        now(),
-                    )
-                    .map_err(ServiceError::from)
-                },
-            )
-            .map_err(ServiceError::from)?;
-        self.store
-            .journal_durable(revision)
-            .await
-            .map_err(ServiceError::from)?;
+        let written = self.store.update_subscription(
+            self.member.as_str(),
+            &body.subscription_id,
+            Some(&key),
+            |current, _| {
+                let current = current.ok_or_else(|| {
+                    ServiceError::NotFound(format!(
+                        "subscription {} not found",
+                        body.subscription_id
+                    ))
+                })?;
+                subscription::change_users(
+                    &current,
+                    body.user_count,
+                    max,
+                    &actor,
+                    reason(&body.reason)?,
+                    now(),
+                )
+                .map_err(ServiceError::from)
+            },
+        );
+        let (stored, revision) = self.first_result(&identity, written)?;
+        if let Some(revision) = revision {
+            self.store
+                .journal_durable(revision)
+                .await
+                .map_err(ServiceError::from)?;
+        }
         Ok(Response::new(pb::ChangeUsersResponse {
             subscription: Some(stored),
             queued: false,

@@ -21,6 +21,10 @@ pub enum WriteError<E> {
     /// The caller's decision refused the change.
     #[error(transparent)]
     Rejected(E),
+    /// The client request was applied before (its idempotency record names what it made):
+    /// nothing was written; answer with that entity as it is now.
+    #[error("request already applied, to {0}")]
+    Repeated(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,6 +76,14 @@ impl Store {
         let journal = self.tree(JOURNAL_TREE)?;
         let requests = self.tree(REQUESTS_TREE)?;
         self.journal.append(|revision| {
+            // Checked under the write lock: two attempts of one request cannot both write.
+            if let Some(request_key) = request_key
+                && let Some(made) = requests.get(request_key).map_err(StoreError::from)?
+            {
+                return Err(WriteError::Repeated(
+                    String::from_utf8_lossy(&made).into_owned(),
+                ));
+            }
             let current = tree
                 .get(entity_id.as_bytes())
                 .map_err(StoreError::from)?
