@@ -276,8 +276,11 @@ impl NodeFollower {
                     offer: Some(offer),
                 })
             }
+            // A node speaks only for tenancies of its own offers.
             Some(pb::journal_entry::Payload::Subscription(subscription))
-                if subscription.provider_member_id == self.member =>
+                if subscription.provider_member_id == self.member
+                    && fedmesh_core::offer::provider_of(&subscription.offer_id)
+                        .is_some_and(|p| p.as_str() == self.member) =>
             {
                 // Only counts reach the catalogue: never who the subscriber's contacts are.
                 let tenancy = fedmesh_store::Tenancy {
@@ -285,9 +288,8 @@ impl NodeFollower {
                     occupies: fedmesh_core::subscription::occupies_capacity(&subscription),
                     user_count: i64::from(subscription.user_count),
                 };
-                let (tenants, users) = self
-                    .store
-                    .set_tenancy(&subscription.subscription_id, &tenancy)?;
+                let key = format!("{}/{}", self.member, subscription.subscription_id);
+                let (tenants, users) = self.store.set_tenancy(&key, &tenancy)?;
                 self.store
                     .catalogue_offer(&subscription.offer_id)?
                     .filter(|current| {

@@ -141,7 +141,7 @@ impl Forwarder {
         let attempt = tokio::time::timeout(DIRECT_TIMEOUT, self.deliver(&item)).await;
         let error = match attempt {
             Ok(Ok(subscription)) => {
-                self.mirror(subscription.clone()).await?;
+                self.mirror(provider, subscription.clone()).await?;
                 return Ok(Some(subscription));
             }
             Ok(Err(Undelivered::Refused(status))) => {
@@ -166,8 +166,20 @@ impl Forwarder {
     }
 
     /// Stores the provider's copy of a tenancy of this member, unless ours is more recent.
-    pub async fn mirror(&self, incoming: pb::Subscription) -> Result<(), StoreError> {
-        if incoming.subscriber_member_id != self.member.as_str() {
+    pub async fn mirror(
+        &self,
+        provider: &str,
+        incoming: pb::Subscription,
+    ) -> Result<(), StoreError> {
+        // Only what `provider` may speak for: its own tenancies, with this member as tenant.
+        let genuine = incoming.subscriber_member_id == self.member.as_str()
+            && incoming.provider_member_id == provider
+            && incoming
+                .subscription_id
+                .strip_prefix(provider)
+                .is_some_and(|rest| rest.starts_with('.'));
+        if !genuine {
+            tracing::warn!(provider, subscription = %incoming.subscription_id, "ignoring a tenancy a provider cannot speak for");
             return Ok(());
         }
         let id = incoming.subscription_id.clone();
@@ -175,7 +187,13 @@ impl Forwarder {
             self.store
                 .update_subscription(self.member.as_str(), &id, None, |current, _| {
                     Ok::<_, std::convert::Infallible>(match current {
-                        Some(current) if current.history.len() > incoming.history.len() => current,
+                        // A copy never goes back to an older version, nor changes hands.
+                        Some(current)
+                            if current.history.len() > incoming.history.len()
+                                || current.provider_member_id != incoming.provider_member_id =>
+                        {
+                            current
+                        }
                         _ => incoming,
                     })
                 });
@@ -206,7 +224,9 @@ impl Forwarder {
                         match self.deliver(&item).await {
                             Ok(subscription) => {
                                 backoff.reset();
-                                if let Err(error) = self.mirror(subscription).await {
+                                if let Err(error) =
+                                    self.mirror(&item.provider_member_id, subscription).await
+                                {
                                     tracing::error!(%error, "cannot mirror a delivered subscription");
                                 }
                                 if let Err(error) = self.store.dequeue(sequence) {
@@ -314,7 +334,7 @@ impl Forwarder {
                         if let Some(pb::journal_entry::Payload::Subscription(subscription)) =
                             entry.payload
                         {
-                            self.mirror(subscription)
+                            self.mirror(&provider, subscription)
                                 .await
                                 .map_err(|e| tonic::Status::internal(e.to_string()))?;
                         }

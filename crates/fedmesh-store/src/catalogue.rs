@@ -78,22 +78,21 @@ pub struct Tenancy {
 }
 
 impl Store {
-    /// Records a tenancy's state and returns its offer's tenant and user counts.
-    pub fn set_tenancy(
-        &self,
-        subscription_id: &str,
-        tenancy: &Tenancy,
-    ) -> Result<(i32, i64), StoreError> {
-        let tree = self.tree(TENANCIES_TREE)?;
-        tree.insert(
-            subscription_id.as_bytes(),
-            prost::Message::encode_to_vec(tenancy),
-        )?;
+    /// Records the state of tenancy `key` (a provider-scoped id) and returns its offer's
+    /// tenant and user counts.
+    pub fn set_tenancy(&self, key: &str, tenancy: &Tenancy) -> Result<(i32, i64), StoreError> {
+        self.tree(TENANCIES_TREE)?
+            .insert(key.as_bytes(), prost::Message::encode_to_vec(tenancy))?;
+        self.tenancy_counts(&tenancy.offer_id)
+    }
+
+    /// The number of tenants holding a place on `offer_id`, and their users.
+    pub fn tenancy_counts(&self, offer_id: &str) -> Result<(i32, i64), StoreError> {
         let (mut tenants, mut users) = (0i32, 0i64);
-        for item in tree.iter() {
+        for item in self.tree(TENANCIES_TREE)?.iter() {
             let (key, raw) = item?;
             let other: Tenancy = decode(TENANCIES_TREE, &key, &raw)?;
-            if other.offer_id == tenancy.offer_id && other.occupies {
+            if other.offer_id == offer_id && other.occupies {
                 tenants += 1;
                 users += other.user_count;
             }
