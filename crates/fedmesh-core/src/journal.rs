@@ -26,6 +26,22 @@ pub fn visible(entry: &pb::JournalEntry, caller: &Identity, local: &MemberId) ->
         || (caller.role() == Role::Admin && caller.member() == Some(local))
 }
 
+/// What of `entry` a reader receives: the coordinator gets tenancies without the
+/// subscriber's contact or the names in their history (GDPR minimisation: it needs counts and
+/// states, not people).
+pub fn redact(mut entry: pb::JournalEntry, caller: &Identity) -> pb::JournalEntry {
+    if caller.role() == Role::Coordinator
+        && let Some(pb::journal_entry::Payload::Subscription(subscription)) = &mut entry.payload
+    {
+        subscription.contact_email.clear();
+        for change in &mut subscription.history {
+            change.actor.clear();
+            change.reason.clear();
+        }
+    }
+    entry
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +71,49 @@ mod tests {
             &own_admin,
             &local
         ));
+    }
+
+    #[test]
+    fn a_subscriber_node_sees_only_its_own_tenancies() {
+        let local: MemberId = "unistra".parse().unwrap();
+        let peer: Identity = "spiffe://f/member/rouen/node".parse().unwrap();
+        let tenancy = |subscriber: &str| pb::JournalEntry {
+            entity_kind: pb::EntityKind::Subscription as i32,
+            payload: Some(pb::journal_entry::Payload::Subscription(pb::Subscription {
+                subscriber_member_id: subscriber.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert!(visible(&tenancy("rouen"), &peer, &local), "its own tenancy");
+        assert!(
+            !visible(&tenancy("rennes2"), &peer, &local),
+            "another member's tenancy"
+        );
+    }
+
+    #[test]
+    fn the_coordinator_receives_tenancies_without_contacts() {
+        let coordinator: Identity = "spiffe://f/coordinator".parse().unwrap();
+        let peer: Identity = "spiffe://f/member/rouen/node".parse().unwrap();
+        let entry = pb::JournalEntry {
+            payload: Some(pb::journal_entry::Payload::Subscription(pb::Subscription {
+                contact_email: "dsi@rouen.example".into(),
+                user_count: 5,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let Some(pb::journal_entry::Payload::Subscription(seen)) =
+            redact(entry.clone(), &coordinator).payload
+        else {
+            panic!("payload lost");
+        };
+        assert_eq!((seen.contact_email.as_str(), seen.user_count), ("", 5));
+        assert_eq!(
+            redact(entry.clone(), &peer),
+            entry,
+            "the subscriber sees its own contact"
+        );
     }
 }

@@ -65,6 +65,11 @@ impl Filter {
         (self.kinds.is_empty() || self.kinds.contains(&entry.entity_kind))
             && fedmesh_core::journal::visible(entry, &self.caller, &self.local)
     }
+
+    /// The entry as this reader may receive it (see [`fedmesh_core::journal::redact`]).
+    fn shape(&self, entry: pb::JournalEntry) -> pb::JournalEntry {
+        fedmesh_core::journal::redact(entry, &self.caller)
+    }
 }
 
 fn event(event: Event) -> pb::WatchResponse {
@@ -90,7 +95,7 @@ async fn watch(
         let full_batch = entries.len() == BATCH;
         for entry in entries {
             cursor = entry.revision;
-            if filter.keeps(&entry) && !sink.send(event(Event::Entry(entry))).await {
+            if filter.keeps(&entry) && !sink.send(event(Event::Entry(filter.shape(entry)))).await {
                 return;
             }
         }
@@ -173,7 +178,7 @@ impl pb::journal_service_server::JournalService for JournalApi {
                 }
                 cursor = entry.revision;
                 if filter.keeps(&entry) {
-                    entries.push(entry);
+                    entries.push(filter.shape(entry));
                 }
             }
             if entries.len() < size {

@@ -138,6 +138,18 @@ impl Forwarder {
                 .map_or(0, |d| d.as_secs() as i64),
             ..Default::default()
         };
+        // Behind anything already waiting for this provider, so that its changes keep their order.
+        let waiting = self
+            .store
+            .outbox()?
+            .iter()
+            .any(|(_, queued)| queued.provider_member_id == provider);
+        if waiting {
+            self.store.enqueue(&item)?;
+            self.store.flush().await?;
+            self.wake.notify_one();
+            return Ok(None);
+        }
         let attempt = tokio::time::timeout(DIRECT_TIMEOUT, self.deliver(&item)).await;
         let error = match attempt {
             Ok(Ok(subscription)) => {
@@ -220,7 +232,12 @@ impl Forwarder {
             let mut pending = false;
             match self.store.outbox() {
                 Ok(items) => {
+                    // A provider that cannot be reached holds back its own items only.
+                    let mut unreachable: Vec<String> = Vec::new();
                     for (sequence, mut item) in items {
+                        if unreachable.contains(&item.provider_member_id) {
+                            continue;
+                        }
                         match self.deliver(&item).await {
                             Ok(subscription) => {
                                 backoff.reset();
@@ -243,8 +260,9 @@ impl Forwarder {
                                 item.last_error = error;
                                 let _ = self.store.update_outbox(sequence, &item);
                                 pending = true;
-                                // Keep the order of one provider's requests: stop this round.
-                                break;
+                                // Keep the order of this provider's requests: skip the rest of
+                                // them this round.
+                                unreachable.push(item.provider_member_id);
                             }
                         }
                     }
