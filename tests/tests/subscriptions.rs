@@ -788,3 +788,66 @@ async fn concurrent_attempts_of_one_request_make_one_tenancy() {
         .subscriptions;
     assert_eq!(all.len(), 1, "one tenancy");
 }
+
+#[tokio::test]
+async fn a_queued_request_the_provider_refuses_is_reported_on_retry() {
+    let mut fed = TestFederation::start(3).await;
+    let mut offer = example_offer("collaboration");
+    offer.capacity.as_mut().unwrap().max_tenants = 1;
+    let collab = publish(&fed, RENNES2, offer).await;
+    // rouen takes the only place.
+    Client::new(node_to_node(&fed, ROUEN, RENNES2))
+        .request_subscription(request(
+            &collab.offer_id,
+            "first",
+            10,
+            &collab.terms_version,
+        ))
+        .await
+        .unwrap();
+    fed.running.stop_member(RENNES2).await.unwrap();
+    let admin = fed.as_admin(fed.member(UNISTRA));
+    let ask = request(&collab.offer_id, "late", 10, &collab.terms_version);
+    assert!(
+        Client::new(admin.clone())
+            .request_subscription(ask.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .queued
+    );
+    fed.running.restart_member(RENNES2).await.unwrap();
+    let status = fedmesh_tests::wait_for(
+        "the provider's refusal reported",
+        std::time::Duration::from_secs(15),
+        || {
+            let admin = admin.clone();
+            let ask = ask.clone();
+            async move { Client::new(admin).request_subscription(ask).await.err() }
+        },
+    )
+    .await;
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().starts_with("rennes2's node:"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("is full"), "{}", status.message());
+
+    // And a member holds one tenancy per offer at a time.
+    let again = Client::new(node_to_node(&fed, ROUEN, RENNES2))
+        .request_subscription(request(
+            &collab.offer_id,
+            "second",
+            10,
+            &collab.terms_version,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        again.message().contains("already has tenancy"),
+        "{}",
+        again.message()
+    );
+}

@@ -48,6 +48,18 @@ fn classify(status: tonic::Status) -> Undelivered {
     }
 }
 
+/// The request id of any forwarded request: field 1 of `RequestSubscriptionRequest`,
+/// `CancelSubscriptionRequest` and `ChangeUsersRequest` alike.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RequestId {
+    #[prost(string, tag = "1")]
+    request_id: String,
+}
+
+fn refusal_key(provider: &str, request_id: &str) -> Vec<u8> {
+    format!("refused/{provider}/{request_id}").into_bytes()
+}
+
 /// Sends this member's tenancy requests to providers and mirrors the answers.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
@@ -177,6 +189,21 @@ impl Forwarder {
         Ok(None)
     }
 
+    /// The provider's refusal of a queued request, if it refused it: (code, message).
+    pub fn refusal(
+        &self,
+        provider: &str,
+        request_id: &str,
+    ) -> Result<Option<(Code, String)>, StoreError> {
+        Ok(self
+            .store
+            .request_record(&refusal_key(provider, request_id))?
+            .and_then(|record| {
+                let (code, message) = record.split_once('\n')?;
+                Some((Code::from_i32(code.parse().ok()?), message.to_owned()))
+            }))
+    }
+
     /// Stores the provider's copy of a tenancy of this member, unless ours is more recent.
     pub async fn mirror(
         &self,
@@ -252,7 +279,17 @@ impl Forwarder {
                                 tracing::info!(provider = %item.provider_member_id, rpc = %item.rpc, "queued request delivered");
                             }
                             Err(Undelivered::Refused(status)) => {
-                                tracing::error!(provider = %item.provider_member_id, rpc = %item.rpc, code = ?status.code(), error = status.message(), "the provider refused a queued request; dropping it");
+                                tracing::error!(provider = %item.provider_member_id, rpc = %item.rpc, code = ?status.code(), error = status.message(), "the provider refused a queued request");
+                                // Kept for the admin: a retry of the request answers with it.
+                                let request_id = RequestId::decode(item.request.as_slice())
+                                    .map(|r| r.request_id)
+                                    .unwrap_or_default();
+                                let record =
+                                    format!("{}\n{}", status.code() as i32, status.message());
+                                let key = refusal_key(&item.provider_member_id, &request_id);
+                                if let Err(error) = self.store.set_request_record(&key, &record) {
+                                    tracing::error!(%error, "cannot record a refusal");
+                                }
                                 let _ = self.store.dequeue(sequence);
                             }
                             Err(Undelivered::Retry(error)) => {

@@ -74,14 +74,24 @@ impl SubscriptionApi {
             queued: true,
         };
         if self.store.request_record(&key)?.is_some() {
-            // A retry: the tenancy as delivered since, or still queued.
-            return Ok(match mirrored(&body.request_id)? {
-                Some(subscription) => pb::RequestSubscriptionResponse {
+            // A retry: the tenancy as delivered since, the provider's refusal, or still queued.
+            if let Some(subscription) = mirrored(&body.request_id)? {
+                return Ok(pb::RequestSubscriptionResponse {
                     subscription: Some(subscription),
                     queued: false,
-                },
-                None => queued,
-            });
+                });
+            }
+            if let Some((code, message)) = self
+                .forwarder
+                .refusal(provider.as_str(), &body.request_id)?
+            {
+                return Err(ServiceError::Peer {
+                    member: provider.to_string(),
+                    code,
+                    message,
+                });
+            }
+            return Ok(queued);
         }
         let forwarded = pb::RequestSubscriptionRequest {
             provider_member_id: provider.to_string(),
@@ -327,6 +337,24 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                         })
                         .map_err(ServiceError::from)?
                         .len();
+                    // One tenancy per subscriber and offer at a time: a second one would share its
+                    // tenant id and data.
+                    if let Some(live) = self
+                        .store
+                        .list_subscriptions("", 1, |s| {
+                            s.offer_id == offer.offer_id
+                                && s.subscriber_member_id == subscriber.as_str()
+                                && (subscription::occupies_capacity(s)
+                                    || s.state() == pb::SubscriptionState::Requested)
+                        })
+                        .map_err(ServiceError::from)?
+                        .pop()
+                    {
+                        return Err(ServiceError::FailedPrecondition(format!(
+                            "{subscriber} already has tenancy {} on offer {}; cancel it or wait for its end",
+                            live.subscription_id, offer.offer_id
+                        )));
+                    }
                     let decision = subscription::decide(&offer, &subscriber, &body, tenants)
                         .map_err(ServiceError::from)?;
                     let now = now();
