@@ -691,7 +691,8 @@ pub async fn subscription(
                 }),
             )
             .await?;
-            report(&r.subscription.unwrap_or_default(), r.queued, "terminating")?;
+            let verb = if data_deleted { "terminated" } else { "terminating" };
+            report(&r.subscription.unwrap_or_default(), r.queued, verb)?;
         }
         SubscriptionCommand::Cancel { id, reason } => {
             let r = call(
