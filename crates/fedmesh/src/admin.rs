@@ -691,7 +691,11 @@ pub async fn subscription(
                 }),
             )
             .await?;
-            let verb = if data_deleted { "terminated" } else { "terminating" };
+            let verb = if data_deleted {
+                "terminated"
+            } else {
+                "terminating"
+            };
             report(&r.subscription.unwrap_or_default(), r.queued, verb)?;
         }
         SubscriptionCommand::Cancel { id, reason } => {
