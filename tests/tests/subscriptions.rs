@@ -835,16 +835,18 @@ async fn a_queued_request_the_provider_refuses_is_reported_on_retry() {
     );
     assert!(status.message().contains("is full"), "{}", status.message());
 
-    // And a member holds one tenancy per offer at a time.
-    let again = Client::new(node_to_node(&fed, ROUEN, RENNES2))
-        .request_subscription(request(
-            &collab.offer_id,
-            "second",
-            10,
-            &collab.terms_version,
-        ))
+    // And a member holds one tenancy per offer at a time (a pending request counts).
+    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let mut rennes2 = Client::new(node_to_node(&fed, RENNES2, ROUEN));
+    rennes2
+        .request_subscription(request(&video.offer_id, "v1", 10, &video.terms_version))
+        .await
+        .unwrap();
+    let again = rennes2
+        .request_subscription(request(&video.offer_id, "v2", 10, &video.terms_version))
         .await
         .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
     assert!(
         again.message().contains("already has tenancy"),
         "{}",

@@ -337,6 +337,8 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                         })
                         .map_err(ServiceError::from)?
                         .len();
+                    let decision = subscription::decide(&offer, &subscriber, &body, tenants)
+                        .map_err(ServiceError::from)?;
                     // One tenancy per subscriber and offer at a time: a second one would share its
                     // tenant id and data.
                     if let Some(live) = self
@@ -355,8 +357,6 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                             live.subscription_id, offer.offer_id
                         )));
                     }
-                    let decision = subscription::decide(&offer, &subscriber, &body, tenants)
-                        .map_err(ServiceError::from)?;
                     let now = now();
                     let requested = pb::Subscription {
                         subscription_id: format!("{}.s{revision}", self.member),
