@@ -219,9 +219,7 @@ impl SubscriptionApi {
         let reason_text = reason(reason_text)?;
         // Visible to the caller, or not found (checked again under the lock below).
         self.find(caller, subscription_id)?;
-        if self.store.request_record(&key)?.is_some() {
-            return self.find(caller, subscription_id);
-        }
+        // A repeat of this request is answered by the store's check under its write lock.
         let actor = caller.to_uri();
         let actor_member = caller.member().map(ToString::to_string).unwrap_or_default();
         let written = self.store.update_subscription(
@@ -309,18 +307,6 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             .into());
         };
         let key = request_key(&identity, "RequestSubscription", &body.request_id)?;
-        // A retry: the subscription the first attempt made, as it is now.
-        if let Some(id) = self
-            .store
-            .request_record(&key)
-            .map_err(ServiceError::from)?
-        {
-            let subscription = self.find(&identity, &id)?;
-            return Ok(Response::new(pb::RequestSubscriptionResponse {
-                subscription: Some(subscription),
-                queued: false,
-            }));
-        }
         let offer = self
             .store
             .get_offer(&body.offer_id)
@@ -637,17 +623,6 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         }
         let key = request_key(&identity, "ChangeUsers", &body.request_id)?;
         let current = self.find(&identity, &body.subscription_id)?;
-        if self
-            .store
-            .request_record(&key)
-            .map_err(ServiceError::from)?
-            .is_some()
-        {
-            return Ok(Response::new(pb::ChangeUsersResponse {
-                subscription: Some(current),
-                queued: false,
-            }));
-        }
         let max = self
             .store
             .get_offer(&current.offer_id)
