@@ -7,12 +7,15 @@
 //! - [`journal`]: who may read which journal entries.
 //! - [`offer`]: validation and lifecycle of offers.
 //! - [`endpoint`]: `https://host:port` endpoints.
+//! - [`calendar`] and [`span`]: the service calendar (service time, deadlines) and interval
+//!   arithmetic.
 //! - [`subscription`]: request decisions and the tenancy lifecycle.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
 #![forbid(unsafe_code)]
 
 pub mod authz;
+pub mod calendar;
 pub mod catalogue;
 pub mod config;
 pub mod endpoint;
@@ -20,6 +23,7 @@ pub mod identity;
 pub mod journal;
 pub mod liveness;
 pub mod offer;
+pub mod span;
 pub mod subscription;
 
 pub use identity::{FederationName, Identity, IdentityError, MemberId, Principal, Role};

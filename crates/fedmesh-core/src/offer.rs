@@ -166,30 +166,16 @@ fn date(field: &str, d: Option<&pb::LocalDate>) -> Result<(i32, i32, i32), Field
     Ok((d.year, d.month, d.day))
 }
 
-/// Whether `zone` looks like an IANA time zone name (`Europe/Paris`, `UTC`). The zone database
-/// itself is checked where calendars are computed.
-fn time_zone(field: &str, zone: &str) -> Result<(), FieldError> {
-    let shaped = zone == "UTC"
-        || (zone.contains('/')
-            && zone.split('/').all(|part| {
-                !part.is_empty()
-                    && part.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                    && part
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
-            }));
-    if !shaped {
-        return Err(bad(
-            field,
-            format!("`{zone}` is not an IANA time zone such as Europe/Paris"),
-        ));
-    }
-    Ok(())
-}
-
 fn calendar(field: &str, cal: Option<&pb::ServiceCalendar>) -> Result<(), FieldError> {
     let cal = cal.ok_or_else(|| bad(field, "required"))?;
-    time_zone(&format!("{field}.time_zone"), &cal.time_zone)?;
+    if cal.time_zone.is_empty() {
+        return Err(bad(
+            format!("{field}.time_zone"),
+            "required, e.g. Europe/Paris",
+        ));
+    }
+    // The time zone database, windows, closures and maintenance periods.
+    crate::calendar::Calendar::from_proto(field, cal)?;
     if cal.weekly_windows.is_empty() {
         return Err(bad(
             format!("{field}.weekly_windows"),
