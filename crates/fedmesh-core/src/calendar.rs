@@ -217,6 +217,19 @@ impl Calendar {
         (t + self.offset_at(t)).div_euclid(DAY)
     }
 
+    /// The instant the wall clock of the calendar shows midnight starting local day `day`
+    /// (or the first instant of that day when midnight is skipped by a clock change).
+    pub fn day_start(&self, day: i64) -> Secs {
+        let (year, month, dom) = civil_from_days(day);
+        let midnight = jiff::civil::DateTime::new(year as i16, month as i8, dom as i8, 0, 0, 0, 0)
+            .ok()
+            .and_then(|dt| dt.to_zoned(self.zone.clone()).ok());
+        match midnight {
+            Some(zoned) => zoned.timestamp().as_second(),
+            None => day * DAY,
+        }
+    }
+
     /// Whether local day number `day` is a service day (not a holiday, not closed); its
     /// weekly windows still apply.
     pub fn is_working_day(&self, day: i64) -> bool {

@@ -9,6 +9,8 @@
 //! - [`endpoint`]: `https://host:port` endpoints.
 //! - [`calendar`] and [`span`]: the service calendar (service time, deadlines) and interval
 //!   arithmetic.
+//! - [`usage`] and [`cost`]: usage and availability records, monthly figures, SLA
+//!   availability and cost statements.
 //! - [`subscription`]: request decisions and the tenancy lifecycle.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
@@ -18,6 +20,7 @@ pub mod authz;
 pub mod calendar;
 pub mod catalogue;
 pub mod config;
+pub mod cost;
 pub mod endpoint;
 pub mod identity;
 pub mod journal;
@@ -25,5 +28,6 @@ pub mod liveness;
 pub mod offer;
 pub mod span;
 pub mod subscription;
+pub mod usage;
 
 pub use identity::{FederationName, Identity, IdentityError, MemberId, Principal, Role};
