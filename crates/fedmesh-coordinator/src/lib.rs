@@ -3,11 +3,14 @@
 //!
 //! - [`config`]: the coordinator's configuration file and its defaults.
 //! - [`registry`]: `RegistryService`: registration, heartbeats, liveness, CRL distribution.
-//! - [`replication`]: following every node's journal into the catalogue.
+//! - [`replication`]: following every node's journal into the catalogue, tenancy histories
+//!   and usage and availability records.
+//! - [`metrics`]: `MetricsService`: federation figures and monthly SLA compliance.
 //! - [`Coordinator`]: opens the database, binds, serves until shut down.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod metrics;
 pub mod registry;
 pub mod replication;
 
@@ -38,12 +41,6 @@ pub enum CoordinatorError {
     #[error(transparent)]
     Serve(#[from] fedmesh_grpc::ServeError),
 }
-
-/// `MetricsService`: federation metrics and SLA compliance, a later milestone; every RPC
-/// answers `UNIMPLEMENTED` until then.
-#[derive(Debug, Clone, Copy)]
-struct MetricsApi;
-impl pb::metrics_service_server::MetricsService for MetricsApi {}
 
 /// A coordinator bound to its address, ready to serve.
 #[derive(Debug)]
@@ -113,7 +110,12 @@ impl Coordinator {
             .add_service(
                 "fedmesh.v1.MetricsService",
                 with_message_limits!(
-                    pb::metrics_service_server::MetricsServiceServer::new(MetricsApi),
+                    pb::metrics_service_server::MetricsServiceServer::new(
+                        metrics::MetricsApi::new(
+                            store.clone(),
+                            Duration::from_millis(config.registry.stale_after_ms),
+                        )
+                    ),
                     limits
                 ),
             );

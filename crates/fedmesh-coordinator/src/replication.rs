@@ -251,11 +251,46 @@ impl NodeFollower {
         }
     }
 
+    /// A usage or availability record of one of this node's own offers, filed as the provider
+    /// filed it (usage by month of the offer's calendar, availability by observation time).
+    fn filed_record(
+        &self,
+        entry: &pb::JournalEntry,
+    ) -> Result<Option<fedmesh_store::usage::Filed>, StoreError> {
+        use fedmesh_store::usage::Filed;
+        let own = |offer_id: &str| {
+            fedmesh_core::offer::provider_of(offer_id).is_some_and(|p| p.as_str() == self.member)
+        };
+        Ok(match &entry.payload {
+            Some(pb::journal_entry::Payload::UsageRecord(record)) if own(&record.offer_id) => {
+                let offer = self
+                    .store
+                    .catalogue_offer(&record.offer_id)?
+                    .and_then(|c| c.offer)
+                    .unwrap_or_default();
+                let calendar = fedmesh_grpc::figures::calendar_of(&offer);
+                let month = fedmesh_core::usage::usage_month(record, &calendar).key();
+                Some(Filed::Usage(record.clone(), month))
+            }
+            Some(pb::journal_entry::Payload::AvailabilityRecord(record))
+                if own(&record.offer_id) =>
+            {
+                let at = fedmesh_core::usage::observed_at(record).max(0) as u64;
+                Some(Filed::Availability(record.clone(), at))
+            }
+            _ => None,
+        })
+    }
+
     async fn apply(&self, journal_id: &str, entry: pb::JournalEntry) -> Result<(), StoreError> {
         let position = Cursor {
             journal_id: journal_id.to_owned(),
             revision: entry.revision,
         };
+        if let Some(record) = self.filed_record(&entry)? {
+            self.store.apply_record(&self.member, &position, &record)?;
+            return Ok(());
+        }
         let offer = match entry.payload {
             Some(pb::journal_entry::Payload::Offer(offer))
                 if offer.provider_member_id == self.member =>
@@ -287,6 +322,7 @@ impl NodeFollower {
                     offer_id: subscription.offer_id.clone(),
                     occupies: fedmesh_core::subscription::occupies_capacity(&subscription),
                     user_count: i64::from(subscription.user_count),
+                    subscription: Some(subscription.clone()),
                 };
                 let key = format!("{}/{}", self.member, subscription.subscription_id);
                 let (tenants, users) = self.store.set_tenancy(&key, &tenancy)?;

@@ -20,6 +20,9 @@ pub enum ServiceError {
     /// The caller is known but may not do this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The request would overwrite something already stored with other content.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A concurrent change won (stale etag): read again and retry.
     #[error("{0}")]
     Aborted(String),
@@ -60,6 +63,7 @@ impl From<ServiceError> for Status {
             ServiceError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
             ServiceError::NotFound(_) => Status::not_found(error.to_string()),
             ServiceError::PermissionDenied(_) => Status::permission_denied(error.to_string()),
+            ServiceError::AlreadyExists(_) => Status::already_exists(error.to_string()),
             ServiceError::Aborted(_) => Status::aborted(error.to_string()),
             ServiceError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             ServiceError::Unavailable(_) => Status::unavailable(error.to_string()),
@@ -118,6 +122,17 @@ impl<E: Into<ServiceError>> From<fedmesh_store::WriteError<E>> for ServiceError 
                 Self::Aborted(format!("this request was already applied, to {id}"))
             }
             fedmesh_store::WriteError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl From<fedmesh_store::usage::RecordError> for ServiceError {
+    fn from(error: fedmesh_store::usage::RecordError) -> Self {
+        match error {
+            fedmesh_store::usage::RecordError::Conflict { .. } => Self::AlreadyExists(format!(
+                "{error}; nothing of this batch was stored (give the new content a new record_id)"
+            )),
+            fedmesh_store::usage::RecordError::Store(e) => Self::Store(e),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod catalogue;
 pub mod client;
 pub mod deadline;
 pub mod error;
+pub mod figures;
 pub mod node_info;
 pub mod server;
 pub mod stream;

@@ -6,12 +6,13 @@
 //! - [`journal`]: `JournalService`, how other parties follow this node's changes.
 //! - [`catalogue_cache`]: the cached federation catalogue, served while the coordinator is down.
 //! - [`subscriptions`]: `SubscriptionService`, the provider side of tenancies.
+//! - [`usage`]: `UsageService`, usage and availability reports and the figures from them.
 //! - [`outbox`], [`peers`]: this member's own tenancy requests, sent or queued, and mirrored.
 //! - [`registration`]: registering with the coordinator and heartbeating.
 //! - [`Node`]: opens the database, binds, serves until shut down.
 //!
-//! Subscriptions, usage, incidents and maintenance announcements are later milestones; their
-//! RPCs answer `UNIMPLEMENTED` until they land.
+//! Incidents and maintenance announcements are later milestones; their RPCs answer
+//! `UNIMPLEMENTED` until they land.
 #![forbid(unsafe_code)]
 
 pub mod catalogue_cache;
@@ -22,6 +23,7 @@ pub mod outbox;
 pub mod peers;
 pub mod registration;
 pub mod subscriptions;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -64,11 +66,6 @@ macro_rules! later_milestone {
     };
 }
 
-later_milestone!(
-    UsageApi,
-    usage_service_server::UsageService,
-    "Usage: a later milestone."
-);
 later_milestone!(
     IncidentApi,
     incident_service_server::IncidentService,
@@ -136,6 +133,8 @@ impl Node {
             config.tls.clone(),
             ClientOptions::default(),
         );
+        let usage_api =
+            usage::UsageApi::new(store.clone(), validated.member.clone(), peers.clone());
         let forwarder = outbox::Forwarder::new(
             store.clone(),
             peers,
@@ -186,7 +185,7 @@ impl Node {
             .add_service(
                 "fedmesh.v1.UsageService",
                 with_message_limits!(
-                    pb::usage_service_server::UsageServiceServer::new(UsageApi),
+                    pb::usage_service_server::UsageServiceServer::new(usage_api),
                     limits
                 ),
             )

@@ -16,7 +16,7 @@ use crate::{Store, StoreError, decode};
 
 pub(crate) const CATALOGUE_LOG_TREE: &str = "catalogue_log";
 const CATALOGUE_TREE: &str = "catalogue";
-const CURSORS_TREE: &str = "cursors";
+pub(crate) const CURSORS_TREE: &str = "cursors";
 
 /// How far a source has been applied: which journal (its id changes if the source's store is
 /// reset) and up to which revision.
@@ -75,6 +75,10 @@ pub struct Tenancy {
     /// Its users.
     #[prost(int64, tag = "3")]
     pub user_count: i64,
+    /// The tenancy as the provider journaled it, contact data removed: its state history
+    /// gives the tenant counts of past months.
+    #[prost(message, optional, tag = "4")]
+    pub subscription: Option<pb::Subscription>,
 }
 
 impl Store {
@@ -84,6 +88,19 @@ impl Store {
         self.tree(TENANCIES_TREE)?
             .insert(key.as_bytes(), prost::Message::encode_to_vec(tenancy))?;
         self.tenancy_counts(&tenancy.offer_id)
+    }
+
+    /// The tenancies of `offer_id` known to the coordinator.
+    pub fn tenancies(&self, offer_id: &str) -> Result<Vec<Tenancy>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree(TENANCIES_TREE)?.iter() {
+            let (key, raw) = item?;
+            let tenancy: Tenancy = decode(TENANCIES_TREE, &key, &raw)?;
+            if tenancy.offer_id == offer_id {
+                out.push(tenancy);
+            }
+        }
+        Ok(out)
     }
 
     /// The number of tenants holding a place on `offer_id`, and their users.

@@ -9,6 +9,7 @@
 //! - [`journal`]: the node journal and the entities written with it (offers).
 //! - [`catalogue`]: the federation catalogue, its change log and replication cursors.
 //! - [`subscriptions`]: tenant subscriptions, with idempotency records.
+//! - [`usage`]: usage and availability records, filed by offer and month or time.
 //! - [`outbox`]: writes waiting for another member's node, and known peer endpoints.
 //! - [`registry`]: the coordinator's directory of member nodes.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ mod log;
 pub mod outbox;
 pub mod registry;
 pub mod subscriptions;
+pub mod usage;
 
 pub use catalogue::{Applied, Cursor, Tenancy};
 pub use journal::WriteError;

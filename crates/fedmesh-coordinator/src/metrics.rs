@@ -1,0 +1,165 @@
+//! `MetricsService`: the federation's figures, computed from what the coordinator replicated
+//! — the registry, the catalogue, tenancy histories (without contact data) and every
+//! provider's usage and availability records. Incident statistics come with incidents.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_core::usage::{self, Month};
+use fedmesh_grpc::ServiceError;
+use fedmesh_grpc::figures::{self, calendar_of, month_field};
+use fedmesh_proto::pb;
+use fedmesh_store::Store;
+use tonic::{Request, Response, Status};
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct MetricsApi {
+    store: Store,
+    stale_after: Duration,
+}
+
+impl MetricsApi {
+    /// Figures from `store`; a node without a heartbeat for `stale_after` is down.
+    pub fn new(store: Store, stale_after: Duration) -> Self {
+        Self { store, stale_after }
+    }
+
+    fn offer(&self, offer_id: &str) -> Result<pb::Offer, ServiceError> {
+        self.store
+            .catalogue_offer(offer_id)?
+            .and_then(|c| c.offer)
+            .ok_or_else(|| ServiceError::NotFound(format!("offer {offer_id} not in the catalogue")))
+    }
+
+    /// The offers a request is about: one by id, or every offer of the catalogue that is not
+    /// withdrawn.
+    fn offers(&self, offer_id: &str) -> Result<Vec<pb::Offer>, ServiceError> {
+        if !offer_id.is_empty() {
+            return Ok(vec![self.offer(offer_id)?]);
+        }
+        Ok(self
+            .store
+            .catalogue_offers()?
+            .into_iter()
+            .filter_map(|c| c.offer)
+            .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32)
+            .collect())
+    }
+
+    fn tenancies(&self, offer_id: &str) -> Result<Vec<pb::Subscription>, ServiceError> {
+        Ok(self
+            .store
+            .tenancies(offer_id)?
+            .into_iter()
+            .filter_map(|t| t.subscription)
+            .collect())
+    }
+
+    /// Sum over tenants of the latest `active_users` reported this month, or last month for
+    /// tenants that have not reported yet this month.
+    fn latest_users(&self, offer: &pb::Offer) -> Result<i64, ServiceError> {
+        let current = figures::current_month(&calendar_of(offer));
+        let mut latest: BTreeMap<String, f64> = BTreeMap::new();
+        for month in [current.previous(), current] {
+            let records = figures::month_usage(&self.store, &offer.offer_id, month)?;
+            for agg in usage::aggregate(records.iter().filter(|r| r.metric == "active_users")) {
+                latest.insert(agg.subscription_id, agg.last_value);
+            }
+        }
+        Ok(latest.values().sum::<f64>().round() as i64)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::metrics_service_server::MetricsService for MetricsApi {
+    async fn get_federation_summary(
+        &self,
+        _request: Request<pb::GetFederationSummaryRequest>,
+    ) -> Result<Response<pb::GetFederationSummaryResponse>, Status> {
+        let now = SystemTime::now();
+        let nodes = self
+            .store
+            .list_nodes("", usize::MAX)
+            .map_err(ServiceError::from)?;
+        let nodes_up = nodes
+            .iter()
+            .filter(|n| {
+                let last = n
+                    .last_heartbeat_at
+                    .and_then(|t| SystemTime::try_from(t).ok())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                liveness(last, now, self.stale_after) == Liveness::Active
+            })
+            .count();
+        let members: std::collections::BTreeSet<&str> =
+            nodes.iter().map(|n| n.member_id.as_str()).collect();
+        let offers = self.offers("")?;
+        let count = |status: pb::OfferStatus| {
+            offers.iter().filter(|o| o.status == status as i32).count() as i32
+        };
+        let mut tenant_count = 0;
+        let mut user_count = 0;
+        for offer in &offers {
+            tenant_count += self
+                .store
+                .tenancy_counts(&offer.offer_id)
+                .map_err(ServiceError::from)?
+                .0;
+            user_count += self.latest_users(offer)?;
+        }
+        Ok(Response::new(pb::GetFederationSummaryResponse {
+            member_count: members.len() as i32,
+            node_count: nodes.len() as i32,
+            nodes_up: nodes_up as i32,
+            offer_count: offers.len() as i32,
+            available_offer_count: count(pb::OfferStatus::Available),
+            pilot_offer_count: count(pb::OfferStatus::Pilot),
+            tenant_count,
+            user_count,
+            generate_time: Some(now.into()),
+        }))
+    }
+
+    async fn get_offer_metrics(
+        &self,
+        request: Request<pb::GetOfferMetricsRequest>,
+    ) -> Result<Response<pb::GetOfferMetricsResponse>, Status> {
+        let body = request.into_inner();
+        let offer = self.offer(&body.offer_id)?;
+        let cal = calendar_of(&offer);
+        let from = month_field("from_month", body.from_month.as_ref())?;
+        let to = match body.to_month {
+            None => figures::current_month(&cal),
+            Some(_) => month_field("to_month", body.to_month.as_ref())?,
+        };
+        let tenancies = self.tenancies(&offer.offer_id)?;
+        let mut months = Vec::new();
+        for month in figures::months(from, to)? {
+            let records = figures::month_usage(&self.store, &offer.offer_id, month)
+                .map_err(ServiceError::from)?;
+            months.push(figures::month_metrics(&records, &tenancies, month, &cal));
+        }
+        Ok(Response::new(pb::GetOfferMetricsResponse {
+            offer_id: offer.offer_id,
+            provider_member_id: offer.provider_member_id,
+            months,
+        }))
+    }
+
+    async fn get_sla_compliance(
+        &self,
+        request: Request<pb::GetSlaComplianceRequest>,
+    ) -> Result<Response<pb::GetSlaComplianceResponse>, Status> {
+        let body = request.into_inner();
+        let month: Month = month_field("month", body.month.as_ref())?;
+        let offers = self
+            .offers(&body.offer_id)?
+            .iter()
+            .map(|offer| figures::sla_compliance(&self.store, offer, month))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::GetSlaComplianceResponse { offers }))
+    }
+}

@@ -1,0 +1,171 @@
+//! Figures computed from stored usage and availability records, the same way on the
+//! provider's node (`UsageService`) and on the coordinator (`MetricsService`).
+
+use fedmesh_core::calendar::{self, Calendar};
+use fedmesh_core::span::Secs;
+use fedmesh_core::usage::{self, MAX_OUTAGE, Month};
+use fedmesh_proto::pb;
+use fedmesh_store::{Store, StoreError};
+
+/// The longest range of months one request may cover.
+pub const MAX_MONTHS: usize = 36;
+
+/// The instant now, in whole seconds.
+pub fn now() -> Secs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as Secs)
+}
+
+/// The calendar of an offer (the design's default when the offer has none).
+pub fn calendar_of(offer: &pb::Offer) -> Calendar {
+    let proto = offer
+        .engagement
+        .as_ref()
+        .and_then(|e| e.calendar.clone())
+        .unwrap_or_else(calendar::default_proto);
+    Calendar::from_proto("calendar", &proto)
+        .or_else(|_| Calendar::from_proto("calendar", &calendar::default_proto()))
+        .unwrap_or_else(|_| Calendar::around_the_clock())
+}
+
+/// The current month on `cal`'s wall clock.
+pub fn current_month(cal: &Calendar) -> Month {
+    Month::of_day(cal.local_day(now()))
+}
+
+/// The usage records of `offer_id` filed under `month`.
+pub fn month_usage(
+    store: &Store,
+    offer_id: &str,
+    month: Month,
+) -> Result<Vec<pb::UsageRecord>, StoreError> {
+    store.usage_records(offer_id, month.key(), month.key())
+}
+
+/// The availability of `offer` in `month` (up to now for the current month), with the
+/// outages recorded in it.
+pub fn month_availability(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+) -> Result<(pb::AvailabilitySummary, Vec<pb::Outage>), StoreError> {
+    let cal = calendar_of(offer);
+    let span = month.span(&cal);
+    // Outages are at most MAX_OUTAGE long, and the probe before the month tells whether the
+    // month starts down: records from one MAX_OUTAGE before the month are enough.
+    let records = store.availability_records(
+        &offer.offer_id,
+        (span.start - MAX_OUTAGE).max(0) as u64,
+        span.end.max(0) as u64,
+    )?;
+    let mut summary = usage::availability(&cal, span, now(), &records);
+    summary.offer_id = offer.offer_id.clone();
+    let outages = records
+        .into_iter()
+        .filter_map(|r| match r.observation {
+            Some(pb::availability_record::Observation::Outage(o)) => Some(o),
+            _ => None,
+        })
+        .filter(|o| {
+            let p = o.period.as_ref();
+            let at = |t: Option<&prost_types::Timestamp>| t.map_or(0, |t| t.seconds);
+            at(p.and_then(|p| p.end_time.as_ref())) > span.start
+                && at(p.and_then(|p| p.start_time.as_ref())) < span.end
+        })
+        .collect();
+    Ok((summary, outages))
+}
+
+/// The SLA/SLO compliance of `offer` in `month`. Incident handling counts come with incident
+/// reporting; until then no request counts and the request target is met.
+pub fn sla_compliance(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+) -> Result<pb::OfferSlaCompliance, StoreError> {
+    let (summary, _) = month_availability(store, offer, month)?;
+    let engagement = offer.engagement.clone().unwrap_or_default();
+    let target = |value: f64, default: f64| if value > 0.0 { value } else { default };
+    let sla = target(engagement.availability_sla_percent, 99.0);
+    let slo = target(engagement.availability_slo_percent, 95.0);
+    let request_target = target(engagement.request_handling_target_percent, 95.0);
+    let sla_met = summary.in_window_availability_percent >= sla;
+    let slo_met = summary.out_of_window_availability_percent >= slo;
+    Ok(pb::OfferSlaCompliance {
+        offer_id: offer.offer_id.clone(),
+        provider_member_id: offer.provider_member_id.clone(),
+        month: Some(month.to_proto()),
+        availability: Some(summary),
+        availability_sla_percent: sla,
+        sla_met,
+        availability_slo_percent: slo,
+        slo_met,
+        request_count: 0,
+        requests_in_time: 0,
+        requests_in_time_percent: 100.0,
+        request_handling_target_percent: request_target,
+        request_target_met: true,
+        compliant: sla_met,
+    })
+}
+
+/// The months `from..=to`, refusing reversed or too long ranges (errors name the fields).
+pub fn months(from: Month, to: Month) -> Result<Vec<Month>, crate::ServiceError> {
+    if to < from {
+        return Err(crate::ServiceError::invalid(
+            "to_month",
+            "is before from_month",
+        ));
+    }
+    let mut out = vec![from];
+    while let Some(&last) = out.last()
+        && last < to
+    {
+        if out.len() == MAX_MONTHS {
+            return Err(crate::ServiceError::invalid(
+                "from_month",
+                format!("at most {MAX_MONTHS} months per request"),
+            ));
+        }
+        out.push(last.next());
+    }
+    Ok(out)
+}
+
+/// Reads a required month field.
+pub fn month_field(
+    field: &str,
+    value: Option<&pb::YearMonth>,
+) -> Result<Month, crate::ServiceError> {
+    Month::from_proto(field, value).map_err(|message| crate::ServiceError::InvalidArgument {
+        field: field.to_owned(),
+        message: message
+            .strip_prefix(&format!("{field}: "))
+            .unwrap_or(&message)
+            .to_owned(),
+    })
+}
+
+/// The month figures of one offer: tenants at the end of the month (now for the current
+/// month) from the tenancies' histories, and the usage totals of the month's records.
+pub fn month_metrics(
+    records: &[pb::UsageRecord],
+    tenancies: &[pb::Subscription],
+    month: Month,
+    cal: &Calendar,
+) -> pb::OfferMonthMetrics {
+    let end = (month.span(cal).end - 1).min(now());
+    let tenant_count = tenancies
+        .iter()
+        .filter(|s| usage::is_served(usage::state_at(s, end)))
+        .count() as i32;
+    let totals = usage::month_totals(records);
+    pb::OfferMonthMetrics {
+        month: Some(month.to_proto()),
+        tenant_count,
+        user_count: totals.active_users.round() as i64,
+        storage_bytes: totals.storage_bytes.round() as i64,
+        request_count: totals.requests.round() as i64,
+    }
+}
