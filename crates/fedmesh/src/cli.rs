@@ -74,6 +74,9 @@ pub fn explain(code: Code, endpoint: &str) -> String {
         }
         Code::InvalidArgument => "the request has an invalid field (named above)".to_owned(),
         Code::NotFound => "no such item, or not visible to you".to_owned(),
+        Code::AlreadyExists => {
+            "something with this id is already stored with other content; use a new id".to_owned()
+        }
         Code::DeadlineExceeded => {
             "the call took too long; retry, or check the server's load".to_owned()
         }

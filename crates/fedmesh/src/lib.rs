@@ -4,6 +4,7 @@
 //!   on loopback: `fedmesh demo`, and the test kit.
 //! - [`cli`]: the admin CLI's connection options and error reporting.
 //! - [`admin`]: `fedmesh offer ...` and `fedmesh catalogue ...`.
+//! - [`reports`]: `fedmesh usage`, `availability`, `statement` and `metrics`.
 //! - [`json`]: `--json` output of any message of the contract.
 //! - [`offer_file`]: the TOML file an admin publishes an offer from.
 //! - [`telemetry`]: logs and OTLP span export.
@@ -14,4 +15,5 @@ pub mod cli;
 pub mod federation;
 pub mod json;
 pub mod offer_file;
+pub mod reports;
 pub mod telemetry;

@@ -59,6 +59,41 @@ enum Command {
         #[command(subcommand)]
         command: fedmesh::admin::CatalogueCommand,
     },
+    /// Report usage (agents) and read usage, availability and capacity of an offer.
+    Usage {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: fedmesh::reports::UsageCommand,
+    },
+    /// Report availability: probe results and outages (agents).
+    Availability {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: fedmesh::reports::AvailabilityCommand,
+    },
+    /// Cost statements of a member's tenancies over a period (on your node).
+    Statement {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// The subscriber member.
+        #[arg(long)]
+        member: String,
+        /// The period: a month (2026-11), a year (2026) or a range (2026-01-01..2026-06-30).
+        #[arg(long)]
+        period: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: fedmesh::reports::StatementFormat,
+    },
+    /// Federation metrics and SLA compliance (on the coordinator).
+    Metrics {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: fedmesh::reports::MetricsCommand,
+    },
     /// Print the identity and role a node sees for your certificate.
     Whoami {
         #[command(flatten)]
@@ -191,6 +226,17 @@ async fn run(cli: Cli) -> Result<()> {
             json,
             command,
         } => fedmesh::admin::subscription(&connect, command, json).await,
+        Command::Usage { connect, command } => fedmesh::reports::usage(&connect, command).await,
+        Command::Availability { connect, command } => {
+            fedmesh::reports::availability(&connect, command).await
+        }
+        Command::Statement {
+            connect,
+            member,
+            period,
+            format,
+        } => fedmesh::reports::statement(&connect, &member, &period, format).await,
+        Command::Metrics { connect, command } => fedmesh::reports::metrics(&connect, command).await,
     }
 }
 
