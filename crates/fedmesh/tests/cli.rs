@@ -2,50 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn fedmesh() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fedmesh"));
-    // The shell running the tests may carry FEDMESH_* settings of its own.
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FEDMESH_")) {
-        command.env_remove(key);
-    }
-    command.env_remove("RUST_LOG");
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run fedmesh: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "fedmesh failed ({}):\n{}{}",
-        output.status,
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-fn assert_fails(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "fedmesh unexpectedly succeeded:\n{}",
-        text(&output.stdout)
-    );
-    text(&output.stderr)
-}
+use common::{assert_fails, assert_ok, fedmesh, run, signal, spawn_demo, wait_exit, wait_file};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -296,64 +260,6 @@ fn a_database_from_a_newer_fedmesh_is_refused() {
         "{err}"
     );
     assert!(err.contains("upgrade fedmesh"), "{err}");
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("fedmesh did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Starts `fedmesh demo` with `members` members on free ports in `dir`.
-fn spawn_demo(dir: &Path, members: u16, stdout: Stdio) -> Child {
-    fedmesh()
-        .args([
-            "demo",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--base-port",
-            "0",
-            "--members",
-        ])
-        .arg(members.to_string())
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_file(path: &Path, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "fedmesh exited ({status}) before writing {}",
-                path.display()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} was never written",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
