@@ -251,33 +251,52 @@ impl NodeFollower {
         }
     }
 
-    /// A usage or availability record of one of this node's own offers, filed as the provider
-    /// filed it (usage by month of the offer's calendar, availability by observation time).
-    fn filed_record(
+    /// The usage or availability records of an entry, filed as the provider filed them (usage
+    /// by month of the offer's calendar, availability by UTC month of observation); only
+    /// records of the node's own offers count. `None` for other entries.
+    fn filed_records(
         &self,
         entry: &pb::JournalEntry,
-    ) -> Result<Option<fedmesh_store::usage::Filed>, StoreError> {
+    ) -> Result<Option<Vec<fedmesh_store::usage::Filed>>, StoreError> {
+        use fedmesh_core::usage::{self, Month};
         use fedmesh_store::usage::Filed;
         let own = |offer_id: &str| {
             fedmesh_core::offer::provider_of(offer_id).is_some_and(|p| p.as_str() == self.member)
         };
         Ok(match &entry.payload {
-            Some(pb::journal_entry::Payload::UsageRecord(record)) if own(&record.offer_id) => {
-                let offer = self
-                    .store
-                    .catalogue_offer(&record.offer_id)?
-                    .and_then(|c| c.offer)
-                    .unwrap_or_default();
-                let calendar = fedmesh_grpc::figures::calendar_of(&offer);
-                let month = fedmesh_core::usage::usage_month(record, &calendar).key();
-                Some(Filed::Usage(record.clone(), month))
+            Some(pb::journal_entry::Payload::UsageRecords(batch)) => {
+                let mut calendars = std::collections::HashMap::new();
+                let mut filed = Vec::new();
+                for record in batch.records.iter().filter(|r| own(&r.offer_id)) {
+                    if !calendars.contains_key(&record.offer_id) {
+                        let offer = self
+                            .store
+                            .catalogue_offer(&record.offer_id)?
+                            .and_then(|c| c.offer)
+                            .unwrap_or_default();
+                        calendars.insert(
+                            record.offer_id.clone(),
+                            fedmesh_grpc::figures::calendar_of(&offer),
+                        );
+                    }
+                    let month = calendars
+                        .get(&record.offer_id)
+                        .map_or(0, |cal| usage::usage_month(record, cal).key());
+                    filed.push(Filed::Usage(record.clone(), month));
+                }
+                Some(filed)
             }
-            Some(pb::journal_entry::Payload::AvailabilityRecord(record))
-                if own(&record.offer_id) =>
-            {
-                let at = fedmesh_core::usage::observed_at(record).max(0) as u64;
-                Some(Filed::Availability(record.clone(), at))
-            }
+            Some(pb::journal_entry::Payload::AvailabilityRecords(batch)) => Some(
+                batch
+                    .records
+                    .iter()
+                    .filter(|r| own(&r.offer_id))
+                    .map(|r| {
+                        let day = usage::observed_at(r).div_euclid(86_400);
+                        Filed::Availability(r.clone(), Month::of_day(day).key())
+                    })
+                    .collect(),
+            ),
             _ => None,
         })
     }
@@ -287,8 +306,8 @@ impl NodeFollower {
             journal_id: journal_id.to_owned(),
             revision: entry.revision,
         };
-        if let Some(record) = self.filed_record(&entry)? {
-            self.store.apply_record(&self.member, &position, &record)?;
+        if let Some(records) = self.filed_records(&entry)? {
+            self.store.apply_records(&self.member, &position, records)?;
             return Ok(());
         }
         let offer = match entry.payload {

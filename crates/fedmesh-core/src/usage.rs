@@ -4,7 +4,7 @@
 //!
 //! Records are identified by the reporter's `record_id`, unique per offer. A record reported
 //! again with the same content is a duplicate (acknowledged, not counted twice); with another
-//! content it is a conflict ([`same_report`] tells which).
+//! content it is a conflict (the store compares them).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -138,27 +138,6 @@ impl std::str::FromStr for Month {
             .and_then(|(y, m)| Month::new(y, m));
         parsed.ok_or_else(|| format!("`{s}` is not a month such as 2026-11"))
     }
-}
-
-/// Whether two reports of one record id carry the same content (the fields the node sets on
-/// storing — record time and reporter — are not compared).
-pub fn same_report<M: Clone + PartialEq>(stored: &M, reported: &M, clear: fn(&mut M)) -> bool {
-    let (mut a, mut b) = (stored.clone(), reported.clone());
-    clear(&mut a);
-    clear(&mut b);
-    a == b
-}
-
-/// Clears the node-set fields of a usage record.
-pub fn clear_usage_stamp(r: &mut pb::UsageRecord) {
-    r.record_time = None;
-    r.reported_by.clear();
-}
-
-/// Clears the node-set fields of an availability record.
-pub fn clear_availability_stamp(r: &mut pb::AvailabilityRecord) {
-    r.record_time = None;
-    r.reported_by.clear();
 }
 
 fn record_id(path: &str, id: &str) -> Result<(), String> {

@@ -56,8 +56,8 @@ pub fn month_availability(
     // month starts down: records from one MAX_OUTAGE before the month are enough.
     let records = store.availability_records(
         &offer.offer_id,
-        (span.start - MAX_OUTAGE).max(0) as u64,
-        span.end.max(0) as u64,
+        Month::of_day((span.start - MAX_OUTAGE).div_euclid(86_400)).key(),
+        Month::of_day(span.end.div_euclid(86_400)).key(),
     )?;
     let mut summary = usage::availability(&cal, span, now(), &records);
     summary.offer_id = offer.offer_id.clone();

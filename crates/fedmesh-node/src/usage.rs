@@ -21,16 +21,10 @@ use fedmesh_grpc::{ServiceError, caller};
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::usage_service_client::UsageServiceClient;
 use fedmesh_store::Store;
-use fedmesh_store::usage::{Filed, Sameness};
+use fedmesh_store::usage::Filed;
 use tonic::{Request, Response, Status};
 
 use crate::peers::Peers;
-
-/// How repeated reports are compared: content equal, the node's stamps aside.
-const SAMENESS: Sameness = Sameness {
-    usage: |a, b| usage::same_report(a, b, usage::clear_usage_stamp),
-    availability: |a, b| usage::same_report(a, b, usage::clear_availability_stamp),
-};
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -181,12 +175,9 @@ impl UsageApi {
     async fn store(&self, filed: Vec<Filed>) -> Result<(i32, i32), ServiceError> {
         let store = self.store.clone();
         let member = self.member.to_string();
-        let stored =
-            tokio::task::spawn_blocking(move || store.store_records(&member, filed, SAMENESS))
-                .await
-                .map_err(|e| {
-                    ServiceError::Unavailable(format!("storing the batch failed: {e}"))
-                })??;
+        let stored = tokio::task::spawn_blocking(move || store.store_records(&member, filed))
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("storing the batch failed: {e}")))??;
         if let Some(revision) = stored.revision {
             self.store.journal_durable(revision).await?;
         }
@@ -247,8 +238,8 @@ impl pb::usage_service_server::UsageService for UsageApi {
                 usage::check_availability(i, &record, now)?;
                 record.record_time = Some(time);
                 record.reported_by = reporter.clone();
-                let at = usage::observed_at(&record).max(0) as u64;
-                Ok(Filed::Availability(record, at))
+                let month = Month::of_day(usage::observed_at(&record).div_euclid(86_400)).key();
+                Ok(Filed::Availability(record, month))
             },
             |r| r.offer_id.clone(),
             |r| r.record_id.clone(),

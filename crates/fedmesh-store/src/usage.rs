@@ -1,16 +1,19 @@
-//! Usage and availability records, on the provider's node (written with the journal, a batch
-//! per transaction) and on the coordinator (applied from the provider's journal with the
-//! replication cursor).
+//! Usage and availability records, on the provider's node (each reported batch written with
+//! one journal entry, in one transaction) and on the coordinator (applied from the provider's
+//! journal with the replication cursor).
 //!
 //! Trees:
-//! - `usage`: `offer_id NUL yyyymm(BE u32) record_id` → `UsageRecord`, so that one month of
-//!   an offer is one range scan;
-//! - `availability`: `offer_id NUL observed-at(BE u64 seconds) record_id` →
-//!   `AvailabilityRecord`, in time order;
-//! - `record_ids`: `u|a offer_id NUL record_id` → the record's key above: the identity a
-//!   repeated report is recognized by.
+//! - `record_ids`: `u|a offer_id NUL record_id` → the record's content (node stamps cleared):
+//!   the identity a repeated report is recognized by, and what it is compared with;
+//! - `record_buckets`: `u|a offer_id NUL yyyymm(BE u32) id(BE u64)` → the records of one
+//!   batch filed under that month (a `UsageRecordBatch` or `AvailabilityRecordBatch`), so that
+//!   a month of an offer is one range scan. Usage is filed by the month of its period on the
+//!   offer's calendar, availability by the UTC month of its observation.
+//!
+//! One batch costs one journal entry and one bucket per month it touches, plus one id per
+//! record: ingestion speed is bounded by the id index, not by the journal.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use fedmesh_proto::pb;
 use prost::Message as _;
@@ -22,21 +25,29 @@ use crate::journal::JOURNAL_TREE;
 use crate::log::key;
 use crate::{Store, StoreError, decode};
 
-const USAGE_TREE: &str = "usage";
-const AVAILABILITY_TREE: &str = "availability";
 const RECORD_IDS_TREE: &str = "record_ids";
+const BUCKETS_TREE: &str = "record_buckets";
+const USAGE: u8 = b'u';
+const AVAILABILITY: u8 = b'a';
 
-/// A record to store, with where it is filed: the month (`yyyymm`) of a usage record, the
-/// observation instant (seconds) of an availability record.
+/// A record to store and the month (`yyyymm`) it is filed under: for usage, the month of its
+/// period's start on the offer's calendar; for availability, the UTC month of its observation.
 #[derive(Debug, Clone)]
 pub enum Filed {
     /// A usage record and its month.
     Usage(pb::UsageRecord, u32),
-    /// An availability record and its observation instant.
-    Availability(pb::AvailabilityRecord, u64),
+    /// An availability record and its month.
+    Availability(pb::AvailabilityRecord, u32),
 }
 
 impl Filed {
+    fn tag(&self) -> u8 {
+        match self {
+            Self::Usage(..) => USAGE,
+            Self::Availability(..) => AVAILABILITY,
+        }
+    }
+
     fn offer_id(&self) -> &str {
         match self {
             Self::Usage(r, _) => &r.offer_id,
@@ -51,91 +62,71 @@ impl Filed {
         }
     }
 
-    fn tree(&self) -> &'static str {
+    fn month(&self) -> u32 {
         match self {
-            Self::Usage(..) => USAGE_TREE,
-            Self::Availability(..) => AVAILABILITY_TREE,
+            Self::Usage(_, m) | Self::Availability(_, m) => *m,
         }
     }
 
     fn id_key(&self) -> Vec<u8> {
-        let tag = match self {
-            Self::Usage(..) => b'u',
-            Self::Availability(..) => b'a',
-        };
-        let mut k = vec![tag];
-        k.extend_from_slice(self.offer_id().as_bytes());
-        k.push(0);
+        let mut k = prefix(self.tag(), self.offer_id());
         k.extend_from_slice(self.record_id().as_bytes());
         k
     }
 
-    fn key(&self) -> Vec<u8> {
-        let mut k = self.offer_id().as_bytes().to_vec();
-        k.push(0);
+    /// What a repeated report must match: the record without the stamps the node adds.
+    fn content(&self) -> Vec<u8> {
         match self {
-            Self::Usage(_, month) => k.extend_from_slice(&month.to_be_bytes()),
-            Self::Availability(_, at) => k.extend_from_slice(&at.to_be_bytes()),
-        }
-        k.extend_from_slice(self.record_id().as_bytes());
-        k
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        match self {
-            Self::Usage(r, _) => r.encode_to_vec(),
-            Self::Availability(r, _) => r.encode_to_vec(),
-        }
-    }
-
-    /// Whether `stored` (the encoded record under the same id) has the same content.
-    fn same_as(&self, stored: &[u8], same: &Sameness) -> Result<bool, StoreError> {
-        Ok(match self {
-            Self::Usage(r, _) => {
-                (same.usage)(&decode(USAGE_TREE, r.record_id.as_bytes(), stored)?, r)
+            Self::Usage(r, _) => pb::UsageRecord {
+                record_time: None,
+                reported_by: String::new(),
+                ..r.clone()
             }
-            Self::Availability(r, _) => (same.availability)(
-                &decode(AVAILABILITY_TREE, r.record_id.as_bytes(), stored)?,
-                r,
-            ),
-        })
-    }
-
-    fn journal_entry(
-        &self,
-        member_id: &str,
-        revision: u64,
-        time: prost_types::Timestamp,
-    ) -> pb::JournalEntry {
-        let (kind, payload) = match self {
-            Self::Usage(r, _) => (
-                pb::EntityKind::UsageRecord,
-                pb::journal_entry::Payload::UsageRecord(r.clone()),
-            ),
-            Self::Availability(r, _) => (
-                pb::EntityKind::AvailabilityRecord,
-                pb::journal_entry::Payload::AvailabilityRecord(r.clone()),
-            ),
-        };
-        pb::JournalEntry {
-            revision,
-            record_time: Some(time),
-            member_id: member_id.to_owned(),
-            entity_kind: kind as i32,
-            entity_id: self.record_id().to_owned(),
-            deleted: false,
-            payload: Some(payload),
+            .encode_to_vec(),
+            Self::Availability(r, _) => pb::AvailabilityRecord {
+                record_time: None,
+                reported_by: String::new(),
+                ..r.clone()
+            }
+            .encode_to_vec(),
         }
     }
 }
 
-/// How a repeated report is compared with the stored one (content equal, node stamps aside).
-#[derive(Debug, Clone, Copy)]
-pub struct Sameness {
-    /// For usage records.
-    pub usage: fn(&pb::UsageRecord, &pb::UsageRecord) -> bool,
-    /// For availability records.
-    pub availability: fn(&pb::AvailabilityRecord, &pb::AvailabilityRecord) -> bool,
+fn prefix(tag: u8, offer_id: &str) -> Vec<u8> {
+    let mut k = vec![tag];
+    k.extend_from_slice(offer_id.as_bytes());
+    k.push(0);
+    k
+}
+
+fn bucket_key(tag: u8, offer_id: &str, month: u32, id: u64) -> Vec<u8> {
+    let mut k = prefix(tag, offer_id);
+    k.extend_from_slice(&month.to_be_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The records of `fresh` grouped into buckets (kind, offer, month), encoded.
+fn buckets(fresh: &[&Filed]) -> BTreeMap<(u8, String, u32), Vec<u8>> {
+    let mut usage: BTreeMap<(String, u32), pb::UsageRecordBatch> = BTreeMap::new();
+    let mut availability: BTreeMap<(String, u32), pb::AvailabilityRecordBatch> = BTreeMap::new();
+    for record in fresh {
+        let at = (record.offer_id().to_owned(), record.month());
+        match record {
+            Filed::Usage(r, _) => usage.entry(at).or_default().records.push(r.clone()),
+            Filed::Availability(r, _) => {
+                availability.entry(at).or_default().records.push(r.clone())
+            }
+        }
+    }
+    let usage = usage
+        .into_iter()
+        .map(|((offer, month), batch)| ((USAGE, offer, month), batch.encode_to_vec()));
+    let availability = availability
+        .into_iter()
+        .map(|((offer, month), batch)| ((AVAILABILITY, offer, month), batch.encode_to_vec()));
+    usage.chain(availability).collect()
 }
 
 /// What storing a batch did.
@@ -145,7 +136,7 @@ pub struct Stored {
     pub accepted: usize,
     /// Records stored before with the same content, not stored again.
     pub duplicates: usize,
-    /// The journal revision of the last new record; call [`Store::journal_durable`] with it
+    /// The journal revision of the batch's entry; call [`Store::journal_durable`] with it
     /// before acknowledging.
     pub revision: Option<u64>,
 }
@@ -173,13 +164,46 @@ impl From<sled::Error> for RecordError {
     }
 }
 
-/// One new record, encoded for the transaction.
-struct Encoded {
-    id_key: Vec<u8>,
-    key: Vec<u8>,
-    tree: &'static str,
-    value: Vec<u8>,
-    entry: Vec<u8>,
+/// The new records of a batch, with their id index entries, and how many were duplicates.
+struct Sorted<'a> {
+    fresh: Vec<&'a Filed>,
+    index: Vec<(Vec<u8>, Vec<u8>)>,
+    duplicates: usize,
+}
+
+/// The records of a batch not stored before; `Err` on a conflict. Duplicates are counted.
+fn new_records<'a>(records: &'a [Filed], ids: &sled::Tree) -> Result<Sorted<'a>, RecordError> {
+    let mut fresh = Vec::new();
+    let mut index = Vec::new();
+    let mut seen: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut duplicates = 0;
+    for record in records {
+        let id_key = record.id_key();
+        let content = record.content();
+        let stored = match seen.get(&id_key) {
+            Some(earlier) => Some(earlier.clone()),
+            None => ids.get(&id_key)?.map(|v| v.to_vec()),
+        };
+        match stored {
+            Some(stored) if stored == content => duplicates += 1,
+            Some(_) => {
+                return Err(RecordError::Conflict {
+                    offer_id: record.offer_id().to_owned(),
+                    record_id: record.record_id().to_owned(),
+                });
+            }
+            None => {
+                seen.insert(id_key.clone(), content.clone());
+                index.push((id_key, content));
+                fresh.push(record);
+            }
+        }
+    }
+    Ok(Sorted {
+        fresh,
+        index,
+        duplicates,
+    })
 }
 
 fn now() -> prost_types::Timestamp {
@@ -187,121 +211,122 @@ fn now() -> prost_types::Timestamp {
 }
 
 impl Store {
-    /// Stores a batch of records reported to `member_id`'s node, each new one with its journal
-    /// entry, all in one transaction. Records already stored with the same content are counted
-    /// as duplicates; one with other content fails the whole batch.
+    /// Stores a batch of records reported to `member_id`'s node: the new ones with one journal
+    /// entry per kind, all in one transaction. Records already stored with the same content
+    /// are counted as duplicates; one with other content fails the whole batch.
     pub fn store_records(
         &self,
         member_id: &str,
         records: Vec<Filed>,
-        same: Sameness,
     ) -> Result<Stored, RecordError> {
-        let usage = self.tree(USAGE_TREE)?;
-        let availability = self.tree(AVAILABILITY_TREE)?;
         let ids = self.tree(RECORD_IDS_TREE)?;
+        let bucket_tree = self.tree(BUCKETS_TREE)?;
         let journal = self.tree(JOURNAL_TREE)?;
         self.journal.append(|first| {
-            let mut fresh: Vec<(Vec<u8>, Vec<u8>, &Filed)> = Vec::new();
-            let mut in_batch: HashMap<Vec<u8>, &Filed> = HashMap::new();
-            let mut duplicates = 0;
-            for record in &records {
-                let id_key = record.id_key();
-                let conflict = || RecordError::Conflict {
-                    offer_id: record.offer_id().to_owned(),
-                    record_id: record.record_id().to_owned(),
-                };
-                if let Some(earlier) = in_batch.get(&id_key) {
-                    if !record.same_as(&earlier.encode(), &same)? {
-                        return Err(conflict());
-                    }
-                    duplicates += 1;
-                    continue;
-                }
-                if let Some(stored_key) = ids.get(&id_key)? {
-                    let tree = if record.tree() == USAGE_TREE {
-                        &usage
-                    } else {
-                        &availability
-                    };
-                    let stored = tree.get(&stored_key)?.ok_or_else(|| {
-                        StoreError::Sled(sled::Error::ReportableBug(format!(
-                            "record index points to a missing record: {}",
-                            String::from_utf8_lossy(&stored_key)
-                        )))
-                    })?;
-                    if !record.same_as(&stored, &same)? {
-                        return Err(conflict());
-                    }
-                    duplicates += 1;
-                    continue;
-                }
-                in_batch.insert(id_key.clone(), record);
-                fresh.push((id_key, record.key(), record));
-            }
+            let Sorted {
+                fresh,
+                index,
+                duplicates,
+            } = new_records(&records, &ids)?;
             if fresh.is_empty() {
-                return Ok((
-                    Stored {
-                        accepted: 0,
-                        duplicates,
-                        revision: None,
-                    },
-                    None,
-                ));
+                let stored = Stored {
+                    accepted: 0,
+                    duplicates,
+                    revision: None,
+                };
+                return Ok((stored, None));
             }
             let time = now();
-            let encoded: Vec<Encoded> = fresh
+            let mut entries = Vec::new();
+            let usage: Vec<pb::UsageRecord> = fresh
                 .iter()
-                .enumerate()
-                .map(|(i, (id_key, k, record))| {
-                    let entry = record.journal_entry(member_id, first + i as u64, time);
-                    Encoded {
-                        id_key: id_key.clone(),
-                        key: k.clone(),
-                        tree: record.tree(),
-                        value: record.encode(),
-                        entry: entry.encode_to_vec(),
-                    }
+                .filter_map(|r| match r {
+                    Filed::Usage(r, _) => Some(r.clone()),
+                    Filed::Availability(..) => None,
                 })
                 .collect();
-            let last = first + encoded.len() as u64 - 1;
-            let result: Result<(), TransactionError<()>> = (&usage, &availability, &ids, &journal)
-                .transaction(|(usage, availability, ids, journal)| {
-                    for (i, e) in encoded.iter().enumerate() {
-                        let (id_key, k, value, entry) = (&e.id_key, &e.key, &e.value, &e.entry);
-                        let tree = if e.tree == USAGE_TREE {
-                            usage
-                        } else {
-                            availability
-                        };
-                        tree.insert(k.as_slice(), value.as_slice())?;
-                        ids.insert(id_key.as_slice(), k.as_slice())?;
-                        journal.insert(&key(first + i as u64), entry.as_slice())?;
+            let availability: Vec<pb::AvailabilityRecord> = fresh
+                .iter()
+                .filter_map(|r| match r {
+                    Filed::Availability(r, _) => Some(r.clone()),
+                    Filed::Usage(..) => None,
+                })
+                .collect();
+            let mut entry = |kind: pb::EntityKind, id: String, payload| {
+                let revision = first + entries.len() as u64;
+                let e = pb::JournalEntry {
+                    revision,
+                    record_time: Some(time),
+                    member_id: member_id.to_owned(),
+                    entity_kind: kind as i32,
+                    entity_id: id,
+                    deleted: false,
+                    payload: Some(payload),
+                };
+                entries.push((key(revision), e.encode_to_vec()));
+            };
+            if let Some(head) = usage.first() {
+                let id = head.record_id.clone();
+                entry(
+                    pb::EntityKind::UsageRecord,
+                    id,
+                    pb::journal_entry::Payload::UsageRecords(pb::UsageRecordBatch {
+                        records: usage,
+                    }),
+                );
+            }
+            if let Some(head) = availability.first() {
+                let id = head.record_id.clone();
+                entry(
+                    pb::EntityKind::AvailabilityRecord,
+                    id,
+                    pb::journal_entry::Payload::AvailabilityRecords(pb::AvailabilityRecordBatch {
+                        records: availability,
+                    }),
+                );
+            }
+            let mut filed = Vec::new();
+            for ((tag, offer, month), value) in buckets(&fresh) {
+                filed.push((
+                    bucket_key(tag, &offer, month, self.db.generate_id()?),
+                    value,
+                ));
+            }
+            let last = first + entries.len() as u64 - 1;
+            let result: Result<(), TransactionError<()>> = (&ids, &bucket_tree, &journal)
+                .transaction(|(ids, bucket_tree, journal)| {
+                    for (k, v) in &index {
+                        ids.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &filed {
+                        bucket_tree.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &entries {
+                        journal.insert(k, v.as_slice())?;
                     }
                     Ok::<_, ConflictableTransactionError<()>>(())
                 });
             result.map_err(StoreError::from_transaction)?;
-            Ok((
-                Stored {
-                    accepted: encoded.len(),
-                    duplicates,
-                    revision: Some(last),
-                },
-                Some(last),
-            ))
+            let stored = Stored {
+                accepted: fresh.len(),
+                duplicates,
+                revision: Some(last),
+            };
+            Ok((stored, Some(last)))
         })
     }
 
-    /// Applies a record replicated from `source`'s journal at `position` (on the coordinator):
-    /// stored unless its id is known, with the cursor moved in the same transaction. A
-    /// position at or below the cursor is a duplicate.
-    pub fn apply_record(
+    /// Applies records replicated from `source`'s journal entry at `position` (on the
+    /// coordinator): those whose id is not known yet are stored, with the cursor moved in the
+    /// same transaction. A position at or below the cursor is a duplicate.
+    pub fn apply_records(
         &self,
         source: &str,
         position: &Cursor,
-        record: &Filed,
+        records: Vec<Filed>,
     ) -> Result<Applied, StoreError> {
-        let tree = self.tree(record.tree())?;
         let ids = self.tree(RECORD_IDS_TREE)?;
+        let bucket_tree = self.tree(BUCKETS_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;
         // Serialized with the catalogue's writes, which move the same cursors.
         self.catalogue_log.append(|_| {
@@ -311,14 +336,33 @@ impl Store {
             {
                 return Ok((Applied::Duplicate, None));
             }
-            let id_key = record.id_key();
-            let known = ids.get(&id_key)?.is_some();
-            let (k, value, cursor) = (record.key(), record.encode(), position.encode_to_vec());
-            let result: Result<(), TransactionError<()>> =
-                (&tree, &ids, &cursors).transaction(|(tree, ids, cursors)| {
-                    if !known {
-                        tree.insert(k.as_slice(), value.as_slice())?;
-                        ids.insert(id_key.as_slice(), k.as_slice())?;
+            // A node re-journaling a record it already sent is not counted twice; a conflict
+            // cannot come from a provider that checks, and keeps what arrived first.
+            let mut index = Vec::new();
+            let mut fresh = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for record in &records {
+                let id_key = record.id_key();
+                if seen.insert(id_key.clone()) && ids.get(&id_key)?.is_none() {
+                    index.push((id_key, record.content()));
+                    fresh.push(record);
+                }
+            }
+            let mut filed = Vec::new();
+            for ((tag, offer, month), value) in buckets(&fresh) {
+                filed.push((
+                    bucket_key(tag, &offer, month, self.db.generate_id()?),
+                    value,
+                ));
+            }
+            let cursor = position.encode_to_vec();
+            let result: Result<(), TransactionError<()>> = (&ids, &bucket_tree, &cursors)
+                .transaction(|(ids, bucket_tree, cursors)| {
+                    for (k, v) in &index {
+                        ids.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &filed {
+                        bucket_tree.insert(k.as_slice(), v.as_slice())?;
                     }
                     cursors.insert(source.as_bytes(), cursor.as_slice())?;
                     Ok::<_, ConflictableTransactionError<()>>(())
@@ -328,6 +372,25 @@ impl Store {
         })
     }
 
+    fn bucket_range<M: prost::Message + Default>(
+        &self,
+        tag: u8,
+        offer_id: &str,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<M>, StoreError> {
+        let start = bucket_key(tag, offer_id, from, 0);
+        let mut end = prefix(tag, offer_id);
+        end.extend_from_slice(&to.saturating_add(1).to_be_bytes());
+        self.tree(BUCKETS_TREE)?
+            .range(start..end)
+            .map(|item| {
+                let (k, raw) = item?;
+                decode(BUCKETS_TREE, &k, &raw)
+            })
+            .collect()
+    }
+
     /// The usage records of `offer_id` filed under months `from..=to` (`yyyymm`).
     pub fn usage_records(
         &self,
@@ -335,52 +398,31 @@ impl Store {
         from: u32,
         to: u32,
     ) -> Result<Vec<pb::UsageRecord>, StoreError> {
-        let bound = |month: u32| {
-            let mut k = offer_id.as_bytes().to_vec();
-            k.push(0);
-            k.extend_from_slice(&month.to_be_bytes());
-            k
-        };
-        self.tree(USAGE_TREE)?
-            .range(bound(from)..bound(to.saturating_add(1)))
-            .map(|item| {
-                let (k, raw) = item?;
-                decode(USAGE_TREE, &k, &raw)
-            })
-            .collect()
+        Ok(self
+            .bucket_range::<pb::UsageRecordBatch>(USAGE, offer_id, from, to)?
+            .into_iter()
+            .flat_map(|b| b.records)
+            .collect())
     }
 
-    /// The availability records of `offer_id` observed in `[from, to)` (seconds).
+    /// The availability records of `offer_id` observed in UTC months `from..=to` (`yyyymm`).
     pub fn availability_records(
         &self,
         offer_id: &str,
-        from: u64,
-        to: u64,
+        from: u32,
+        to: u32,
     ) -> Result<Vec<pb::AvailabilityRecord>, StoreError> {
-        let bound = |at: u64| {
-            let mut k = offer_id.as_bytes().to_vec();
-            k.push(0);
-            k.extend_from_slice(&at.to_be_bytes());
-            k
-        };
-        self.tree(AVAILABILITY_TREE)?
-            .range(bound(from)..bound(to))
-            .map(|item| {
-                let (k, raw) = item?;
-                decode(AVAILABILITY_TREE, &k, &raw)
-            })
-            .collect()
+        Ok(self
+            .bucket_range::<pb::AvailabilityRecordBatch>(AVAILABILITY, offer_id, from, to)?
+            .into_iter()
+            .flat_map(|b| b.records)
+            .collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SAME: Sameness = Sameness {
-        usage: |a, b| a.value == b.value && a.metric == b.metric,
-        availability: |a, b| a.observation == b.observation,
-    };
 
     fn usage(id: &str, value: f64) -> Filed {
         Filed::Usage(
@@ -403,7 +445,6 @@ mod tests {
             .store_records(
                 "unistra",
                 vec![usage("a", 1.0), usage("b", 2.0), usage("a", 1.0)],
-                SAME,
             )
             .unwrap();
         assert_eq!(
@@ -411,18 +452,18 @@ mod tests {
             Stored {
                 accepted: 2,
                 duplicates: 1,
-                revision: Some(2)
+                revision: Some(1)
             }
         );
-        store.journal_durable(2).await.unwrap();
+        store.journal_durable(1).await.unwrap();
         let again = store
-            .store_records("unistra", vec![usage("b", 2.0), usage("c", 3.0)], SAME)
+            .store_records("unistra", vec![usage("b", 2.0), usage("c", 3.0)])
             .unwrap();
         assert_eq!(
             (again.accepted, again.duplicates, again.revision),
-            (1, 1, Some(3))
+            (1, 1, Some(2))
         );
-        let conflict = store.store_records("unistra", vec![usage("d", 4.0), usage("a", 9.0)], SAME);
+        let conflict = store.store_records("unistra", vec![usage("d", 4.0), usage("a", 9.0)]);
         assert!(
             matches!(&conflict, Err(RecordError::Conflict { record_id, .. }) if record_id == "a"),
             "{conflict:?}"
@@ -442,10 +483,24 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        store.journal_durable(3).await.unwrap();
+        store.journal_durable(2).await.unwrap();
+        // One journal entry per stored batch, holding its new records.
         let entries = store.journal_entries(0, 10).unwrap();
-        assert_eq!(entries.len(), 3);
-        assert_eq!(entries[2].entity_id, "c");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].entity_id, "c");
+        assert!(matches!(
+            &entries[0].payload,
+            Some(pb::journal_entry::Payload::UsageRecords(b)) if b.records.len() == 2
+        ));
+        // Stamps set by the node are not content: a repeat with other stamps is a duplicate.
+        let Filed::Usage(mut stamped, month) = usage("b", 2.0) else {
+            unreachable!()
+        };
+        stamped.reported_by = "spiffe://f/member/unistra/agent/other".into();
+        let repeat = store
+            .store_records("unistra", vec![Filed::Usage(stamped, month)])
+            .unwrap();
+        assert_eq!(repeat.duplicates, 1);
     }
 
     #[test]
@@ -457,26 +512,26 @@ mod tests {
             revision,
         };
         store
-            .apply_record("unistra", &at(1), &usage("a", 1.0))
+            .apply_records("unistra", &at(1), vec![usage("a", 1.0), usage("b", 1.0)])
             .unwrap();
         assert_eq!(
             store
-                .apply_record("unistra", &at(1), &usage("a", 1.0))
+                .apply_records("unistra", &at(1), vec![usage("a", 1.0)])
                 .unwrap(),
             Applied::Duplicate
         );
         // The same record id at a later position (a node that re-journaled it) is not
         // stored twice either.
         store
-            .apply_record("unistra", &at(2), &usage("a", 1.0))
+            .apply_records("unistra", &at(2), vec![usage("a", 1.0), usage("c", 1.0)])
             .unwrap();
-        assert_eq!(
-            store
-                .usage_records("unistra.pod", 0, u32::MAX - 1)
-                .unwrap()
-                .len(),
-            1
-        );
+        let ids: Vec<String> = store
+            .usage_records("unistra.pod", 0, u32::MAX - 1)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.record_id)
+            .collect();
+        assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(store.cursor("unistra").unwrap().unwrap().revision, 2);
     }
 }

@@ -390,22 +390,6 @@ fn reported_records_are_checked_and_completed() {
 }
 
 #[test]
-fn duplicates_compare_content_not_stamps() {
-    let a = usage("a", "requests", 1.0, 0, 60);
-    let stamped = pb::UsageRecord {
-        record_time: Some(ts(99)),
-        reported_by: "spiffe://f/member/unistra/agent/x".into(),
-        ..a.clone()
-    };
-    assert!(same_report(&stamped, &a, clear_usage_stamp));
-    let changed = pb::UsageRecord {
-        value: 2.0,
-        ..a.clone()
-    };
-    assert!(!same_report(&stamped, &changed, clear_usage_stamp));
-}
-
-#[test]
 fn months_parse_and_step() {
     let m: Month = "2026-12".parse().unwrap();
     assert_eq!(m.next(), Month::new(2027, 1).unwrap());
