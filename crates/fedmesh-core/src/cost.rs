@@ -199,8 +199,9 @@ pub fn statement(
         lines.push(pb::CostLine {
             kind: pb::CostLineKind::TenantFee as i32,
             description: format!(
-                "tenant fee: {} days served between {} and {} ({} of a year)",
+                "tenant fee: {} {} served between {} and {} ({} of a year)",
                 billed.len(),
+                if billed.len() == 1 { "day" } else { "days" },
                 date_text(period.first),
                 date_text(period.last),
                 fractions.join(" + ")

@@ -213,6 +213,111 @@ fn member_ids(count: usize) -> Vec<MemberId> {
 
 /// Issues a certificate unless one is already there (a demo restarted on the same directory
 /// keeps its certificates, so printed commands stay valid).
+/// Midnight UTC of the first day of the month before the one `now` is in.
+fn previous_month_start(now: i64) -> i64 {
+    use fedmesh_core::usage::Month;
+    Month::of_day(now.div_euclid(86_400)).previous().first_day() * 86_400
+}
+
+/// Daily usage of each tenant from the start of the previous month to yesterday: a school-year
+/// shape (fewer users at weekends), storage growing, requests following users.
+fn demo_usage(
+    tenants: &[fedmesh_proto::pb::Subscription],
+    now: i64,
+) -> Vec<fedmesh_proto::pb::UsageRecord> {
+    use fedmesh_proto::pb;
+    let mut records = Vec::new();
+    let first = previous_month_start(now) / 86_400;
+    let today = now.div_euclid(86_400);
+    for (t, tenant) in tenants.iter().enumerate() {
+        let base = 900.0 + 450.0 * t as f64;
+        for day in first..today {
+            let (y, m, d) = fedmesh_core::calendar::civil_from_days(day);
+            let weekend = fedmesh_core::calendar::weekday(day) >= 5;
+            let wobble = ((day * 7919 + t as i64 * 104_729) % 97) as f64 / 97.0;
+            let users = (base * if weekend { 0.25 } else { 0.85 + 0.15 * wobble }).round();
+            let values = [
+                ("active_users", users),
+                ("requests", (users * (38.0 + 10.0 * wobble)).round()),
+                (
+                    "storage_bytes",
+                    (2.0e11 + 4.0e8 * (day - first) as f64) * (1.0 + t as f64),
+                ),
+                (
+                    "documents",
+                    (users * 3.0 + (day - first) as f64 * 11.0).round(),
+                ),
+            ];
+            for (metric, value) in values {
+                records.push(pb::UsageRecord {
+                    record_id: format!("demo-{}-{y}-{m:02}-{d:02}-{metric}", tenant.tenant_id),
+                    offer_id: tenant.offer_id.clone(),
+                    subscription_id: tenant.subscription_id.clone(),
+                    tenant_id: tenant.tenant_id.clone(),
+                    metric: metric.to_owned(),
+                    value,
+                    period: Some(pb::Period {
+                        start_time: Some(prost_types::Timestamp {
+                            seconds: day * 86_400,
+                            nanos: 0,
+                        }),
+                        end_time: Some(prost_types::Timestamp {
+                            seconds: (day + 1) * 86_400,
+                            nanos: 0,
+                        }),
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    records
+}
+
+/// Two outages of the previous month: one across 18:00 Paris time on its 7th (15:30–18:00
+/// UTC) and a planned maintenance on its 15th.
+fn demo_outages(now: i64) -> Vec<fedmesh_proto::pb::AvailabilityRecord> {
+    use fedmesh_proto::pb;
+    let start = previous_month_start(now);
+    let outage = |id: &str, from: i64, to: i64, planned: bool, what: &str| pb::AvailabilityRecord {
+        record_id: format!("demo-{id}-{start}"),
+        offer_id: "rennes2.collab".into(),
+        observation: Some(pb::availability_record::Observation::Outage(pb::Outage {
+            period: Some(pb::Period {
+                start_time: Some(prost_types::Timestamp {
+                    seconds: from,
+                    nanos: 0,
+                }),
+                end_time: Some(prost_types::Timestamp {
+                    seconds: to,
+                    nanos: 0,
+                }),
+            }),
+            description: what.to_owned(),
+            incident_id: String::new(),
+        })),
+        planned_maintenance: planned,
+        ..Default::default()
+    };
+    let day = |n: i64, hour: f64| start + (n - 1) * 86_400 + (hour * 3600.0) as i64;
+    vec![
+        outage(
+            "storage",
+            day(7, 15.5),
+            day(7, 18.0),
+            false,
+            "storage controller failover",
+        ),
+        outage(
+            "upgrade",
+            day(15, 6.0),
+            day(15, 7.0),
+            true,
+            "version upgrade",
+        ),
+    ]
+}
+
 fn ensure_cert(pki: &Pki, identity: &Identity) -> Result<Issued> {
     let stem = file_stem(identity);
     let cert_path = pki.dir().join(format!("{stem}.pem"));
@@ -435,6 +540,107 @@ impl RunningFederation {
             }
         }
         Ok(published)
+    }
+
+    /// Gives the demo something to measure: every other member becomes a tenant of rennes2's
+    /// collaboration offer (through its own node), and rennes2's metering agent (`meter`)
+    /// reports daily usage since the start of the previous month and two outages. Record ids
+    /// are derived from the dates, so a demo restarted on its directory only adds new days.
+    /// Returns the number of records stored now.
+    pub async fn seed_example_usage(&self) -> Result<usize> {
+        use fedmesh_proto::pb;
+        const OFFER: &str = "rennes2.collab";
+        let Some(provider) = self
+            .manifest
+            .members
+            .iter()
+            .find(|m| m.member_id.as_deref() == Some("rennes2"))
+        else {
+            return Ok(0);
+        };
+        let connect = |endpoint: &str, cert: &Path, key: &Path| {
+            let files = fedmesh_tls::TlsFiles {
+                ca: self.manifest.ca.clone(),
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+                crl: None,
+            };
+            fedmesh_grpc::connect(endpoint, &files, fedmesh_grpc::ClientOptions::default())
+        };
+        let terms = crate::offer_file::parse_offer_file(EXAMPLE_OFFERS[1].1)?.terms_version;
+        let mut tenants = Vec::new();
+        for member in &self.manifest.members {
+            let Some(id) = member.member_id.as_deref().filter(|m| *m != "rennes2") else {
+                continue;
+            };
+            let channel = connect(&member.endpoint, &member.admin_cert, &member.admin_key)?;
+            let mut own_node =
+                pb::subscription_service_client::SubscriptionServiceClient::new(channel);
+            let request = pb::RequestSubscriptionRequest {
+                request_id: format!("demo-{id}-collab"),
+                offer_id: OFFER.into(),
+                user_count: 2000,
+                contact_email: format!("dsi@{id}.example"),
+                accepted_terms_version: terms.clone(),
+                ..Default::default()
+            };
+            // The provider's node may not be in the registry yet: the request is then queued,
+            // and asked again until the tenancy is there.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let answer = own_node
+                    .request_subscription(request.clone())
+                    .await?
+                    .into_inner();
+                if let Some(s) = answer.subscription.filter(|_| !answer.queued) {
+                    tenants.push(s);
+                    break;
+                }
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "{id}'s tenancy on {OFFER} was not delivered"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+        let agent = ensure_cert(
+            &self.pki,
+            &Identity {
+                federation: self.pki.federation().clone(),
+                principal: Principal::Agent {
+                    member: "rennes2".parse()?,
+                    name: "meter".to_owned(),
+                },
+            },
+        )?;
+        let mut client = pb::usage_service_client::UsageServiceClient::new(connect(
+            &provider.endpoint,
+            &agent.cert_path,
+            &agent.key_path,
+        )?);
+        let records = demo_usage(&tenants, fedmesh_grpc::figures::now());
+        let mut stored = 0;
+        for batch in records.chunks(fedmesh_core::usage::MAX_BATCH) {
+            let answer = client
+                .report_usage(pb::ReportUsageRequest {
+                    records: batch.to_vec(),
+                })
+                .await?
+                .into_inner();
+            anyhow::ensure!(
+                answer.rejections.is_empty(),
+                "demo usage refused: {:?}",
+                answer.rejections
+            );
+            stored += answer.accepted_count as usize;
+        }
+        let answer = client
+            .report_availability(pb::ReportAvailabilityRequest {
+                records: demo_outages(fedmesh_grpc::figures::now()),
+            })
+            .await?
+            .into_inner();
+        Ok(stored + answer.accepted_count as usize)
     }
 
     /// Stops member `index` (graceful: drains, flushes) and waits until it has stopped.

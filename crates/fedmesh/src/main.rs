@@ -456,10 +456,12 @@ async fn demo(args: DemoArgs) -> Result<()> {
     spec.base_port = args.base_port;
     let federation = RunningFederation::start(spec).await?;
     let seeded = federation.seed_example_offers().await?;
+    let records = federation.seed_example_usage().await?;
     print_demo(
         &federation.manifest,
         &args.dir.join("federation.json"),
         &seeded,
+        records,
     );
     tokio::select! {
         _ = signals.interrupt.recv() => {}
@@ -475,7 +477,7 @@ fn host_port(endpoint: &str) -> &str {
     endpoint.trim_start_matches("https://")
 }
 
-fn print_demo(manifest: &Manifest, manifest_path: &Path, seeded: &[String]) {
+fn print_demo(manifest: &Manifest, manifest_path: &Path, seeded: &[String], records: usize) {
     let coordinator = &manifest.coordinator;
     println!(
         "fedmesh demo federation `{}` is running",
@@ -492,6 +494,9 @@ fn print_demo(manifest: &Manifest, manifest_path: &Path, seeded: &[String]) {
     println!("  manifest      {}", manifest_path.display());
     if !seeded.is_empty() {
         println!("  offers        {} published now", seeded.join(", "));
+    }
+    if records > 0 {
+        println!("  usage         {records} example records reported on rennes2.collab");
     }
     let Some(first) = manifest.members.first() else {
         return;
@@ -533,5 +538,27 @@ fn print_demo(manifest: &Manifest, manifest_path: &Path, seeded: &[String]) {
     println!("  fedmesh catalogue search vidéo --json");
     println!("  fedmesh offer list");
     println!("  fedmesh catalogue watch");
+    println!("  fedmesh usage show --offer rennes2.collab");
+    println!("  fedmesh statement --member unistra --period 2026");
+    let agent_cert = manifest.ca.with_file_name("rennes2-agent-meter.pem");
+    let rennes2 = manifest
+        .members
+        .iter()
+        .find(|m| m.member_id.as_deref() == Some("rennes2"));
+    if let Some(rennes2) = rennes2.filter(|_| agent_cert.exists()) {
+        println!("\nAs rennes2's metering agent (usage reports, docs/usage.md):");
+        println!(
+            "  export FEDMESH_ENDPOINT={} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
+            rennes2.endpoint,
+            rennes2.ca.display(),
+            agent_cert.display(),
+            agent_cert.with_extension("key").display()
+        );
+        println!("  fedmesh usage report --file examples/usage/usage.csv");
+    }
+    println!(
+        "\nOn the coordinator ({}): fedmesh metrics summary, fedmesh metrics sla --period <yyyy-mm>",
+        coordinator.endpoint
+    );
     println!("\nPress Ctrl-C to stop.");
 }

@@ -374,13 +374,20 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
     .args(["offer", "publish", "--file", example, "--etag", &etag])));
     assert!(out.starts_with("updated unistra.otp"), "{out}");
 
-    // Subscribing to rennes2's collaboration platform (automatic approval within capacity),
-    // through unistra's own node.
-    let terms = found["offers"][0]["offer"]["terms_version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let out = assert_ok(&run(as_unistra_admin(
+    // The demo made unistra a tenant of rennes2's collaboration platform (automatic approval
+    // within capacity), through unistra's own node.
+    let listed = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["subscription", "list", "--json"])));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["subscriptions"][0]["offer_id"], "rennes2.collab");
+    assert_eq!(
+        listed["subscriptions"][0]["state"],
+        "SUBSCRIPTION_STATE_ACTIVE"
+    );
+    // A second tenancy on the same offer is refused.
+    let err = assert_fails(&run(as_unistra_admin(
         unistra["endpoint"].as_str().unwrap(),
     )
     .args([
@@ -393,24 +400,106 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
         "--contact",
         "dsi@unistra.example",
         "--accept-terms",
-        &terms,
-        "--request-id",
-        "cli-1",
+        found["offers"][0]["offer"]["terms_version"]
+            .as_str()
+            .unwrap(),
     ])));
-    assert!(out.starts_with("requested: rennes2.s"), "{out}");
-    assert!(
-        out.contains(" active "),
-        "approved by the offer's policy: {out}"
+    assert!(err.contains("FailedPrecondition"), "{err}");
+
+    // rennes2's metering agent sends the example usage file: stored once, even sent twice.
+    let pki = dir.path().join("pki");
+    let as_agent = || {
+        let mut command = fedmesh();
+        command
+            .env("FEDMESH_ENDPOINT", members[1]["endpoint"].as_str().unwrap())
+            .env("FEDMESH_CA", pki.join("ca.pem"))
+            .env("FEDMESH_CERT", pki.join("rennes2-agent-meter.pem"))
+            .env("FEDMESH_KEY", pki.join("rennes2-agent-meter.key"));
+        command
+    };
+    let usage_file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/usage/usage.csv"
     );
-    let listed = assert_ok(&run(as_unistra_admin(
+    let out = assert_ok(&run(
+        as_agent().args(["usage", "report", "--file", usage_file])
+    ));
+    assert!(
+        out.contains("5 records: 5 stored, 0 already stored, 0 refused"),
+        "{out}"
+    );
+    let out = assert_ok(&run(
+        as_agent().args(["usage", "report", "--file", usage_file])
+    ));
+    assert!(
+        out.contains("5 records: 0 stored, 5 already stored"),
+        "{out}"
+    );
+    let availability_file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/usage/availability.csv"
+    );
+    let out = assert_ok(&run(as_agent().args([
+        "availability",
+        "report",
+        "--file",
+        availability_file,
+    ])));
+    assert!(out.contains("5 records: 5 stored"), "{out}");
+    // rouen is no member of this demo: its records are refused and named by line.
+    let jsonl = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/usage/usage.jsonl"
+    );
+    let err = assert_fails(&run(as_agent().args(["usage", "report", "--file", jsonl])));
+    assert!(
+        err.contains("line 1: record meter-2026-09-rouen-users refused: records[0].tenant_id"),
+        "{err}"
+    );
+
+    // unistra's admin reads its figures through its own node.
+    let shown = assert_ok(&run(as_unistra_admin(
         unistra["endpoint"].as_str().unwrap(),
     )
-    .args(["subscription", "list", "--json"])));
-    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    .args([
+        "usage",
+        "show",
+        "--offer",
+        "rennes2.collab",
+        "--period",
+        "2026-09",
+        "--json",
+    ])));
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let groups = shown["usage"]["aggregates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["metric"] == "groups")
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert_eq!(groups["sum_value"], 412.0);
+    // 17:40–18:25 on Thursday 24 September: 20 minutes in the window; the failed probes of
+    // Tuesday 22 September from 09:00 to 09:10: 10 more.
     assert_eq!(
-        listed["subscriptions"][0]["state"],
-        "SUBSCRIPTION_STATE_ACTIVE"
+        shown["availability"]["availability"]["in_window_downtime"],
+        "1800s"
     );
+    let csv = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args([
+        "statement",
+        "--member",
+        "unistra",
+        "--period",
+        "2026-01-01..2028-12-31",
+        "--format",
+        "csv",
+    ])));
+    assert!(csv.starts_with("subscription_id,offer_id,"), "{csv}");
+    assert!(csv.contains(",setup_fee,"), "{csv}");
+    assert!(csv.contains(",1500.000000,1500.000000,EUR"), "{csv}");
+
     let err = assert_fails(&run(as_unistra_admin(
         unistra["endpoint"].as_str().unwrap(),
     )
