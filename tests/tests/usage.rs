@@ -540,3 +540,52 @@ async fn capacity_and_cost_statements() {
     assert_eq!(statement.total.unwrap().amount_micros, total);
     assert_eq!(statement.subscriber_member_id, "rennes2");
 }
+
+#[tokio::test]
+async fn journal_pages_stay_under_a_mebibyte() {
+    use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
+    let (fed, ids) = federation_with_tenants(&[RENNES2]).await;
+    let mut agent = agent(&fed);
+    for b in 0..8 {
+        let records = (0..1000)
+            .map(|i| {
+                record(
+                    &format!("batch-{b}-record-{i:04}-{}", "x".repeat(60)),
+                    &ids[0],
+                    "requests",
+                    1.0,
+                    OCT_5 + i64::from(i) * 60,
+                )
+            })
+            .collect();
+        let answer = agent
+            .report_usage(pb::ReportUsageRequest { records })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.accepted_count, 1000);
+    }
+    let mut journal = JournalServiceClient::new(fed.as_admin(fed.member(UNISTRA)));
+    let mut request = pb::ListEntriesRequest {
+        page_size: 100,
+        entity_kinds: vec![pb::EntityKind::UsageRecord as i32],
+        ..Default::default()
+    };
+    let mut pages = Vec::new();
+    loop {
+        let page = journal
+            .list_entries(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        let bytes: usize = page.entries.iter().map(prost::Message::encoded_len).sum();
+        assert!(bytes <= 1024 * 1024, "a page of {bytes} bytes");
+        pages.push(page.entries.len());
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    assert!(pages.len() > 1, "{pages:?}");
+    assert_eq!(pages.iter().sum::<usize>(), 8, "{pages:?}");
+}

@@ -14,6 +14,8 @@ use fedmesh_store::Store;
 use tonic::{Request, Response, Status};
 
 /// Entries read per batch.
+/// The most bytes of entries one `ListEntries` page carries (at least one entry is sent).
+const PAGE_BYTES: usize = 1024 * 1024;
 const BATCH: usize = 256;
 
 /// The service.
@@ -163,26 +165,35 @@ impl pb::journal_service_server::JournalService for JournalApi {
         };
         let (_, last_revision) = self.store.journal_bounds().map_err(ServiceError::from)?;
         let mut entries = Vec::new();
-        // Scan until the page is full or the journal ends; hidden entries are skipped.
-        while entries.len() < size && cursor < last_revision {
+        let mut bytes = 0;
+        let mut full = false;
+        // Scan until the page is full (in entries or in bytes: an entry may hold a batch of
+        // 1,000 usage records) or the journal ends; hidden entries are skipped.
+        while !full && cursor < last_revision {
             let batch = self
                 .store
                 .journal_entries(cursor, BATCH)
                 .map_err(ServiceError::from)?;
-            let Some(last) = batch.last().map(|e| e.revision) else {
+            if batch.is_empty() {
                 break;
-            };
+            }
             for entry in batch {
                 if entries.len() == size {
+                    full = true;
                     break;
                 }
-                cursor = entry.revision;
+                let revision = entry.revision;
                 if filter.keeps(&entry) {
-                    entries.push(filter.shape(entry));
+                    let shaped = filter.shape(entry);
+                    let len = prost::Message::encoded_len(&shaped);
+                    if !entries.is_empty() && bytes + len > PAGE_BYTES {
+                        full = true;
+                        break;
+                    }
+                    bytes += len;
+                    entries.push(shaped);
                 }
-            }
-            if entries.len() < size {
-                cursor = last;
+                cursor = revision;
             }
         }
         let next_page_token = if cursor < last_revision {
