@@ -389,6 +389,43 @@ async fn figures_reach_the_subscriber_and_the_coordinator() {
     assert_eq!(october_metrics.user_count, 280);
     assert_eq!(october_metrics.storage_bytes, 1_000_000_000);
     assert_eq!(october_metrics.tenant_count, 0, "approved after October");
+    let member = metrics
+        .get_member_metrics(pb::GetMemberMetricsRequest {
+            member_id: "rennes2".into(),
+            month: Some(october()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(member.subscribed.len(), 1, "{member:?}");
+    let tenancy = &member.subscribed[0];
+    assert_eq!(
+        (
+            tenancy.offer_id.as_str(),
+            tenancy.user_count,
+            tenancy.request_count
+        ),
+        (OFFER, 280, 4000)
+    );
+    assert!(member.provided.is_empty(), "{member:?}");
+    let provider = metrics
+        .get_member_metrics(pb::GetMemberMetricsRequest {
+            member_id: "unistra".into(),
+            month: Some(october()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(provider.provided.len(), 1);
+    assert_eq!(provider.provided[0].metrics.unwrap().request_count, 4000);
+    let unknown = metrics
+        .get_member_metrics(pb::GetMemberMetricsRequest {
+            member_id: "caen".into(),
+            month: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
     let sla = wait_for(
         "the coordinator's availability",
         Duration::from_secs(15),

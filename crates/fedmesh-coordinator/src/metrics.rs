@@ -148,6 +148,89 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         }))
     }
 
+    async fn get_member_metrics(
+        &self,
+        request: Request<pb::GetMemberMetricsRequest>,
+    ) -> Result<Response<pb::GetMemberMetricsResponse>, Status> {
+        let body = request.into_inner();
+        let member: fedmesh_core::MemberId =
+            body.member_id
+                .parse()
+                .map_err(|e: fedmesh_core::IdentityError| {
+                    ServiceError::invalid("member_id", e.to_string())
+                })?;
+        if self
+            .store
+            .get_node(member.as_str())
+            .map_err(ServiceError::from)?
+            .is_none()
+        {
+            return Err(
+                ServiceError::NotFound(format!("member {member} not in the registry")).into(),
+            );
+        }
+        let default_calendar = calendar_of(&pb::Offer::default());
+        let month = match body.month {
+            None => figures::current_month(&default_calendar),
+            Some(_) => month_field("month", body.month.as_ref())?,
+        };
+        let mut provided = Vec::new();
+        let mut subscribed = Vec::new();
+        let all = self.store.catalogue_offers().map_err(ServiceError::from)?;
+        for offer in all.into_iter().filter_map(|c| c.offer) {
+            let tenancies = self.tenancies(&offer.offer_id)?;
+            let mine: Vec<&pb::Subscription> = tenancies
+                .iter()
+                .filter(|s| s.subscriber_member_id == member.as_str())
+                .collect();
+            let is_provider = offer.provider_member_id == member.as_str()
+                && offer.status != pb::OfferStatus::Withdrawn as i32;
+            if !is_provider && mine.is_empty() {
+                continue;
+            }
+            let records = figures::month_usage(&self.store, &offer.offer_id, month)
+                .map_err(ServiceError::from)?;
+            if is_provider {
+                let cal = calendar_of(&offer);
+                provided.push(pb::ProvidedOffer {
+                    offer_id: offer.offer_id.clone(),
+                    service_name: offer.service_name.clone(),
+                    metrics: Some(figures::month_metrics(&records, &tenancies, month, &cal)),
+                });
+            }
+            for tenancy in mine {
+                let aggregates = usage::aggregate(
+                    records
+                        .iter()
+                        .filter(|r| r.subscription_id == tenancy.subscription_id),
+                );
+                let figure = |metric: &str, sum: bool| {
+                    aggregates
+                        .iter()
+                        .find(|a| a.metric == metric)
+                        .map_or(0, |a| {
+                            (if sum { a.sum_value } else { a.last_value }).round() as i64
+                        })
+                };
+                subscribed.push(pb::SubscribedOffer {
+                    subscription_id: tenancy.subscription_id.clone(),
+                    offer_id: offer.offer_id.clone(),
+                    provider_member_id: offer.provider_member_id.clone(),
+                    state: tenancy.state,
+                    user_count: figure("active_users", false),
+                    storage_bytes: figure("storage_bytes", false),
+                    request_count: figure("requests", true),
+                });
+            }
+        }
+        Ok(Response::new(pb::GetMemberMetricsResponse {
+            member_id: member.to_string(),
+            month: Some(month.to_proto()),
+            provided,
+            subscribed,
+        }))
+    }
+
     async fn get_sla_compliance(
         &self,
         request: Request<pb::GetSlaComplianceRequest>,

@@ -117,6 +117,7 @@ pub const RULES: &[Rule] = &[
     rule(CATALOGUE, "WatchCatalogue", READERS),
     rule(METRICS, "GetFederationSummary", READERS),
     rule(METRICS, "GetOfferMetrics", READERS),
+    rule(METRICS, "GetMemberMetrics", READERS),
     rule(METRICS, "GetSlaCompliance", READERS),
     rule(METRICS, "GetIncidentStatistics", READERS),
 ];

@@ -102,6 +102,17 @@ pub enum MetricsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What one member provides and subscribes to, for one month.
+    Member {
+        /// The member.
+        member_id: String,
+        /// The month, e.g. 2026-11; the current month by default.
+        #[arg(long)]
+        period: Option<Month>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Availability against the SLA and SLO, per offer, for one month.
     Sla {
         /// The month, e.g. 2026-11.
@@ -933,6 +944,57 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                     p.user_count,
                     p.storage_bytes,
                     p.request_count
+                );
+            }
+        }
+        MetricsCommand::Member {
+            member_id,
+            period,
+            json,
+        } => {
+            let m = call(
+                endpoint,
+                client.get_member_metrics(pb::GetMemberMetricsRequest {
+                    member_id,
+                    month: period.map(Month::to_proto),
+                }),
+            )
+            .await?;
+            if json {
+                return json::print("fedmesh.v1.GetMemberMetricsResponse", &m);
+            }
+            let month = m.month.unwrap_or_default();
+            println!("{}, {}-{:02}", m.member_id, month.year, month.month);
+            println!("  provides:");
+            for p in &m.provided {
+                let f = p.metrics.unwrap_or_default();
+                println!(
+                    "    {:<24} {:>3} tenants {:>9} users {:>16} bytes {:>11} requests  {}",
+                    p.offer_id,
+                    f.tenant_count,
+                    f.user_count,
+                    f.storage_bytes,
+                    f.request_count,
+                    p.service_name
+                );
+            }
+            println!("  subscribes to:");
+            for s in &m.subscribed {
+                let state = pb::SubscriptionState::try_from(s.state)
+                    .map(|s| {
+                        s.as_str_name()
+                            .trim_start_matches("SUBSCRIPTION_STATE_")
+                            .to_lowercase()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "    {:<24} {:<11} {:>9} users {:>16} bytes {:>11} requests  ({})",
+                    s.offer_id,
+                    state,
+                    s.user_count,
+                    s.storage_bytes,
+                    s.request_count,
+                    s.subscription_id
                 );
             }
         }
