@@ -169,3 +169,34 @@ pub fn month_metrics(
         request_count: totals.requests.round() as i64,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn month(y: i32, m: u32) -> Month {
+        Month::new(y, m).unwrap_or_else(|| panic!("{y}-{m}"))
+    }
+
+    #[test]
+    fn month_ranges_are_bounded_and_ordered() {
+        let range = months(month(2025, 11), month(2026, 2)).map_err(|e| e.to_string());
+        assert_eq!(
+            range,
+            Ok(vec![
+                month(2025, 11),
+                month(2025, 12),
+                month(2026, 1),
+                month(2026, 2)
+            ])
+        );
+        assert_eq!(
+            months(month(2024, 1), month(2026, 12)).map(|m| m.len()).ok(),
+            Some(MAX_MONTHS)
+        );
+        let too_long = months(month(2024, 1), month(2027, 1)).unwrap_err().to_string();
+        assert!(too_long.starts_with("from_month: at most 36"), "{too_long}");
+        let reversed = months(month(2026, 2), month(2026, 1)).unwrap_err().to_string();
+        assert!(reversed.starts_with("to_month"), "{reversed}");
+    }
+}
