@@ -191,12 +191,18 @@ mod tests {
             ])
         );
         assert_eq!(
-            months(month(2024, 1), month(2026, 12)).map(|m| m.len()).ok(),
+            months(month(2024, 1), month(2026, 12))
+                .map(|m| m.len())
+                .ok(),
             Some(MAX_MONTHS)
         );
-        let too_long = months(month(2024, 1), month(2027, 1)).unwrap_err().to_string();
+        let too_long = months(month(2024, 1), month(2027, 1))
+            .unwrap_err()
+            .to_string();
         assert!(too_long.starts_with("from_month: at most 36"), "{too_long}");
-        let reversed = months(month(2026, 2), month(2026, 1)).unwrap_err().to_string();
+        let reversed = months(month(2026, 2), month(2026, 1))
+            .unwrap_err()
+            .to_string();
         assert!(reversed.starts_with("to_month"), "{reversed}");
     }
 }
