@@ -1,6 +1,6 @@
 //! `MetricsService`: the federation's figures, computed from what the coordinator replicated
 //! — the registry, the catalogue, tenancy histories (without contact data) and every
-//! provider's usage and availability records. Incident statistics come with incidents.
+//! provider's usage and availability records and incidents (without texts or people).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -229,6 +229,47 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
             provided,
             subscribed,
         }))
+    }
+
+    async fn get_incident_statistics(
+        &self,
+        request: Request<pb::GetIncidentStatisticsRequest>,
+    ) -> Result<Response<pb::GetIncidentStatisticsResponse>, Status> {
+        let body = request.into_inner();
+        let month: Month = month_field("month", body.month.as_ref())?;
+        let offers = self
+            .offers(&body.offer_id)?
+            .iter()
+            .map(|offer| figures::incident_statistics(&self.store, offer, month))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::GetIncidentStatisticsResponse { offers }))
+    }
+
+    async fn list_open_incidents(
+        &self,
+        request: Request<pb::ListOpenIncidentsRequest>,
+    ) -> Result<Response<pb::ListOpenIncidentsResponse>, Status> {
+        let body = request.into_inner();
+        let at = figures::now();
+        let mut incidents = Vec::new();
+        for offer in self.offers(&body.offer_id)? {
+            incidents.extend(
+                figures::offer_incidents(&self.store, &offer, at)
+                    .map_err(ServiceError::from)?
+                    .into_iter()
+                    .filter(|i| {
+                        fedmesh_core::incident::is_open(i)
+                            && i.escalation_level >= body.min_escalation_level
+                    })
+                    .map(|mut i| {
+                        i.events.clear();
+                        i
+                    }),
+            );
+        }
+        incidents.sort_by(|a, b| a.incident_id.cmp(&b.incident_id));
+        Ok(Response::new(pb::ListOpenIncidentsResponse { incidents }))
     }
 
     async fn get_sla_compliance(

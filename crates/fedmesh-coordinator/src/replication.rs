@@ -306,6 +306,25 @@ impl NodeFollower {
             journal_id: journal_id.to_owned(),
             revision: entry.revision,
         };
+        if let Some(pb::journal_entry::Payload::Incident(incident)) = &entry.payload {
+            // A node speaks only for incidents on its own offers.
+            if incident.provider_member_id == self.member
+                && fedmesh_core::offer::provider_of(&incident.offer_id)
+                    .is_some_and(|p| p.as_str() == self.member)
+            {
+                self.store
+                    .apply_incident(&self.member, &position, incident)?;
+                if incident.escalation_level > 0
+                    && incident
+                        .events
+                        .last()
+                        .is_some_and(|e| e.kind == pb::IncidentEventKind::Escalated as i32)
+                {
+                    tracing::warn!(member = %self.member, incident = %incident.incident_id, offer = %incident.offer_id, level = incident.escalation_level, "incident escalated: an SLA deadline was missed");
+                }
+                return Ok(());
+            }
+        }
         if let Some(records) = self.filed_records(&entry)? {
             self.store.apply_records(&self.member, &position, records)?;
             return Ok(());

@@ -120,6 +120,7 @@ pub const RULES: &[Rule] = &[
     rule(METRICS, "GetMemberMetrics", READERS),
     rule(METRICS, "GetSlaCompliance", READERS),
     rule(METRICS, "GetIncidentStatistics", READERS),
+    rule(METRICS, "ListOpenIncidents", READERS),
 ];
 
 /// The outcome of looking a call up in the table.

@@ -4,40 +4,58 @@ use fedmesh_proto::pb;
 
 use crate::identity::{Identity, MemberId, Role};
 
-/// Whether `caller` may see `entry` of the journal of `local`'s node. Offers and maintenance
-/// announcements are public to the federation; the coordinator sees every entry; the node's
-/// own admins see their own journal; a subscriber's node sees its own tenancies. Other entries
-/// scoped to one subscriber are opened to it by the milestones that introduce them.
-pub fn visible(entry: &pb::JournalEntry, caller: &Identity, local: &MemberId) -> bool {
-    let public = matches!(
-        pb::EntityKind::try_from(entry.entity_kind),
-        Ok(pb::EntityKind::Offer | pb::EntityKind::MaintenanceWindow)
-    );
-    // A subscriber's node follows its own tenancies on the provider.
-    let own_tenancy = caller.role() == Role::Node
-        && matches!(
-            &entry.payload,
-            Some(pb::journal_entry::Payload::Subscription(s))
-                if caller.member().is_some_and(|m| m.as_str() == s.subscriber_member_id)
-        );
-    public
-        || own_tenancy
-        || caller.role() == Role::Coordinator
+/// Whether `caller` may see `entry` of the journal of `local`'s node. Offers are public to the
+/// federation; the coordinator sees every entry; the node's own admins see their own journal.
+/// A subscriber member's node sees its own tenancies, its own incidents, and the maintenance
+/// announced on offers it is a tenant of (`is_tenant(offer_id)` tells, for the caller's
+/// member).
+pub fn visible(
+    entry: &pb::JournalEntry,
+    caller: &Identity,
+    local: &MemberId,
+    is_tenant: &dyn Fn(&str) -> bool,
+) -> bool {
+    use pb::journal_entry::Payload;
+    if caller.role() == Role::Coordinator
         || (caller.role() == Role::Admin && caller.member() == Some(local))
+    {
+        return true;
+    }
+    let node_of = |member: &str| {
+        caller.role() == Role::Node && caller.member().is_some_and(|m| m.as_str() == member)
+    };
+    match &entry.payload {
+        Some(Payload::Offer(_)) => true,
+        Some(Payload::Subscription(s)) => node_of(&s.subscriber_member_id),
+        Some(Payload::Incident(i)) => node_of(&i.subscriber_member_id),
+        Some(Payload::MaintenanceWindow(m)) => {
+            caller.role() == Role::Node && is_tenant(&m.offer_id)
+        }
+        _ => false,
+    }
 }
 
 /// What of `entry` a reader receives: the coordinator gets tenancies without the
-/// subscriber's contact or the names in their history (GDPR minimisation: it needs counts and
-/// states, not people).
+/// subscriber's contact or the names in their history, and incidents without texts or people
+/// (GDPR minimisation: it needs counts, states and clocks, not people); a subscriber's node
+/// gets incidents without the provider's internal comments.
 pub fn redact(mut entry: pb::JournalEntry, caller: &Identity) -> pb::JournalEntry {
-    if caller.role() == Role::Coordinator
-        && let Some(pb::journal_entry::Payload::Subscription(subscription)) = &mut entry.payload
-    {
-        subscription.contact_email.clear();
-        for change in &mut subscription.history {
-            change.actor.clear();
-            change.reason.clear();
+    use pb::journal_entry::Payload;
+    match (&mut entry.payload, caller.role()) {
+        (Some(Payload::Subscription(subscription)), Role::Coordinator) => {
+            subscription.contact_email.clear();
+            for change in &mut subscription.history {
+                change.actor.clear();
+                change.reason.clear();
+            }
         }
+        (Some(Payload::Incident(incident)), Role::Coordinator) => {
+            *incident = crate::incident::redact_for_coordinator(std::mem::take(incident));
+        }
+        (Some(Payload::Incident(incident)), Role::Node) => {
+            *incident = crate::incident::redact_for_subscriber(std::mem::take(incident));
+        }
+        _ => {}
     }
     entry
 }
@@ -59,17 +77,28 @@ mod tests {
         let peer: Identity = "spiffe://f/member/rouen/node".parse().unwrap();
         let coordinator: Identity = "spiffe://f/coordinator".parse().unwrap();
         let own_admin: Identity = "spiffe://f/member/unistra/admin/ops".parse().unwrap();
-        assert!(visible(&entry(pb::EntityKind::Offer), &peer, &local));
-        assert!(!visible(&entry(pb::EntityKind::UsageRecord), &peer, &local));
+        let offer = pb::JournalEntry {
+            payload: Some(pb::journal_entry::Payload::Offer(pb::Offer::default())),
+            ..entry(pb::EntityKind::Offer)
+        };
+        assert!(visible(&offer, &peer, &local, &|_| false));
+        assert!(!visible(
+            &entry(pb::EntityKind::UsageRecord),
+            &peer,
+            &local,
+            &|_| false
+        ));
         assert!(visible(
             &entry(pb::EntityKind::UsageRecord),
             &coordinator,
-            &local
+            &local,
+            &|_| false
         ));
         assert!(visible(
             &entry(pb::EntityKind::UsageRecord),
             &own_admin,
-            &local
+            &local,
+            &|_| false
         ));
     }
 
@@ -85,10 +114,52 @@ mod tests {
             })),
             ..Default::default()
         };
-        assert!(visible(&tenancy("rouen"), &peer, &local), "its own tenancy");
         assert!(
-            !visible(&tenancy("rennes2"), &peer, &local),
+            visible(&tenancy("rouen"), &peer, &local, &|_| false),
+            "its own tenancy"
+        );
+        assert!(
+            !visible(&tenancy("rennes2"), &peer, &local, &|_| false),
             "another member's tenancy"
+        );
+    }
+
+    #[test]
+    fn maintenance_reaches_tenants_and_incidents_their_subscriber() {
+        let local: MemberId = "unistra".parse().unwrap();
+        let peer: Identity = "spiffe://f/member/rouen/node".parse().unwrap();
+        let window = pb::JournalEntry {
+            payload: Some(pb::journal_entry::Payload::MaintenanceWindow(
+                pb::MaintenanceWindow {
+                    offer_id: "unistra.otp".into(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        assert!(visible(&window, &peer, &local, &|offer| offer == "unistra.otp"));
+        assert!(!visible(&window, &peer, &local, &|_| false), "not a tenant");
+        let incident = |subscriber: &str| pb::JournalEntry {
+            payload: Some(pb::journal_entry::Payload::Incident(pb::Incident {
+                subscriber_member_id: subscriber.into(),
+                comments: vec![pb::IncidentComment {
+                    internal: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert!(visible(&incident("rouen"), &peer, &local, &|_| false));
+        assert!(!visible(&incident("rennes2"), &peer, &local, &|_| false));
+        let Some(pb::journal_entry::Payload::Incident(seen)) =
+            redact(incident("rouen"), &peer).payload
+        else {
+            panic!("payload lost");
+        };
+        assert!(
+            seen.comments.is_empty(),
+            "internal comments stay with the provider"
         );
     }
 

@@ -11,6 +11,7 @@
 //!   arithmetic.
 //! - [`usage`] and [`cost`]: usage and availability records, monthly figures, SLA
 //!   availability and cost statements.
+//! - [`incident`]: incidents between institutions and their SLA clocks in service time.
 //! - [`subscription`]: request decisions and the tenancy lifecycle.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod cost;
 pub mod endpoint;
 pub mod identity;
+pub mod incident;
 pub mod journal;
 pub mod liveness;
 pub mod offer;

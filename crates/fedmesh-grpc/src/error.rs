@@ -126,6 +126,17 @@ impl<E: Into<ServiceError>> From<fedmesh_store::WriteError<E>> for ServiceError 
     }
 }
 
+impl From<fedmesh_core::incident::Refused> for ServiceError {
+    fn from(refused: fedmesh_core::incident::Refused) -> Self {
+        use fedmesh_core::incident::Refused;
+        match refused {
+            Refused::Invalid { field, message } => Self::InvalidArgument { field, message },
+            Refused::Status(message) => Self::FailedPrecondition(message),
+            Refused::NotAllowed(message) => Self::PermissionDenied(message),
+        }
+    }
+}
+
 impl From<fedmesh_store::usage::RecordError> for ServiceError {
     fn from(error: fedmesh_store::usage::RecordError) -> Self {
         match error {

@@ -77,20 +77,175 @@ pub fn month_availability(
     Ok((summary, outages))
 }
 
-/// The SLA/SLO compliance of `offer` in `month`. Incident handling counts come with incident
-/// reporting; until then no request counts and the request target is met.
+/// The share of an allowance after which a clock is shown at risk where no node setting
+/// applies (the coordinator).
+pub const AT_RISK_SHARE: f64 = 0.75;
+
+/// The incidents of `offer` known to `store`, with their clocks computed at `at`.
+pub fn offer_incidents(
+    store: &Store,
+    offer: &pb::Offer,
+    at: Secs,
+) -> Result<Vec<pb::Incident>, StoreError> {
+    let engagement = offer.engagement.clone().unwrap_or_default();
+    let cal = calendar_of(offer);
+    Ok(store
+        .list_incidents("", usize::MAX, |i| i.offer_id == offer.offer_id)?
+        .into_iter()
+        .map(|mut i| {
+            i.sla_clocks = fedmesh_core::incident::clocks(&i, &engagement, &cal, at, AT_RISK_SHARE);
+            i
+        })
+        .collect())
+}
+
+fn clock_of(incident: &pb::Incident, target: pb::SlaTarget) -> Option<&pb::SlaClock> {
+    incident
+        .sla_clocks
+        .iter()
+        .find(|c| c.target == target as i32)
+}
+
+/// The incident statistics of `offer` in `month`.
+pub fn incident_statistics(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+) -> Result<pb::OfferIncidentStatistics, StoreError> {
+    let cal = calendar_of(offer);
+    let span = month.span(&cal);
+    let at = now();
+    let incidents = offer_incidents(store, offer, at)?;
+    let in_month = |t: Option<&prost_types::Timestamp>| {
+        t.is_some_and(|t| (span.start..span.end).contains(&t.seconds))
+    };
+    let opened: Vec<&pb::Incident> = incidents
+        .iter()
+        .filter(|i| in_month(i.create_time.as_ref()))
+        .collect();
+    let open_at_month_end = incidents
+        .iter()
+        .filter(|i| {
+            i.create_time.as_ref().is_some_and(|t| t.seconds < span.end)
+                && i.resolve_time
+                    .as_ref()
+                    .is_none_or(|t| t.seconds >= span.end)
+        })
+        .count() as i32;
+    let median = |mut values: Vec<Secs>| -> Option<prost_types::Duration> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_unstable();
+        Some(prost_types::Duration {
+            seconds: values[values.len() / 2],
+            nanos: 0,
+        })
+    };
+    let percent = |good: usize, all: usize| {
+        if all == 0 {
+            100.0
+        } else {
+            100.0 * good as f64 / all as f64
+        }
+    };
+    let mut by_priority = Vec::new();
+    for priority in [
+        pb::Priority::P1,
+        pb::Priority::P2,
+        pb::Priority::P3,
+        pb::Priority::P4,
+    ] {
+        let these: Vec<&&pb::Incident> = opened
+            .iter()
+            .filter(|i| i.priority == priority as i32)
+            .collect();
+        // A clock is decided once it stopped or was breached.
+        let decided = |target: pb::SlaTarget| -> Vec<&pb::SlaClock> {
+            these
+                .iter()
+                .filter_map(|i| clock_of(i, target))
+                .filter(|c| c.stop_time.is_some() || c.state() == pb::SlaClockState::Breached)
+                .collect()
+        };
+        let elapsed = |clocks: &[&pb::SlaClock]| -> Vec<Secs> {
+            clocks
+                .iter()
+                .filter(|c| c.stop_time.is_some())
+                .map(|c| c.elapsed.as_ref().map_or(0, |d| d.seconds))
+                .collect()
+        };
+        let on_time = |clocks: &[&pb::SlaClock]| {
+            clocks
+                .iter()
+                .filter(|c| c.state() != pb::SlaClockState::Breached)
+                .count()
+        };
+        let acks = decided(pb::SlaTarget::Acknowledge);
+        let resolutions = decided(pb::SlaTarget::Resolve);
+        by_priority.push(pb::PriorityIncidentStatistics {
+            priority: priority as i32,
+            opened_count: these.len() as i32,
+            resolved_count: incidents
+                .iter()
+                .filter(|i| i.priority == priority as i32 && in_month(i.resolve_time.as_ref()))
+                .count() as i32,
+            median_time_to_acknowledge: median(elapsed(&acks)),
+            median_time_to_resolve: median(elapsed(&resolutions)),
+            acknowledged_in_time_percent: percent(on_time(&acks), acks.len()),
+            resolved_in_time_percent: percent(on_time(&resolutions), resolutions.len()),
+        });
+    }
+    Ok(pb::OfferIncidentStatistics {
+        offer_id: offer.offer_id.clone(),
+        provider_member_id: offer.provider_member_id.clone(),
+        month: Some(month.to_proto()),
+        opened_count: opened.len() as i32,
+        open_at_month_end,
+        by_priority,
+    })
+}
+
+/// The SLA/SLO compliance of `offer` in `month`: availability against the SLA and SLO, and
+/// the share of incidents and requests whose resolution deadline fell in the month (and has
+/// passed) that were resolved in time.
 pub fn sla_compliance(
     store: &Store,
     offer: &pb::Offer,
     month: Month,
 ) -> Result<pb::OfferSlaCompliance, StoreError> {
     let (summary, _) = month_availability(store, offer, month)?;
+    let span = month.span(&calendar_of(offer));
+    let at = now();
+    let due: Vec<pb::SlaClock> = offer_incidents(store, offer, at)?
+        .iter()
+        .filter_map(|i| clock_of(i, pb::SlaTarget::Resolve).copied())
+        .filter(|c| {
+            c.deadline
+                .as_ref()
+                .is_some_and(|d| (span.start..span.end).contains(&d.seconds) && d.seconds <= at)
+                || (c.stop_time.is_some()
+                    && c.deadline
+                        .as_ref()
+                        .is_some_and(|d| (span.start..span.end).contains(&d.seconds)))
+        })
+        .collect();
+    let request_count = due.len() as i32;
+    let requests_in_time = due
+        .iter()
+        .filter(|c| c.state() != pb::SlaClockState::Breached)
+        .count() as i32;
     let engagement = offer.engagement.clone().unwrap_or_default();
     let target = |value: f64, default: f64| if value > 0.0 { value } else { default };
     let sla = target(engagement.availability_sla_percent, 99.0);
     let slo = target(engagement.availability_slo_percent, 95.0);
     let request_target = target(engagement.request_handling_target_percent, 95.0);
     let sla_met = summary.in_window_availability_percent >= sla;
+    let in_time_percent = if request_count == 0 {
+        100.0
+    } else {
+        100.0 * f64::from(requests_in_time) / f64::from(request_count)
+    };
     let slo_met = summary.out_of_window_availability_percent >= slo;
     Ok(pb::OfferSlaCompliance {
         offer_id: offer.offer_id.clone(),
@@ -101,12 +256,12 @@ pub fn sla_compliance(
         sla_met,
         availability_slo_percent: slo,
         slo_met,
-        request_count: 0,
-        requests_in_time: 0,
-        requests_in_time_percent: 100.0,
+        request_count,
+        requests_in_time,
+        requests_in_time_percent: in_time_percent,
         request_handling_target_percent: request_target,
-        request_target_met: true,
-        compliant: sla_met,
+        request_target_met: in_time_percent >= request_target,
+        compliant: sla_met && in_time_percent >= request_target,
     })
 }
 

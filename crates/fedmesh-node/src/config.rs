@@ -48,6 +48,67 @@ pub struct NodeConfig {
     /// Span export.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Incident handling.
+    #[serde(default)]
+    pub incidents: IncidentSettings,
+    /// Incident and maintenance events posted to the institution's helpdesk.
+    #[serde(default)]
+    pub notifications: Notifications,
+}
+
+/// Section `[incidents]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentSettings {
+    /// Share of an SLA allowance after which a running clock is "at risk" (0 < share < 1).
+    pub at_risk_share: f64,
+    /// How many days after resolution a subscriber may reopen an incident of this node's
+    /// offers.
+    pub reopen_within_days: u32,
+    /// How often this node checks the clocks of open incidents on its offers, raising
+    /// at-risk and breach events (a breach escalates to the coordinator), in milliseconds.
+    pub clock_check_interval_ms: u64,
+}
+
+impl Default for IncidentSettings {
+    fn default() -> Self {
+        Self {
+            at_risk_share: 0.75,
+            reopen_within_days: 10,
+            clock_check_interval_ms: 30_000,
+        }
+    }
+}
+
+/// Section `[notifications]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    /// URL (`http://` or `https://`) that receives a JSON `POST` for every incident event and
+    /// maintenance announcement concerning this member (a GLPI or iTop webhook); none by
+    /// default.
+    pub webhook_url: Option<String>,
+    /// CA certificates (PEM) trusted for an `https://` webhook.
+    pub ca_file: PathBuf,
+    /// Time allowed for one delivery, in milliseconds.
+    pub timeout_ms: u64,
+    /// First delay before retrying a failed delivery, in milliseconds.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries, in milliseconds; events wait (in order) until the
+    /// helpdesk accepts them.
+    pub retry_max_ms: u64,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            timeout_ms: 10_000,
+            retry_initial_ms: 1_000,
+            retry_max_ms: 300_000,
+        }
+    }
 }
 
 /// Section `[coordinator]`.
@@ -136,6 +197,32 @@ impl NodeConfig {
         self.limits
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
+        let share = self.incidents.at_risk_share;
+        if !(share > 0.0 && share < 1.0) {
+            return Err(invalid(
+                "incidents.at_risk_share",
+                format!("{share} is not between 0 and 1 (exclusive)"),
+            ));
+        }
+        if self.incidents.clock_check_interval_ms == 0 {
+            return Err(invalid(
+                "incidents.clock_check_interval_ms",
+                "must be positive".into(),
+            ));
+        }
+        if let Some(url) = &self.notifications.webhook_url {
+            crate::notify::Target::parse(url)
+                .map_err(|message| invalid("notifications.webhook_url", message))?;
+        }
+        if self.notifications.retry_initial_ms == 0
+            || self.notifications.retry_max_ms < self.notifications.retry_initial_ms
+            || self.notifications.timeout_ms == 0
+        {
+            return Err(invalid(
+                "notifications.retry_max_ms",
+                "delays must be positive, the maximum at least the initial one".into(),
+            ));
+        }
         Ok(Validated { member, federation })
     }
 }
@@ -176,6 +263,11 @@ mod tests {
             (
                 "limits.max_concurrent_streams=0",
                 "limits.max_concurrent_streams",
+            ),
+            ("incidents.at_risk_share=1.5", "incidents.at_risk_share"),
+            (
+                "notifications.webhook_url=ftp://helpdesk",
+                "notifications.webhook_url",
             ),
         ] {
             let config: NodeConfig = Layers::new()

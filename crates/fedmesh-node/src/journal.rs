@@ -13,9 +13,9 @@ use fedmesh_proto::pb::watch_response::Event;
 use fedmesh_store::Store;
 use tonic::{Request, Response, Status};
 
-/// Entries read per batch.
 /// The most bytes of entries one `ListEntries` page carries (at least one entry is sent).
 const PAGE_BYTES: usize = 1024 * 1024;
+/// Entries read per batch.
 const BATCH: usize = 256;
 
 /// The service.
@@ -43,10 +43,16 @@ struct Filter {
     caller: Identity,
     local: MemberId,
     kinds: Vec<i32>,
+    store: Store,
 }
 
 impl Filter {
-    fn new(caller: Identity, local: MemberId, kinds: Vec<i32>) -> Result<Self, ServiceError> {
+    fn new(
+        caller: Identity,
+        local: MemberId,
+        kinds: Vec<i32>,
+        store: Store,
+    ) -> Result<Self, ServiceError> {
         for (i, kind) in kinds.iter().enumerate() {
             if !matches!(pb::EntityKind::try_from(*kind), Ok(k) if k != pb::EntityKind::Unspecified)
             {
@@ -60,12 +66,29 @@ impl Filter {
             caller,
             local,
             kinds,
+            store,
         })
     }
 
     fn keeps(&self, entry: &pb::JournalEntry) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&entry.entity_kind))
-            && fedmesh_core::journal::visible(entry, &self.caller, &self.local)
+            && fedmesh_core::journal::visible(entry, &self.caller, &self.local, &|offer| {
+                self.is_tenant(offer)
+            })
+    }
+
+    /// Whether the caller's member holds a tenancy (active or suspended) on `offer_id` here.
+    fn is_tenant(&self, offer_id: &str) -> bool {
+        let Some(member) = self.caller.member() else {
+            return false;
+        };
+        self.store
+            .list_subscriptions("", 1, |s| {
+                s.offer_id == offer_id
+                    && s.subscriber_member_id == member.as_str()
+                    && fedmesh_core::usage::is_served(s.state())
+            })
+            .is_ok_and(|found| !found.is_empty())
     }
 
     /// The entry as this reader may receive it (see [`fedmesh_core::journal::redact`]).
@@ -140,7 +163,12 @@ impl pb::journal_service_server::JournalService for JournalApi {
     ) -> Result<Response<ResponseStream<pb::WatchResponse>>, Status> {
         let identity = caller(&request)?.clone();
         let request = request.into_inner();
-        let filter = Filter::new(identity, self.member.clone(), request.entity_kinds)?;
+        let filter = Filter::new(
+            identity,
+            self.member.clone(),
+            request.entity_kinds,
+            self.store.clone(),
+        )?;
         let store = self.store.clone();
         let stopping = self.stopping.clone();
         Ok(Response::new(spawn_stream(move |sink| {
@@ -155,7 +183,12 @@ impl pb::journal_service_server::JournalService for JournalApi {
         let identity = caller(&request)?.clone();
         let request = request.into_inner();
         let size = page_size(request.page_size, 100, 1000)?;
-        let filter = Filter::new(identity, self.member.clone(), request.entity_kinds)?;
+        let filter = Filter::new(
+            identity,
+            self.member.clone(),
+            request.entity_kinds,
+            self.store.clone(),
+        )?;
         let mut cursor = if request.page_token.is_empty() {
             request.since_revision
         } else {

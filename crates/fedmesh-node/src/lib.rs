@@ -11,13 +11,15 @@
 //! - [`registration`]: registering with the coordinator and heartbeating.
 //! - [`Node`]: opens the database, binds, serves until shut down.
 //!
-//! Incidents and maintenance announcements are later milestones; their RPCs answer
-//! `UNIMPLEMENTED` until they land.
+//! - [`incidents`]: `IncidentService`, escalation between institutions with SLA clocks.
+//! - [`notify`]: incident and maintenance events posted to the institution's helpdesk.
 #![forbid(unsafe_code)]
 
 pub mod catalogue_cache;
 pub mod config;
+pub mod incidents;
 pub mod journal;
+pub mod notify;
 pub mod offers;
 pub mod outbox;
 pub mod peers;
@@ -57,21 +59,6 @@ pub enum NodeError {
     Serve(#[from] fedmesh_grpc::ServeError),
 }
 
-macro_rules! later_milestone {
-    ($name:ident, $module:ident :: $trait:ident, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(Debug, Clone, Copy)]
-        struct $name;
-        impl pb::$module::$trait for $name {}
-    };
-}
-
-later_milestone!(
-    IncidentApi,
-    incident_service_server::IncidentService,
-    "Incidents: a later milestone."
-);
-
 /// A node bound to its address, ready to serve.
 #[derive(Debug)]
 pub struct Node {
@@ -82,6 +69,9 @@ pub struct Node {
     registration: Option<registration::Registration>,
     catalogue: Option<catalogue_cache::CatalogueFollower>,
     forwarder: outbox::Forwarder,
+    incidents: incidents::IncidentApi,
+    clock_check: Duration,
+    notifier: Option<notify::Notifier>,
 }
 
 impl Node {
@@ -153,10 +143,27 @@ impl Node {
             listener,
             tls,
             limits.clone(),
-            AccessPolicy::node(validated.federation, validated.member.clone()),
+            AccessPolicy::node(validated.federation.clone(), validated.member.clone()),
             info,
         );
         let offers = offers::OfferApi::new(store.clone(), validated.member.clone());
+        let incident_api = incidents::IncidentApi::new(
+            store.clone(),
+            validated.member.clone(),
+            Identity::node(validated.federation.clone(), validated.member.clone()).to_string(),
+            forwarder.clone(),
+            config.incidents.clone(),
+            server.stopping(),
+        );
+        let notifier = notify::Notifier::new(
+            store.clone(),
+            validated.member.clone(),
+            &config.notifications,
+        )
+        .map_err(|message| fedmesh_core::config::ConfigError::Invalid {
+            key: "notifications".to_owned(),
+            message,
+        })?;
         let journal =
             journal::JournalApi::new(store.clone(), validated.member.clone(), server.stopping());
         let catalogue_api =
@@ -192,7 +199,7 @@ impl Node {
             .add_service(
                 "fedmesh.v1.IncidentService",
                 with_message_limits!(
-                    pb::incident_service_server::IncidentServiceServer::new(IncidentApi),
+                    pb::incident_service_server::IncidentServiceServer::new(incident_api.clone()),
                     limits
                 ),
             )
@@ -219,6 +226,9 @@ impl Node {
             registration,
             catalogue,
             forwarder,
+            incidents: incident_api,
+            clock_check: Duration::from_millis(config.incidents.clock_check_interval_ms),
+            notifier,
         })
     }
 
@@ -246,13 +256,23 @@ impl Node {
         let catalogue = self
             .catalogue
             .map(|follower| tokio::spawn(follower.run(stop_rx.clone())));
-        let forwarder = Some(tokio::spawn(self.forwarder.run(stop_rx)));
+        let forwarder = Some(tokio::spawn(self.forwarder.run(stop_rx.clone())));
+        let clocks = Some(tokio::spawn(
+            self.incidents
+                .watch_clocks(self.clock_check, stop_rx.clone()),
+        ));
+        let notifier = self
+            .notifier
+            .map(|notifier| tokio::spawn(notifier.run(stop_rx)));
         let shutdown = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
         let result = self.server.serve(shutdown).await;
-        for task in [registration, catalogue, forwarder].into_iter().flatten() {
+        for task in [registration, catalogue, forwarder, clocks, notifier]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         self.store.flush().await?;

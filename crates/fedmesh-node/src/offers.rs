@@ -1,10 +1,10 @@
 //! `OfferService`: a member's admin publishes, updates and withdraws its own offers; the
 //! federation reads them (and replicates them through the journal).
 
-use fedmesh_core::MemberId;
 use fedmesh_core::offer::{self, provider_of};
-use fedmesh_grpc::ServiceError;
+use fedmesh_core::{MemberId, Role};
 use fedmesh_grpc::error::{page_after, page_size};
+use fedmesh_grpc::{ServiceError, caller};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
 use tonic::{Request, Response, Status};
@@ -178,6 +178,179 @@ impl pb::offer_service_server::OfferService for OfferApi {
         tracing::info!(offer = %stored.offer_id, revision, reason = %request.reason, "offer withdrawn");
         Ok(Response::new(pb::WithdrawOfferResponse {
             offer: Some(stored),
+        }))
+    }
+
+    async fn announce_maintenance(
+        &self,
+        request: Request<pb::AnnounceMaintenanceRequest>,
+    ) -> Result<Response<pb::AnnounceMaintenanceResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let body = request.into_inner();
+        let key =
+            crate::subscriptions::request_key(&identity, "AnnounceMaintenance", &body.request_id)?;
+        self.local_offer_id(&body.offer_id)?;
+        let period = fedmesh_core::calendar::closed_period("period", body.period.as_ref())
+            .map_err(ServiceError::from)?;
+        let at = fedmesh_grpc::figures::now();
+        if period.end <= at {
+            return Err(ServiceError::invalid("period.end_time", "is already past").into());
+        }
+        if period.len() > fedmesh_core::usage::MAX_OUTAGE {
+            return Err(ServiceError::invalid("period", "longer than 31 days").into());
+        }
+        if body.summary.trim().is_empty() || body.summary.len() > 200 {
+            return Err(ServiceError::invalid("summary", "required, at most 200 bytes").into());
+        }
+        if body.description.len() > 16 * 1024 {
+            return Err(ServiceError::invalid("description", "at most 16 KiB").into());
+        }
+        let offer = self
+            .store
+            .get_offer(&body.offer_id)
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::NotFound(format!("offer {} not found", body.offer_id)))?;
+        if offer.status == pb::OfferStatus::Withdrawn as i32 {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "offer {} is withdrawn",
+                offer.offer_id
+            ))
+            .into());
+        }
+        let member = self.member.to_string();
+        let written =
+            self.store
+                .update_maintenance(self.member.as_str(), "", Some(&key), |_, revision| {
+                    let (y, m, d) = fedmesh_core::calendar::civil_from_days(at.div_euclid(86_400));
+                    Ok::<_, ServiceError>(pb::MaintenanceWindow {
+                        maintenance_id: format!("MW-{y:04}{m:02}{d:02}-{member}-{revision}"),
+                        offer_id: body.offer_id.clone(),
+                        provider_member_id: member.clone(),
+                        period: body.period,
+                        summary: body.summary.clone(),
+                        description: body.description.clone(),
+                        announce_time: Some(now()),
+                        announced_by: identity.to_string(),
+                    })
+                });
+        let window = match written {
+            Ok((window, revision)) => {
+                self.store
+                    .journal_durable(revision)
+                    .await
+                    .map_err(ServiceError::from)?;
+                window
+            }
+            Err(fedmesh_store::WriteError::Repeated(id)) => self
+                .store
+                .get_maintenance(&id)
+                .map_err(ServiceError::from)?
+                .ok_or_else(|| ServiceError::NotFound(format!("maintenance {id} not found")))?,
+            Err(other) => return Err(ServiceError::from(other).into()),
+        };
+        // The offer's calendar lists it, so that availability excludes it (done again on a
+        // retry, in case the first attempt stopped in between).
+        let (_, revision) = self
+            .store
+            .update_offer(
+                self.member.as_str(),
+                &window.offer_id,
+                |current, revision| {
+                    let mut offer = current.ok_or_else(|| {
+                        ServiceError::NotFound(format!("offer {} not found", window.offer_id))
+                    })?;
+                    let calendar = offer
+                        .engagement
+                        .get_or_insert_with(Default::default)
+                        .calendar
+                        .get_or_insert_with(fedmesh_core::calendar::default_proto);
+                    // Windows ended more than 400 days ago no longer matter to any report.
+                    calendar.maintenance_windows.retain(|w| {
+                        w.period
+                            .as_ref()
+                            .and_then(|p| p.end_time.as_ref())
+                            .is_some_and(|t| t.seconds > at - 400 * 86_400)
+                    });
+                    if !calendar
+                        .maintenance_windows
+                        .iter()
+                        .any(|w| w.maintenance_id == window.maintenance_id)
+                    {
+                        calendar.maintenance_windows.push(window.clone());
+                    }
+                    offer.etag = revision.to_string();
+                    offer.update_time = Some(now());
+                    Ok::<_, ServiceError>(offer)
+                },
+            )
+            .map_err(ServiceError::from)?;
+        self.store
+            .journal_durable(revision)
+            .await
+            .map_err(ServiceError::from)?;
+        tracing::info!(maintenance = %window.maintenance_id, offer = %window.offer_id, "maintenance announced");
+        Ok(Response::new(pb::AnnounceMaintenanceResponse {
+            maintenance_window: Some(window),
+        }))
+    }
+
+    async fn list_maintenance(
+        &self,
+        request: Request<pb::ListMaintenanceRequest>,
+    ) -> Result<Response<pb::ListMaintenanceResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let body = request.into_inner();
+        let size = page_size(body.page_size, 50, 500)?;
+        let after = page_after(&body.page_token, |t| t.starts_with("MW-"))?;
+        let overlapping = match &body.overlapping {
+            None => None,
+            Some(_) => Some(
+                fedmesh_core::calendar::closed_period("overlapping", body.overlapping.as_ref())
+                    .map_err(ServiceError::from)?,
+            ),
+        };
+        // Another member's node sees the windows of offers its member is a tenant of.
+        let tenant_of = |offer_id: &str| -> bool {
+            let Some(member) = identity.member() else {
+                return false;
+            };
+            self.store
+                .list_subscriptions("", 1, |s| {
+                    s.offer_id == offer_id
+                        && s.subscriber_member_id == member.as_str()
+                        && fedmesh_core::usage::is_served(s.state())
+                })
+                .is_ok_and(|found| !found.is_empty())
+        };
+        let mut windows = self
+            .store
+            .list_maintenance(after, size + 1, |w| {
+                let visible = match identity.role() {
+                    Role::Admin | Role::Coordinator => true,
+                    Role::Node => tenant_of(&w.offer_id),
+                    Role::Agent => false,
+                };
+                let overlaps = overlapping.is_none_or(|o| {
+                    w.period.as_ref().is_some_and(|p| {
+                        p.start_time.as_ref().is_some_and(|t| t.seconds < o.end)
+                            && p.end_time.as_ref().is_some_and(|t| t.seconds > o.start)
+                    })
+                });
+                visible && overlaps && (body.offer_id.is_empty() || w.offer_id == body.offer_id)
+            })
+            .map_err(ServiceError::from)?;
+        let next_page_token = if windows.len() > size {
+            windows.truncate(size);
+            windows
+                .last()
+                .map(|w| w.maintenance_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListMaintenanceResponse {
+            maintenance_windows: windows,
+            next_page_token,
         }))
     }
 }

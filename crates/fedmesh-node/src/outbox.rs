@@ -1,8 +1,11 @@
-//! The subscriber side of tenancies: a request of this member's admin for another member's
-//! offer is sent to the provider's node at once, or, when that node cannot be reached, kept in
-//! the durable outbox and delivered later (with backoff, across restarts of either node). The
-//! provider's copy of each tenancy is mirrored here, kept current by following the provider's
-//! journal (filtered by the provider to this member's tenancies) from a persisted cursor.
+//! The subscriber side of tenancies and incidents: a request of this member's admin to another
+//! member's node (a tenancy request or change, an incident opened, commented, answered,
+//! closed, reopened or re-prioritized) is sent to the provider's node at once, or, when that
+//! node cannot be reached, kept in the durable outbox and delivered later (with backoff, across
+//! restarts of either node, in order per provider). The provider's copy of each tenancy and
+//! incident, and the maintenance it announces on offers this member is a tenant of, are
+//! mirrored here, kept current by following the provider's journal (filtered by the provider
+//! to what concerns this member) from a persisted cursor.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use std::time::Duration;
 use fedmesh_core::MemberId;
 use fedmesh_grpc::ServiceError;
 use fedmesh_proto::pb;
+use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
 use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_proto::pb::watch_response::Event;
@@ -48,8 +52,7 @@ fn classify(status: tonic::Status) -> Undelivered {
     }
 }
 
-/// The request id of any forwarded request: field 1 of `RequestSubscriptionRequest`,
-/// `CancelSubscriptionRequest` and `ChangeUsersRequest` alike.
+/// The request id of any forwarded request: field 1 of every forwarded request message.
 #[derive(Clone, PartialEq, prost::Message)]
 struct RequestId {
     #[prost(string, tag = "1")]
@@ -60,7 +63,16 @@ fn refusal_key(provider: &str, request_id: &str) -> Vec<u8> {
     format!("refused/{provider}/{request_id}").into_bytes()
 }
 
-/// Sends this member's tenancy requests to providers and mirrors the answers.
+/// What a provider's node answered a forwarded request with.
+#[derive(Debug, Clone)]
+pub enum Delivered {
+    /// A tenancy.
+    Subscription(pb::Subscription),
+    /// An incident (as this member may see it).
+    Incident(pb::Incident),
+}
+
+/// Sends this member's requests to providers and mirrors the answers.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     store: Store,
@@ -90,57 +102,114 @@ impl Forwarder {
         }
     }
 
-    async fn deliver(&self, item: &OutboxItem) -> Result<pb::Subscription, Undelivered> {
+    async fn deliver(&self, item: &OutboxItem) -> Result<Delivered, Undelivered> {
         let channel = self
             .peers
             .channel(&item.provider_member_id)
             .await
             .map_err(Undelivered::Retry)?;
-        let mut client = SubscriptionServiceClient::new(channel);
-        let decode_error = |e: prost::DecodeError| {
-            Undelivered::Refused(tonic::Status::internal(format!("corrupt outbox item: {e}")))
-        };
-        let subscription = match item.rpc.as_str() {
-            "RequestSubscription" => client
-                .request_subscription(
-                    pb::RequestSubscriptionRequest::decode(item.request.as_slice())
-                        .map_err(decode_error)?,
-                )
+        let mut subscriptions = SubscriptionServiceClient::new(channel.clone());
+        let mut incidents = IncidentServiceClient::new(channel);
+        fn decode<M: prost::Message + Default>(raw: &[u8]) -> Result<M, Undelivered> {
+            M::decode(raw).map_err(|e| {
+                Undelivered::Refused(tonic::Status::internal(format!("corrupt outbox item: {e}")))
+            })
+        }
+        let raw = item.request.as_slice();
+        let answered: Result<Option<Delivered>, tonic::Status> = match item.rpc.as_str() {
+            "RequestSubscription" => subscriptions
+                .request_subscription(decode::<pb::RequestSubscriptionRequest>(raw)?)
                 .await
-                .map(|r| r.into_inner().subscription),
-            "CancelSubscription" => client
-                .cancel_subscription(
-                    pb::CancelSubscriptionRequest::decode(item.request.as_slice())
-                        .map_err(decode_error)?,
-                )
+                .map(|r| r.into_inner().subscription.map(Delivered::Subscription)),
+            "CancelSubscription" => subscriptions
+                .cancel_subscription(decode::<pb::CancelSubscriptionRequest>(raw)?)
                 .await
-                .map(|r| r.into_inner().subscription),
-            "ChangeUsers" => client
-                .change_users(
-                    pb::ChangeUsersRequest::decode(item.request.as_slice())
-                        .map_err(decode_error)?,
-                )
+                .map(|r| r.into_inner().subscription.map(Delivered::Subscription)),
+            "ChangeUsers" => subscriptions
+                .change_users(decode::<pb::ChangeUsersRequest>(raw)?)
                 .await
-                .map(|r| r.into_inner().subscription),
+                .map(|r| r.into_inner().subscription.map(Delivered::Subscription)),
+            "OpenIncident" => incidents
+                .open_incident(decode::<pb::OpenIncidentRequest>(raw)?)
+                .await
+                .map(|r| r.into_inner().incident.map(Delivered::Incident)),
+            "CommentIncident" => incidents
+                .comment_incident(decode::<pb::CommentIncidentRequest>(raw)?)
+                .await
+                .map(|r| r.into_inner().incident.map(Delivered::Incident)),
+            "AnswerIncident" => incidents
+                .answer_incident(decode::<pb::AnswerIncidentRequest>(raw)?)
+                .await
+                .map(|r| r.into_inner().incident.map(Delivered::Incident)),
+            "CloseIncident" => incidents
+                .close_incident(decode::<pb::CloseIncidentRequest>(raw)?)
+                .await
+                .map(|r| r.into_inner().incident.map(Delivered::Incident)),
+            "ReopenIncident" => incidents
+                .reopen_incident(decode::<pb::ReopenIncidentRequest>(raw)?)
+                .await
+                .map(|r| r.into_inner().incident.map(Delivered::Incident)),
+            "ChangePriority" => incidents
+                .change_priority(decode::<pb::ChangePriorityRequest>(raw)?)
+                .await
+                .map(|r| r.into_inner().incident.map(Delivered::Incident)),
             other => {
                 return Err(Undelivered::Refused(tonic::Status::internal(format!(
                     "unknown outbox rpc {other}"
                 ))));
             }
         };
-        subscription.map_err(classify)?.ok_or_else(|| {
-            Undelivered::Retry("the provider answered without a subscription".into())
-        })
+        answered
+            .map_err(classify)?
+            .ok_or_else(|| Undelivered::Retry("the provider answered without a result".into()))
+    }
+
+    /// Mirrors what a provider's node answered.
+    async fn mirror_delivered(
+        &self,
+        provider: &str,
+        delivered: Delivered,
+    ) -> Result<(), StoreError> {
+        match delivered {
+            Delivered::Subscription(s) => self.mirror(provider, s).await,
+            Delivered::Incident(i) => self.mirror_incident(provider, i).await,
+        }
     }
 
     /// Sends `request` (of `rpc`) to `provider`'s node now, or queues it durably. Returns the
-    /// provider's subscription, or `None` when queued.
+    /// provider's tenancy, or `None` when queued.
     pub async fn send_or_queue<M: prost::Message>(
         &self,
         provider: &str,
         rpc: &str,
         request: &M,
     ) -> Result<Option<pb::Subscription>, ServiceError> {
+        Ok(match self.forward(provider, rpc, request).await? {
+            Some(Delivered::Subscription(s)) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Like [`Forwarder::send_or_queue`], for incident requests: the provider's incident, or
+    /// `None` when queued.
+    pub async fn send_incident<M: prost::Message>(
+        &self,
+        provider: &str,
+        rpc: &str,
+        request: &M,
+    ) -> Result<Option<pb::Incident>, ServiceError> {
+        Ok(match self.forward(provider, rpc, request).await? {
+            Some(Delivered::Incident(i)) => Some(i),
+            _ => None,
+        })
+    }
+
+    async fn forward<M: prost::Message>(
+        &self,
+        provider: &str,
+        rpc: &str,
+        request: &M,
+    ) -> Result<Option<Delivered>, ServiceError> {
         let item = OutboxItem {
             provider_member_id: provider.to_owned(),
             rpc: rpc.to_owned(),
@@ -164,9 +233,9 @@ impl Forwarder {
         }
         let attempt = tokio::time::timeout(DIRECT_TIMEOUT, self.deliver(&item)).await;
         let error = match attempt {
-            Ok(Ok(subscription)) => {
-                self.mirror(provider, subscription.clone()).await?;
-                return Ok(Some(subscription));
+            Ok(Ok(delivered)) => {
+                self.mirror_delivered(provider, delivered.clone()).await?;
+                return Ok(Some(delivered));
             }
             Ok(Err(Undelivered::Refused(status))) => {
                 return Err(ServiceError::Peer {
@@ -246,6 +315,65 @@ impl Forwarder {
         self.store.journal_durable(revision).await
     }
 
+    /// Stores the provider's copy of an incident of this member, unless ours is more recent.
+    pub async fn mirror_incident(
+        &self,
+        provider: &str,
+        incoming: pb::Incident,
+    ) -> Result<(), StoreError> {
+        let genuine = incoming.subscriber_member_id == self.member.as_str()
+            && incoming.provider_member_id == provider
+            && incoming.incident_id.contains(&format!("-{provider}-"))
+            && fedmesh_core::offer::provider_of(&incoming.offer_id)
+                .is_some_and(|p| p.as_str() == provider);
+        if !genuine {
+            tracing::warn!(provider, incident = %incoming.incident_id, "ignoring an incident a provider cannot speak for");
+            return Ok(());
+        }
+        let id = incoming.incident_id.clone();
+        let written = self
+            .store
+            .update_incident(self.member.as_str(), &id, None, |current, _| {
+                Ok::<_, std::convert::Infallible>(match current {
+                    Some(current) if current.events.len() > incoming.events.len() => current,
+                    _ => incoming,
+                })
+            });
+        match written {
+            Ok((_, revision)) => self.store.journal_durable(revision).await,
+            Err(fedmesh_store::WriteError::Store(e)) => Err(e),
+            Err(fedmesh_store::WriteError::Rejected(never)) => match never {},
+            Err(fedmesh_store::WriteError::Repeated(_)) => Ok(()),
+        }
+    }
+
+    /// Stores a maintenance window a provider announced on one of its offers.
+    pub async fn mirror_maintenance(
+        &self,
+        provider: &str,
+        incoming: pb::MaintenanceWindow,
+    ) -> Result<(), StoreError> {
+        let genuine = incoming.provider_member_id == provider
+            && fedmesh_core::offer::provider_of(&incoming.offer_id)
+                .is_some_and(|p| p.as_str() == provider);
+        if !genuine {
+            tracing::warn!(provider, maintenance = %incoming.maintenance_id, "ignoring a maintenance window a provider cannot speak for");
+            return Ok(());
+        }
+        let id = incoming.maintenance_id.clone();
+        let written = self
+            .store
+            .update_maintenance(self.member.as_str(), &id, None, |_, _| {
+                Ok::<_, std::convert::Infallible>(incoming)
+            });
+        match written {
+            Ok((_, revision)) => self.store.journal_durable(revision).await,
+            Err(fedmesh_store::WriteError::Store(e)) => Err(e),
+            Err(fedmesh_store::WriteError::Rejected(never)) => match never {},
+            Err(fedmesh_store::WriteError::Repeated(_)) => Ok(()),
+        }
+    }
+
     /// Delivers the outbox until `stop`, then follows providers' journals.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let mirror = tokio::spawn(self.clone().follow_providers(stop.clone()));
@@ -266,12 +394,13 @@ impl Forwarder {
                             continue;
                         }
                         match self.deliver(&item).await {
-                            Ok(subscription) => {
+                            Ok(delivered) => {
                                 backoff.reset();
-                                if let Err(error) =
-                                    self.mirror(&item.provider_member_id, subscription).await
+                                if let Err(error) = self
+                                    .mirror_delivered(&item.provider_member_id, delivered)
+                                    .await
                                 {
-                                    tracing::error!(%error, "cannot mirror a delivered subscription");
+                                    tracing::error!(%error, "cannot mirror a delivered answer");
                                 }
                                 if let Err(error) = self.store.dequeue(sequence) {
                                     tracing::error!(%error, "cannot remove a delivered outbox item");
@@ -378,7 +507,11 @@ impl Forwarder {
                 let mut stream = client
                     .watch(pb::WatchRequest {
                         since_revision: since,
-                        entity_kinds: vec![pb::EntityKind::Subscription as i32],
+                        entity_kinds: vec![
+                            pb::EntityKind::Subscription as i32,
+                            pb::EntityKind::Incident as i32,
+                            pb::EntityKind::MaintenanceWindow as i32,
+                        ],
                     })
                     .await?
                     .into_inner();
@@ -386,13 +519,19 @@ impl Forwarder {
                     backoff.reset();
                     if let Some(Event::Entry(entry)) = message.event {
                         let revision = entry.revision;
-                        if let Some(pb::journal_entry::Payload::Subscription(subscription)) =
-                            entry.payload
-                        {
-                            self.mirror(&provider, subscription)
-                                .await
-                                .map_err(|e| tonic::Status::internal(e.to_string()))?;
-                        }
+                        let mirrored = match entry.payload {
+                            Some(pb::journal_entry::Payload::Subscription(s)) => {
+                                self.mirror(&provider, s).await
+                            }
+                            Some(pb::journal_entry::Payload::Incident(i)) => {
+                                self.mirror_incident(&provider, i).await
+                            }
+                            Some(pb::journal_entry::Payload::MaintenanceWindow(m)) => {
+                                self.mirror_maintenance(&provider, m).await
+                            }
+                            _ => Ok(()),
+                        };
+                        mirrored.map_err(|e| tonic::Status::internal(e.to_string()))?;
                         let cursor = Cursor {
                             journal_id: info.journal_id.clone(),
                             revision,

@@ -149,7 +149,11 @@ fn now() -> prost_types::Timestamp {
 }
 
 /// Checks a client request id and makes the key of its idempotency record.
-fn request_key(caller: &Identity, rpc: &str, request_id: &str) -> Result<Vec<u8>, ServiceError> {
+pub(crate) fn request_key(
+    caller: &Identity,
+    rpc: &str,
+    request_id: &str,
+) -> Result<Vec<u8>, ServiceError> {
     let valid = !request_id.is_empty()
         && request_id.len() <= 64
         && request_id

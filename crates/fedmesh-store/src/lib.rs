@@ -9,12 +9,14 @@
 //! - [`journal`]: the node journal and the entities written with it (offers).
 //! - [`catalogue`]: the federation catalogue, its change log and replication cursors.
 //! - [`subscriptions`]: tenant subscriptions, with idempotency records.
+//! - [`incidents`]: incidents and maintenance windows.
 //! - [`usage`]: usage and availability records, filed by offer and month or time.
 //! - [`outbox`]: writes waiting for another member's node, and known peer endpoints.
 //! - [`registry`]: the coordinator's directory of member nodes.
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
+pub mod incidents;
 pub mod journal;
 mod log;
 pub mod outbox;

@@ -162,6 +162,28 @@ pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsError>
     Ok(config)
 }
 
+/// A client configuration for an ordinary HTTPS server outside the federation (an
+/// institution's helpdesk): the CAs of `ca_file` (a system bundle), TLS 1.2 or 1.3, no client
+/// certificate, HTTP/1.1.
+pub fn public_client_config(ca_file: &Path) -> Result<rustls::ClientConfig, TlsError> {
+    let mut store = RootCertStore::empty();
+    // A system bundle may hold certificates webpki cannot use; they are skipped.
+    let (added, _) = store.add_parsable_certificates(load_certs(ca_file)?);
+    if added == 0 {
+        return Err(TlsError::Pem {
+            path: ca_file.to_owned(),
+            message: "no usable CA certificate".to_owned(),
+        });
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Verifies a server's certificate like any TLS client (chain to the federation CA, name,
 /// validity), then that its identity is the party the caller meant to reach: a member's node
 /// certificate carrying the right host name is not enough to answer for another member.

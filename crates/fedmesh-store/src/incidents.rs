@@ -1,0 +1,162 @@
+//! Incidents and maintenance windows, written with the journal like every entity: on the
+//! provider's node the reference copy, on a subscriber's node the mirror of its own; on the
+//! coordinator, the incidents replicated from every provider (without texts or people).
+
+use fedmesh_proto::pb;
+use prost::Message as _;
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::catalogue::{Applied, CURSORS_TREE, Cursor};
+use crate::journal::{Entity, WriteError};
+use crate::{Store, StoreError, decode};
+
+const INCIDENTS_TREE: &str = "incidents";
+const MAINTENANCE_TREE: &str = "maintenance";
+
+const INCIDENT: Entity<pb::Incident> = Entity {
+    tree: INCIDENTS_TREE,
+    kind: pb::EntityKind::Incident,
+    id: |i| &i.incident_id,
+    payload: pb::journal_entry::Payload::Incident,
+};
+
+const MAINTENANCE: Entity<pb::MaintenanceWindow> = Entity {
+    tree: MAINTENANCE_TREE,
+    kind: pb::EntityKind::MaintenanceWindow,
+    id: |m| &m.maintenance_id,
+    payload: pb::journal_entry::Payload::MaintenanceWindow,
+};
+
+fn scan<M: prost::Message + Default>(
+    tree: &sled::Tree,
+    name: &'static str,
+    after: &str,
+    limit: usize,
+    keep: impl Fn(&M) -> bool,
+) -> Result<Vec<M>, StoreError> {
+    let mut out = Vec::new();
+    for item in tree.range::<&[u8], _>((
+        std::ops::Bound::Excluded(after.as_bytes()),
+        std::ops::Bound::Unbounded,
+    )) {
+        let (key, raw) = item?;
+        let value: M = decode(name, &key, &raw)?;
+        if keep(&value) {
+            out.push(value);
+            if out.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Creates or changes an incident; with `request_key`, also records which incident that
+    /// client request touched, in the same transaction (idempotent retries).
+    pub fn update_incident<E>(
+        &self,
+        member_id: &str,
+        incident_id: &str,
+        request_key: Option<&[u8]>,
+        decide: impl FnOnce(Option<pb::Incident>, u64) -> Result<pb::Incident, E>,
+    ) -> Result<(pb::Incident, u64), WriteError<E>> {
+        self.write_journaled(&INCIDENT, member_id, incident_id, request_key, decide)
+    }
+
+    /// An incident by id.
+    pub fn get_incident(&self, id: &str) -> Result<Option<pb::Incident>, StoreError> {
+        self.tree(INCIDENTS_TREE)?
+            .get(id.as_bytes())?
+            .map(|raw| decode(INCIDENTS_TREE, id.as_bytes(), &raw))
+            .transpose()
+    }
+
+    /// Up to `limit` incidents with an id after `after`, in id (opening time) order, that
+    /// `keep` accepts.
+    pub fn list_incidents(
+        &self,
+        after: &str,
+        limit: usize,
+        keep: impl Fn(&pb::Incident) -> bool,
+    ) -> Result<Vec<pb::Incident>, StoreError> {
+        scan(
+            &self.tree(INCIDENTS_TREE)?,
+            INCIDENTS_TREE,
+            after,
+            limit,
+            keep,
+        )
+    }
+
+    /// Creates or changes a maintenance window (see [`Store::update_incident`]).
+    pub fn update_maintenance<E>(
+        &self,
+        member_id: &str,
+        maintenance_id: &str,
+        request_key: Option<&[u8]>,
+        decide: impl FnOnce(Option<pb::MaintenanceWindow>, u64) -> Result<pb::MaintenanceWindow, E>,
+    ) -> Result<(pb::MaintenanceWindow, u64), WriteError<E>> {
+        self.write_journaled(&MAINTENANCE, member_id, maintenance_id, request_key, decide)
+    }
+
+    /// A maintenance window by id.
+    pub fn get_maintenance(&self, id: &str) -> Result<Option<pb::MaintenanceWindow>, StoreError> {
+        self.tree(MAINTENANCE_TREE)?
+            .get(id.as_bytes())?
+            .map(|raw| decode(MAINTENANCE_TREE, id.as_bytes(), &raw))
+            .transpose()
+    }
+
+    /// Up to `limit` maintenance windows with an id after `after` that `keep` accepts.
+    pub fn list_maintenance(
+        &self,
+        after: &str,
+        limit: usize,
+        keep: impl Fn(&pb::MaintenanceWindow) -> bool,
+    ) -> Result<Vec<pb::MaintenanceWindow>, StoreError> {
+        scan(
+            &self.tree(MAINTENANCE_TREE)?,
+            MAINTENANCE_TREE,
+            after,
+            limit,
+            keep,
+        )
+    }
+
+    /// Applies an incident replicated from `source`'s journal at `position` (on the
+    /// coordinator), with the cursor in the same transaction; an older version than the one
+    /// stored (fewer events) is ignored. A position at or below the cursor is a duplicate.
+    pub fn apply_incident(
+        &self,
+        source: &str,
+        position: &Cursor,
+        incident: &pb::Incident,
+    ) -> Result<Applied, StoreError> {
+        let incidents = self.tree(INCIDENTS_TREE)?;
+        let cursors = self.tree(CURSORS_TREE)?;
+        self.catalogue_log.append(|_| {
+            if let Some(stored) = self.cursor(source)?
+                && stored.journal_id == position.journal_id
+                && position.revision <= stored.revision
+            {
+                return Ok((Applied::Duplicate, None));
+            }
+            let newer = self
+                .get_incident(&incident.incident_id)?
+                .is_none_or(|current| current.events.len() <= incident.events.len());
+            let (value, cursor) = (incident.encode_to_vec(), position.encode_to_vec());
+            let result: Result<(), TransactionError<()>> =
+                (&incidents, &cursors).transaction(|(incidents, cursors)| {
+                    if newer {
+                        incidents.insert(incident.incident_id.as_bytes(), value.as_slice())?;
+                    }
+                    cursors.insert(source.as_bytes(), cursor.as_slice())?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                });
+            result.map_err(StoreError::from_transaction)?;
+            Ok((Applied::CursorOnly, None))
+        })
+    }
+}
