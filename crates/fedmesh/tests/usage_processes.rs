@@ -136,7 +136,7 @@ fn coordinator_totals_are_exact_after_kill_9_mid_stream() {
     let node_endpoint = format!("https://localhost:{node_port}");
     let coordinator_endpoint = format!("https://localhost:{coordinator_port}");
 
-    // unistra's node takes a tenancy (automatic approval).
+    // The demo made unistra a tenant (automatic approval); its node reads its tenancy.
     let unistra = &manifest.members[0];
     let as_unistra = channel(
         &node_endpoint,
@@ -146,35 +146,22 @@ fn coordinator_totals_are_exact_after_kill_9_mid_stream() {
     );
     let tenancy = eventually(&rt, "the tenancy", Duration::from_secs(30), async || {
         pb::subscription_service_client::SubscriptionServiceClient::new(as_unistra.clone())
-            .request_subscription(pb::RequestSubscriptionRequest {
-                request_id: "crash-test".into(),
+            .list_subscriptions(pb::ListSubscriptionsRequest {
                 offer_id: OFFER.into(),
-                user_count: 100,
-                contact_email: "dsi@unistra.example".into(),
-                accepted_terms_version: "2026-01".into(),
                 ..Default::default()
             })
             .await
-            .ok()
-            .and_then(|r| r.into_inner().subscription)
+            .ok()?
+            .into_inner()
+            .subscriptions
+            .pop()
     });
     assert_eq!(tenancy.state(), pb::SubscriptionState::Active);
 
-    // The agent's certificate and the file: RECORDS request counts in October 2026.
+    // The file: RECORDS request counts in September 2026 (a month the demo seeds nothing in).
     let pki = dir.path().join("pki");
-    assert_ok(&run(fedmesh().args([
-        "certs",
-        "issue",
-        "--dir",
-        pki.to_str().unwrap(),
-        "--member",
-        "rennes2",
-        "--role",
-        "agent",
-        "--name",
-        "meter",
-    ])));
-    let csv = dir.path().join("october.csv");
+    // The demo issued rennes2's metering agent its certificate (`meter`).
+    let csv = dir.path().join("september.csv");
     let mut file = std::fs::File::create(&csv).unwrap();
     writeln!(
         file,
@@ -185,7 +172,7 @@ fn coordinator_totals_are_exact_after_kill_9_mid_stream() {
         let (day, hour) = (1 + i / 24 % 28, i % 24);
         writeln!(
             file,
-            "oct-{i},{},requests,{i},2026-10-{day:02}T{hour:02}:00:00Z,2026-10-{day:02}T{hour:02}:59:59Z",
+            "sep-{i},{},requests,{i},2026-09-{day:02}T{hour:02}:00:00Z,2026-09-{day:02}T{hour:02}:59:59Z",
             tenancy.tenant_id
         )
         .unwrap();
@@ -261,15 +248,15 @@ fn coordinator_totals_are_exact_after_kill_9_mid_stream() {
         &rennes2.admin_cert,
         &rennes2.admin_key,
     );
-    let october = || pb::GetOfferMetricsRequest {
+    let september = || pb::GetOfferMetricsRequest {
         offer_id: OFFER.into(),
         from_month: Some(pb::YearMonth {
             year: 2026,
-            month: 10,
+            month: 9,
         }),
         to_month: Some(pb::YearMonth {
             year: 2026,
-            month: 10,
+            month: 9,
         }),
     };
     let total = eventually(
@@ -278,7 +265,7 @@ fn coordinator_totals_are_exact_after_kill_9_mid_stream() {
         Duration::from_secs(60),
         async || {
             let months = pb::metrics_service_client::MetricsServiceClient::new(as_admin.clone())
-                .get_offer_metrics(october())
+                .get_offer_metrics(september())
                 .await
                 .ok()?
                 .into_inner()
@@ -301,7 +288,7 @@ fn coordinator_totals_are_exact_after_kill_9_mid_stream() {
     let after = rt
         .block_on(
             pb::metrics_service_client::MetricsServiceClient::new(as_admin.clone())
-                .get_offer_metrics(october()),
+                .get_offer_metrics(september()),
         )
         .unwrap()
         .into_inner();
