@@ -197,8 +197,9 @@ impl IncidentApi {
         if caller.role() != Role::Admin {
             return Err(not_found(incident_id));
         }
-        // Checked here too, so that a request that cannot succeed is not queued.
-        incident::act(
+        // Fields and rights are checked here, so that a request that cannot succeed is not
+        // queued; the status is the provider's to judge (this copy may lag behind it).
+        match incident::act(
             &current,
             Party::Subscriber,
             "",
@@ -206,7 +207,14 @@ impl IncidentApi {
             action,
             now(),
             Secs::MAX / 2,
-        )?;
+        ) {
+            Err(
+                refused @ (incident::Refused::Invalid { .. } | incident::Refused::NotAllowed(_)),
+            ) => {
+                return Err(refused.into());
+            }
+            Ok(_) | Err(incident::Refused::Status(_)) => {}
+        }
         let key = request_key(caller, rpc, request_id)?;
         let delivered = self
             .forwarder

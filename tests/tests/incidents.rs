@@ -1,0 +1,662 @@
+//! Incident escalation across institutions over real mTLS: a subscriber's desk opens through
+//! its own node, the provider's admins work the incident, both copies converge; delivery
+//! waits for a provider that is down; a missed deadline escalates to the coordinator;
+//! maintenance announcements reach tenants only; the helpdesk webhook receives the events.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::incident_service_client::IncidentServiceClient as Client;
+use fedmesh_proto::pb::metrics_service_client::MetricsServiceClient;
+use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
+use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
+use fedmesh_tests::{TestFederation, example_offer, wait_for};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const UNISTRA: usize = 0;
+const RENNES2: usize = 1;
+const ROUEN: usize = 2;
+const OFFER: &str = "unistra.collab";
+
+/// unistra's collaboration offer, optionally with a P1 that runs around the clock and must be
+/// acknowledged within a second.
+fn offer(fast_p1: bool) -> pb::Offer {
+    let mut offer = example_offer("collaboration");
+    if fast_p1 {
+        let engagement = offer.engagement.as_mut().unwrap();
+        engagement.p1_round_the_clock = true;
+        let p1 = engagement
+            .priority_targets
+            .iter_mut()
+            .find(|t| t.priority == pb::Priority::P1 as i32)
+            .unwrap();
+        p1.acknowledge_within = Some(prost_types::Duration {
+            seconds: 1,
+            nanos: 0,
+        });
+    }
+    offer
+}
+
+/// A federation of three where rennes2 is a tenant of unistra's collaboration offer.
+async fn federation(nodes: &[&str], fast_p1: bool) -> TestFederation {
+    let fed = TestFederation::start_with(3, &[], nodes).await;
+    OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .publish_offer(pb::PublishOfferRequest {
+            offer: Some(offer(fast_p1)),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    let mut own = SubscriptionServiceClient::new(fed.as_admin(fed.member(RENNES2)));
+    let subscription = own
+        .request_subscription(pb::RequestSubscriptionRequest {
+            request_id: "collab".into(),
+            offer_id: OFFER.into(),
+            user_count: 300,
+            contact_email: "dsi@rennes2.example".into(),
+            accepted_terms_version: offer(false).terms_version,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(subscription.state(), pb::SubscriptionState::Active);
+    fed
+}
+
+fn desk(fed: &TestFederation) -> Client<Channel> {
+    Client::new(fed.as_admin(fed.member(RENNES2)))
+}
+
+fn provider(fed: &TestFederation) -> Client<Channel> {
+    Client::new(fed.as_admin(fed.member(UNISTRA)))
+}
+
+fn open_request(request_id: &str, priority: pb::Priority) -> pb::OpenIncidentRequest {
+    pb::OpenIncidentRequest {
+        request_id: request_id.into(),
+        offer_id: OFFER.into(),
+        priority: priority as i32,
+        summary: "Users cannot log in".into(),
+        description: "Since 9:00, every login ends on an error page.".into(),
+        ..Default::default()
+    }
+}
+
+async fn get(client: &mut Client<Channel>, id: &str) -> Result<pb::Incident, tonic::Status> {
+    client
+        .get_incident(pb::GetIncidentRequest {
+            incident_id: id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().incident.unwrap())
+}
+
+#[tokio::test]
+async fn an_incident_travels_between_the_desk_and_the_provider() {
+    let fed = federation(&[], false).await;
+    let opened = desk(&fed)
+        .open_incident(open_request("inc-1", pb::Priority::P2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!opened.queued);
+    let incident = opened.incident.unwrap();
+    let id = incident.incident_id.clone();
+    assert!(id.starts_with("INC-") && id.contains("-unistra-"), "{id}");
+    assert_eq!(incident.subscriber_member_id, "rennes2");
+    assert_eq!(incident.sla_clocks.len(), 2, "both clocks are shown");
+
+    // A retry of the same request opens nothing new.
+    let again = desk(&fed)
+        .open_incident(open_request("inc-1", pb::Priority::P2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.incident.unwrap().incident_id, id);
+
+    // The provider works it.
+    let mut provider = provider(&fed);
+    provider
+        .acknowledge_incident(pb::AcknowledgeIncidentRequest {
+            request_id: "ack".into(),
+            incident_id: id.clone(),
+            comment: "Looking into it".into(),
+        })
+        .await
+        .unwrap();
+    provider
+        .assign_incident(pb::AssignIncidentRequest {
+            request_id: "assign".into(),
+            incident_id: id.clone(),
+            assignee: "Camille (IdP team)".into(),
+        })
+        .await
+        .unwrap();
+    provider
+        .comment_incident(pb::CommentIncidentRequest {
+            request_id: "note".into(),
+            incident_id: id.clone(),
+            body: "probably the certificate renewal".into(),
+            internal: true,
+        })
+        .await
+        .unwrap();
+    let waiting = provider
+        .set_incident_status(pb::SetIncidentStatusRequest {
+            request_id: "ask".into(),
+            incident_id: id.clone(),
+            status: pb::IncidentStatus::WaitingOnSubscriber as i32,
+            comment: "Which browser?".into(),
+            resolution: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    assert!(waiting.sla_clocks[1].paused, "the resolve clock pauses");
+    // The provider cannot answer for the subscriber, nor the desk acknowledge.
+    let status = provider
+        .answer_incident(pb::AnswerIncidentRequest {
+            request_id: "x".into(),
+            incident_id: id.clone(),
+            body: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+    // The desk answers through its node; its copy follows.
+    let mut desk = desk(&fed);
+    let answered = desk
+        .answer_incident(pb::AnswerIncidentRequest {
+            request_id: "answer".into(),
+            incident_id: id.clone(),
+            body: "Firefox and Chrome".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answered.queued);
+    assert_eq!(
+        answered.incident.unwrap().status(),
+        pb::IncidentStatus::InProgress
+    );
+    let status = desk
+        .acknowledge_incident(pb::AcknowledgeIncidentRequest {
+            request_id: "x".into(),
+            incident_id: id.clone(),
+            comment: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    provider
+        .set_incident_status(pb::SetIncidentStatusRequest {
+            request_id: "fix".into(),
+            incident_id: id.clone(),
+            status: pb::IncidentStatus::Resolved as i32,
+            comment: String::new(),
+            resolution: "Renewed the IdP signing certificate".into(),
+        })
+        .await
+        .unwrap();
+    let closed = desk
+        .close_incident(pb::CloseIncidentRequest {
+            request_id: "close".into(),
+            incident_id: id.clone(),
+            comment: "Confirmed, thanks".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    assert_eq!(closed.status(), pb::IncidentStatus::Closed);
+
+    // Both copies agree, and the internal note never reached the subscriber.
+    let theirs = get(&mut provider, &id).await.unwrap();
+    let ours = wait_for(
+        "the desk's copy to converge",
+        Duration::from_secs(10),
+        || {
+            let mut desk = desk.clone();
+            let id = id.clone();
+            let expected = theirs.events.len();
+            async move {
+                get(&mut desk, &id)
+                    .await
+                    .ok()
+                    .filter(|i| i.events.len() == expected)
+            }
+        },
+    )
+    .await;
+    assert_eq!(ours.status(), pb::IncidentStatus::Closed);
+    assert_eq!(ours.resolution, "Renewed the IdP signing certificate");
+    assert!(theirs.comments.iter().any(|c| c.internal));
+    assert!(
+        ours.comments.iter().all(|c| !c.internal),
+        "{:?}",
+        ours.comments
+    );
+    let kinds: Vec<pb::IncidentEventKind> = ours.events.iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            pb::IncidentEventKind::Opened,
+            pb::IncidentEventKind::Acknowledged,
+            pb::IncidentEventKind::Assigned,
+            pb::IncidentEventKind::Commented,
+            pb::IncidentEventKind::StatusChanged,
+            pb::IncidentEventKind::Answered,
+            pb::IncidentEventKind::StatusChanged,
+            pb::IncidentEventKind::Closed,
+        ]
+    );
+    let listed = desk
+        .list_incidents(pb::ListIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .incidents;
+    assert_eq!(listed.len(), 1);
+}
+
+#[tokio::test]
+async fn another_member_cannot_see_or_touch_the_incident() {
+    let fed = federation(&[], false).await;
+    let id = desk(&fed)
+        .open_incident(open_request("inc-1", pb::Priority::P3))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap()
+        .incident_id;
+    // rouen's node calling unistra's node, and rouen's admin on its own node.
+    let rouen_node = Client::new(fed.channel(
+        &fed.member(UNISTRA).endpoint,
+        &fed.member(ROUEN).node_cert,
+        &fed.member(ROUEN).node_key,
+    ));
+    let rouen_admin = Client::new(fed.as_admin(fed.member(ROUEN)));
+    for mut client in [rouen_node, rouen_admin] {
+        let status = get(&mut client, &id).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+        let status = client
+            .comment_incident(pb::CommentIncidentRequest {
+                request_id: "c".into(),
+                incident_id: id.clone(),
+                body: "me too".into(),
+                internal: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+        let listed = client
+            .list_incidents(pb::ListIncidentsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(listed.incidents.is_empty());
+    }
+    // A member that is no tenant cannot open one either.
+    let status = Client::new(fed.as_admin(fed.member(ROUEN)))
+        .open_incident(open_request("rouen-1", pb::Priority::P3))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+}
+
+#[tokio::test]
+async fn an_incident_opened_while_the_provider_is_down_is_delivered_once_it_is_back() {
+    let mut fed = federation(&[], false).await;
+    fed.running.stop_member(UNISTRA).await.unwrap();
+    let queued = desk(&fed)
+        .open_incident(open_request("while-down", pb::Priority::P2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(queued.queued, "{queued:?}");
+    // Asked again while still down: still queued, not twice.
+    let again = desk(&fed)
+        .open_incident(open_request("while-down", pb::Priority::P2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.queued);
+    fed.running.restart_member(UNISTRA).await.unwrap();
+    let delivered = wait_for(
+        "the queued incident at the provider",
+        Duration::from_secs(20),
+        || {
+            let mut provider = provider(&fed);
+            async move {
+                provider
+                    .list_incidents(pb::ListIncidentsRequest::default())
+                    .await
+                    .ok()
+                    .map(|r| r.into_inner().incidents)
+                    .filter(|list| !list.is_empty())
+            }
+        },
+    )
+    .await;
+    assert_eq!(delivered.len(), 1, "delivered once");
+    let id = delivered[0].incident_id.clone();
+    // The desk's node mirrors it, and a retry of the request now returns it.
+    let answer = wait_for("the desk's copy", Duration::from_secs(10), || {
+        let mut desk = desk(&fed);
+        async move {
+            desk.open_incident(open_request("while-down", pb::Priority::P2))
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+                .filter(|r| !r.queued)
+        }
+    })
+    .await;
+    assert_eq!(answer.incident.unwrap().incident_id, id);
+}
+
+#[tokio::test]
+async fn a_missed_deadline_escalates_to_the_coordinator() {
+    let fed = federation(&["incidents.clock_check_interval_ms=100"], true).await;
+    let id = desk(&fed)
+        .open_incident(open_request("p1", pb::Priority::P1))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap()
+        .incident_id;
+    // The P1 runs around the clock and must be acknowledged within a second: nobody does.
+    let escalated = wait_for(
+        "the escalation at the provider",
+        Duration::from_secs(10),
+        || {
+            let mut provider = provider(&fed);
+            let id = id.clone();
+            async move {
+                get(&mut provider, &id)
+                    .await
+                    .ok()
+                    .filter(|i| i.escalation_level == 1)
+            }
+        },
+    )
+    .await;
+    let kinds: Vec<pb::IncidentEventKind> = escalated.events.iter().map(|e| e.kind()).collect();
+    assert!(
+        kinds.contains(&pb::IncidentEventKind::SlaBreached),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&pb::IncidentEventKind::Escalated),
+        "{kinds:?}"
+    );
+    assert_eq!(escalated.sla_clocks[0].state(), pb::SlaClockState::Breached);
+    // Raised once, not at every check.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let later = get(&mut provider(&fed), &id).await.unwrap();
+    assert_eq!(later.escalation_level, 1);
+    assert_eq!(later.events.len(), escalated.events.len());
+
+    let mut metrics = MetricsServiceClient::new(fed.as_admin(fed.coordinator()));
+    let seen = wait_for(
+        "the escalation at the coordinator",
+        Duration::from_secs(10),
+        || {
+            let mut metrics = metrics.clone();
+            async move {
+                metrics
+                    .list_open_incidents(pb::ListOpenIncidentsRequest {
+                        offer_id: String::new(),
+                        min_escalation_level: 1,
+                    })
+                    .await
+                    .ok()
+                    .map(|r| r.into_inner().incidents)
+                    .filter(|list| !list.is_empty())
+            }
+        },
+    )
+    .await;
+    assert_eq!(seen[0].incident_id, id);
+    assert!(seen[0].summary.is_empty(), "the coordinator gets no texts");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (year, month, _) = fedmesh_core::calendar::civil_from_days(now / 86_400);
+    let stats = metrics
+        .get_incident_statistics(pb::GetIncidentStatisticsRequest {
+            offer_id: OFFER.into(),
+            month: Some(pb::YearMonth {
+                year,
+                month: month as i32,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offers;
+    let p1 = &stats[0].by_priority[0];
+    assert_eq!((stats[0].opened_count, p1.opened_count), (1, 1));
+    assert_eq!(p1.acknowledged_in_time_percent, 0.0);
+}
+
+#[tokio::test]
+async fn maintenance_reaches_tenants_only_and_marks_incidents() {
+    let fed = federation(&[], false).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let window = OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .announce_maintenance(pb::AnnounceMaintenanceRequest {
+            request_id: "upgrade".into(),
+            offer_id: OFFER.into(),
+            period: Some(pb::Period {
+                start_time: Some(prost_types::Timestamp {
+                    seconds: now - 60,
+                    nanos: 0,
+                }),
+                end_time: Some(prost_types::Timestamp {
+                    seconds: now + 3600,
+                    nanos: 0,
+                }),
+            }),
+            summary: "Upgrade to version 31".into(),
+            description: "The service is read-only during the upgrade.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maintenance_window
+        .unwrap();
+    assert!(window.maintenance_id.starts_with("MW-"));
+    // The offer's calendar lists it (availability excludes it).
+    let offer = OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .get_offer(pb::GetOfferRequest {
+            offer_id: OFFER.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offer
+        .unwrap();
+    let listed = &offer
+        .engagement
+        .unwrap()
+        .calendar
+        .unwrap()
+        .maintenance_windows;
+    assert_eq!(listed[0].maintenance_id, window.maintenance_id);
+
+    let list = |member: usize| {
+        let channel = fed.as_admin(fed.member(member));
+        async move {
+            OfferServiceClient::new(channel)
+                .list_maintenance(pb::ListMaintenanceRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .maintenance_windows
+        }
+    };
+    let seen = wait_for(
+        "the tenant's node to receive it",
+        Duration::from_secs(10),
+        || {
+            let listed = list(RENNES2);
+            async move { Some(listed.await).filter(|l| !l.is_empty()) }
+        },
+    )
+    .await;
+    assert_eq!(seen[0].maintenance_id, window.maintenance_id);
+    assert!(list(ROUEN).await.is_empty(), "rouen is no tenant");
+    let rouen_node = OfferServiceClient::new(fed.channel(
+        &fed.member(UNISTRA).endpoint,
+        &fed.member(ROUEN).node_cert,
+        &fed.member(ROUEN).node_key,
+    ))
+    .list_maintenance(pb::ListMaintenanceRequest::default())
+    .await
+    .unwrap()
+    .into_inner();
+    assert!(rouen_node.maintenance_windows.is_empty());
+
+    // An incident opened during the window says so.
+    let incident = desk(&fed)
+        .open_incident(open_request("during", pb::Priority::P3))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    assert_eq!(incident.maintenance_id, window.maintenance_id);
+    // A window already over is refused.
+    let status = OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .announce_maintenance(pb::AnnounceMaintenanceRequest {
+            request_id: "late".into(),
+            offer_id: OFFER.into(),
+            period: Some(pb::Period {
+                start_time: Some(prost_types::Timestamp {
+                    seconds: now - 7200,
+                    nanos: 0,
+                }),
+                end_time: Some(prost_types::Timestamp {
+                    seconds: now - 3600,
+                    nanos: 0,
+                }),
+            }),
+            summary: "x".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("period.end_time"),
+        "{}",
+        status.message()
+    );
+}
+
+/// A helpdesk stand-in: answers 500 to the first request, 200 to the others, and hands over
+/// every body.
+async fn helpdesk() -> (u16, tokio::sync::mpsc::Receiver<serde_json::Value>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut served = 0;
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head, then the body announced by Content-Length.
+            let body = loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some(split) = text.find("\r\n\r\n") {
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if request.len() >= split + 4 + length {
+                        break Some(request[split + 4..split + 4 + length].to_vec());
+                    }
+                }
+            };
+            served += 1;
+            let status = if served == 1 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = socket
+                .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                .await;
+            if served > 1
+                && let Some(body) = body
+            {
+                let _ = tx.send(serde_json::from_slice(&body).unwrap()).await;
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn the_helpdesk_webhook_receives_incident_events_after_a_failure() {
+    let (port, mut received) = helpdesk().await;
+    let url = format!("notifications.webhook_url=http://127.0.0.1:{port}/front/webhook.php");
+    let fed = federation(
+        &[
+            &url,
+            "notifications.retry_initial_ms=50",
+            "notifications.retry_max_ms=200",
+        ],
+        false,
+    )
+    .await;
+    let id = desk(&fed)
+        .open_incident(open_request("hook", pb::Priority::P2))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap()
+        .incident_id;
+    // Both nodes post the opening: the provider's and the subscriber's (its mirror).
+    let mut roles = Vec::new();
+    while roles.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(10), received.recv())
+            .await
+            .expect("no notification within 10 s")
+            .unwrap();
+        assert_eq!(event["type"], "fedmesh.incident", "{event}");
+        assert_eq!(event["incident_id"], id.as_str());
+        assert_eq!(event["event"]["kind"], "OPENED");
+        assert_eq!(event["priority"], "P2");
+        roles.push(event["role"].as_str().unwrap().to_owned());
+    }
+    roles.sort();
+    assert_eq!(roles, ["provider", "subscriber"]);
+}
