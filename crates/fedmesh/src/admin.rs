@@ -459,7 +459,7 @@ pub enum SubscriptionCommand {
 }
 
 /// A request id for a write: 16 random bytes from the system's secure source, in hex.
-fn new_request_id() -> Result<String> {
+pub fn new_request_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     rustls::crypto::ring::default_provider()
         .secure_random

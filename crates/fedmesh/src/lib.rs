@@ -4,6 +4,7 @@
 //!   on loopback: `fedmesh demo`, and the test kit.
 //! - [`cli`]: the admin CLI's connection options and error reporting.
 //! - [`admin`]: `fedmesh offer ...` and `fedmesh catalogue ...`.
+//! - [`incidents_cli`]: `fedmesh incident ...` and `fedmesh maintenance ...`.
 //! - [`reports`]: `fedmesh usage`, `availability`, `statement` and `metrics`.
 //! - [`json`]: `--json` output of any message of the contract.
 //! - [`offer_file`]: the TOML file an admin publishes an offer from.
@@ -13,6 +14,7 @@
 pub mod admin;
 pub mod cli;
 pub mod federation;
+pub mod incidents_cli;
 pub mod json;
 pub mod offer_file;
 pub mod reports;

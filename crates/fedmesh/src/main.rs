@@ -59,6 +59,26 @@ enum Command {
         #[command(subcommand)]
         command: fedmesh::admin::CatalogueCommand,
     },
+    /// Open, follow and work incidents (on your node).
+    Incident {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Print JSON (every subcommand).
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: fedmesh::incidents_cli::IncidentCommand,
+    },
+    /// Announce and list maintenance windows (on your node).
+    Maintenance {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Print JSON (every subcommand).
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: fedmesh::incidents_cli::MaintenanceCommand,
+    },
     /// Report usage (agents) and read usage, availability and capacity of an offer.
     Usage {
         #[command(flatten)]
@@ -226,6 +246,16 @@ async fn run(cli: Cli) -> Result<()> {
             json,
             command,
         } => fedmesh::admin::subscription(&connect, command, json).await,
+        Command::Incident {
+            connect,
+            json,
+            command,
+        } => fedmesh::incidents_cli::incident(&connect, command, json).await,
+        Command::Maintenance {
+            connect,
+            json,
+            command,
+        } => fedmesh::incidents_cli::maintenance(&connect, command, json).await,
         Command::Usage { connect, command } => fedmesh::reports::usage(&connect, command).await,
         Command::Availability { connect, command } => {
             fedmesh::reports::availability(&connect, command).await

@@ -113,6 +113,27 @@ pub enum MetricsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Incident statistics per offer and priority for one month.
+    Incidents {
+        /// The month, e.g. 2026-11.
+        #[arg(long)]
+        period: Month,
+        /// Only this offer.
+        #[arg(long)]
+        offer: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Incidents not yet resolved across the federation, with SLA state and escalation.
+    Open {
+        /// Only incidents escalated at least this many times.
+        #[arg(long, default_value_t = 0)]
+        escalated: i32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Availability against the SLA and SLO, per offer, for one month.
     Sla {
         /// The month, e.g. 2026-11.
@@ -998,6 +1019,89 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                 );
             }
         }
+        MetricsCommand::Incidents {
+            period,
+            offer,
+            json,
+        } => {
+            let r = call(
+                endpoint,
+                client.get_incident_statistics(pb::GetIncidentStatisticsRequest {
+                    offer_id: offer.unwrap_or_default(),
+                    month: Some(period.to_proto()),
+                }),
+            )
+            .await?;
+            if json {
+                return json::print("fedmesh.v1.GetIncidentStatisticsResponse", &r);
+            }
+            println!("Incidents, {period}");
+            for o in &r.offers {
+                println!(
+                    "  {:<28} opened {:>3}, still open at month end {:>3}",
+                    o.offer_id, o.opened_count, o.open_at_month_end
+                );
+                for p in o.by_priority.iter().filter(|p| p.opened_count > 0) {
+                    let median = |d: &Option<prost_types::Duration>| {
+                        d.as_ref().map_or("-".to_owned(), |d| {
+                            format!("{}h{:02}", d.seconds / 3600, d.seconds % 3600 / 60)
+                        })
+                    };
+                    println!(
+                        "    {:<3} opened {:>3} resolved {:>3}  median ack {} resolve {}  in time: ack {:.0}% resolve {:.0}%",
+                        pb::Priority::try_from(p.priority)
+                            .map(|p| p.as_str_name().trim_start_matches("PRIORITY_"))
+                            .unwrap_or("?"),
+                        p.opened_count,
+                        p.resolved_count,
+                        median(&p.median_time_to_acknowledge),
+                        median(&p.median_time_to_resolve),
+                        p.acknowledged_in_time_percent,
+                        p.resolved_in_time_percent
+                    );
+                }
+            }
+        }
+        MetricsCommand::Open { escalated, json } => {
+            let r = call(
+                endpoint,
+                client.list_open_incidents(pb::ListOpenIncidentsRequest {
+                    offer_id: String::new(),
+                    min_escalation_level: escalated,
+                }),
+            )
+            .await?;
+            if json {
+                return json::print("fedmesh.v1.ListOpenIncidentsResponse", &r);
+            }
+            if r.incidents.is_empty() {
+                println!("no open incident");
+            }
+            for i in &r.incidents {
+                let states: Vec<String> = i
+                    .sla_clocks
+                    .iter()
+                    .map(|c| {
+                        pb::SlaClockState::try_from(c.state)
+                            .map(|s| {
+                                s.as_str_name()
+                                    .trim_start_matches("SLA_CLOCK_STATE_")
+                                    .to_lowercase()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                println!(
+                    "  {:<36} {:<18} {} → {}  sla {}  escalation level {}",
+                    i.incident_id,
+                    i.offer_id,
+                    i.subscriber_member_id,
+                    i.provider_member_id,
+                    states.join("/"),
+                    i.escalation_level
+                );
+            }
+        }
         MetricsCommand::Sla {
             period,
             offer,
@@ -1019,14 +1123,18 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                 let a = o.availability.clone().unwrap_or_default();
                 let verdict = |met: bool| if met { "met" } else { "MISSED" };
                 println!(
-                    "  {:<28} in window {:>8.3}% (SLA {}% {})  outside {:>8.3}% (SLO {}% {})",
+                    "  {:<28} in window {:>8.3}% (SLA {}% {})  outside {:>8.3}% (SLO {}% {})  requests in time {}/{} ({} {})",
                     o.offer_id,
                     a.in_window_availability_percent,
                     o.availability_sla_percent,
                     verdict(o.sla_met),
                     a.out_of_window_availability_percent,
                     o.availability_slo_percent,
-                    verdict(o.slo_met)
+                    verdict(o.slo_met),
+                    o.requests_in_time,
+                    o.request_count,
+                    o.request_handling_target_percent,
+                    verdict(o.request_target_met)
                 );
             }
         }

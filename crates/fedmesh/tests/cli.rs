@@ -517,6 +517,109 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
     ])));
     assert!(err.contains("accepted_terms_version"), "{err}");
 
+    // An incident from unistra's desk to rennes2, worked on both sides with the CLI.
+    let as_rennes2_admin = || {
+        let mut command = fedmesh();
+        command
+            .env("FEDMESH_ENDPOINT", members[1]["endpoint"].as_str().unwrap())
+            .env("FEDMESH_CA", members[1]["ca"].as_str().unwrap())
+            .env("FEDMESH_CERT", members[1]["admin_cert"].as_str().unwrap())
+            .env("FEDMESH_KEY", members[1]["admin_key"].as_str().unwrap());
+        command
+    };
+    let opened = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args([
+        "incident",
+        "open",
+        "--offer",
+        "rennes2.collab",
+        "--priority",
+        "p3",
+        "--summary",
+        "Slow uploads",
+        "--json",
+    ])));
+    let opened: serde_json::Value = serde_json::from_str(&opened).unwrap();
+    let incident_id = opened["incident_id"].as_str().unwrap().to_owned();
+    assert_eq!(opened["status"], "INCIDENT_STATUS_NEW");
+    let listed = assert_ok(&run(as_rennes2_admin().args(["incident", "list", "--open"])));
+    assert!(listed.contains(&incident_id), "{listed}");
+    assert_ok(&run(as_rennes2_admin().args([
+        "incident",
+        "ack",
+        &incident_id,
+    ])));
+    let waiting = assert_ok(&run(as_rennes2_admin().args([
+        "incident",
+        "status",
+        &incident_id,
+        "waiting",
+        "--comment",
+        "Which files?",
+    ])));
+    assert!(waiting.contains("waiting_on_subscriber"), "{waiting}");
+    let answered = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["incident", "answer", &incident_id, "--body", "Large PDFs"])));
+    assert!(answered.contains("in_progress"), "{answered}");
+    let shown = assert_ok(&run(as_rennes2_admin().args([
+        "incident",
+        "show",
+        &incident_id,
+    ])));
+    assert!(
+        shown.contains("acknowledge") && shown.contains("deadline"),
+        "{shown}"
+    );
+    assert!(shown.contains("Large PDFs"), "{shown}");
+    // A provider-only action from the desk is refused with an explanation.
+    let err = assert_fails(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["incident", "ack", &incident_id])));
+    assert!(err.contains("PermissionDenied"), "{err}");
+
+    // rennes2 announces maintenance; unistra's admin sees it on its own node.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = |offset: i64| {
+        jiff::Timestamp::from_second(soon + offset)
+            .unwrap()
+            .to_string()
+    };
+    let announced = assert_ok(&run(as_rennes2_admin().args([
+        "maintenance",
+        "announce",
+        "--offer",
+        "rennes2.collab",
+        "--start",
+        &at(3600),
+        "--end",
+        &at(7200),
+        "--summary",
+        "Upgrade to 31",
+        "--impact",
+        "read-only for an hour",
+    ])));
+    assert!(announced.starts_with("announced MW-"), "{announced}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = assert_ok(&run(as_unistra_admin(
+            unistra["endpoint"].as_str().unwrap(),
+        )
+        .args(["maintenance", "list"])));
+        if listed.contains("Upgrade to 31") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never received: {listed}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // The other member's node refuses unistra's admin, and the CLI says why.
     let refused = run(as_unistra_admin(members[1]["endpoint"].as_str().unwrap()).arg("whoami"));
     let err = assert_fails(&refused);
