@@ -660,3 +660,60 @@ async fn the_helpdesk_webhook_receives_incident_events_after_a_failure() {
     roles.sort();
     assert_eq!(roles, ["provider", "subscriber"]);
 }
+
+#[tokio::test]
+async fn both_parties_watch_the_incident_live() {
+    let fed = federation(&[], false).await;
+    let id = desk(&fed)
+        .open_incident(open_request("watched", pb::Priority::P3))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap()
+        .incident_id;
+    let watch = |mut client: Client<Channel>, id: String| async move {
+        client
+            .watch_incident(pb::WatchIncidentRequest {
+                incident_id: id,
+                since_sequence: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let mut at_provider = watch(provider(&fed), id.clone()).await;
+    let mut at_desk = watch(desk(&fed), id.clone()).await;
+    for stream in [&mut at_provider, &mut at_desk] {
+        let first = stream.message().await.unwrap().unwrap().event.unwrap();
+        assert_eq!(first.kind(), pb::IncidentEventKind::Opened);
+    }
+    provider(&fed)
+        .acknowledge_incident(pb::AcknowledgeIncidentRequest {
+            request_id: "ack".into(),
+            incident_id: id.clone(),
+            comment: "On it".into(),
+        })
+        .await
+        .unwrap();
+    for stream in [&mut at_provider, &mut at_desk] {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("no live event within 10 s")
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap();
+        assert_eq!(next.kind(), pb::IncidentEventKind::Acknowledged);
+        assert_eq!(next.comment.unwrap().body, "On it");
+    }
+    // An unknown id is NOT_FOUND, not an empty stream.
+    let status = desk(&fed)
+        .watch_incident(pb::WatchIncidentRequest {
+            incident_id: "INC-nothing".into(),
+            since_sequence: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
