@@ -643,6 +643,82 @@ impl RunningFederation {
         Ok(stored + answer.accepted_count as usize)
     }
 
+    /// Two example incidents from unistra's desk on rennes2's collaboration platform (once
+    /// unistra is its tenant): a P2 that rennes2 acknowledged, and a P3 still new. Fixed
+    /// request ids keep a restarted demo from opening them again. Returns the incident ids.
+    pub async fn seed_example_incidents(&self) -> Result<Vec<String>> {
+        use fedmesh_proto::pb;
+        let find = |id: &str| {
+            self.manifest
+                .members
+                .iter()
+                .find(|m| m.member_id.as_deref() == Some(id))
+        };
+        let (Some(desk), Some(provider)) = (find("unistra"), find("rennes2")) else {
+            return Ok(Vec::new());
+        };
+        let connect = |party: &PartyManifest| {
+            let files = fedmesh_tls::TlsFiles {
+                ca: self.manifest.ca.clone(),
+                cert: party.admin_cert.clone(),
+                key: party.admin_key.clone(),
+                crl: None,
+            };
+            fedmesh_grpc::connect(
+                &party.endpoint,
+                &files,
+                fedmesh_grpc::ClientOptions::default(),
+            )
+        };
+        let mut desk = pb::incident_service_client::IncidentServiceClient::new(connect(desk)?);
+        let mut provider =
+            pb::incident_service_client::IncidentServiceClient::new(connect(provider)?);
+        let mut ids = Vec::new();
+        for (request_id, priority, summary) in [
+            (
+                "demo-incident-login",
+                pb::Priority::P2,
+                "Users of unistra cannot log in since 9:00",
+            ),
+            (
+                "demo-incident-export",
+                pb::Priority::P3,
+                "Exporting a shared folder as ZIP fails above 2 GB",
+            ),
+        ] {
+            let opened = desk
+                .open_incident(pb::OpenIncidentRequest {
+                    request_id: request_id.into(),
+                    offer_id: "rennes2.collab".into(),
+                    priority: priority as i32,
+                    summary: summary.into(),
+                    description: "Reported by the level-1 desk of unistra (demo).".into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            if let Some(incident) = opened.incident.filter(|_| !opened.queued) {
+                ids.push(incident.incident_id);
+            }
+        }
+        if let Some(first) = ids.first() {
+            let acknowledged = provider
+                .acknowledge_incident(pb::AcknowledgeIncidentRequest {
+                    request_id: "demo-ack-login".into(),
+                    incident_id: first.clone(),
+                    comment: "Looking into it: the identity provider rejects assertions.".into(),
+                })
+                .await;
+            match acknowledged {
+                Ok(_) => {}
+                // Acknowledged by an earlier run of the demo.
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {}
+                Err(status) => anyhow::bail!("acknowledging the example incident: {status}"),
+            }
+        }
+        Ok(ids)
+    }
+
     /// Stops member `index` (graceful: drains, flushes) and waits until it has stopped.
     pub async fn stop_member(&mut self, index: usize) -> Result<()> {
         let member = self

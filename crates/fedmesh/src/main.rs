@@ -487,11 +487,13 @@ async fn demo(args: DemoArgs) -> Result<()> {
     let federation = RunningFederation::start(spec).await?;
     let seeded = federation.seed_example_offers().await?;
     let records = federation.seed_example_usage().await?;
+    let incidents = federation.seed_example_incidents().await?;
     print_demo(
         &federation.manifest,
         &args.dir.join("federation.json"),
         &seeded,
         records,
+        &incidents,
     );
     tokio::select! {
         _ = signals.interrupt.recv() => {}
@@ -507,7 +509,13 @@ fn host_port(endpoint: &str) -> &str {
     endpoint.trim_start_matches("https://")
 }
 
-fn print_demo(manifest: &Manifest, manifest_path: &Path, seeded: &[String], records: usize) {
+fn print_demo(
+    manifest: &Manifest,
+    manifest_path: &Path,
+    seeded: &[String],
+    records: usize,
+    incidents: &[String],
+) {
     let coordinator = &manifest.coordinator;
     println!(
         "fedmesh demo federation `{}` is running",
@@ -527,6 +535,12 @@ fn print_demo(manifest: &Manifest, manifest_path: &Path, seeded: &[String], reco
     }
     if records > 0 {
         println!("  usage         {records} example records reported on rennes2.collab");
+    }
+    if !incidents.is_empty() {
+        println!(
+            "  incidents     {} (unistra's desk on rennes2.collab)",
+            incidents.join(", ")
+        );
     }
     let Some(first) = manifest.members.first() else {
         return;
