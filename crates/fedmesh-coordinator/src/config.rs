@@ -44,6 +44,9 @@ pub struct CoordinatorConfig {
     /// Span export.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Prometheus `/metrics` (port 9465 by default).
+    #[serde(default = "fedmesh_grpc::metrics::MetricsConfig::coordinator")]
+    pub metrics: fedmesh_grpc::metrics::MetricsConfig,
 }
 
 /// Section `[registry]`.

@@ -5,12 +5,14 @@
 //! - [`registry`]: `RegistryService`: registration, heartbeats, liveness, CRL distribution.
 //! - [`replication`]: following every node's journal into the catalogue, tenancy histories
 //!   and usage and availability records.
+//! - [`monitoring`]: what the coordinator's `/metrics` reports of its state.
 //! - [`metrics`]: `MetricsService`: federation figures and monthly SLA compliance.
 //! - [`Coordinator`]: opens the database, binds, serves until shut down.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod metrics;
+pub mod monitoring;
 pub mod registry;
 pub mod replication;
 
@@ -50,6 +52,7 @@ pub struct Coordinator {
     store: Store,
     tls: ReloadableServerConfig,
     replicator: replication::Replicator,
+    metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
 }
 
 impl Coordinator {
@@ -83,6 +86,22 @@ impl Coordinator {
             retry_max: Duration::from_millis(config.replication.retry_max_ms),
             registered,
         };
+        let metrics = if config.metrics.enabled {
+            let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
+                .await
+                .map_err(|e| fedmesh_core::config::ConfigError::Invalid {
+                    key: "metrics.listen".to_owned(),
+                    message: format!("cannot listen on {}: {e}", config.metrics.listen),
+                })?;
+            let metrics = fedmesh_grpc::metrics::Metrics::new(monitoring::snapshot(
+                store.clone(),
+                config.tls.cert.clone(),
+                Duration::from_millis(config.registry.stale_after_ms),
+            ));
+            Some((metrics, listener))
+        } else {
+            None
+        };
         let server = GrpcServer::new(
             listener,
             tls,
@@ -90,6 +109,10 @@ impl Coordinator {
             AccessPolicy::coordinator(validated.federation),
             info,
         );
+        let server = match &metrics {
+            Some((m, _)) => server.with_metrics(m.clone()),
+            None => server,
+        };
         let catalogue =
             fedmesh_grpc::catalogue::CatalogueApi::new(store.clone(), server.stopping());
         let server = server
@@ -126,7 +149,15 @@ impl Coordinator {
             store,
             tls: tls_handle,
             replicator,
+            metrics,
         })
+    }
+
+    /// The address of the `/metrics` listener, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(_, listener)| listener.local_addr().ok())
     }
 
     /// The address the coordinator listens on (useful with port 0).
@@ -146,13 +177,27 @@ impl Coordinator {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), CoordinatorError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let replication = tokio::spawn(self.replicator.run(stop_rx));
+        let replication = tokio::spawn(self.replicator.run(stop_rx.clone()));
+        let metrics = self.metrics.map(|(metrics, listener)| {
+            let mut stop = stop_rx;
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(error) = metrics.serve(listener, stopped).await {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            })
+        });
         let shutdown = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
         let result = self.server.serve(shutdown).await;
         let _ = replication.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         self.store.flush().await?;
         tracing::info!("coordinator stopped, database flushed");
         Ok(result?)

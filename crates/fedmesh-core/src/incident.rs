@@ -729,6 +729,23 @@ pub fn clocks(
     ]
 }
 
+/// The state of an incident's worst running clock, as a metric label: `on_time`, `at_risk`
+/// or `breached`.
+pub fn worst_clock_state(incident: &pb::Incident) -> &'static str {
+    let worst = incident
+        .sla_clocks
+        .iter()
+        .filter(|c| c.stop_time.is_none())
+        .map(|c| c.state)
+        .max()
+        .unwrap_or(pb::SlaClockState::OnTime as i32);
+    match pb::SlaClockState::try_from(worst) {
+        Ok(pb::SlaClockState::Breached) => "breached",
+        Ok(pb::SlaClockState::AtRisk) => "at_risk",
+        _ => "on_time",
+    }
+}
+
 /// What the coordinator keeps of an incident: no texts, no people (GDPR minimisation); the
 /// figures and the escalation level only.
 pub fn redact_for_coordinator(mut incident: pb::Incident) -> pb::Incident {

@@ -18,6 +18,7 @@ pub mod client;
 pub mod deadline;
 pub mod error;
 pub mod figures;
+pub mod metrics;
 pub mod node_info;
 pub mod server;
 pub mod stream;

@@ -215,6 +215,7 @@ pub struct GrpcServer {
     info: ServerInfo,
     stopping: tokio::sync::watch::Sender<bool>,
     stopping_rx: Stopping,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl GrpcServer {
@@ -237,7 +238,14 @@ impl GrpcServer {
             info,
             stopping,
             stopping_rx,
+            metrics: None,
         }
+    }
+
+    /// Counts every call into `metrics` (see [`crate::metrics::MetricsLayer`]).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The signal long-lived streams of this server's services end on.
@@ -306,9 +314,11 @@ impl GrpcServer {
             },
         );
 
-        // Outermost first: refuse unauthenticated or unauthorized calls before anything else
-        // runs for them, then bound the time of what is admitted.
+        // Outermost first: count every call (refused ones too), refuse unauthenticated or
+        // unauthorized calls before anything else runs for them, then bound the time of what
+        // is admitted.
         let layers = ServiceBuilder::new()
+            .option_layer(self.metrics.map(crate::metrics::MetricsLayer::new))
             .layer(AuthLayer::new(self.policy))
             .layer(DeadlineLayer::new(Duration::from_millis(
                 limits.request_timeout_ms,

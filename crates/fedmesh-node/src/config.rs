@@ -48,6 +48,9 @@ pub struct NodeConfig {
     /// Span export.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Prometheus `/metrics`.
+    #[serde(default)]
+    pub metrics: fedmesh_grpc::metrics::MetricsConfig,
     /// Incident handling.
     #[serde(default)]
     pub incidents: IncidentSettings,

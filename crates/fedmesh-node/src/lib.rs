@@ -12,6 +12,7 @@
 //! - [`Node`]: opens the database, binds, serves until shut down.
 //!
 //! - [`incidents`]: `IncidentService`, escalation between institutions with SLA clocks.
+//! - [`metrics`]: what the node's `/metrics` reports of its state.
 //! - [`notify`]: incident and maintenance events posted to the institution's helpdesk.
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod catalogue_cache;
 pub mod config;
 pub mod incidents;
 pub mod journal;
+pub mod metrics;
 pub mod notify;
 pub mod offers;
 pub mod outbox;
@@ -72,6 +74,7 @@ pub struct Node {
     incidents: incidents::IncidentApi,
     clock_check: Duration,
     notifier: Option<notify::Notifier>,
+    metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
 }
 
 impl Node {
@@ -139,6 +142,22 @@ impl Node {
             retry_max,
         });
         let limits = config.limits.clone();
+        let metrics = if config.metrics.enabled {
+            let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
+                .await
+                .map_err(|e| fedmesh_core::config::ConfigError::Invalid {
+                    key: "metrics.listen".to_owned(),
+                    message: format!("cannot listen on {}: {e}", config.metrics.listen),
+                })?;
+            let metrics = fedmesh_grpc::metrics::Metrics::new(metrics::snapshot(
+                store.clone(),
+                validated.member.clone(),
+                config.tls.cert.clone(),
+            ));
+            Some((metrics, listener))
+        } else {
+            None
+        };
         let server = GrpcServer::new(
             listener,
             tls,
@@ -146,6 +165,10 @@ impl Node {
             AccessPolicy::node(validated.federation.clone(), validated.member.clone()),
             info,
         );
+        let server = match &metrics {
+            Some((m, _)) => server.with_metrics(m.clone()),
+            None => server,
+        };
         let offers = offers::OfferApi::new(store.clone(), validated.member.clone());
         let incident_api = incidents::IncidentApi::new(
             store.clone(),
@@ -229,12 +252,20 @@ impl Node {
             incidents: incident_api,
             clock_check: Duration::from_millis(config.incidents.clock_check_interval_ms),
             notifier,
+            metrics,
         })
     }
 
     /// The address the node listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the `/metrics` listener, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(_, listener)| listener.local_addr().ok())
     }
 
     /// The TLS configuration in force; `reload()` re-reads certificate, key, CA and CRL for
@@ -263,15 +294,33 @@ impl Node {
         ));
         let notifier = self
             .notifier
-            .map(|notifier| tokio::spawn(notifier.run(stop_rx)));
+            .map(|notifier| tokio::spawn(notifier.run(stop_rx.clone())));
+        let metrics = self.metrics.map(|(metrics, listener)| {
+            let mut stop = stop_rx;
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(error) = metrics.serve(listener, stopped).await {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            })
+        });
         let shutdown = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
         let result = self.server.serve(shutdown).await;
-        for task in [registration, catalogue, forwarder, clocks, notifier]
-            .into_iter()
-            .flatten()
+        for task in [
+            registration,
+            catalogue,
+            forwarder,
+            clocks,
+            notifier,
+            metrics,
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = task.await;
         }

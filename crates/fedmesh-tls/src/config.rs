@@ -104,6 +104,20 @@ pub fn cert_identity(path: &Path) -> Result<fedmesh_core::Identity, TlsError> {
     })
 }
 
+/// When the first certificate of a PEM file expires (Unix seconds).
+pub fn cert_not_after(path: &Path) -> Result<i64, TlsError> {
+    let certs = load_certs(path)?;
+    let leaf = certs.first().ok_or_else(|| TlsError::Pem {
+        path: path.to_owned(),
+        message: "no PEM certificate found".to_owned(),
+    })?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| TlsError::Pem {
+        path: path.to_owned(),
+        message: format!("not an X.509 certificate: {e}"),
+    })?;
+    Ok(parsed.validity().not_after.timestamp())
+}
+
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|e| TlsError::Pem {
         path: path.to_owned(),

@@ -107,6 +107,9 @@ pub struct PartyManifest {
     pub admin_key: PathBuf,
     /// Its configuration file.
     pub config: PathBuf,
+    /// Its Prometheus endpoint, `http://127.0.0.1:<port>/metrics`.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 /// Which server a party runs.
@@ -122,6 +125,7 @@ struct Running {
     config: PathBuf,
     settings: Vec<String>,
     addr: SocketAddr,
+    metrics: Option<SocketAddr>,
     tls: fedmesh_tls::ReloadableServerConfig,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
@@ -134,23 +138,25 @@ impl Running {
         let stop = async move {
             let _ = stop_rx.await;
         };
-        let (addr, tls, task) =
+        let (addr, metrics, tls, task) =
             match kind {
                 Kind::Coordinator => {
                     let server = Coordinator::bind(load_config(&config, &settings)?).await?;
-                    let (addr, tls) = (server.local_addr(), server.tls());
+                    let (addr, metrics, tls) =
+                        (server.local_addr(), server.metrics_addr(), server.tls());
                     let task = tokio::spawn(async move {
                         server.serve(stop).await.map_err(anyhow::Error::from)
                     });
-                    (addr, tls, task)
+                    (addr, metrics, tls, task)
                 }
                 Kind::Node => {
                     let server = Node::bind(load_config(&config, &settings)?).await?;
-                    let (addr, tls) = (server.local_addr(), server.tls());
+                    let (addr, metrics, tls) =
+                        (server.local_addr(), server.metrics_addr(), server.tls());
                     let task = tokio::spawn(async move {
                         server.serve(stop).await.map_err(anyhow::Error::from)
                     });
-                    (addr, tls, task)
+                    (addr, metrics, tls, task)
                 }
             };
         Ok(Self {
@@ -158,6 +164,7 @@ impl Running {
             config,
             settings,
             addr,
+            metrics,
             tls,
             stop: Some(stop_tx),
             task,
@@ -174,6 +181,9 @@ impl Running {
         stop(self).await?;
         let mut settings = self.settings.clone();
         settings.push(format!("listen={}", self.addr));
+        if let Some(metrics) = self.metrics {
+            settings.push(format!("metrics.listen={metrics}"));
+        }
         let again = Self::start(self.kind, self.config.clone(), settings).await?;
         self.tls = again.tls;
         self.stop = again.stop;
@@ -376,7 +386,7 @@ impl RunningFederation {
         );
         anyhow::ensure!(
             spec.base_port == 0
-                || usize::from(spec.base_port) + spec.members <= usize::from(u16::MAX),
+                || usize::from(spec.base_port) + 101 + spec.members <= usize::from(u16::MAX),
             "base port {} leaves no room for {} members below port {}",
             spec.base_port,
             spec.members,
@@ -414,7 +424,7 @@ impl RunningFederation {
         std::fs::write(
             &coordinator_config_path,
             format!(
-                "federation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n",
+                "federation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
                 toml_quote(federation.as_str()),
                 port(0),
                 toml_string(&coordinator_dir.join("data")),
@@ -422,6 +432,7 @@ impl RunningFederation {
                 toml_string(&coordinator_cert.cert_path),
                 toml_string(&coordinator_cert.key_path),
                 toml_string(&pki.crl_path()),
+                port(100),
             ),
         )?;
         let coordinator_running = Running::start(
@@ -442,7 +453,7 @@ impl RunningFederation {
             std::fs::write(
                 &config_path,
                 format!(
-                    "member_id = {}\nfederation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[coordinator]\nendpoint = {}\n",
+                    "member_id = {}\nfederation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[coordinator]\nendpoint = {}\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
                     toml_quote(member.as_str()),
                     toml_quote(federation.as_str()),
                     port(1 + i as u16),
@@ -452,11 +463,13 @@ impl RunningFederation {
                     toml_string(&node_cert.key_path),
                     toml_string(&pki.crl_path()),
                     toml_quote(&coordinator_endpoint),
+                    port(101 + i as u16),
                 ),
             )?;
             let node =
                 Running::start(Kind::Node, config_path.clone(), spec.node_settings.clone()).await?;
             let addr = node.addr;
+            let metrics = node.metrics.map(|m| format!("http://{m}/metrics"));
             running.push(node);
             parties.push(PartyManifest {
                 member_id: Some(member.to_string()),
@@ -467,6 +480,7 @@ impl RunningFederation {
                 admin_cert: admin.cert_path.clone(),
                 admin_key: admin.key_path.clone(),
                 config: config_path,
+                metrics,
             });
         }
         let first_admin = admins.first();
@@ -484,6 +498,9 @@ impl RunningFederation {
                     .map_or(coordinator_cert.cert_path.clone(), |a| a.cert_path.clone()),
                 admin_key: first_admin.map_or(coordinator_cert.key_path, |a| a.key_path.clone()),
                 config: coordinator_config_path,
+                metrics: coordinator_running
+                    .metrics
+                    .map(|m| format!("http://{m}/metrics")),
             },
             members: parties,
         };

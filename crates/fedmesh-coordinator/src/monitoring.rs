@@ -1,0 +1,88 @@
+//! What the coordinator's `/metrics` reports of its state, read from the store at each scrape:
+//! nodes by liveness, replication lag per node, tenants and users per offer, open incidents.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_grpc::figures;
+use fedmesh_grpc::metrics::Snapshot;
+use fedmesh_proto::pb;
+use fedmesh_store::Store;
+
+/// The snapshot function of the coordinator (certificate `cert`); a node is stale after
+/// `stale_after` without a heartbeat.
+pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn() -> Snapshot {
+    move || {
+        let now = SystemTime::now();
+        let mut snapshot = Snapshot {
+            certificate_expiry: fedmesh_tls::config::cert_not_after(&cert)
+                .ok()
+                .map(|t| t as f64),
+            ..Default::default()
+        };
+        let nodes = store.list_nodes("", usize::MAX).unwrap_or_default();
+        let (mut active, mut stale) = (0.0, 0.0);
+        for node in &nodes {
+            let last = node
+                .last_heartbeat_at
+                .and_then(|t| SystemTime::try_from(t).ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            match liveness(last, now, stale_after) {
+                Liveness::Active => active += 1.0,
+                Liveness::Stale => stale += 1.0,
+            }
+            let applied = store
+                .cursor(&node.member_id)
+                .ok()
+                .flatten()
+                .map_or(0, |c| c.revision);
+            snapshot.replication_lag.push((
+                node.member_id.clone(),
+                node.journal_revision.saturating_sub(applied) as f64,
+            ));
+        }
+        snapshot.nodes = vec![("active".into(), active), ("stale".into(), stale)];
+        let mut incidents: BTreeMap<&str, f64> =
+            [("on_time", 0.0), ("at_risk", 0.0), ("breached", 0.0)].into();
+        let at = figures::now();
+        let offers = store
+            .catalogue_offers()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.offer)
+            .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32);
+        for offer in offers {
+            let tenants = store.tenancy_counts(&offer.offer_id).map_or(0, |(t, _)| t);
+            snapshot
+                .tenants
+                .push((offer.offer_id.clone(), f64::from(tenants)));
+            let month = figures::current_month(&figures::calendar_of(&offer));
+            let users = figures::month_usage(&store, &offer.offer_id, month)
+                .map(|records| {
+                    fedmesh_core::usage::aggregate(
+                        records.iter().filter(|r| r.metric == "active_users"),
+                    )
+                    .iter()
+                    .map(|a| a.last_value)
+                    .sum::<f64>()
+                })
+                .unwrap_or(0.0);
+            snapshot.active_users.push((offer.offer_id.clone(), users));
+            for incident in figures::offer_incidents(&store, &offer, at)
+                .unwrap_or_default()
+                .iter()
+                .filter(|i| fedmesh_core::incident::is_open(i))
+            {
+                let state = fedmesh_core::incident::worst_clock_state(incident);
+                *incidents.entry(state).or_default() += 1.0;
+            }
+        }
+        snapshot.open_incidents = incidents
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        snapshot
+    }
+}

@@ -1,0 +1,449 @@
+//! Prometheus metrics of a node or the coordinator, served in the OpenMetrics text format on
+//! `/metrics` (plain HTTP, its own port, loopback by default).
+//!
+//! - Every gRPC call, counted by service, method and status code, with a latency histogram
+//!   (by [`MetricsLayer`], outermost, so refused calls count too). The code is the one in the
+//!   response headers (errors are trailers-only responses); a call that fails after its
+//!   headers — a stream ending in error — counts as `OK`.
+//! - State gauges read from the store at each scrape (a [`Snapshot`] the party provides):
+//!   journal revision, outbox depth and age, replication lag, open incidents by SLA state,
+//!   tenants and users per offer, node liveness, certificate expiry.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tower::{Layer, Service};
+
+/// Section `[metrics]` of a node or coordinator configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// Address of the plain-HTTP `/metrics` listener (keep it on loopback or a management
+    /// network: it is not authenticated).
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The coordinator's default: the same, on port 9465.
+    pub fn coordinator() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9465)),
+            ..Self::default()
+        }
+    }
+}
+
+/// Labels of a call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// Fully qualified gRPC service.
+    pub service: String,
+    /// Method.
+    pub method: String,
+    /// Status code name (`OK`, `NOT_FOUND`, ...).
+    pub code: String,
+}
+
+/// Labels of a method.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// Fully qualified gRPC service.
+    pub service: String,
+    /// Method.
+    pub method: String,
+}
+
+/// The offer a value is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OfferLabel {
+    /// The offer id.
+    pub offer: String,
+}
+
+/// The member a value is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberLabel {
+    /// The member id.
+    pub member: String,
+}
+
+/// The state a value counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// The state.
+    pub state: String,
+}
+
+/// What a scrape reports of the party's state; unset values are not reported.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Last durable journal revision (nodes).
+    pub journal_revision: Option<u64>,
+    /// Requests waiting in the outbox (nodes).
+    pub outbox_depth: Option<u64>,
+    /// Age of the oldest waiting request, in seconds (nodes).
+    pub outbox_oldest_age_seconds: Option<f64>,
+    /// Per followed node: journal revisions not yet applied (coordinator).
+    pub replication_lag: Vec<(String, f64)>,
+    /// Registered nodes by liveness (`active`, `stale`) (coordinator).
+    pub nodes: Vec<(String, f64)>,
+    /// Open incidents by SLA state of their worst clock (`on_time`, `at_risk`, `breached`).
+    pub open_incidents: Vec<(String, f64)>,
+    /// Tenants per offer.
+    pub tenants: Vec<(String, f64)>,
+    /// Latest reported active users per offer.
+    pub active_users: Vec<(String, f64)>,
+    /// When the party's certificate expires (Unix seconds).
+    pub certificate_expiry: Option<f64>,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The metrics of one party.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    registry: Registry,
+    calls: Family<CallLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    journal_revision: FloatGauge,
+    outbox_depth: FloatGauge,
+    outbox_age: FloatGauge,
+    replication_lag: Family<MemberLabel, FloatGauge>,
+    nodes: Family<StateLabel, FloatGauge>,
+    incidents: Family<StateLabel, FloatGauge>,
+    tenants: Family<OfferLabel, FloatGauge>,
+    users: Family<OfferLabel, FloatGauge>,
+    cert_expiry: FloatGauge,
+    snapshot: Box<dyn Fn() -> Snapshot + Send + Sync>,
+}
+
+impl Metrics {
+    /// The metrics of a party whose state `snapshot` reads at each scrape.
+    pub fn new(snapshot: impl Fn() -> Snapshot + Send + Sync + 'static) -> Self {
+        let mut registry = Registry::default();
+        let calls = Family::<CallLabels, Counter>::default();
+        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let inner = Inner {
+            journal_revision: FloatGauge::default(),
+            outbox_depth: FloatGauge::default(),
+            outbox_age: FloatGauge::default(),
+            replication_lag: Family::default(),
+            nodes: Family::default(),
+            incidents: Family::default(),
+            tenants: Family::default(),
+            users: Family::default(),
+            cert_expiry: FloatGauge::default(),
+            calls,
+            latency,
+            registry: Registry::default(),
+            snapshot: Box::new(snapshot),
+        };
+        registry.register(
+            "fedmesh_rpc_requests",
+            "gRPC calls served, by service, method and status code",
+            inner.calls.clone(),
+        );
+        registry.register(
+            "fedmesh_rpc_duration_seconds",
+            "Time to the response headers of gRPC calls, by service and method",
+            inner.latency.clone(),
+        );
+        registry.register(
+            "fedmesh_journal_revision",
+            "Last durable revision of the node's journal",
+            inner.journal_revision.clone(),
+        );
+        registry.register(
+            "fedmesh_outbox_depth",
+            "Requests to other members' nodes waiting in the outbox",
+            inner.outbox_depth.clone(),
+        );
+        registry.register(
+            "fedmesh_outbox_oldest_age_seconds",
+            "Age of the oldest request waiting in the outbox",
+            inner.outbox_age.clone(),
+        );
+        registry.register(
+            "fedmesh_replication_lag_revisions",
+            "Journal revisions of a node not yet applied by the coordinator",
+            inner.replication_lag.clone(),
+        );
+        registry.register(
+            "fedmesh_nodes",
+            "Registered nodes by liveness",
+            inner.nodes.clone(),
+        );
+        registry.register(
+            "fedmesh_incidents_open",
+            "Open incidents by the state of their worst SLA clock",
+            inner.incidents.clone(),
+        );
+        registry.register(
+            "fedmesh_tenants",
+            "Active or suspended tenants per offer",
+            inner.tenants.clone(),
+        );
+        registry.register(
+            "fedmesh_active_users",
+            "Latest reported active users per offer",
+            inner.users.clone(),
+        );
+        registry.register(
+            "fedmesh_certificate_expiry_timestamp_seconds",
+            "When this party's certificate expires",
+            inner.cert_expiry.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner { registry, ..inner }),
+        }
+    }
+
+    /// Counts one call.
+    fn observe(&self, service: &str, method: &str, code: &str, seconds: f64) {
+        self.inner
+            .calls
+            .get_or_create(&CallLabels {
+                service: service.to_owned(),
+                method: method.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+        self.inner
+            .latency
+            .get_or_create(&MethodLabels {
+                service: service.to_owned(),
+                method: method.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The metrics in the OpenMetrics text format, with the state read now.
+    pub fn render(&self) -> String {
+        let s = (self.inner.snapshot)();
+        let i = &self.inner;
+        let set = |g: &FloatGauge, v: Option<f64>| {
+            g.set(v.unwrap_or(f64::NAN));
+        };
+        set(&i.journal_revision, s.journal_revision.map(|v| v as f64));
+        set(&i.outbox_depth, s.outbox_depth.map(|v| v as f64));
+        set(&i.outbox_age, s.outbox_oldest_age_seconds);
+        set(&i.cert_expiry, s.certificate_expiry);
+        fn fill<L: Clone + std::hash::Hash + Eq>(
+            family: &Family<L, FloatGauge>,
+            values: &[(String, f64)],
+            label: impl Fn(String) -> L,
+        ) {
+            family.clear();
+            for (key, value) in values {
+                family.get_or_create(&label(key.clone())).set(*value);
+            }
+        }
+        fill(&i.replication_lag, &s.replication_lag, |member| {
+            MemberLabel { member }
+        });
+        fill(&i.nodes, &s.nodes, |state| StateLabel { state });
+        fill(&i.incidents, &s.open_incidents, |state| StateLabel {
+            state,
+        });
+        fill(&i.tenants, &s.tenants, |offer| OfferLabel { offer });
+        fill(&i.users, &s.active_users, |offer| OfferLabel { offer });
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &i.registry).is_err() {
+            tracing::error!("encoding the metrics failed");
+        }
+        // Gauges a party does not have are left out rather than reported as NaN.
+        out.lines()
+            .filter(|l| !l.ends_with(" NaN"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// Serves `/metrics` on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = self.clone();
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Binds the metrics listener (before serving, so the port is known).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(addr).await
+    }
+}
+
+/// Counts every call with its status code and latency.
+#[derive(Debug, Clone)]
+pub struct MetricsLayer {
+    metrics: Metrics,
+}
+
+impl MetricsLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = Counted<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Counted {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service built by [`MetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct Counted<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, R> Service<http::Request<B>> for Counted<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path().trim_start_matches('/').to_owned();
+        let (service, method) = path
+            .split_once('/')
+            .map(|(s, m)| (s.to_owned(), m.to_owned()))
+            .unwrap_or_else(|| (path.clone(), String::new()));
+        let metrics = self.metrics.clone();
+        let started = Instant::now();
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let result = call.await;
+            let code = match &result {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+                Err(_) => tonic::Code::Internal,
+            };
+            let name = format!("{code:?}");
+            metrics.observe(
+                &service,
+                &method,
+                &screaming(&name),
+                started.elapsed().as_secs_f64(),
+            );
+            result
+        })
+    }
+}
+
+/// `NotFound` → `NOT_FOUND`.
+fn screaming(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_and_state_are_rendered() {
+        let metrics = Metrics::new(|| Snapshot {
+            journal_revision: Some(42),
+            tenants: vec![("rennes2.collab".into(), 3.0)],
+            ..Default::default()
+        });
+        metrics.observe("fedmesh.v1.OfferService", "GetOffer", "NOT_FOUND", 0.002);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "fedmesh_rpc_requests_total{service=\"fedmesh.v1.OfferService\",method=\"GetOffer\",code=\"NOT_FOUND\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("fedmesh_journal_revision 42"), "{text}");
+        assert!(
+            text.contains("fedmesh_tenants{offer=\"rennes2.collab\"} 3"),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("fedmesh_outbox_depth ")),
+            "unset gauges are left out: {text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(screaming("DeadlineExceeded"), "DEADLINE_EXCEEDED");
+    }
+}
