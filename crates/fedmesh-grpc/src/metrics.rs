@@ -232,8 +232,8 @@ impl Metrics {
         }
     }
 
-    /// Counts one call.
-    fn observe(&self, service: &str, method: &str, code: &str, seconds: f64) {
+    /// Counts one call (the layer does it for every call it sees).
+    pub fn observe(&self, service: &str, method: &str, code: &str, seconds: f64) {
         self.inner
             .calls
             .get_or_create(&CallLabels {
