@@ -52,7 +52,7 @@ async fn until_version(
     }
 }
 
-async fn watch(channel: tonic::transport::Channel) -> Streaming<pb::WatchCatalogueResponse> {
+async fn watch(channel: fedmesh_grpc::GrpcChannel) -> Streaming<pb::WatchCatalogueResponse> {
     let mut stream = CatalogueServiceClient::new(channel)
         .watch_catalogue(pb::WatchCatalogueRequest::default())
         .await

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use fedmesh::federation::{FederationSpec, PartyManifest, RunningFederation};
 use fedmesh_core::Identity;
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_grpc::{ClientOptions, ClientPem};
 use fedmesh_tls::pki::{Issued, Validity};
-use tonic::transport::Channel;
 
 /// A running test federation; its directory is removed when it is dropped.
 #[derive(Debug)]

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient as Client;
 use fedmesh_proto::pb::metrics_service_client::MetricsServiceClient;
@@ -15,7 +16,6 @@ use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_tests::{TestFederation, example_offer, wait_for};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
-use tonic::transport::Channel;
 
 const UNISTRA: usize = 0;
 const RENNES2: usize = 1;

@@ -11,7 +11,7 @@ use rcgen::{CertificateParams, KeyPair, SanType};
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
-async fn whoami(channel: tonic::transport::Channel) -> Result<pb::WhoAmIResponse, tonic::Status> {
+async fn whoami(channel: fedmesh_grpc::GrpcChannel) -> Result<pb::WhoAmIResponse, tonic::Status> {
     NodeServiceClient::new(channel)
         .who_am_i(pb::WhoAmIRequest {})
         .await
@@ -45,6 +45,10 @@ async fn a_client_without_a_certificate_is_refused() {
         .tls_config(tls)
         .unwrap()
         .connect_lazy();
+    let channel = tonic::service::interceptor::InterceptedService::new(
+        channel,
+        fedmesh_grpc::trace::TraceContext,
+    );
     assert_refused(whoami(channel).await, "no client certificate");
 }
 

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
 use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use fedmesh_tests::{TestFederation, example_offer, wait_for};
 use tonic::Code;
-use tonic::transport::Channel;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 // Members: 0 unistra (provides otp), 1 rennes2 (collaboration), 2 rouen (video).

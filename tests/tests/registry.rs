@@ -13,7 +13,7 @@ use tonic::Code;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 async fn list(
-    client: &mut RegistryServiceClient<tonic::transport::Channel>,
+    client: &mut RegistryServiceClient<fedmesh_grpc::GrpcChannel>,
 ) -> Vec<pb::RegisteredNode> {
     client
         .list_nodes(pb::ListNodesRequest::default())

@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient as Client;
 use fedmesh_tests::{TestFederation, example_offer};
 use pb::SubscriptionState as State;
 use tonic::Code;
-use tonic::transport::Channel;
 
 // Members: 0 unistra, 1 rennes2 (collaboration, automatic within capacity), 2 rouen (video,
 // manual approval).

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::metrics_service_client::MetricsServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
@@ -13,7 +14,6 @@ use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_proto::pb::usage_service_client::UsageServiceClient as Client;
 use fedmesh_tests::{TestFederation, example_offer, wait_for};
 use tonic::Code;
-use tonic::transport::Channel;
 
 const UNISTRA: usize = 0;
 const RENNES2: usize = 1;

@@ -151,6 +151,8 @@ where
                     rpc.system = "grpc",
                     caller = %identity,
                 );
+                // A caller's trace continues here.
+                crate::trace::adopt_parent(&span, request.headers());
                 request.extensions_mut().insert(identity);
                 Either::Right(self.inner.call(request).instrument(span))
             }

@@ -1,9 +1,19 @@
-//! mTLS channels from one fedmesh party to another.
+//! mTLS channels from one fedmesh party to another. Every call made through them carries the
+//! W3C trace context of the current span (`traceparent`), so that one operation crossing
+//! institutions is one trace.
 
 use std::time::Duration;
 
 use fedmesh_tls::TlsFiles;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// A channel whose calls carry the current trace context.
+pub type GrpcChannel =
+    tonic::service::interceptor::InterceptedService<Channel, crate::trace::TraceContext>;
+
+fn traced(channel: Channel) -> GrpcChannel {
+    tonic::service::interceptor::InterceptedService::new(channel, crate::trace::TraceContext)
+}
 
 /// How a client connects and how long it waits.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +67,7 @@ pub fn connect(
     endpoint: &str,
     tls: &TlsFiles,
     options: ClientOptions,
-) -> Result<Channel, ClientError> {
+) -> Result<GrpcChannel, ClientError> {
     let pem = ClientPem {
         ca: read(&tls.ca)?,
         cert: read(&tls.cert)?,
@@ -82,7 +92,7 @@ pub fn connect_pem(
     endpoint: &str,
     pem: &ClientPem,
     options: ClientOptions,
-) -> Result<Channel, ClientError> {
+) -> Result<GrpcChannel, ClientError> {
     let bad = |message: &str| ClientError::Endpoint {
         endpoint: endpoint.to_owned(),
         message: message.to_owned(),
@@ -106,7 +116,7 @@ pub fn connect_pem(
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(false)
         .connect_lazy();
-    Ok(channel)
+    Ok(traced(channel))
 }
 
 /// A lazily connecting channel to `endpoint` (`https://host:port`) that also checks the
@@ -117,7 +127,7 @@ pub fn connect_to(
     tls: &TlsFiles,
     options: ClientOptions,
     expected: fedmesh_core::Identity,
-) -> Result<Channel, ClientError> {
+) -> Result<GrpcChannel, ClientError> {
     let bad = |message: &str| ClientError::Endpoint {
         endpoint: endpoint.to_owned(),
         message: message.to_owned(),
@@ -157,5 +167,5 @@ pub fn connect_to(
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
             }
         }));
-    Ok(channel)
+    Ok(traced(channel))
 }

@@ -22,9 +22,10 @@ pub mod metrics;
 pub mod node_info;
 pub mod server;
 pub mod stream;
+pub mod trace;
 
 pub use auth::{AccessPolicy, AuthLayer, caller};
-pub use client::{ClientOptions, ClientPem, connect, connect_pem, connect_to};
+pub use client::{ClientOptions, ClientPem, GrpcChannel, connect, connect_pem, connect_to};
 pub use deadline::DeadlineLayer;
 pub use error::ServiceError;
 pub use node_info::{SOFTWARE_VERSION, ServerInfo};

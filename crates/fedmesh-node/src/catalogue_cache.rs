@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
 use fedmesh_store::{Applied, Cursor, Store, StoreError};
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use crate::registration::Backoff;
 

@@ -3,11 +3,11 @@
 
 use fedmesh_core::{FederationName, Identity, MemberId};
 use fedmesh_grpc::ClientOptions;
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
 use fedmesh_store::Store;
 use fedmesh_tls::TlsFiles;
-use tonic::transport::Channel;
 
 /// Where other members' nodes are, and channels to them.
 #[derive(Debug, Clone)]

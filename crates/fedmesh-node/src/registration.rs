@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_grpc::SOFTWARE_VERSION;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
 use tokio::sync::watch;
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// What the registration loop needs.
 #[derive(Debug, Clone)]

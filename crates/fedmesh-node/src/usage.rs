@@ -74,7 +74,7 @@ impl UsageApi {
         &self,
         caller: &Identity,
         offer_id: &str,
-    ) -> Result<(String, UsageServiceClient<tonic::transport::Channel>), ServiceError> {
+    ) -> Result<(String, UsageServiceClient<fedmesh_grpc::GrpcChannel>), ServiceError> {
         let provider = fedmesh_core::offer::provider_of(offer_id).ok_or_else(|| {
             ServiceError::invalid("offer_id", "not an offer id (<member>.<service_id>)")
         })?;

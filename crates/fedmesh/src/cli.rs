@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use fedmesh_grpc::ClientOptions;
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_tls::TlsFiles;
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// Where the admin CLI connects and with which certificate.
 #[derive(Debug, Clone, Args)]

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::{Subcommand, ValueEnum};
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
-use tonic::transport::Channel;
 
 use crate::admin::new_request_id;
 use crate::cli::{CallFailed, ConnectArgs, call};

@@ -327,6 +327,7 @@ async fn run_node(args: ServeArgs) -> Result<()> {
         &config.log,
         &config.telemetry,
         "fedmesh-node",
+        Some(&config.member_id),
         rust_log().as_deref(),
     )?;
     let signals = Signals::register()?;
@@ -344,6 +345,7 @@ async fn run_coordinator(args: ServeArgs) -> Result<()> {
         &config.log,
         &config.telemetry,
         "fedmesh-coordinator",
+        None,
         rust_log().as_deref(),
     )?;
     let signals = Signals::register()?;
@@ -479,6 +481,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         },
         &TelemetryConfig::default(),
         "fedmesh-demo",
+        None,
         rust_log().as_deref(),
     )?;
     let mut signals = Signals::register()?;

@@ -24,14 +24,21 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber. `rust_log` (the `RUST_LOG` variable, passed in by the
+/// Installs the global subscriber; spans are exported as `service` (and `instance`, a
+/// member id, for nodes). `rust_log` (the `RUST_LOG` variable, passed in by the
 /// binary), when set, overrides the configured filter.
 pub fn init(
     log: &LogConfig,
     telemetry: &TelemetryConfig,
     service: &str,
+    instance: Option<&str>,
     rust_log: Option<&str>,
 ) -> Result<Telemetry> {
+    // W3C trace context in gRPC metadata (crate fedmesh_grpc::trace): calls made while
+    // serving a call continue its trace, across institutions.
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     let filter = match rust_log {
         Some(value) if !value.is_empty() => EnvFilter::try_new(value)?,
         _ => EnvFilter::try_new(&log.filter)?,
@@ -43,9 +50,16 @@ pub fn init(
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .build()?;
-            let resource = opentelemetry_sdk::Resource::builder()
-                .with_service_name(service.to_owned())
-                .build();
+            let mut resource =
+                opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned());
+            // Which member's node, when several export to one collector.
+            if let Some(instance) = instance {
+                resource = resource.with_attribute(opentelemetry::KeyValue::new(
+                    "service.instance.id",
+                    instance.to_owned(),
+                ));
+            }
+            let resource = resource.build();
             Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)

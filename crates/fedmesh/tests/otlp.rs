@@ -4,72 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::fedmesh;
 use fedmesh_proto::pb;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-
-/// Span names received, with the service name of the resource that sent them.
-#[derive(Debug, Clone, Default)]
-struct Collector {
-    spans: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.spans.lock().unwrap();
-        for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value.as_ref())
-                .map(|v| format!("{:?}", v.value))
-                .unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                for span in scope.spans {
-                    spans.push((span.name, service.clone()));
-                }
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-fn fedmesh() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fedmesh"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FEDMESH_")) {
-        command.env_remove(key);
-    }
-    command.env_remove("RUST_LOG");
-    command
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_exported_as_a_span_over_otlp() {
     // The collector.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let collector_addr = listener.local_addr().unwrap();
-    let collector = Collector::default();
-    let spans = Arc::clone(&collector.spans);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(collector))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (collector_addr, spans) = common::otlp::start().await;
 
     // A PKI and a coordinator configuration.
     let dir = tempfile::tempdir().unwrap();
@@ -167,8 +114,8 @@ async fn a_call_is_exported_as_a_span_over_otlp() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let found = spans.lock().unwrap().iter().any(|(name, service)| {
-            name == "fedmesh.v1.NodeService/WhoAmI" && service.contains("fedmesh-coordinator")
+        let found = spans.lock().unwrap().iter().any(|span| {
+            span.name == "fedmesh.v1.NodeService/WhoAmI" && span.service == "fedmesh-coordinator"
         });
         if found {
             break;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use common::{assert_ok, fedmesh, run, signal, spawn_demo, wait_exit, wait_file};
 use fedmesh::federation::Manifest;
 use fedmesh_grpc::ClientPem;
+use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
-use tonic::transport::Channel;
 
 const RECORDS: usize = 6000;
 const OFFER: &str = "rennes2.collab";

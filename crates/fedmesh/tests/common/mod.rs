@@ -105,3 +105,103 @@ pub(crate) fn wait_file(path: &Path, child: &mut Child) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A real OTLP/gRPC trace receiver in the test process.
+pub(crate) mod otlp {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+
+    /// One received span.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Span {
+        /// Its name (`fedmesh.v1.NodeService/WhoAmI`).
+        pub(crate) name: String,
+        /// `service.name` of the exporter.
+        pub(crate) service: String,
+        /// `service.instance.id` of the exporter (a member id, for nodes).
+        pub(crate) instance: String,
+        /// Trace id, hex.
+        pub(crate) trace_id: String,
+        /// Span id, hex.
+        pub(crate) span_id: String,
+        /// Parent span id, hex (empty for a root).
+        pub(crate) parent_span_id: String,
+    }
+
+    /// The spans received so far.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct Collector {
+        pub(crate) spans: Arc<Mutex<Vec<Span>>>,
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn attribute(
+        attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+        key: &str,
+    ) -> String {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| match &v.value {
+                Some(Value::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let mut spans = self.spans.lock().unwrap();
+            for resource_spans in request.into_inner().resource_spans {
+                let attributes = resource_spans
+                    .resource
+                    .map(|r| r.attributes)
+                    .unwrap_or_default();
+                let service = attribute(&attributes, "service.name");
+                let instance = attribute(&attributes, "service.instance.id");
+                for scope in resource_spans.scope_spans {
+                    for span in scope.spans {
+                        spans.push(Span {
+                            name: span.name,
+                            service: service.clone(),
+                            instance: instance.clone(),
+                            trace_id: hex(&span.trace_id),
+                            span_id: hex(&span.span_id),
+                            parent_span_id: hex(&span.parent_span_id),
+                        });
+                    }
+                }
+            }
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    /// Starts a collector on loopback; returns its address and what it receives.
+    pub(crate) async fn start() -> (std::net::SocketAddr, Arc<Mutex<Vec<Span>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let collector = Collector::default();
+        let spans = Arc::clone(&collector.spans);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(collector))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        (addr, spans)
+    }
+}
