@@ -113,6 +113,15 @@ impl Coordinator {
             Some((m, _)) => server.with_metrics(m.clone()),
             None => server,
         };
+        let cert = config.tls.cert.clone();
+        let server = server.with_status(fedmesh_grpc::node_info::StatusFn(std::sync::Arc::new(
+            move || pb::GetNodeStatusResponse {
+                certificate_expire_time: fedmesh_tls::config::cert_not_after(&cert)
+                    .ok()
+                    .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                ..Default::default()
+            },
+        )));
         let catalogue =
             fedmesh_grpc::catalogue::CatalogueApi::new(store.clone(), server.stopping());
         let server = server

@@ -61,6 +61,7 @@ pub const RULES: &[Rule] = &[
     // Node and coordinator self-description.
     rule(NODE, "WhoAmI", ANYONE),
     rule(NODE, "GetNodeInfo", ANYONE),
+    rule(NODE, "GetNodeStatus", ADMIN),
     // Offers: the member's admin publishes; nodes, admins and the coordinator read.
     rule(OFFER, "PublishOffer", ADMIN),
     rule(OFFER, "GetOffer", READERS),

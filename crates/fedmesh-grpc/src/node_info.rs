@@ -32,16 +32,42 @@ fn role(role: Role) -> pb::Role {
     }
 }
 
+/// What a party reports in `GetNodeStatus` besides its info.
+#[derive(Clone)]
+pub struct StatusFn(pub std::sync::Arc<dyn Fn() -> pb::GetNodeStatusResponse + Send + Sync>);
+
+impl std::fmt::Debug for StatusFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusFn")
+    }
+}
+
 /// The `NodeService` implementation.
 #[derive(Debug, Clone)]
 pub struct NodeInfoService {
     info: ServerInfo,
+    status: Option<StatusFn>,
 }
 
 impl NodeInfoService {
-    /// Serves `info`.
-    pub fn new(info: ServerInfo) -> Self {
-        Self { info }
+    /// Serves `info`, and `status` for `GetNodeStatus`.
+    pub fn new(info: ServerInfo, status: Option<StatusFn>) -> Self {
+        Self { info, status }
+    }
+
+    fn info(&self) -> pb::GetNodeInfoResponse {
+        pb::GetNodeInfoResponse {
+            identity: self.info.identity.to_uri(),
+            member_id: self
+                .info
+                .identity
+                .member()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            software_version: SOFTWARE_VERSION.to_owned(),
+            schema_version: self.info.schema_version,
+            started_at: Some(self.info.started_at.into()),
+        }
     }
 }
 
@@ -74,17 +100,15 @@ impl pb::node_service_server::NodeService for NodeInfoService {
         &self,
         _request: Request<pb::GetNodeInfoRequest>,
     ) -> Result<Response<pb::GetNodeInfoResponse>, Status> {
-        Ok(Response::new(pb::GetNodeInfoResponse {
-            identity: self.info.identity.to_uri(),
-            member_id: self
-                .info
-                .identity
-                .member()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            software_version: SOFTWARE_VERSION.to_owned(),
-            schema_version: self.info.schema_version,
-            started_at: Some(self.info.started_at.into()),
-        }))
+        Ok(Response::new(self.info()))
+    }
+
+    async fn get_node_status(
+        &self,
+        _request: Request<pb::GetNodeStatusRequest>,
+    ) -> Result<Response<pb::GetNodeStatusResponse>, Status> {
+        let mut status = self.status.as_ref().map(|f| (f.0)()).unwrap_or_default();
+        status.info = Some(self.info());
+        Ok(Response::new(status))
     }
 }

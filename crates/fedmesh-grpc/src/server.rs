@@ -216,6 +216,7 @@ pub struct GrpcServer {
     stopping: tokio::sync::watch::Sender<bool>,
     stopping_rx: Stopping,
     metrics: Option<crate::metrics::Metrics>,
+    status: Option<crate::node_info::StatusFn>,
 }
 
 impl GrpcServer {
@@ -239,7 +240,14 @@ impl GrpcServer {
             stopping,
             stopping_rx,
             metrics: None,
+            status: None,
         }
+    }
+
+    /// Answers `NodeService.GetNodeStatus` with what `status` reports.
+    pub fn with_status(mut self, status: crate::node_info::StatusFn) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// Counts every call into `metrics` (see [`crate::metrics::MetricsLayer`]).
@@ -284,7 +292,7 @@ impl GrpcServer {
                 .await;
         }
         let node_info = with_message_limits!(
-            NodeServiceServer::new(NodeInfoService::new(self.info)),
+            NodeServiceServer::new(NodeInfoService::new(self.info, self.status)),
             limits
         );
         health

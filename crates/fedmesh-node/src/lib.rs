@@ -110,6 +110,7 @@ impl Node {
                 Identity::coordinator(validated.federation.clone()),
             )?),
         };
+        let link = registration::Link::default();
         let registration = coordinator
             .clone()
             .map(|channel| registration::Registration {
@@ -118,6 +119,7 @@ impl Node {
                 retry_initial,
                 retry_max,
                 store: store.clone(),
+                link: link.clone(),
             });
         let peers = peers::Peers::new(
             validated.federation.clone(),
@@ -169,6 +171,12 @@ impl Node {
             Some((m, _)) => server.with_metrics(m.clone()),
             None => server,
         };
+        let server = server.with_status(metrics::status(
+            store.clone(),
+            validated.member.clone(),
+            config.tls.cert.clone(),
+            config.coordinator.endpoint.is_some().then_some(link),
+        ));
         let offers = offers::OfferApi::new(store.clone(), validated.member.clone());
         let incident_api = incidents::IncidentApi::new(
             store.clone(),

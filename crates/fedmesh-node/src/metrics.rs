@@ -1,4 +1,5 @@
-//! What a node's `/metrics` reports of its state, read from the store at each scrape.
+//! What a node reports of its state, read from the store when asked: its `/metrics` gauges
+//! and `NodeService.GetNodeStatus` (`fedmesh status`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,4 +75,97 @@ pub fn snapshot(store: Store, member: MemberId, cert: PathBuf) -> impl Fn() -> S
         }
         snapshot
     }
+}
+
+fn counts<'a>(states: impl Iterator<Item = &'a str>) -> Vec<pb::StateCount> {
+    let mut by: BTreeMap<&str, i32> = BTreeMap::new();
+    for state in states {
+        *by.entry(state).or_default() += 1;
+    }
+    by.into_iter()
+        .map(|(state, count)| pb::StateCount {
+            state: state.to_owned(),
+            count,
+        })
+        .collect()
+}
+
+fn state_word(state: pb::SubscriptionState) -> &'static str {
+    state
+        .as_str_name()
+        .trim_start_matches("SUBSCRIPTION_STATE_")
+        .split('_')
+        .next()
+        .unwrap_or("")
+}
+
+/// The `GetNodeStatus` answer of `member`'s node (certificate `cert`); `link` is the outcome
+/// of its last exchange with the coordinator, when one is configured.
+pub fn status(
+    store: Store,
+    member: MemberId,
+    cert: PathBuf,
+    link: Option<crate::registration::Link>,
+) -> fedmesh_grpc::node_info::StatusFn {
+    fedmesh_grpc::node_info::StatusFn(std::sync::Arc::new(move || {
+        let now = fedmesh_grpc::figures::now();
+        let mut status = pb::GetNodeStatusResponse {
+            coordinator_configured: link.is_some(),
+            journal_revision: store.journal_bounds().map_or(0, |(_, last)| last),
+            certificate_expire_time: fedmesh_tls::config::cert_not_after(&cert)
+                .ok()
+                .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+            ..Default::default()
+        };
+        if let Some(link) = &link {
+            let state = match link.lock() {
+                Ok(guard) => guard.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            status.coordinator_reachable = state.last_contact.is_some() && state.error.is_none();
+            status.coordinator_last_contact = state.last_contact.map(Into::into);
+            status.coordinator_error = state.error.unwrap_or_default();
+        }
+        if let Ok(outbox) = store.outbox() {
+            status.outbox_depth = outbox.len() as i32;
+            let oldest = outbox
+                .iter()
+                .map(|(_, item)| (now - item.queued_at).max(0))
+                .max()
+                .unwrap_or(0);
+            status.outbox_oldest_age = Some(prost_types::Duration {
+                seconds: oldest,
+                nanos: 0,
+            });
+        }
+        let subscriptions = store
+            .list_subscriptions("", usize::MAX, |_| true)
+            .unwrap_or_default();
+        status.subscriptions = counts(
+            subscriptions
+                .iter()
+                .filter(|s| s.subscriber_member_id == member.as_str())
+                .map(|s| state_word(s.state())),
+        );
+        status.tenancies = counts(
+            subscriptions
+                .iter()
+                .filter(|s| s.provider_member_id == member.as_str())
+                .map(|s| state_word(s.state())),
+        );
+        status.open_incidents = counts(
+            store
+                .list_incidents("", usize::MAX, fedmesh_core::incident::is_open)
+                .unwrap_or_default()
+                .iter()
+                .map(fedmesh_core::incident::worst_clock_state),
+        );
+        status.offer_count = store
+            .list_offers("", usize::MAX, |o| {
+                o.provider_member_id == member.as_str()
+                    && o.status != pb::OfferStatus::Withdrawn as i32
+            })
+            .map_or(0, |o| o.len() as i32);
+        status
+    }))
 }

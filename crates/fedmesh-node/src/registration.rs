@@ -24,6 +24,36 @@ pub struct Registration {
     pub retry_max: Duration,
     /// The node's store, whose journal revision each heartbeat reports.
     pub store: fedmesh_store::Store,
+    /// Where the outcome of the last exchange with the coordinator is kept.
+    pub link: Link,
+}
+
+/// The outcome of the node's last exchange with the coordinator.
+#[derive(Debug, Clone, Default)]
+pub struct LinkState {
+    /// When the coordinator last answered.
+    pub last_contact: Option<std::time::SystemTime>,
+    /// The last error, when the last exchange failed.
+    pub error: Option<String>,
+}
+
+/// Shared [`LinkState`].
+pub type Link = std::sync::Arc<std::sync::Mutex<LinkState>>;
+
+fn record(link: &Link, outcome: Result<(), &tonic::Status>) {
+    let mut state = match link.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match outcome {
+        Ok(()) => {
+            state.last_contact = Some(std::time::SystemTime::now());
+            state.error = None;
+        }
+        Err(status) => {
+            state.error = Some(format!("{:?}: {}", status.code(), status.message()));
+        }
+    }
 }
 
 /// Exponential backoff with jitter, reset after a success.
@@ -68,7 +98,12 @@ impl Registration {
         let mut registered: Option<Duration> = None;
         loop {
             let delay = match registered {
-                None => match self.register(&mut client).await {
+                None => match self
+                    .register(&mut client)
+                    .await
+                    .inspect(|_| record(&self.link, Ok(())))
+                    .inspect_err(|s| record(&self.link, Err(s)))
+                {
                     Ok(interval) => {
                         backoff.reset();
                         registered = Some(interval);
@@ -93,9 +128,15 @@ impl Registration {
                 Some(interval) => {
                     match client
                         .heartbeat(pb::HeartbeatRequest {
-                            journal_revision: 0,
+                            // What anti-entropy and the replication-lag metric compare with.
+                            journal_revision: self
+                                .store
+                                .journal_bounds()
+                                .map_or(0, |(_, last)| last),
                         })
                         .await
+                        .inspect(|_| record(&self.link, Ok(())))
+                        .inspect_err(|s| record(&self.link, Err(s)))
                     {
                         Ok(response) => {
                             backoff.reset();

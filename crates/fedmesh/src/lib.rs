@@ -6,6 +6,7 @@
 //! - [`admin`]: `fedmesh offer ...` and `fedmesh catalogue ...`.
 //! - [`incidents_cli`]: `fedmesh incident ...` and `fedmesh maintenance ...`.
 //! - [`reports`]: `fedmesh usage`, `availability`, `statement` and `metrics`.
+//! - [`status`]: `fedmesh status`.
 //! - [`json`]: `--json` output of any message of the contract.
 //! - [`offer_file`]: the TOML file an admin publishes an offer from.
 //! - [`telemetry`]: logs and OTLP span export.
@@ -18,4 +19,5 @@ pub mod incidents_cli;
 pub mod json;
 pub mod offer_file;
 pub mod reports;
+pub mod status;
 pub mod telemetry;

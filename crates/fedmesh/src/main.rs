@@ -114,6 +114,15 @@ enum Command {
         #[command(subcommand)]
         command: fedmesh::reports::MetricsCommand,
     },
+    /// Your node at a glance: serving, coordinator link, certificate expiry, outbox,
+    /// tenancies, open incidents (exits 1 when something needs attention).
+    Status {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the identity and role a node sees for your certificate.
     Whoami {
         #[command(flatten)]
@@ -256,6 +265,7 @@ async fn run(cli: Cli) -> Result<()> {
             json,
             command,
         } => fedmesh::incidents_cli::maintenance(&connect, command, json).await,
+        Command::Status { connect, json } => fedmesh::status::status(&connect, json).await,
         Command::Usage { connect, command } => fedmesh::reports::usage(&connect, command).await,
         Command::Availability { connect, command } => {
             fedmesh::reports::availability(&connect, command).await

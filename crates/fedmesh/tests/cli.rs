@@ -314,6 +314,32 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
     .arg("whoami")));
     assert!(human.contains("role:       admin"), "{human}");
 
+    // The one-glance status of unistra's node, once the demo has opened its incidents.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let output = run(as_unistra_admin(unistra["endpoint"].as_str().unwrap()).arg("status"));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() && text.contains("open incidents 2") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "status never healthy: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.contains("unistra's node at https://localhost:"),
+        "{status}"
+    );
+    assert!(status.contains("coordinator    reachable"), "{status}");
+    assert!(status.contains("subscriptions  1 active"), "{status}");
+    assert!(status.contains("open incidents 2 on time"), "{status}");
+    let json = assert_ok(&run(as_unistra_admin(
+        unistra["endpoint"].as_str().unwrap(),
+    )
+    .args(["status", "--json"])));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["coordinator_reachable"], true);
+    assert!(json["certificate_expire_time"].is_string());
+
     // The demo seeded the example offers; unistra's node has its own, and its cached catalogue
     // soon holds everyone's.
     let mine = assert_ok(&run(as_unistra_admin(

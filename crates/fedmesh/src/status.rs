@@ -1,0 +1,203 @@
+//! `fedmesh status`: a member admin's one-glance view of its node — serving or not, the
+//! coordinator link, certificate expiry, outbox, tenancies and open incidents with their SLA
+//! state. `--json` prints the node's `GetNodeStatusResponse`.
+
+use anyhow::Result;
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::node_service_client::NodeServiceClient;
+
+use crate::cli::{ConnectArgs, call};
+use crate::json;
+
+/// Days left before which `status` warns about the certificate.
+pub const CERT_WARNING_DAYS: i64 = 30;
+
+fn counts(list: &[pb::StateCount]) -> String {
+    if list.is_empty() {
+        return "none".to_owned();
+    }
+    list.iter()
+        .map(|c| format!("{} {}", c.count, c.state.to_lowercase().replace('_', " ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn ago(t: &prost_types::Timestamp, now: i64) -> String {
+    let s = (now - t.seconds).max(0);
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        _ => format!("{} h ago", s / 3600),
+    }
+}
+
+/// The lines of the view, and whether something needs attention.
+pub fn render(
+    endpoint: &str,
+    serving: bool,
+    s: &pb::GetNodeStatusResponse,
+    now: i64,
+) -> (Vec<String>, bool) {
+    let mut attention = !serving;
+    let info = s.info.clone().unwrap_or_default();
+    let who = if info.member_id.is_empty() {
+        "the coordinator".to_owned()
+    } else {
+        format!("{}'s node", info.member_id)
+    };
+    let mut lines = vec![format!(
+        "{who} at {endpoint}: {}, fedmesh {}, schema {}, up since {}",
+        if serving { "serving" } else { "NOT SERVING" },
+        info.software_version,
+        info.schema_version,
+        info.started_at.map(|t| t.to_string()).unwrap_or_default()
+    )];
+    if s.coordinator_configured {
+        let line = match (&s.coordinator_last_contact, s.coordinator_reachable) {
+            (Some(t), true) => format!("reachable (last answer {})", ago(t, now)),
+            (last, _) => {
+                attention = true;
+                format!(
+                    "UNREACHABLE ({}; last answer {})",
+                    if s.coordinator_error.is_empty() {
+                        "not yet registered"
+                    } else {
+                        &s.coordinator_error
+                    },
+                    last.as_ref().map_or("never".to_owned(), |t| ago(t, now))
+                )
+            }
+        };
+        lines.push(format!("coordinator    {line}"));
+    } else if !info.member_id.is_empty() {
+        lines.push("coordinator    none configured (the node runs alone)".to_owned());
+    }
+    if let Some(expiry) = &s.certificate_expire_time {
+        let days = (expiry.seconds - now).div_euclid(86_400);
+        let warning = if days < CERT_WARNING_DAYS {
+            attention = true;
+            "  — RENEW IT: fedmesh certs issue --force, then SIGHUP"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "certificate    expires {expiry} ({days} days){warning}"
+        ));
+    }
+    if !info.member_id.is_empty() {
+        lines.push(format!("journal        revision {}", s.journal_revision));
+        let oldest = s.outbox_oldest_age.as_ref().map_or(0, |d| d.seconds);
+        if s.outbox_depth > 0 {
+            if oldest > 3600 {
+                attention = true;
+            }
+            lines.push(format!(
+                "outbox         {} waiting for other members' nodes, oldest {} min",
+                s.outbox_depth,
+                oldest / 60
+            ));
+        } else {
+            lines.push("outbox         empty".to_owned());
+        }
+        lines.push(format!("offers         {}", s.offer_count));
+        lines.push(format!("subscriptions  {}", counts(&s.subscriptions)));
+        lines.push(format!("tenancies      {}", counts(&s.tenancies)));
+        if s.open_incidents
+            .iter()
+            .any(|c| c.state == "breached" && c.count > 0)
+        {
+            attention = true;
+        }
+        lines.push(format!("open incidents {}", counts(&s.open_incidents)));
+    }
+    (lines, attention)
+}
+
+/// Runs `fedmesh status`. Exits with an error when something needs attention.
+pub async fn status(connect: &ConnectArgs, json_out: bool) -> Result<()> {
+    let channel = connect.channel()?;
+    let endpoint = &connect.endpoint;
+    let health = call(
+        endpoint,
+        tonic_health::pb::health_client::HealthClient::new(channel.clone()).check(
+            tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            },
+        ),
+    )
+    .await?;
+    let serving =
+        health.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let status = call(
+        endpoint,
+        NodeServiceClient::new(channel).get_node_status(pb::GetNodeStatusRequest {}),
+    )
+    .await?;
+    if json_out {
+        return json::print("fedmesh.v1.GetNodeStatusResponse", &status);
+    }
+    let (lines, attention) = render(endpoint, serving, &status, fedmesh_grpc::figures::now());
+    for line in lines {
+        println!("{line}");
+    }
+    if attention {
+        anyhow::bail!("something above needs attention");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_are_pointed_out() {
+        let now = 1_800_000_000;
+        let healthy = pb::GetNodeStatusResponse {
+            info: Some(pb::GetNodeInfoResponse {
+                member_id: "unistra".into(),
+                ..Default::default()
+            }),
+            coordinator_configured: true,
+            coordinator_reachable: true,
+            coordinator_last_contact: Some(prost_types::Timestamp {
+                seconds: now - 5,
+                nanos: 0,
+            }),
+            certificate_expire_time: Some(prost_types::Timestamp {
+                seconds: now + 200 * 86_400,
+                nanos: 0,
+            }),
+            open_incidents: vec![pb::StateCount {
+                state: "on_time".into(),
+                count: 2,
+            }],
+            ..Default::default()
+        };
+        let (lines, attention) = render("https://x:1", true, &healthy, now);
+        assert!(!attention, "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("reachable (last answer 5 s ago)"))
+        );
+        assert!(lines.iter().any(|l| l.contains("2 on time")));
+
+        let expiring = pb::GetNodeStatusResponse {
+            certificate_expire_time: Some(prost_types::Timestamp {
+                seconds: now + 10 * 86_400,
+                nanos: 0,
+            }),
+            coordinator_reachable: false,
+            coordinator_error: "Unavailable: connection refused".into(),
+            ..healthy.clone()
+        };
+        let (lines, attention) = render("https://x:1", true, &expiring, now);
+        assert!(attention);
+        assert!(lines.iter().any(|l| l.contains("RENEW IT")), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains("UNREACHABLE (Unavailable")),
+            "{lines:?}"
+        );
+    }
+}
