@@ -286,26 +286,21 @@ pub fn port_of(endpoint: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port in {endpoint}"))
 }
 
-/// A plain-HTTP `GET` of `url` (`http://host:port/path`): the status code and the body.
-pub async fn http_get(url: &str) -> (u16, String) {
+/// Sends a `GET` of `path` on `stream` with `headers`; the status code and the body.
+async fn get_on<S>(mut stream: S, authority: &str, path: &str, headers: &str) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rest = url
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("{url}: not http://"));
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{headers}Connection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
+        .unwrap_or_else(|e| panic!("{authority}{path}: {e}"));
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    // A TLS peer may close without close_notify once the response is sent.
+    let _ = stream.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -333,4 +328,66 @@ pub async fn http_get(url: &str) -> (u16, String) {
         body.to_owned()
     };
     (status, body)
+}
+
+fn split_url<'a>(url: &'a str, scheme: &str) -> (&'a str, &'a str) {
+    let rest = url
+        .strip_prefix(scheme)
+        .unwrap_or_else(|| panic!("{url}: not {scheme}"));
+    rest.split_at(rest.find('/').unwrap_or(rest.len()))
+}
+
+/// A plain-HTTP `GET` of `url` (`http://host:port/path`): the status code and the body.
+pub async fn http_get(url: &str) -> (u16, String) {
+    let (authority, path) = split_url(url, "http://");
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    get_on(stream, authority, path, "").await
+}
+
+/// An HTTPS `GET` of `url` (test code: any failure panics) trusting the federation CA `ca_pem`, presenting `client` (a
+/// certificate and key file) when given, with extra request `headers` (`Name: value\r\n`).
+#[allow(clippy::unwrap_used)]
+pub async fn https_get(
+    url: &str,
+    ca_pem: &[u8],
+    client: Option<(&Path, &Path)>,
+    headers: &str,
+) -> (u16, String) {
+    use rustls::pki_types::pem::PemObject as _;
+    let (authority, path) = split_url(url, "https://");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                rustls::pki_types::CertificateDer::pem_file_iter(cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap(),
+            )
+            .unwrap(),
+    };
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, _)| h)
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(rustls::pki_types::ServerName::try_from(host).unwrap(), tcp)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    get_on(tls, authority, path, headers).await
 }

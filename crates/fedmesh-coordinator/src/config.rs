@@ -44,6 +44,9 @@ pub struct CoordinatorConfig {
     /// Span export.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The HTTPS dashboard for the federation's operators.
+    #[serde(default)]
+    pub dashboard: crate::dashboard::DashboardConfig,
     /// Prometheus `/metrics` (port 9465 by default).
     #[serde(default = "fedmesh_grpc::metrics::MetricsConfig::coordinator")]
     pub metrics: fedmesh_grpc::metrics::MetricsConfig,

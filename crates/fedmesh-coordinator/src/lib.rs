@@ -6,11 +6,13 @@
 //! - [`replication`]: following every node's journal into the catalogue, tenancy histories
 //!   and usage and availability records.
 //! - [`monitoring`]: what the coordinator's `/metrics` reports of its state.
+//! - [`dashboard`]: the HTTPS dashboard and its JSON API.
 //! - [`metrics`]: `MetricsService`: federation figures and monthly SLA compliance.
 //! - [`Coordinator`]: opens the database, binds, serves until shut down.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod dashboard;
 pub mod metrics;
 pub mod monitoring;
 pub mod registry;
@@ -53,6 +55,7 @@ pub struct Coordinator {
     tls: ReloadableServerConfig,
     replicator: replication::Replicator,
     metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
+    dashboard: Option<dashboard::Dashboard>,
 }
 
 impl Coordinator {
@@ -99,6 +102,23 @@ impl Coordinator {
                 Duration::from_millis(config.registry.stale_after_ms),
             ));
             Some((metrics, listener))
+        } else {
+            None
+        };
+        let dashboard = if config.dashboard.enabled {
+            Some(
+                dashboard::Dashboard::bind(
+                    &config.dashboard,
+                    &config.tls,
+                    store.clone(),
+                    Duration::from_millis(config.registry.stale_after_ms),
+                )
+                .await
+                .map_err(|message| fedmesh_core::config::ConfigError::Invalid {
+                    key: "dashboard.listen".to_owned(),
+                    message,
+                })?,
+            )
         } else {
             None
         };
@@ -159,7 +179,15 @@ impl Coordinator {
             tls: tls_handle,
             replicator,
             metrics,
+            dashboard,
         })
+    }
+
+    /// The address of the HTTPS dashboard, when enabled.
+    pub fn dashboard_addr(&self) -> Option<SocketAddr> {
+        self.dashboard
+            .as_ref()
+            .and_then(dashboard::Dashboard::local_addr)
     }
 
     /// The address of the `/metrics` listener, when enabled.
@@ -187,6 +215,9 @@ impl Coordinator {
     ) -> Result<(), CoordinatorError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let replication = tokio::spawn(self.replicator.run(stop_rx.clone()));
+        let dashboard = self
+            .dashboard
+            .map(|dashboard| tokio::spawn(dashboard.serve(stop_rx.clone())));
         let metrics = self.metrics.map(|(metrics, listener)| {
             let mut stop = stop_rx;
             tokio::spawn(async move {
@@ -204,8 +235,8 @@ impl Coordinator {
         };
         let result = self.server.serve(shutdown).await;
         let _ = replication.await;
-        if let Some(metrics) = metrics {
-            let _ = metrics.await;
+        for task in [metrics, dashboard].into_iter().flatten() {
+            let _ = task.await;
         }
         self.store.flush().await?;
         tracing::info!("coordinator stopped, database flushed");

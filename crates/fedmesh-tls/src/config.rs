@@ -176,6 +176,29 @@ pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsError>
     Ok(config)
 }
 
+/// The configuration of an HTTPS server for people (the coordinator's dashboard): the party's
+/// certificate, TLS 1.2 or 1.3, HTTP/1.1, and a client certificate from the federation CA
+/// accepted (checked against the CRL) but not required — browsers without one authenticate
+/// otherwise.
+pub fn web_server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots(&files.ca)?, provider())
+        .allow_unauthenticated();
+    if let Some(crl) = &files.crl {
+        verifier = verifier.with_crls(load_crls(crl)?);
+    }
+    let verifier = verifier
+        .build()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(&files.cert)?, load_key(&files.key)?)
+        .map_err(|e| TlsError::Rustls(format!("{}: {e}", files.cert.display())))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// A client configuration for an ordinary HTTPS server outside the federation (an
 /// institution's helpdesk): the CAs of `ca_file` (a system bundle), TLS 1.2 or 1.3, no client
 /// certificate, HTTP/1.1.

@@ -110,6 +110,9 @@ pub struct PartyManifest {
     /// Its Prometheus endpoint, `http://127.0.0.1:<port>/metrics`.
     #[serde(default)]
     pub metrics: Option<String>,
+    /// The coordinator's dashboard, with its access token: `https://localhost:<port>/?token=…`.
+    #[serde(default)]
+    pub dashboard: Option<String>,
 }
 
 /// Which server a party runs.
@@ -126,6 +129,7 @@ struct Running {
     settings: Vec<String>,
     addr: SocketAddr,
     metrics: Option<SocketAddr>,
+    dashboard: Option<SocketAddr>,
     tls: fedmesh_tls::ReloadableServerConfig,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
@@ -138,16 +142,20 @@ impl Running {
         let stop = async move {
             let _ = stop_rx.await;
         };
-        let (addr, metrics, tls, task) =
+        let (addr, metrics, dashboard, tls, task) =
             match kind {
                 Kind::Coordinator => {
                     let server = Coordinator::bind(load_config(&config, &settings)?).await?;
-                    let (addr, metrics, tls) =
-                        (server.local_addr(), server.metrics_addr(), server.tls());
+                    let (addr, metrics, dashboard, tls) = (
+                        server.local_addr(),
+                        server.metrics_addr(),
+                        server.dashboard_addr(),
+                        server.tls(),
+                    );
                     let task = tokio::spawn(async move {
                         server.serve(stop).await.map_err(anyhow::Error::from)
                     });
-                    (addr, metrics, tls, task)
+                    (addr, metrics, dashboard, tls, task)
                 }
                 Kind::Node => {
                     let server = Node::bind(load_config(&config, &settings)?).await?;
@@ -156,7 +164,7 @@ impl Running {
                     let task = tokio::spawn(async move {
                         server.serve(stop).await.map_err(anyhow::Error::from)
                     });
-                    (addr, metrics, tls, task)
+                    (addr, metrics, None, tls, task)
                 }
             };
         Ok(Self {
@@ -165,6 +173,7 @@ impl Running {
             settings,
             addr,
             metrics,
+            dashboard,
             tls,
             stop: Some(stop_tx),
             task,
@@ -183,6 +192,9 @@ impl Running {
         settings.push(format!("listen={}", self.addr));
         if let Some(metrics) = self.metrics {
             settings.push(format!("metrics.listen={metrics}"));
+        }
+        if let Some(dashboard) = self.dashboard {
+            settings.push(format!("dashboard.listen={dashboard}"));
         }
         let again = Self::start(self.kind, self.config.clone(), settings).await?;
         self.tls = again.tls;
@@ -414,6 +426,16 @@ impl RunningFederation {
         let coordinator_dir = dir.join("coordinator");
         std::fs::create_dir_all(&coordinator_dir)?;
         let coordinator_config_path = coordinator_dir.join("coordinator.toml");
+        // The dashboard's token is kept across restarts of the demo (printed links stay valid).
+        let token_path = coordinator_dir.join("dashboard-token");
+        let dashboard_token = match std::fs::read_to_string(&token_path) {
+            Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+            _ => {
+                let token = crate::admin::new_request_id()?;
+                std::fs::write(&token_path, &token)?;
+                token
+            }
+        };
         let port = |offset: u16| {
             if spec.base_port == 0 {
                 0
@@ -424,7 +446,7 @@ impl RunningFederation {
         std::fs::write(
             &coordinator_config_path,
             format!(
-                "federation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+                "federation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n\n[dashboard]\nlisten = \"127.0.0.1:{}\"\ntoken = {}\n",
                 toml_quote(federation.as_str()),
                 port(0),
                 toml_string(&coordinator_dir.join("data")),
@@ -433,6 +455,8 @@ impl RunningFederation {
                 toml_string(&coordinator_cert.key_path),
                 toml_string(&pki.crl_path()),
                 port(100),
+                port(90),
+                toml_quote(&dashboard_token),
             ),
         )?;
         let coordinator_running = Running::start(
@@ -481,6 +505,7 @@ impl RunningFederation {
                 admin_key: admin.key_path.clone(),
                 config: config_path,
                 metrics,
+                dashboard: None,
             });
         }
         let first_admin = admins.first();
@@ -501,6 +526,9 @@ impl RunningFederation {
                 metrics: coordinator_running
                     .metrics
                     .map(|m| format!("http://{m}/metrics")),
+                dashboard: coordinator_running
+                    .dashboard
+                    .map(|d| format!("https://localhost:{}/?token={dashboard_token}", d.port())),
             },
             members: parties,
         };

@@ -543,6 +543,9 @@ fn print_demo(
         );
     }
     println!("  manifest      {}", manifest_path.display());
+    if let Some(dashboard) = &coordinator.dashboard {
+        println!("  dashboard     {dashboard}");
+    }
     if !seeded.is_empty() {
         println!("  offers        {} published now", seeded.join(", "));
     }
