@@ -137,3 +137,47 @@ async fn pending_handshakes_are_capped_and_later_connections_wait() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_flooding_peer_is_shed_and_other_peers_are_not() {
+    let fed = TestFederation::start_with(
+        0,
+        &[
+            "limits.max_calls_per_second_per_peer=5",
+            "limits.max_call_burst_per_peer=5",
+        ],
+        &[],
+    )
+    .await;
+    let mut flooder = RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
+    let mut shed = 0;
+    let mut served = 0;
+    for _ in 0..30 {
+        match flooder.get_crl(pb::GetCrlRequest {}).await {
+            Ok(_) => served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(
+                    status.message().contains("rate limit"),
+                    "{}",
+                    status.message()
+                );
+                shed += 1;
+            }
+        }
+    }
+    assert!(served >= 5 && shed >= 15, "served {served}, shed {shed}");
+    // Another peer is not affected, and the coordinator still serves.
+    let other = fed.issue(&fed.uri("member/rouen/admin/ops"));
+    let mut other = RegistryServiceClient::new(fed.channel(
+        &fed.coordinator().endpoint,
+        &other.cert_path,
+        &other.key_path,
+    ));
+    for _ in 0..5 {
+        other.get_crl(pb::GetCrlRequest {}).await.unwrap();
+    }
+    // The flooder gets its rate back after a pause.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    flooder.get_crl(pb::GetCrlRequest {}).await.unwrap();
+}

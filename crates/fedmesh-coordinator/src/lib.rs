@@ -56,6 +56,7 @@ pub struct Coordinator {
     replicator: replication::Replicator,
     metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
     dashboard: Option<dashboard::Dashboard>,
+    cert: std::path::PathBuf,
 }
 
 impl Coordinator {
@@ -180,6 +181,7 @@ impl Coordinator {
             replicator,
             metrics,
             dashboard,
+            cert: config.tls.cert.clone(),
         })
     }
 
@@ -218,6 +220,10 @@ impl Coordinator {
         let dashboard = self
             .dashboard
             .map(|dashboard| tokio::spawn(dashboard.serve(stop_rx.clone())));
+        let expiry = tokio::spawn(fedmesh_grpc::expiry::watch_certificate(
+            self.cert,
+            stop_rx.clone(),
+        ));
         let metrics = self.metrics.map(|(metrics, listener)| {
             let mut stop = stop_rx;
             tokio::spawn(async move {
@@ -235,7 +241,7 @@ impl Coordinator {
         };
         let result = self.server.serve(shutdown).await;
         let _ = replication.await;
-        for task in [metrics, dashboard].into_iter().flatten() {
+        for task in [metrics, dashboard, Some(expiry)].into_iter().flatten() {
             let _ = task.await;
         }
         self.store.flush().await?;

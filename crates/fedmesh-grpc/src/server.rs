@@ -45,6 +45,11 @@ pub struct ServerLimits {
     /// On shutdown, how long calls in progress may take to finish before they are cut, in
     /// milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Calls per second one peer (certificate identity) may make; beyond its burst, calls are
+    /// shed with `RESOURCE_EXHAUSTED`.
+    pub max_calls_per_second_per_peer: u32,
+    /// Calls one peer may make at once above its rate.
+    pub max_call_burst_per_peer: u32,
 }
 
 impl Default for ServerLimits {
@@ -60,6 +65,8 @@ impl Default for ServerLimits {
             request_timeout_ms: 30_000,
             keepalive_interval_ms: 30_000,
             shutdown_grace_ms: 10_000,
+            max_calls_per_second_per_peer: 200,
+            max_call_burst_per_peer: 400,
         }
     }
 }
@@ -67,7 +74,7 @@ impl Default for ServerLimits {
 impl ServerLimits {
     /// Checks that every limit is usable; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let positive: [(&str, u64); 10] = [
+        let positive: [(&str, u64); 12] = [
             (
                 "max_decoding_message_bytes",
                 self.max_decoding_message_bytes as u64,
@@ -93,6 +100,14 @@ impl ServerLimits {
             ("request_timeout_ms", self.request_timeout_ms),
             ("keepalive_interval_ms", self.keepalive_interval_ms),
             ("shutdown_grace_ms", self.shutdown_grace_ms),
+            (
+                "max_calls_per_second_per_peer",
+                u64::from(self.max_calls_per_second_per_peer),
+            ),
+            (
+                "max_call_burst_per_peer",
+                u64::from(self.max_call_burst_per_peer),
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -328,6 +343,11 @@ impl GrpcServer {
         let layers = ServiceBuilder::new()
             .option_layer(self.metrics.map(crate::metrics::MetricsLayer::new))
             .layer(AuthLayer::new(self.policy))
+            // Then shed a peer's calls beyond its rate before they cost anything.
+            .layer(crate::rate::RateLayer::new(
+                limits.max_calls_per_second_per_peer,
+                limits.max_call_burst_per_peer,
+            ))
             .layer(DeadlineLayer::new(Duration::from_millis(
                 limits.request_timeout_ms,
             )));

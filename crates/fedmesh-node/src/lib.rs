@@ -75,6 +75,7 @@ pub struct Node {
     clock_check: Duration,
     notifier: Option<notify::Notifier>,
     metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
+    cert: std::path::PathBuf,
 }
 
 impl Node {
@@ -261,6 +262,7 @@ impl Node {
             clock_check: Duration::from_millis(config.incidents.clock_check_interval_ms),
             notifier,
             metrics,
+            cert: config.tls.cert.clone(),
         })
     }
 
@@ -296,6 +298,10 @@ impl Node {
             .catalogue
             .map(|follower| tokio::spawn(follower.run(stop_rx.clone())));
         let forwarder = Some(tokio::spawn(self.forwarder.run(stop_rx.clone())));
+        let expiry = Some(tokio::spawn(fedmesh_grpc::expiry::watch_certificate(
+            self.cert,
+            stop_rx.clone(),
+        )));
         let clocks = Some(tokio::spawn(
             self.incidents
                 .watch_clocks(self.clock_check, stop_rx.clone()),
@@ -326,6 +332,7 @@ impl Node {
             clocks,
             notifier,
             metrics,
+            expiry,
         ]
         .into_iter()
         .flatten()
