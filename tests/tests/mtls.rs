@@ -123,6 +123,34 @@ async fn a_revoked_certificate_is_refused_once_the_crl_is_reloaded() {
 }
 
 #[tokio::test]
+async fn nodes_follow_the_coordinators_crl_without_a_reload() {
+    let fed = TestFederation::start_with(1, &[], &["coordinator.crl_refresh_ms=200"]).await;
+    let endpoint = fed.member(0).endpoint.clone();
+    let admin = fed.issue(&fed.uri("member/unistra/admin/leaver"));
+    whoami(fed.channel(&endpoint, &admin.cert_path, &admin.key_path))
+        .await
+        .expect("valid before revocation");
+    // Revoked on the coordinator's PKI only: the node's own files do not change.
+    fed.running
+        .pki
+        .revoke(&String::from_utf8(read(&admin.cert_path)).unwrap())
+        .unwrap();
+    let started = std::time::Instant::now();
+    fedmesh_tests::wait_for(
+        "the node to refuse the revoked certificate",
+        std::time::Duration::from_secs(10),
+        || {
+            let fresh = fed.channel(&endpoint, &admin.cert_path, &admin.key_path);
+            async move { whoami(fresh).await.err() }
+        },
+    )
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Everyone else still gets in.
+    whoami(fed.as_admin(fed.member(0))).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_certificate_with_two_uri_sans_is_refused_with_the_reason() {
     let fed = TestFederation::start(1).await;
     let key = KeyPair::generate().unwrap();

@@ -224,6 +224,26 @@ impl Coordinator {
             self.cert,
             stop_rx.clone(),
         ));
+        // The coordinator's own listener follows its CRL file (which `fedmesh certs revoke`
+        // rewrites) as the nodes follow the coordinator.
+        let crl = self.tls.files().crl.clone().map(|path| {
+            let (tls, mut stop) = (self.tls.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Ok((der, _)) = fedmesh_tls::config::load_crl_der(&path) {
+                        match tls.apply_crl(&der) {
+                            Ok(true) => tracing::info!("federation CRL file changed: now in force"),
+                            Ok(false) => {}
+                            Err(error) => tracing::warn!(%error, "ignoring the CRL file"),
+                        }
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            })
+        });
         let metrics = self.metrics.map(|(metrics, listener)| {
             let mut stop = stop_rx;
             tokio::spawn(async move {
@@ -241,7 +261,10 @@ impl Coordinator {
         };
         let result = self.server.serve(shutdown).await;
         let _ = replication.await;
-        for task in [metrics, dashboard, Some(expiry)].into_iter().flatten() {
+        for task in [metrics, dashboard, Some(expiry), crl]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         self.store.flush().await?;

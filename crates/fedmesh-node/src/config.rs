@@ -125,6 +125,9 @@ pub struct CoordinatorLink {
     pub retry_initial_ms: u64,
     /// Longest delay between retries, in milliseconds (exponential backoff with jitter).
     pub retry_max_ms: u64,
+    /// How often the node fetches the federation CRL from the coordinator, in milliseconds: a
+    /// certificate revoked there is refused here within this delay.
+    pub crl_refresh_ms: u64,
 }
 
 impl Default for CoordinatorLink {
@@ -133,6 +136,7 @@ impl Default for CoordinatorLink {
             endpoint: None,
             retry_initial_ms: 500,
             retry_max_ms: 30_000,
+            crl_refresh_ms: 10_000,
         }
     }
 }
@@ -187,6 +191,12 @@ impl NodeConfig {
                     "required when the node listens on {} and registers with a coordinator: other members need the URL that reaches it",
                     self.listen
                 ),
+            ));
+        }
+        if self.coordinator.crl_refresh_ms == 0 {
+            return Err(invalid(
+                "coordinator.crl_refresh_ms",
+                "must be positive".into(),
             ));
         }
         if self.coordinator.retry_initial_ms == 0

@@ -1,6 +1,7 @@
 //! A fedmesh member node: the gRPC services an institution exposes to the federation, and its
 //! registration with the coordinator.
 //!
+//! - [`crl`]: the federation CRL, followed from the coordinator.
 //! - [`config`]: the node's configuration file and its defaults.
 //! - [`offers`]: `OfferService`, the member's offers.
 //! - [`journal`]: `JournalService`, how other parties follow this node's changes.
@@ -18,6 +19,7 @@
 
 pub mod catalogue_cache;
 pub mod config;
+pub mod crl;
 pub mod incidents;
 pub mod journal;
 pub mod metrics;
@@ -70,6 +72,7 @@ pub struct Node {
     tls: ReloadableServerConfig,
     registration: Option<registration::Registration>,
     catalogue: Option<catalogue_cache::CatalogueFollower>,
+    crl: Option<crl::CrlFollower>,
     forwarder: outbox::Forwarder,
     incidents: incidents::IncidentApi,
     clock_check: Duration,
@@ -138,6 +141,12 @@ impl Node {
             retry_initial,
             retry_max,
         );
+        let crl = coordinator.clone().map(|channel| crl::CrlFollower {
+            channel,
+            tls: tls.clone(),
+            interval: Duration::from_millis(config.coordinator.crl_refresh_ms),
+            file: config.data_dir.join("federation-crl.der"),
+        });
         let catalogue = coordinator.map(|channel| catalogue_cache::CatalogueFollower {
             channel,
             store: store.clone(),
@@ -257,6 +266,7 @@ impl Node {
             tls: tls_handle,
             registration,
             catalogue,
+            crl,
             forwarder,
             incidents: incident_api,
             clock_check: Duration::from_millis(config.incidents.clock_check_interval_ms),
@@ -297,6 +307,9 @@ impl Node {
         let catalogue = self
             .catalogue
             .map(|follower| tokio::spawn(follower.run(stop_rx.clone())));
+        let crl = self
+            .crl
+            .map(|follower| tokio::spawn(follower.run(stop_rx.clone())));
         let forwarder = Some(tokio::spawn(self.forwarder.run(stop_rx.clone())));
         let expiry = Some(tokio::spawn(fedmesh_grpc::expiry::watch_certificate(
             self.cert,
@@ -328,6 +341,7 @@ impl Node {
         for task in [
             registration,
             catalogue,
+            crl,
             forwarder,
             clocks,
             notifier,

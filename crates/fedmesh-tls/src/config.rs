@@ -147,9 +147,21 @@ fn roots(ca: &Path) -> Result<Arc<RootCertStore>, TlsError> {
 /// A server configuration: TLS 1.3, HTTP/2, client certificate required and checked against
 /// the federation CA and CRL.
 pub fn server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+    let crls = match &files.crl {
+        Some(crl) => load_crls(crl)?,
+        None => Vec::new(),
+    };
+    server_config_with_crls(files, crls)
+}
+
+/// Like [`server_config`], with CRLs given (DER) rather than read from `files.crl`.
+fn server_config_with_crls(
+    files: &TlsFiles,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+) -> Result<rustls::ServerConfig, TlsError> {
     let mut verifier = WebPkiClientVerifier::builder_with_provider(roots(&files.ca)?, provider());
-    if let Some(crl) = &files.crl {
-        verifier = verifier.with_crls(load_crls(crl)?);
+    if !crls.is_empty() {
+        verifier = verifier.with_crls(crls);
     }
     let verifier = verifier
         .build()
@@ -302,21 +314,89 @@ pub fn client_config_expecting(
     Ok(config)
 }
 
-/// The server configuration in force, replaced atomically by [`Self::reload`].
+/// The server configuration in force, replaced atomically by [`Self::reload`] and
+/// [`Self::apply_crl`].
 #[derive(Debug, Clone)]
 pub struct ReloadableServerConfig {
     files: TlsFiles,
     current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+    /// The CRL in the configuration in force.
+    crl: Arc<RwLock<Option<Crl>>>,
+}
+
+/// A CRL: its DER bytes and its `thisUpdate` (Unix seconds).
+pub type Crl = (Vec<u8>, i64);
+
+fn read_lock<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(guard) => guard.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn write_lock<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut guard) => *guard = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
+    }
 }
 
 impl ReloadableServerConfig {
     /// Loads the files once; fails if they are unusable.
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
         let config = Arc::new(server_config(&files)?);
+        let crl = files.crl.as_ref().and_then(|p| load_crl_der(p).ok());
         Ok(Self {
             files,
             current: Arc::new(RwLock::new(config)),
+            crl: Arc::new(RwLock::new(crl)),
         })
+    }
+
+    /// The CRL in force (DER and `thisUpdate`).
+    pub fn crl_in_force(&self) -> Option<Crl> {
+        read_lock(&self.crl)
+    }
+
+    /// Puts in force a CRL distributed by the coordinator (DER), if it is newer than the one in
+    /// force (or as recent with other entries) and signed by the federation CA. Returns
+    /// whether it changed anything.
+    pub fn apply_crl(&self, der: &[u8]) -> Result<bool, TlsError> {
+        let (_, parsed) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+            .map_err(|e| TlsError::Rustls(format!("distributed CRL: {e}")))?;
+        let this_update = parsed.last_update().timestamp();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let Some(next) = parsed.next_update()
+            && next.timestamp() < now
+        {
+            return Err(TlsError::Rustls(
+                "distributed CRL has expired (its nextUpdate is past): renew it on the coordinator (fedmesh certs renew-crl)".to_owned(),
+            ));
+        }
+        if let Some((in_force, at)) = self.crl_in_force()
+            && (this_update < at || (this_update == at && in_force == der))
+        {
+            return Ok(false);
+        }
+        let ca = load_certs(&self.files.ca)?;
+        let signed = ca.iter().any(|c| {
+            x509_parser::parse_x509_certificate(c)
+                .is_ok_and(|(_, ca)| parsed.verify_signature(ca.public_key()).is_ok())
+        });
+        if !signed {
+            return Err(TlsError::Rustls(
+                "distributed CRL is not signed by the federation CA".to_owned(),
+            ));
+        }
+        let config = Arc::new(server_config_with_crls(
+            &self.files,
+            vec![CertificateRevocationListDer::from(der.to_vec())],
+        )?);
+        write_lock(&self.crl, Some((der.to_vec(), this_update)));
+        write_lock(&self.current, config);
+        Ok(true)
     }
 
     /// The configuration new connections use.
@@ -328,13 +408,24 @@ impl ReloadableServerConfig {
     }
 
     /// Re-reads the certificate, key, CA and CRL. On error the previous configuration stays
-    /// in force.
+    /// in force; a CRL received from the coordinator that is newer than the file stays in force.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = Arc::new(server_config(&self.files)?);
-        match self.current.write() {
-            Ok(mut guard) => *guard = config,
-            Err(poisoned) => *poisoned.into_inner() = config,
-        }
+        let file = self.files.crl.as_ref().and_then(|p| load_crl_der(p).ok());
+        let kept = self
+            .crl_in_force()
+            .filter(|(_, t)| file.as_ref().is_none_or(|(_, f)| t > f));
+        let (config, crl) = match kept {
+            Some((der, t)) => (
+                server_config_with_crls(
+                    &self.files,
+                    vec![CertificateRevocationListDer::from(der.clone())],
+                )?,
+                Some((der, t)),
+            ),
+            None => (server_config(&self.files)?, file),
+        };
+        write_lock(&self.crl, crl);
+        write_lock(&self.current, Arc::new(config));
         Ok(())
     }
 

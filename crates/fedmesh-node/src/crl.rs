@@ -1,0 +1,75 @@
+//! The federation CRL, followed from the coordinator: every `coordinator.crl_refresh_ms` the
+//! node asks `RegistryService.GetCrl`, and a newer CRL signed by the federation CA is put in
+//! force for new connections at once (and kept in the data directory for restarts). A
+//! certificate revoked on the coordinator is thus refused by every node within that interval.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fedmesh_grpc::GrpcChannel;
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
+use fedmesh_tls::ReloadableServerConfig;
+use tokio::sync::watch;
+
+/// Follows the coordinator's CRL.
+#[derive(Debug, Clone)]
+pub struct CrlFollower {
+    /// The channel to the coordinator.
+    pub channel: GrpcChannel,
+    /// The TLS configuration to update.
+    pub tls: ReloadableServerConfig,
+    /// How often to ask.
+    pub interval: Duration,
+    /// Where the last CRL received is kept.
+    pub file: PathBuf,
+}
+
+impl CrlFollower {
+    fn apply(&self, der: &[u8], from: &str) -> bool {
+        match self.tls.apply_crl(der) {
+            Ok(true) => {
+                tracing::info!(
+                    from,
+                    "federation CRL updated: revoked certificates are refused from now on"
+                );
+                true
+            }
+            Ok(false) => false,
+            Err(error) => {
+                tracing::warn!(%error, from, "ignoring a CRL");
+                false
+            }
+        }
+    }
+
+    /// Runs until `stop`.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        if let Ok(der) = std::fs::read(&self.file) {
+            self.apply(&der, "the data directory");
+        }
+        let mut client = RegistryServiceClient::new(self.channel.clone());
+        loop {
+            match client.get_crl(pb::GetCrlRequest {}).await {
+                Ok(response) => {
+                    let der = response.into_inner().crl_der;
+                    if !der.is_empty() && self.apply(&der, "the coordinator") {
+                        let tmp = self.file.with_extension("tmp");
+                        let written = std::fs::write(&tmp, &der)
+                            .and_then(|()| std::fs::rename(&tmp, &self.file));
+                        if let Err(error) = written {
+                            tracing::warn!(%error, "cannot keep the CRL in the data directory");
+                        }
+                    }
+                }
+                Err(status) => {
+                    tracing::debug!(code = ?status.code(), "the coordinator's CRL is unavailable for now");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
