@@ -235,20 +235,6 @@ fn live_offers(ctx: &Ctx) -> Vec<pb::Offer> {
         .collect()
 }
 
-fn latest_users(ctx: &Ctx, offer: &pb::Offer) -> i64 {
-    let month = figures::current_month(&figures::calendar_of(offer));
-    let mut latest: BTreeMap<String, f64> = BTreeMap::new();
-    for m in [month.previous(), month] {
-        let records = figures::month_usage(&ctx.store, &offer.offer_id, m).unwrap_or_default();
-        for a in
-            fedmesh_core::usage::aggregate(records.iter().filter(|r| r.metric == "active_users"))
-        {
-            latest.insert(a.subscription_id, a.last_value);
-        }
-    }
-    latest.values().sum::<f64>().round() as i64
-}
-
 fn offer_rows(ctx: &Ctx) -> Vec<Value> {
     live_offers(ctx)
         .iter()
@@ -259,7 +245,7 @@ fn offer_rows(ctx: &Ctx) -> Vec<Value> {
                 "provider_member_id": o.provider_member_id,
                 "status": o.status().as_str_name().trim_start_matches("OFFER_STATUS_").to_lowercase(),
                 "tenants": ctx.store.tenancy_counts(&o.offer_id).map_or(0, |(t, _)| t),
-                "users": latest_users(ctx, o),
+                "users": figures::latest_active_users(&ctx.store, o).map_or(0, |u| u.round() as i64),
             })
         })
         .collect()

@@ -2,7 +2,6 @@
 //! — the registry, the catalogue, tenancy histories (without contact data) and every
 //! provider's usage and availability records and incidents (without texts or people).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use fedmesh_core::liveness::{Liveness, liveness};
@@ -56,20 +55,6 @@ impl MetricsApi {
             .filter_map(|t| t.subscription)
             .collect())
     }
-
-    /// Sum over tenants of the latest `active_users` reported this month, or last month for
-    /// tenants that have not reported yet this month.
-    fn latest_users(&self, offer: &pb::Offer) -> Result<i64, ServiceError> {
-        let current = figures::current_month(&calendar_of(offer));
-        let mut latest: BTreeMap<String, f64> = BTreeMap::new();
-        for month in [current.previous(), current] {
-            let records = figures::month_usage(&self.store, &offer.offer_id, month)?;
-            for agg in usage::aggregate(records.iter().filter(|r| r.metric == "active_users")) {
-                latest.insert(agg.subscription_id, agg.last_value);
-            }
-        }
-        Ok(latest.values().sum::<f64>().round() as i64)
-    }
 }
 
 #[tonic::async_trait]
@@ -107,7 +92,9 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
                 .tenancy_counts(&offer.offer_id)
                 .map_err(ServiceError::from)?
                 .0;
-            user_count += self.latest_users(offer)?;
+            user_count += figures::latest_active_users(&self.store, offer)
+                .map_err(ServiceError::from)?
+                .round() as i64;
         }
         Ok(Response::new(pb::GetFederationSummaryResponse {
             member_count: members.len() as i32,

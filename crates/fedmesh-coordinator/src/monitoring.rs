@@ -58,17 +58,7 @@ pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn()
             snapshot
                 .tenants
                 .push((offer.offer_id.clone(), f64::from(tenants)));
-            let month = figures::current_month(&figures::calendar_of(&offer));
-            let users = figures::month_usage(&store, &offer.offer_id, month)
-                .map(|records| {
-                    fedmesh_core::usage::aggregate(
-                        records.iter().filter(|r| r.metric == "active_users"),
-                    )
-                    .iter()
-                    .map(|a| a.last_value)
-                    .sum::<f64>()
-                })
-                .unwrap_or(0.0);
+            let users = fedmesh_grpc::figures::latest_active_users(&store, &offer).unwrap_or(0.0);
             snapshot.active_users.push((offer.offer_id.clone(), users));
             for incident in figures::offer_incidents(&store, &offer, at)
                 .unwrap_or_default()

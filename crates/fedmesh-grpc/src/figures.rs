@@ -43,6 +43,20 @@ pub fn month_usage(
     store.usage_records(offer_id, month.key(), month.key())
 }
 
+/// The active users of `offer` now: for each tenant, the latest `active_users` reported this
+/// month, or last month when it has not reported yet this month; summed.
+pub fn latest_active_users(store: &Store, offer: &pb::Offer) -> Result<f64, StoreError> {
+    let current = current_month(&calendar_of(offer));
+    let mut latest: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for month in [current.previous(), current] {
+        let records = month_usage(store, &offer.offer_id, month)?;
+        for agg in usage::aggregate(records.iter().filter(|r| r.metric == "active_users")) {
+            latest.insert(agg.subscription_id, agg.last_value);
+        }
+    }
+    Ok(latest.values().sum())
+}
+
 /// The availability of `offer` in `month` (up to now for the current month), with the
 /// outages recorded in it.
 pub fn month_availability(

@@ -59,18 +59,7 @@ pub fn snapshot(store: Store, member: MemberId, cert: PathBuf) -> impl Fn() -> S
             snapshot
                 .tenants
                 .push((offer.offer_id.clone(), tenants as f64));
-            let month =
-                fedmesh_grpc::figures::current_month(&fedmesh_grpc::figures::calendar_of(&offer));
-            let users = fedmesh_grpc::figures::month_usage(&store, &offer.offer_id, month)
-                .map(|records| {
-                    fedmesh_core::usage::aggregate(
-                        records.iter().filter(|r| r.metric == "active_users"),
-                    )
-                    .iter()
-                    .map(|a| a.last_value)
-                    .sum::<f64>()
-                })
-                .unwrap_or(0.0);
+            let users = fedmesh_grpc::figures::latest_active_users(&store, &offer).unwrap_or(0.0);
             snapshot.active_users.push((offer.offer_id, users));
         }
         snapshot
