@@ -151,6 +151,39 @@ async fn nodes_follow_the_coordinators_crl_without_a_reload() {
 }
 
 #[tokio::test]
+async fn connections_of_a_revoked_peer_are_closed() {
+    use pb::journal_service_client::JournalServiceClient;
+    let fed = TestFederation::start_with(1, &[], &["coordinator.crl_refresh_ms=200"]).await;
+    let endpoint = fed.member(0).endpoint.clone();
+    let admin = fed.issue(&fed.uri("member/unistra/admin/leaver"));
+    // A long-lived watch, open before the revocation: quiet until the next heartbeat (15 s).
+    let mut watch =
+        JournalServiceClient::new(fed.channel(&endpoint, &admin.cert_path, &admin.key_path))
+            .watch(pb::WatchRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+    loop {
+        let message = watch.message().await.unwrap().unwrap();
+        if matches!(message.event, Some(pb::watch_response::Event::CaughtUp(_))) {
+            break;
+        }
+    }
+    fed.running
+        .pki
+        .revoke(&String::from_utf8(read(&admin.cert_path)).unwrap())
+        .unwrap();
+    // Within the CRL refresh the node closes the connection: the stream fails well before
+    // its next heartbeat would arrive.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(8), watch.message())
+        .await
+        .expect("the connection of the revoked peer stayed open");
+    assert!(ended.is_err(), "the stream should fail, got {ended:?}");
+    // The node still serves everyone else.
+    whoami(fed.as_admin(fed.member(0))).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_certificate_with_two_uri_sans_is_refused_with_the_reason() {
     let fed = TestFederation::start(1).await;
     let key = KeyPair::generate().unwrap();

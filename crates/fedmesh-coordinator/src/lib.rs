@@ -226,13 +226,17 @@ impl Coordinator {
         ));
         // The coordinator's own listener follows its CRL file (which `fedmesh certs revoke`
         // rewrites) as the nodes follow the coordinator.
+        let connections = self.server.connections();
         let crl = self.tls.files().crl.clone().map(|path| {
             let (tls, mut stop) = (self.tls.clone(), stop_rx.clone());
             tokio::spawn(async move {
                 loop {
                     if let Ok((der, _)) = fedmesh_tls::config::load_crl_der(&path) {
                         match tls.apply_crl(&der) {
-                            Ok(true) => tracing::info!("federation CRL file changed: now in force"),
+                            Ok(true) => {
+                                let closed = connections.close_revoked(&der);
+                                tracing::info!(closed, "federation CRL file changed: now in force, revoked peers' connections closed");
+                            }
                             Ok(false) => {}
                             Err(error) => tracing::warn!(%error, "ignoring the CRL file"),
                         }

@@ -15,7 +15,6 @@ use fedmesh_core::{FederationName, Identity, MemberId, Role};
 use futures_util::future::{Either, Ready, ready};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
@@ -138,8 +137,8 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let certs: Option<Vec<Vec<u8>>> = request
             .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(TlsConnectInfo::peer_certs)
+            .get::<crate::connections::PeerInfo>()
+            .and_then(|peer| peer.certs.as_ref())
             .map(|certs| certs.iter().map(|c| c.to_vec()).collect());
         match self.policy.admit(certs.as_deref(), request.uri().path()) {
             Ok(identity) => {

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod catalogue;
 pub mod client;
+pub mod connections;
 pub mod deadline;
 pub mod error;
 pub mod expiry;

@@ -232,6 +232,7 @@ pub struct GrpcServer {
     stopping_rx: Stopping,
     metrics: Option<crate::metrics::Metrics>,
     status: Option<crate::node_info::StatusFn>,
+    connections: crate::connections::Connections,
 }
 
 impl GrpcServer {
@@ -256,7 +257,13 @@ impl GrpcServer {
             stopping_rx,
             metrics: None,
             status: None,
+            connections: crate::connections::Connections::default(),
         }
+    }
+
+    /// The server's open connections (to close those of revoked peers).
+    pub fn connections(&self) -> crate::connections::Connections {
+        self.connections.clone()
     }
 
     /// Answers `NodeService.GetNodeStatus` with what `status` reports.
@@ -328,13 +335,17 @@ impl GrpcServer {
             .add_service(reflection(&advertised).build_v1()?)
             .add_service(reflection(&advertised).build_v1alpha()?);
 
-        let incoming = tls_incoming(
-            self.listener,
-            self.tls,
-            ListenerLimits {
-                handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
-                max_pending_handshakes: limits.max_pending_handshakes,
-            },
+        let connections = self.connections.clone();
+        let incoming = tokio_stream::StreamExt::map(
+            tls_incoming(
+                self.listener,
+                self.tls,
+                ListenerLimits {
+                    handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
+                    max_pending_handshakes: limits.max_pending_handshakes,
+                },
+            ),
+            move |accepted| accepted.map(|stream| connections.track(stream)),
         );
 
         // Outermost first: count every call (refused ones too), refuse unauthenticated or

@@ -1,7 +1,8 @@
 //! The federation CRL, followed from the coordinator: every `coordinator.crl_refresh_ms` the
 //! node asks `RegistryService.GetCrl`, and a newer CRL signed by the federation CA is put in
-//! force for new connections at once (and kept in the data directory for restarts). A
-//! certificate revoked on the coordinator is thus refused by every node within that interval.
+//! force for new connections at once (and kept in the data directory for restarts), and the
+//! connections a revoked peer already has open are closed. A certificate revoked on the
+//! coordinator is thus shut out of every node within that interval.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,15 +24,19 @@ pub struct CrlFollower {
     pub interval: Duration,
     /// Where the last CRL received is kept.
     pub file: PathBuf,
+    /// The server's open connections.
+    pub connections: fedmesh_grpc::connections::Connections,
 }
 
 impl CrlFollower {
     fn apply(&self, der: &[u8], from: &str) -> bool {
         match self.tls.apply_crl(der) {
             Ok(true) => {
+                let closed = self.connections.close_revoked(der);
                 tracing::info!(
                     from,
-                    "federation CRL updated: revoked certificates are refused from now on"
+                    closed,
+                    "federation CRL updated: revoked certificates are refused from now on, their open connections closed"
                 );
                 true
             }

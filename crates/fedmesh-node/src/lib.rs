@@ -146,6 +146,7 @@ impl Node {
             tls: tls.clone(),
             interval: Duration::from_millis(config.coordinator.crl_refresh_ms),
             file: config.data_dir.join("federation-crl.der"),
+            connections: Default::default(),
         });
         let catalogue = coordinator.map(|channel| catalogue_cache::CatalogueFollower {
             channel,
@@ -181,6 +182,10 @@ impl Node {
             Some((m, _)) => server.with_metrics(m.clone()),
             None => server,
         };
+        let crl = crl.map(|follower| crl::CrlFollower {
+            connections: server.connections(),
+            ..follower
+        });
         let server = server.with_status(metrics::status(
             store.clone(),
             validated.member.clone(),
