@@ -224,6 +224,10 @@ impl Coordinator {
             self.cert,
             stop_rx.clone(),
         ));
+        let rotation = tokio::spawn(fedmesh_grpc::expiry::follow_rotation(
+            self.tls.clone(),
+            stop_rx.clone(),
+        ));
         // The coordinator's own listener follows its CRL file (which `fedmesh certs revoke`
         // rewrites) as the nodes follow the coordinator.
         let connections = self.server.connections();
@@ -265,7 +269,7 @@ impl Coordinator {
         };
         let result = self.server.serve(shutdown).await;
         let _ = replication.await;
-        for task in [metrics, dashboard, Some(expiry), crl]
+        for task in [metrics, dashboard, Some(expiry), Some(rotation), crl]
             .into_iter()
             .flatten()
         {

@@ -1,5 +1,6 @@
-//! Warnings ahead of certificate expiry, in the log (the metric and `fedmesh status` show the
-//! same date): at start, then every few hours, from 30 days before expiry.
+//! Certificate upkeep: warnings ahead of expiry, in the log (the metric and `fedmesh status`
+//! show the same date), at start then every few hours from 30 days before expiry; and
+//! rotation, picked up from disk without a restart.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +45,30 @@ pub async fn watch_certificate(cert: PathBuf, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// How often the TLS files are checked for a rotation.
+pub const ROTATION_CHECK: Duration = Duration::from_secs(2);
+
+/// Reloads `tls` whenever its CA, certificate or key file is replaced, until `stop`: new
+/// connections use the new certificate; connections already open (and their calls) go on.
+pub async fn follow_rotation(
+    tls: fedmesh_tls::ReloadableServerConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match tls.reload_if_changed() {
+            Ok(true) => tracing::info!("certificate files changed: new connections use them"),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "certificate files changed but do not load (yet); the previous ones stay in force")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(ROTATION_CHECK) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -320,6 +320,10 @@ impl Node {
             self.cert,
             stop_rx.clone(),
         )));
+        let rotation = Some(tokio::spawn(fedmesh_grpc::expiry::follow_rotation(
+            self.tls.clone(),
+            stop_rx.clone(),
+        )));
         let clocks = Some(tokio::spawn(
             self.incidents
                 .watch_clocks(self.clock_check, stop_rx.clone()),
@@ -352,6 +356,7 @@ impl Node {
             notifier,
             metrics,
             expiry,
+            rotation,
         ]
         .into_iter()
         .flatten()

@@ -322,6 +322,18 @@ pub struct ReloadableServerConfig {
     current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
     /// The CRL in the configuration in force.
     crl: Arc<RwLock<Option<Crl>>>,
+    /// Modification time and size of the CA, certificate and key files loaded.
+    stamp: Arc<RwLock<Vec<FileStamp>>>,
+}
+
+/// A file's modification time and size, to notice it was replaced.
+type FileStamp = (Option<std::time::SystemTime>, u64);
+
+fn stamps(files: &TlsFiles) -> Vec<FileStamp> {
+    [&files.ca, &files.cert, &files.key]
+        .into_iter()
+        .map(|p| std::fs::metadata(p).map_or((None, 0), |m| (m.modified().ok(), m.len())))
+        .collect()
 }
 
 /// A CRL: its DER bytes and its `thisUpdate` (Unix seconds).
@@ -346,11 +358,26 @@ impl ReloadableServerConfig {
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
         let config = Arc::new(server_config(&files)?);
         let crl = files.crl.as_ref().and_then(|p| load_crl_der(p).ok());
+        let stamp = stamps(&files);
         Ok(Self {
             files,
             current: Arc::new(RwLock::new(config)),
             crl: Arc::new(RwLock::new(crl)),
+            stamp: Arc::new(RwLock::new(stamp)),
         })
+    }
+
+    /// Reloads when the CA, certificate or key file changed on disk since the last load
+    /// (certificate rotation). Returns whether it reloaded; a failed reload (files caught
+    /// half-written) keeps the configuration in force and is tried again next time.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let now = stamps(&self.files);
+        if now == read_lock(&self.stamp) {
+            return Ok(false);
+        }
+        self.reload()?;
+        write_lock(&self.stamp, now);
+        Ok(true)
     }
 
     /// The CRL in force (DER and `thisUpdate`).
