@@ -451,6 +451,9 @@ async fn a_rotated_certificate_is_picked_up_without_restart_or_failing_calls() {
     .await;
     // The call in progress goes on, and new calls work.
     let still = tokio::time::timeout(std::time::Duration::from_millis(500), watch.message()).await;
-    assert!(still.is_err(), "the watch is still open and quiet: {still:?}");
+    assert!(
+        still.is_err(),
+        "the watch is still open and quiet: {still:?}"
+    );
     whoami(fed.as_admin(node)).await.unwrap();
 }
