@@ -236,14 +236,12 @@ impl Coordinator {
             tokio::spawn(async move {
                 loop {
                     if let Ok((der, _)) = fedmesh_tls::config::load_crl_der(&path) {
-                        match tls.apply_crl(&der) {
-                            Ok(true) => {
-                                let closed = connections.close_revoked(&der);
-                                tracing::info!(closed, "federation CRL file changed: now in force, revoked peers' connections closed");
-                            }
-                            Ok(false) => {}
-                            Err(error) => tracing::warn!(%error, "ignoring the CRL file"),
-                        }
+                        fedmesh_grpc::connections::enforce_crl(
+                            &tls,
+                            &connections,
+                            &der,
+                            "the CRL file",
+                        );
                     }
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(10)) => {}

@@ -188,3 +188,31 @@ impl tonic::transport::server::Connected for Tracked {
         self.info.clone()
     }
 }
+
+/// Puts `crl_der` in force on `tls` if it is newer (see
+/// [`fedmesh_tls::ReloadableServerConfig::apply_crl`]) and closes the open connections it
+/// revokes. `from` says where the CRL came from, for the log. Returns whether it changed
+/// anything.
+pub fn enforce_crl(
+    tls: &fedmesh_tls::ReloadableServerConfig,
+    connections: &Connections,
+    crl_der: &[u8],
+    from: &str,
+) -> bool {
+    match tls.apply_crl(crl_der) {
+        Ok(true) => {
+            let closed = connections.close_revoked(crl_der);
+            tracing::info!(
+                from,
+                closed,
+                "federation CRL updated: revoked certificates are refused from now on, their open connections closed"
+            );
+            true
+        }
+        Ok(false) => false,
+        Err(error) => {
+            tracing::warn!(%error, from, "ignoring a CRL");
+            false
+        }
+    }
+}

@@ -30,22 +30,7 @@ pub struct CrlFollower {
 
 impl CrlFollower {
     fn apply(&self, der: &[u8], from: &str) -> bool {
-        match self.tls.apply_crl(der) {
-            Ok(true) => {
-                let closed = self.connections.close_revoked(der);
-                tracing::info!(
-                    from,
-                    closed,
-                    "federation CRL updated: revoked certificates are refused from now on, their open connections closed"
-                );
-                true
-            }
-            Ok(false) => false,
-            Err(error) => {
-                tracing::warn!(%error, from, "ignoring a CRL");
-                false
-            }
-        }
+        fedmesh_grpc::connections::enforce_crl(&self.tls, &self.connections, der, from)
     }
 
     /// Runs until `stop`.
