@@ -79,7 +79,9 @@ impl Coordinator {
         let tls_handle = tls.clone();
         let limits = config.limits.clone();
         let registered = std::sync::Arc::new(tokio::sync::Notify::new());
-        let registry = registry::RegistryApi::new(store.clone(), &config, registered.clone());
+        let policy = AccessPolicy::coordinator(validated.federation.clone());
+        let removed = policy.removed();
+        removed.replace(store.removed_members()?.into_iter().map(|m| m.member_id));
         let replicator = replication::Replicator {
             federation: validated.federation.clone(),
             store: store.clone(),
@@ -88,7 +90,8 @@ impl Coordinator {
             stale_after: Duration::from_millis(config.registry.stale_after_ms),
             retry_initial: Duration::from_millis(config.replication.retry_initial_ms),
             retry_max: Duration::from_millis(config.replication.retry_max_ms),
-            registered,
+            registered: registered.clone(),
+            removed: removed.clone(),
         };
         let metrics = if config.metrics.enabled {
             let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
@@ -123,12 +126,16 @@ impl Coordinator {
         } else {
             None
         };
-        let server = GrpcServer::new(
-            listener,
-            tls,
-            limits.clone(),
-            AccessPolicy::coordinator(validated.federation),
-            info,
+        let server = GrpcServer::new(listener, tls, limits.clone(), policy, info);
+        let registry = registry::RegistryApi::new(
+            store.clone(),
+            &config,
+            registered,
+            registry::Offboarding {
+                removed,
+                connections: server.connections(),
+                identity: Identity::coordinator(validated.federation.clone()).to_uri(),
+            },
         );
         let server = match &metrics {
             Some((m, _)) => server.with_metrics(m.clone()),

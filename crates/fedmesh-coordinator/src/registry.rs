@@ -15,6 +15,20 @@ use tonic::{Request, Response, Status};
 use crate::config::CoordinatorConfig;
 
 const MAX_VERSION_LEN: usize = 64;
+const MAX_REASON_LEN: usize = 500;
+
+/// What the registry needs to offboard a member at once: the removed set the auth layer
+/// checks, the open connections to close, and its own identity (the actor of the tenancy
+/// changes it records).
+#[derive(Debug, Clone)]
+pub struct Offboarding {
+    /// The set the auth layer refuses.
+    pub removed: fedmesh_grpc::RemovedMembers,
+    /// The server's open connections.
+    pub connections: fedmesh_grpc::connections::Connections,
+    /// The coordinator's identity URI.
+    pub identity: String,
+}
 
 /// The registry service.
 #[derive(Debug, Clone)]
@@ -24,18 +38,21 @@ pub struct RegistryApi {
     stale_after: Duration,
     crl: Option<PathBuf>,
     registered: std::sync::Arc<tokio::sync::Notify>,
+    offboarding: Offboarding,
 }
 
 impl RegistryApi {
     /// A registry over `store`, with the intervals and CRL of `config`; `registered` is
-    /// notified at each registration.
+    /// notified at each registration and removal.
     pub fn new(
         store: Store,
         config: &CoordinatorConfig,
         registered: std::sync::Arc<tokio::sync::Notify>,
+        offboarding: Offboarding,
     ) -> Self {
         Self {
             registered,
+            offboarding,
             store,
             heartbeat_interval: Duration::from_millis(config.registry.heartbeat_interval_ms),
             stale_after: Duration::from_millis(config.registry.stale_after_ms),
@@ -216,8 +233,12 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         &self,
         _request: Request<pb::GetCrlRequest>,
     ) -> Result<Response<pb::GetCrlResponse>, Status> {
+        let removed_members = self.store.removed_members().map_err(ServiceError::from)?;
         let Some(path) = &self.crl else {
-            return Ok(Response::new(pb::GetCrlResponse::default()));
+            return Ok(Response::new(pb::GetCrlResponse {
+                removed_members,
+                ..Default::default()
+            }));
         };
         let (crl_der, this_update) = fedmesh_tls::config::load_crl_der(path).map_err(|e| {
             tracing::error!(error = %e, "cannot read the federation crl");
@@ -229,6 +250,78 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
                 seconds: this_update,
                 nanos: 0,
             }),
+            removed_members,
+        }))
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
+        let body = request.into_inner();
+        let member: MemberId =
+            body.member_id
+                .parse()
+                .map_err(|e: fedmesh_core::IdentityError| {
+                    ServiceError::invalid("member_id", e.to_string())
+                })?;
+        let reason = body.reason.trim();
+        if reason.is_empty() || reason.len() > MAX_REASON_LEN {
+            return Err(ServiceError::invalid(
+                "reason",
+                format!("must be 1 to {MAX_REASON_LEN} bytes"),
+            )
+            .into());
+        }
+        let now = SystemTime::now();
+        let removed = self
+            .store
+            .remove_member(&pb::RemovedMember {
+                member_id: member.to_string(),
+                removed_at: Some(now.into()),
+                reason: reason.to_owned(),
+            })
+            .map_err(ServiceError::from)?;
+        // Refused from now on, and cut off where connected.
+        self.offboarding.removed.insert(member.as_str());
+        let closed = self.offboarding.connections.close_member(member.as_str());
+        // Its offers leave the catalogue; its tenancies, as provider or subscriber, end.
+        let (withdrawn, last) = self
+            .store
+            .withdraw_provider(member.as_str())
+            .map_err(ServiceError::from)?;
+        let at: prost_types::Timestamp = now.into();
+        let ended = self
+            .store
+            .change_tenancies(|tenancy| {
+                let subscription = tenancy.subscription.as_ref()?;
+                let next = fedmesh_core::subscription::offboard(
+                    subscription,
+                    member.as_str(),
+                    &self.offboarding.identity,
+                    &removed.reason,
+                    at,
+                    at,
+                )?;
+                Some(fedmesh_store::Tenancy {
+                    occupies: fedmesh_core::subscription::occupies_capacity(&next),
+                    subscription: Some(next),
+                    ..tenancy.clone()
+                })
+            })
+            .map_err(ServiceError::from)?;
+        self.store.flush().await.map_err(ServiceError::from)?;
+        if let Some(revision) = last {
+            self.store
+                .catalogue_durable(revision)
+                .await
+                .map_err(ServiceError::from)?;
+        }
+        self.registered.notify_one();
+        tracing::warn!(member = %member, reason = %removed.reason, withdrawn, tenancies = ended.len(), closed, "member removed from the federation");
+        Ok(Response::new(pb::RemoveMemberResponse {
+            removed: Some(removed),
+            withdrawn_offers: i32::try_from(withdrawn).unwrap_or(i32::MAX),
         }))
     }
 }

@@ -42,8 +42,11 @@ pub struct Replicator {
     pub retry_initial: Duration,
     /// Longest retry delay of a follower.
     pub retry_max: Duration,
-    /// Woken when a node registers, so that its journal is followed at once.
+    /// Woken when a node registers (or a member is removed), so that followers start or stop
+    /// at once.
     pub registered: std::sync::Arc<tokio::sync::Notify>,
+    /// The members removed from the federation: their journals are no longer followed.
+    pub removed: fedmesh_grpc::RemovedMembers,
 }
 
 struct Follower {
@@ -80,6 +83,15 @@ impl Replicator {
     ) -> Result<(), StoreError> {
         let now = SystemTime::now();
         let nodes = self.store.list_nodes("", usize::MAX)?;
+        // A member removed from the federation is no longer followed.
+        followers.retain(|member, follower| {
+            let keep = nodes.iter().any(|n| &n.member_id == member);
+            if !keep {
+                follower.task.abort();
+                tracing::info!(member = %member, "no longer registered: its journal is no longer followed");
+            }
+            keep
+        });
         for node in nodes {
             let member = node.member_id.clone();
             // Liveness: mark the catalogue when it flips.
@@ -122,6 +134,7 @@ impl Replicator {
                     tls: self.tls.clone(),
                     retry_initial: self.retry_initial,
                     retry_max: self.retry_max,
+                    removed: self.removed.clone(),
                 };
                 followers.insert(
                     member,
@@ -147,6 +160,7 @@ struct NodeFollower {
     tls: TlsFiles,
     retry_initial: Duration,
     retry_max: Duration,
+    removed: fedmesh_grpc::RemovedMembers,
 }
 
 #[derive(Debug)]
@@ -302,6 +316,10 @@ impl NodeFollower {
     }
 
     async fn apply(&self, journal_id: &str, entry: pb::JournalEntry) -> Result<(), StoreError> {
+        // The follower of a member removed meanwhile stops applying before its task ends.
+        if self.removed.contains(&self.member) {
+            return Ok(());
+        }
         let position = Cursor {
             journal_id: journal_id.to_owned(),
             revision: entry.revision,

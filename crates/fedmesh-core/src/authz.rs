@@ -113,6 +113,8 @@ pub const RULES: &[Rule] = &[
     rule(REGISTRY, "GetNode", READERS),
     rule(REGISTRY, "ListNodes", READERS),
     rule(REGISTRY, "GetCrl", READERS),
+    // Offboarding is the consortium's act: the coordinator's own certificate, on its host.
+    rule(REGISTRY, "RemoveMember", &[Coordinator]),
     rule(CATALOGUE, "SearchOffers", READERS),
     rule(CATALOGUE, "GetCatalogueOffer", READERS),
     rule(CATALOGUE, "WatchCatalogue", READERS),

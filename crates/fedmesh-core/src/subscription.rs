@@ -130,6 +130,30 @@ pub fn transition(
     Ok(next)
 }
 
+/// What a member's removal from the federation does to a tenancy that involves it, as
+/// provider or as subscriber: a pending request is rejected, a running tenancy moves to
+/// TERMINATING (its data kept until `retention_deadline`). `None` when the tenancy does not
+/// involve `member` or has already ended.
+pub fn offboard(
+    subscription: &pb::Subscription,
+    member: &str,
+    actor: &str,
+    reason: &str,
+    retention_deadline: prost_types::Timestamp,
+    now: prost_types::Timestamp,
+) -> Option<pb::Subscription> {
+    if subscription.provider_member_id != member && subscription.subscriber_member_id != member {
+        return None;
+    }
+    let action = match State::try_from(subscription.state) {
+        Ok(State::Requested) => Action::Reject,
+        Ok(State::Active | State::Suspended) => Action::Terminate { retention_deadline },
+        _ => return None,
+    };
+    let reason = format!("member {member} was removed from the federation: {reason}");
+    transition(subscription, action, actor, "", &reason, now).ok()
+}
+
 /// Changes a tenancy's user quota (`max` is the offer's users per tenant), recording it in the
 /// history. Ended tenancies keep their quota.
 pub fn change_users(
@@ -490,5 +514,47 @@ mod tests {
             decide(&pilot, &unistra, &request(1), 0),
             Err(RequestRefused::Closed(_))
         ));
+    }
+
+    #[test]
+    fn a_removed_members_tenancies_end_and_others_stay() {
+        let at = prost_types::Timestamp {
+            seconds: 1_800_000_000,
+            nanos: 0,
+        };
+        let deadline = prost_types::Timestamp {
+            seconds: 1_802_592_000,
+            nanos: 0,
+        };
+        let mut tenancy = pb::Subscription {
+            subscription_id: "s1".into(),
+            provider_member_id: "unistra".into(),
+            subscriber_member_id: "rouen".into(),
+            state: State::Active as i32,
+            ..Default::default()
+        };
+        let ended = offboard(&tenancy, "rouen", "coord", "left", deadline, at).unwrap();
+        assert_eq!(ended.state(), State::Terminating);
+        assert_eq!(ended.data_retention_deadline, Some(deadline));
+        assert!(
+            ended.reason.contains("rouen was removed"),
+            "{}",
+            ended.reason
+        );
+        assert_eq!(ended.history.last().unwrap().actor, "coord");
+        // The provider's removal ends it too; an unrelated member's does nothing.
+        assert!(offboard(&tenancy, "unistra", "coord", "left", deadline, at).is_some());
+        assert!(offboard(&tenancy, "lille", "coord", "left", deadline, at).is_none());
+        tenancy.state = State::Requested as i32;
+        assert_eq!(
+            offboard(&tenancy, "rouen", "coord", "left", deadline, at)
+                .unwrap()
+                .state(),
+            State::Rejected
+        );
+        for done in [State::Terminating, State::Terminated, State::Rejected] {
+            tenancy.state = done as i32;
+            assert!(offboard(&tenancy, "rouen", "coord", "left", deadline, at).is_none());
+        }
     }
 }

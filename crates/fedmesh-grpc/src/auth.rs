@@ -19,11 +19,50 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
 
-/// Who may call a server: its federation and, on a member node, its member.
+/// The members removed from the federation, whose identities are refused whatever
+/// certificate they present. Shared: the registry (coordinator) or the CRL follower (node)
+/// updates it while the server runs.
+#[derive(Debug, Clone, Default)]
+pub struct RemovedMembers(Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>);
+
+impl RemovedMembers {
+    /// Replaces the set; returns the members that were not in it before.
+    pub fn replace(&self, members: impl IntoIterator<Item = String>) -> Vec<String> {
+        let new: std::collections::BTreeSet<String> = members.into_iter().collect();
+        let mut guard = match self.0.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let added = new.difference(&guard).cloned().collect();
+        *guard = new;
+        added
+    }
+
+    /// Adds one member.
+    pub fn insert(&self, member: &str) {
+        let mut guard = match self.0.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.insert(member.to_owned());
+    }
+
+    /// Whether `member` was removed.
+    pub fn contains(&self, member: &str) -> bool {
+        match self.0.read() {
+            Ok(guard) => guard.contains(member),
+            Err(poisoned) => poisoned.into_inner().contains(member),
+        }
+    }
+}
+
+/// Who may call a server: its federation and, on a member node, its member; never a removed
+/// member.
 #[derive(Debug, Clone)]
 pub struct AccessPolicy {
     federation: FederationName,
     local_member: Option<MemberId>,
+    removed: RemovedMembers,
 }
 
 impl AccessPolicy {
@@ -32,6 +71,7 @@ impl AccessPolicy {
         Self {
             federation,
             local_member: Some(member),
+            removed: RemovedMembers::default(),
         }
     }
 
@@ -40,7 +80,13 @@ impl AccessPolicy {
         Self {
             federation,
             local_member: None,
+            removed: RemovedMembers::default(),
         }
+    }
+
+    /// The set of removed members this policy refuses, to update while serving.
+    pub fn removed(&self) -> RemovedMembers {
+        self.removed.clone()
     }
 
     /// Decides on a call from the peer certificates of its connection and its path.
@@ -54,6 +100,13 @@ impl AccessPolicy {
             return Err(Status::unauthenticated(format!(
                 "client certificate: identity {identity} is not of federation {}",
                 self.federation
+            )));
+        }
+        if let Some(member) = identity.member()
+            && self.removed.contains(member.as_str())
+        {
+            return Err(Status::permission_denied(format!(
+                "member {member} was removed from the federation"
             )));
         }
         match decide(identity.role(), path) {

@@ -34,6 +34,8 @@ struct State {
     waker: Mutex<Option<Waker>>,
     /// The serial number of the client's certificate.
     serial: Option<Vec<u8>>,
+    /// The member of the client's identity, if it has one.
+    member: Option<String>,
 }
 
 impl State {
@@ -60,7 +62,7 @@ impl State {
         if self.closed.load(Ordering::SeqCst) {
             Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
-                "the peer's certificate was revoked",
+                "the peer's certificate was revoked or its member removed",
             ))
         } else {
             Ok(())
@@ -88,11 +90,16 @@ impl Connections {
             .1
             .peer_certificates()
             .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect::<Vec<_>>()));
-        let serial = certs.as_ref().and_then(|c| c.first()).and_then(serial_of);
+        let leaf = certs.as_ref().and_then(|c| c.first());
+        let serial = leaf.and_then(serial_of);
+        let member = leaf
+            .and_then(|c| fedmesh_tls::identity_from_der(c).ok())
+            .and_then(|i| i.member().map(ToString::to_string));
         let state = Arc::new(State {
             closed: AtomicBool::new(false),
             waker: Mutex::new(None),
             serial,
+            member,
         });
         let mut open = match self.open.lock() {
             Ok(guard) => guard,
@@ -120,6 +127,16 @@ impl Connections {
             .iter_revoked_certificates()
             .map(|r| r.raw_serial().to_vec())
             .collect();
+        self.close_where(|state| state.serial.as_ref().is_some_and(|s| revoked.contains(s)))
+    }
+
+    /// Closes the open connections of every identity of `member` (a member removed from the
+    /// federation); returns how many.
+    pub fn close_member(&self, member: &str) -> usize {
+        self.close_where(|state| state.member.as_deref() == Some(member))
+    }
+
+    fn close_where(&self, matches: impl Fn(&State) -> bool) -> usize {
         let open: Vec<Arc<State>> = match self.open.lock() {
             Ok(guard) => guard.iter().filter_map(Weak::upgrade).collect(),
             Err(poisoned) => poisoned
@@ -130,9 +147,7 @@ impl Connections {
         };
         let mut closed = 0;
         for state in open {
-            if state.serial.as_ref().is_some_and(|s| revoked.contains(s))
-                && !state.closed.load(Ordering::SeqCst)
-            {
+            if matches(&state) && !state.closed.load(Ordering::SeqCst) {
                 state.close();
                 closed += 1;
             }

@@ -27,7 +27,7 @@ pub mod server;
 pub mod stream;
 pub mod trace;
 
-pub use auth::{AccessPolicy, AuthLayer, caller};
+pub use auth::{AccessPolicy, AuthLayer, RemovedMembers, caller};
 pub use client::{ClientOptions, ClientPem, GrpcChannel, connect, connect_pem, connect_to};
 pub use deadline::DeadlineLayer;
 pub use error::ServiceError;

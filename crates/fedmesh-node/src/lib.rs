@@ -125,12 +125,23 @@ impl Node {
                 store: store.clone(),
                 link: link.clone(),
             });
+        let policy = AccessPolicy::node(validated.federation.clone(), validated.member.clone());
+        let removed = policy.removed();
+        // Removed members are refused from the first call, before the follower's first refresh.
+        removed.replace(
+            store
+                .removed_members()
+                .map_err(NodeError::from)?
+                .into_iter()
+                .map(|m| m.member_id),
+        );
         let peers = peers::Peers::new(
             validated.federation.clone(),
             store.clone(),
             coordinator.clone(),
             config.tls.clone(),
             ClientOptions::default(),
+            removed.clone(),
         );
         let usage_api =
             usage::UsageApi::new(store.clone(), validated.member.clone(), peers.clone());
@@ -147,6 +158,10 @@ impl Node {
             interval: Duration::from_millis(config.coordinator.crl_refresh_ms),
             file: config.data_dir.join("federation-crl.der"),
             connections: Default::default(),
+            removed,
+            store: store.clone(),
+            member: validated.member.clone(),
+            coordinator: Identity::coordinator(validated.federation.clone()).to_uri(),
         });
         let catalogue = coordinator.map(|channel| catalogue_cache::CatalogueFollower {
             channel,
@@ -171,13 +186,7 @@ impl Node {
         } else {
             None
         };
-        let server = GrpcServer::new(
-            listener,
-            tls,
-            limits.clone(),
-            AccessPolicy::node(validated.federation.clone(), validated.member.clone()),
-            info,
-        );
+        let server = GrpcServer::new(listener, tls, limits.clone(), policy, info);
         let server = match &metrics {
             Some((m, _)) => server.with_metrics(m.clone()),
             None => server,

@@ -103,6 +103,14 @@ impl Forwarder {
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<Delivered, Undelivered> {
+        if self.peers.is_removed(&item.provider_member_id) {
+            return Err(Undelivered::Refused(tonic::Status::failed_precondition(
+                format!(
+                    "member {} was removed from the federation",
+                    item.provider_member_id
+                ),
+            )));
+        }
         let channel = self
             .peers
             .channel(&item.provider_member_id)
@@ -464,7 +472,18 @@ impl Forwarder {
                 })
                 .map(|subs| subs.into_iter().map(|s| s.provider_member_id).collect())
                 .unwrap_or_default();
+            // A removed provider's journal no longer speaks for our copies.
+            followed.retain(|provider, task| {
+                let keep = !self.peers.is_removed(provider);
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
             for provider in providers {
+                if self.peers.is_removed(&provider) {
+                    continue;
+                }
                 let finished = followed.get(&provider).is_none_or(|t| t.is_finished());
                 if finished {
                     let task = tokio::spawn(self.clone().follow(provider.clone(), stop.clone()));

@@ -17,6 +17,7 @@ pub struct Peers {
     coordinator: Option<Channel>,
     tls: TlsFiles,
     options: ClientOptions,
+    removed: fedmesh_grpc::RemovedMembers,
 }
 
 impl Peers {
@@ -28,6 +29,7 @@ impl Peers {
         coordinator: Option<Channel>,
         tls: TlsFiles,
         options: ClientOptions,
+        removed: fedmesh_grpc::RemovedMembers,
     ) -> Self {
         Self {
             federation,
@@ -35,12 +37,21 @@ impl Peers {
             coordinator,
             tls,
             options,
+            removed,
         }
+    }
+
+    /// Whether `member` was removed from the federation: it is no longer reached.
+    pub fn is_removed(&self, member: &str) -> bool {
+        self.removed.contains(member)
     }
 
     /// A channel to `member`'s node (which must prove it is that member's node), or why
     /// there is none now.
     pub async fn channel(&self, member: &str) -> Result<Channel, String> {
+        if self.is_removed(member) {
+            return Err(format!("member {member} was removed from the federation"));
+        }
         let member_id: MemberId = member
             .parse()
             .map_err(|e: fedmesh_core::IdentityError| e.to_string())?;

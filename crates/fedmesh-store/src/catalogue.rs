@@ -205,6 +205,53 @@ impl Store {
         Ok(last)
     }
 
+    /// Withdraws every catalogue offer of `provider` (a member removed from the federation),
+    /// each as a catalogue change, so that searches and every node's cached catalogue drop
+    /// them. Returns how many, and the last revision written.
+    pub fn withdraw_provider(&self, provider: &str) -> Result<(usize, Option<u64>), StoreError> {
+        let offers: Vec<pb::CatalogueOffer> = self
+            .catalogue_offers()?
+            .into_iter()
+            .filter(|o| {
+                o.offer.as_ref().is_some_and(|offer| {
+                    offer.provider_member_id == provider
+                        && offer.status != pb::OfferStatus::Withdrawn as i32
+                })
+            })
+            .collect();
+        let (mut count, mut last) = (0, None);
+        for mut offer in offers {
+            offer.provider_node_up = false;
+            if let Some(inner) = offer.offer.as_mut() {
+                inner.status = pb::OfferStatus::Withdrawn as i32;
+            }
+            if let Applied::Changed(revision) = self.apply_catalogue(provider, None, Some(offer))? {
+                count += 1;
+                last = Some(revision);
+            }
+        }
+        Ok((count, last))
+    }
+
+    /// Applies `change` to every tenancy the coordinator knows; each new version it returns
+    /// is stored. Returns the changed tenancies.
+    pub fn change_tenancies(
+        &self,
+        change: impl Fn(&Tenancy) -> Option<Tenancy>,
+    ) -> Result<Vec<Tenancy>, StoreError> {
+        let tree = self.tree(TENANCIES_TREE)?;
+        let mut changed = Vec::new();
+        for item in tree.iter() {
+            let (key, raw) = item?;
+            let tenancy: Tenancy = decode(TENANCIES_TREE, &key, &raw)?;
+            if let Some(next) = change(&tenancy) {
+                tree.insert(key, next.encode_to_vec())?;
+                changed.push(next);
+            }
+        }
+        Ok(changed)
+    }
+
     /// Waits until `revision` of the catalogue log is on disk, then lets watchers see it.
     pub async fn catalogue_durable(&self, revision: u64) -> Result<(), StoreError> {
         self.durable(&self.catalogue_log, revision).await

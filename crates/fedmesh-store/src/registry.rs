@@ -1,11 +1,16 @@
-//! The coordinator's registry of member nodes: one `RegisteredNode` per member id.
+//! The coordinator's registry of member nodes: one `RegisteredNode` per member id; and the
+//! members removed from the federation (on the coordinator, the record; on a node, the list
+//! last received with the CRL).
 
-use fedmesh_proto::pb::RegisteredNode;
+use fedmesh_proto::pb::{RegisteredNode, RemovedMember};
 use prost::Message as _;
+use sled::Transactional as _;
+use sled::transaction::ConflictableTransactionError;
 
 use crate::{Store, StoreError, decode};
 
 const NODES_TREE: &str = "registry_nodes";
+const REMOVED_TREE: &str = "removed_members";
 
 impl Store {
     /// Stores (replaces) a member's node entry. Call [`Store::flush`] before acknowledging.
@@ -41,6 +46,58 @@ impl Store {
                 decode(NODES_TREE, &key, &raw)
             })
             .collect()
+    }
+
+    /// Records the removal of a member and deletes its node entry, in one transaction.
+    /// A member already removed keeps its first record, which is returned. Call
+    /// [`Store::flush`] before acknowledging.
+    pub fn remove_member(&self, removal: &RemovedMember) -> Result<RemovedMember, StoreError> {
+        let nodes = self.tree(NODES_TREE)?;
+        let removed = self.tree(REMOVED_TREE)?;
+        let key = removal.member_id.as_bytes();
+        let encoded = removal.encode_to_vec();
+        let existing = (&nodes, &removed)
+            .transaction(|(nodes, removed)| {
+                let existing = removed.get(key)?;
+                if existing.is_none() {
+                    removed.insert(key, encoded.as_slice())?;
+                }
+                nodes.remove(key)?;
+                Ok::<_, ConflictableTransactionError<()>>(existing)
+            })
+            .map_err(StoreError::from_transaction)?;
+        match existing {
+            Some(raw) => decode(REMOVED_TREE, key, &raw),
+            None => Ok(removal.clone()),
+        }
+    }
+
+    /// The members removed from the federation, in member id order.
+    pub fn removed_members(&self) -> Result<Vec<RemovedMember>, StoreError> {
+        self.tree(REMOVED_TREE)?
+            .iter()
+            .map(|item| {
+                let (key, raw) = item?;
+                decode(REMOVED_TREE, &key, &raw)
+            })
+            .collect()
+    }
+
+    /// Replaces the list of removed members (a node keeps the coordinator's list this way).
+    pub fn set_removed_members(&self, members: &[RemovedMember]) -> Result<(), StoreError> {
+        let tree = self.tree(REMOVED_TREE)?;
+        let mut batch = sled::Batch::default();
+        for item in tree.iter() {
+            let (key, _) = item?;
+            if !members.iter().any(|m| m.member_id.as_bytes() == &*key) {
+                batch.remove(key);
+            }
+        }
+        for member in members {
+            batch.insert(member.member_id.as_bytes(), member.encode_to_vec());
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
     }
 }
 
@@ -86,5 +143,31 @@ mod tests {
             .map(|n| n.member_id)
             .collect();
         assert_eq!(second, ["unistra"]);
+    }
+
+    #[tokio::test]
+    async fn a_removal_deletes_the_node_entry_and_keeps_its_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put_node(&node("rouen")).unwrap();
+        store.put_node(&node("unistra")).unwrap();
+        let first = RemovedMember {
+            member_id: "rouen".into(),
+            reason: "left the consortium".into(),
+            ..Default::default()
+        };
+        assert_eq!(store.remove_member(&first).unwrap(), first);
+        let again = RemovedMember {
+            reason: "second try".into(),
+            ..first.clone()
+        };
+        assert_eq!(store.remove_member(&again).unwrap(), first);
+        assert_eq!(store.get_node("rouen").unwrap(), None);
+        assert!(store.get_node("unistra").unwrap().is_some());
+        assert_eq!(store.removed_members().unwrap(), [first.clone()]);
+        store.set_removed_members(&[]).unwrap();
+        assert!(store.removed_members().unwrap().is_empty());
+        store.set_removed_members(&[again.clone()]).unwrap();
+        assert_eq!(store.removed_members().unwrap(), [again]);
     }
 }

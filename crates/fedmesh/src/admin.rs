@@ -726,3 +726,83 @@ pub async fn subscription(
     }
     Ok(())
 }
+
+/// `fedmesh member`: offboarding, by the consortium on the coordinator.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Remove a member from the federation (with the coordinator's certificate): its node is
+    /// deregistered, its offers leave the catalogue, every node refuses its identities and
+    /// ends its tenancies within a CRL refresh. Revoke its certificates as well.
+    Remove {
+        /// The member to remove.
+        member: String,
+        /// Why; shown to the other members.
+        #[arg(long)]
+        reason: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the members removed from the federation.
+    Removed {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `fedmesh member` command against the coordinator.
+pub async fn member(connect: &ConnectArgs, command: MemberCommand) -> Result<()> {
+    use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
+    let mut client = RegistryServiceClient::new(connect.channel()?);
+    let endpoint = &connect.endpoint;
+    match command {
+        MemberCommand::Remove {
+            member,
+            reason,
+            json,
+        } => {
+            let response = call(
+                endpoint,
+                client.remove_member(pb::RemoveMemberRequest {
+                    member_id: member,
+                    reason,
+                }),
+            )
+            .await?;
+            if json {
+                return json::print("fedmesh.v1.RemoveMemberResponse", &response);
+            }
+            let removed = response.removed.unwrap_or_default();
+            println!(
+                "{} removed from the federation ({}); {} offers withdrawn from the catalogue",
+                removed.member_id, removed.reason, response.withdrawn_offers
+            );
+            println!(
+                "every node refuses its identities and ends its tenancies at its next CRL refresh; revoke its certificates with `fedmesh certs revoke` too"
+            );
+        }
+        MemberCommand::Removed { json } => {
+            let response = call(endpoint, client.get_crl(pb::GetCrlRequest {})).await?;
+            if json {
+                let list = pb::GetCrlResponse {
+                    removed_members: response.removed_members,
+                    ..Default::default()
+                };
+                return json::print("fedmesh.v1.GetCrlResponse", &list);
+            }
+            if response.removed_members.is_empty() {
+                println!("no member was removed");
+            }
+            for removed in response.removed_members {
+                let at = removed.removed_at.map_or_else(String::new, |t| {
+                    jiff::Timestamp::from_second(t.seconds)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default()
+                });
+                println!("{}\t{}\t{}", removed.member_id, at, removed.reason);
+            }
+        }
+    }
+    Ok(())
+}

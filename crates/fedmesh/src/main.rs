@@ -123,6 +123,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Offboard members (on the coordinator, with its certificate).
+    Member {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: fedmesh::admin::MemberCommand,
+    },
     /// Print the identity and role a node sees for your certificate.
     Whoami {
         #[command(flatten)]
@@ -266,6 +273,7 @@ async fn run(cli: Cli) -> Result<()> {
             command,
         } => fedmesh::incidents_cli::maintenance(&connect, command, json).await,
         Command::Status { connect, json } => fedmesh::status::status(&connect, json).await,
+        Command::Member { connect, command } => fedmesh::admin::member(&connect, command).await,
         Command::Usage { connect, command } => fedmesh::reports::usage(&connect, command).await,
         Command::Availability { connect, command } => {
             fedmesh::reports::availability(&connect, command).await
