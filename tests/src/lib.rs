@@ -3,6 +3,8 @@
 //! helpers the integration tests share.
 #![forbid(unsafe_code)]
 
+pub mod proxy;
+
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -390,4 +392,30 @@ pub async fn https_get(
         .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));
     get_on(tls, authority, path, headers).await
+}
+
+/// A small seeded pseudo-random generator (SplitMix64), so that fault schedules are
+/// reproducible from a printed seed.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound.max(1)
+    }
 }

@@ -110,7 +110,7 @@ impl CrlFollower {
                 }
             }
             tokio::select! {
-                () = tokio::time::sleep(self.interval) => {}
+                () = tokio::time::sleep(crate::registration::jittered(self.interval)) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }

@@ -9,6 +9,11 @@ use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
 use fedmesh_store::Store;
 use fedmesh_tls::TlsFiles;
 
+/// How long a registry lookup may take when the endpoint is already known.
+const KNOWN_ENDPOINT_LOOKUP: std::time::Duration = std::time::Duration::from_millis(1000);
+/// How long a registry lookup may take when it is the only way to find the endpoint.
+const UNKNOWN_ENDPOINT_LOOKUP: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Where other members' nodes are, and channels to them.
 #[derive(Debug, Clone)]
 pub struct Peers {
@@ -62,29 +67,44 @@ impl Peers {
     }
 
     async fn endpoint(&self, member: &str) -> Result<String, String> {
+        let remembered = self
+            .store
+            .peer_endpoint(member)
+            .map_err(|e| e.to_string())?;
         if let Some(coordinator) = &self.coordinator {
-            let answer = RegistryServiceClient::new(coordinator.clone())
-                .get_node(pb::GetNodeRequest {
-                    member_id: member.to_owned(),
-                })
-                .await;
-            match answer {
-                Ok(response) => {
+            // With an endpoint already known, an unreachable coordinator may not hold the call
+            // up: its answer is waited for briefly, then the cached one is used.
+            let patience = if remembered.is_some() {
+                KNOWN_ENDPOINT_LOOKUP
+            } else {
+                UNKNOWN_ENDPOINT_LOOKUP
+            };
+            let mut registry = RegistryServiceClient::new(coordinator.clone());
+            let lookup = registry.get_node(pb::GetNodeRequest {
+                member_id: member.to_owned(),
+            });
+            match tokio::time::timeout(patience, lookup).await {
+                Ok(Ok(response)) => {
                     if let Some(node) = response.into_inner().node {
-                        if let Err(error) = self.store.set_peer_endpoint(member, &node.endpoint) {
+                        if remembered.as_deref() != Some(node.endpoint.as_str())
+                            && let Err(error) = self.store.set_peer_endpoint(member, &node.endpoint)
+                        {
                             tracing::warn!(%error, member, "cannot remember a peer endpoint");
                         }
                         return Ok(node.endpoint);
                     }
                 }
-                Err(status) => {
+                Ok(Err(status)) => {
                     tracing::debug!(member, code = ?status.code(), "registry lookup failed, using the remembered endpoint")
+                }
+                Err(_) => {
+                    tracing::debug!(
+                        member,
+                        "registry lookup too slow, using the remembered endpoint"
+                    )
                 }
             }
         }
-        self.store
-            .peer_endpoint(member)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no known endpoint for {member}'s node"))
+        remembered.ok_or_else(|| format!("no known endpoint for {member}'s node"))
     }
 }

@@ -1,6 +1,10 @@
 //! Keeping the node in the coordinator's registry: register, then heartbeat at the interval the
 //! coordinator asks for. Failures are retried with exponential backoff and jitter; a
 //! coordinator that lost the registration (NOT_FOUND on heartbeat) gets a new one.
+//!
+//! The node also keeps a copy of the registry (every node's endpoint) in its database,
+//! refreshed at registration and every [`REGISTRY_REFRESH_HEARTBEATS`] heartbeats, so that it
+//! reaches other members while the coordinator is unreachable, even those it never called.
 
 use std::time::Duration;
 
@@ -10,6 +14,9 @@ use fedmesh_proto::pb;
 use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
 use tokio::sync::watch;
 use tonic::Code;
+
+/// Heartbeats between two refreshes of the cached registry.
+pub const REGISTRY_REFRESH_HEARTBEATS: u32 = 10;
 
 /// What the registration loop needs.
 #[derive(Debug, Clone)]
@@ -81,13 +88,24 @@ impl Backoff {
     pub(crate) fn next(&mut self) -> Duration {
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
         let half = base / 2;
-        half + half.mul_f64(f64::from(nanos % 1000) / 1000.0)
+        half + half.mul_f64(unit_random())
     }
+}
+
+/// A random number in [0, 1), independent between calls, tasks and processes (so that nodes
+/// restarted together do not retry together): std's randomly keyed hasher, no extra crate.
+pub(crate) fn unit_random() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A periodic interval spread by ±10 %, so that nodes started together drift apart instead of
+/// calling the coordinator in step.
+pub(crate) fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.9 + 0.2 * unit_random())
 }
 
 impl Registration {
@@ -96,7 +114,14 @@ impl Registration {
         let mut client = RegistryServiceClient::new(self.channel.clone());
         let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
         let mut registered: Option<Duration> = None;
+        let mut heartbeats = 0u32;
         loop {
+            if registered.is_some()
+                && heartbeats > 0
+                && heartbeats.is_multiple_of(REGISTRY_REFRESH_HEARTBEATS)
+            {
+                self.cache_registry(&mut client).await;
+            }
             let delay = match registered {
                 None => match self
                     .register(&mut client)
@@ -107,7 +132,8 @@ impl Registration {
                     Ok(interval) => {
                         backoff.reset();
                         registered = Some(interval);
-                        interval
+                        heartbeats = 0;
+                        jittered(interval)
                     }
                     Err(status)
                         if matches!(
@@ -140,6 +166,7 @@ impl Registration {
                     {
                         Ok(response) => {
                             backoff.reset();
+                            heartbeats = heartbeats.wrapping_add(1);
                             // The coordinator may ask for another pace at any time.
                             if let Some(asked) = response
                                 .into_inner()
@@ -148,9 +175,9 @@ impl Registration {
                                 .filter(|d| !d.is_zero())
                             {
                                 registered = Some(asked);
-                                asked
+                                jittered(asked)
                             } else {
-                                interval
+                                jittered(interval)
                             }
                         }
                         Err(status) if status.code() == Code::NotFound => {
@@ -175,6 +202,39 @@ impl Registration {
         }
     }
 
+    /// Copies every node's endpoint from the registry into the database.
+    async fn cache_registry(&self, client: &mut RegistryServiceClient<Channel>) {
+        let mut page_token = String::new();
+        loop {
+            let page = match client
+                .list_nodes(pb::ListNodesRequest {
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                })
+                .await
+            {
+                Ok(page) => page.into_inner(),
+                Err(status) => {
+                    tracing::debug!(code = ?status.code(), "cannot refresh the cached registry now");
+                    return;
+                }
+            };
+            for node in &page.nodes {
+                if let Err(error) = self
+                    .store
+                    .set_peer_endpoint(&node.member_id, &node.endpoint)
+                {
+                    tracing::warn!(%error, "cannot cache the registry");
+                    return;
+                }
+            }
+            if page.next_page_token.is_empty() {
+                return;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     async fn register(
         &self,
         client: &mut RegistryServiceClient<Channel>,
@@ -192,6 +252,8 @@ impl Registration {
             .filter(|d| !d.is_zero())
             .unwrap_or(Duration::from_secs(10));
         tracing::info!(endpoint = %self.endpoint, heartbeat_ms = interval.as_millis() as u64, "registered with the coordinator");
+        // Registered means the registry copy is fresh too (the link reports up after this).
+        self.cache_registry(client).await;
         Ok(interval)
     }
 }

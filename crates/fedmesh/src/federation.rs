@@ -783,6 +783,27 @@ impl RunningFederation {
             .await
     }
 
+    /// Restarts member `index` with extra `key=value` settings, kept for later restarts
+    /// (tests route a node through a proxy with `advertise=` and `coordinator.endpoint=`).
+    pub async fn restart_member_with(&mut self, index: usize, settings: &[String]) -> Result<()> {
+        let member = self
+            .members
+            .get_mut(index)
+            .with_context(|| format!("no member #{index}"))?;
+        member.settings.extend(settings.iter().cloned());
+        member.restart().await
+    }
+
+    /// The address member `index` listens on.
+    pub fn member_addr(&self, index: usize) -> Option<SocketAddr> {
+        self.members.get(index).map(|m| m.addr)
+    }
+
+    /// The address the coordinator listens on.
+    pub fn coordinator_addr(&self) -> SocketAddr {
+        self.coordinator.addr
+    }
+
     /// Stops the coordinator (graceful: drains, flushes).
     pub async fn stop_coordinator(&mut self) -> Result<()> {
         stop(&mut self.coordinator).await
