@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod proxy;
+pub mod raw;
 
 use std::future::Future;
 use std::path::Path;

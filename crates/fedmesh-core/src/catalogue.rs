@@ -49,6 +49,8 @@ impl Query {
         if request.text.chars().count() > 200 {
             return Err(field("text", "at most 200 characters"));
         }
+        crate::filter::check_enum_filter::<pb::OfferStatus>("statuses", &request.statuses)
+            .map_err(|(name, message)| field(&name, message))?;
         let mut statuses = Vec::new();
         for (i, status) in request.statuses.iter().enumerate() {
             match pb::OfferStatus::try_from(*status) {

@@ -23,6 +23,7 @@ pub mod catalogue;
 pub mod config;
 pub mod cost;
 pub mod endpoint;
+pub mod filter;
 pub mod identity;
 pub mod incident;
 pub mod journal;

@@ -20,6 +20,7 @@ pub mod deadline;
 pub mod error;
 pub mod expiry;
 pub mod figures;
+pub mod malformed;
 pub mod metrics;
 pub mod node_info;
 pub mod rate;

@@ -353,6 +353,8 @@ impl GrpcServer {
         // is admitted.
         let layers = ServiceBuilder::new()
             .option_layer(self.metrics.map(crate::metrics::MetricsLayer::new))
+            // Undecodable requests count and answer as the client's error.
+            .layer(crate::malformed::MalformedLayer)
             .layer(AuthLayer::new(self.policy))
             // Then shed a peer's calls beyond its rate before they cost anything.
             .layer(crate::rate::RateLayer::new(

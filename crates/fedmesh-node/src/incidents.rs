@@ -512,6 +512,11 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
         let body = request.into_inner();
         let size = page_size(body.page_size, 50, 500)?;
         let after = page_after(&body.page_token, |t| t.starts_with("INC-"))?;
+        use fedmesh_core::filter::check_enum_filter;
+        check_enum_filter::<pb::IncidentStatus>("statuses", &body.statuses)
+            .and_then(|()| check_enum_filter::<pb::Priority>("priorities", &body.priorities))
+            .and_then(|()| check_enum_filter::<pb::IncidentType>("types", &body.types))
+            .map_err(|(field, message)| ServiceError::invalid(field, message))?;
         let mut incidents = self
             .store
             .list_incidents(after, size + 1, |i| {

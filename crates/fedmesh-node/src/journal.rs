@@ -53,15 +53,8 @@ impl Filter {
         kinds: Vec<i32>,
         store: Store,
     ) -> Result<Self, ServiceError> {
-        for (i, kind) in kinds.iter().enumerate() {
-            if !matches!(pb::EntityKind::try_from(*kind), Ok(k) if k != pb::EntityKind::Unspecified)
-            {
-                return Err(ServiceError::invalid(
-                    format!("entity_kinds[{i}]"),
-                    format!("unknown kind {kind}"),
-                ));
-            }
-        }
+        fedmesh_core::filter::check_enum_filter::<pb::EntityKind>("entity_kinds", &kinds)
+            .map_err(|(field, message)| ServiceError::invalid(field, message))?;
         Ok(Self {
             caller,
             local,

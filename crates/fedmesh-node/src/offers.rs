@@ -112,16 +112,8 @@ impl pb::offer_service_server::OfferService for OfferApi {
         let request = request.into_inner();
         let size = page_size(request.page_size, 50, 500)?;
         let after = page_after(&request.page_token, |t| provider_of(t).is_some())?;
-        for (i, status) in request.statuses.iter().enumerate() {
-            if !matches!(pb::OfferStatus::try_from(*status), Ok(s) if s != pb::OfferStatus::Unspecified)
-            {
-                return Err(ServiceError::invalid(
-                    format!("statuses[{i}]"),
-                    format!("unknown status {status}"),
-                )
-                .into());
-            }
-        }
+        fedmesh_core::filter::check_enum_filter::<pb::OfferStatus>("statuses", &request.statuses)
+            .map_err(|(field, message)| ServiceError::invalid(field, message))?;
         let mut offers = self
             .store
             .list_offers(after, size + 1, |o| {

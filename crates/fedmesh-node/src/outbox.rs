@@ -63,6 +63,10 @@ fn refusal_key(provider: &str, request_id: &str) -> Vec<u8> {
     format!("refused/{provider}/{request_id}").into_bytes()
 }
 
+/// A mirrored copy that brings nothing new: nothing is written, no journal entry.
+#[derive(Debug)]
+struct Unchanged;
+
 /// What a provider's node answered a forwarded request with.
 #[derive(Debug, Clone)]
 pub enum Delivered {
@@ -302,21 +306,23 @@ impl Forwarder {
         let written =
             self.store
                 .update_subscription(self.member.as_str(), &id, None, |current, _| {
-                    Ok::<_, std::convert::Infallible>(match current {
-                        // A copy never goes back to an older version, nor changes hands.
+                    match current {
+                        // A copy never goes back to an older version, nor changes hands, and
+                        // the same version again (a replay) writes nothing.
                         Some(current)
                             if current.history.len() > incoming.history.len()
-                                || current.provider_member_id != incoming.provider_member_id =>
+                                || current.provider_member_id != incoming.provider_member_id
+                                || current == incoming =>
                         {
-                            current
+                            Err(Unchanged)
                         }
-                        _ => incoming,
-                    })
+                        _ => Ok(incoming),
+                    }
                 });
         let revision = match written {
             Ok((_, revision)) => revision,
             Err(fedmesh_store::WriteError::Store(e)) => return Err(e),
-            Err(fedmesh_store::WriteError::Rejected(never)) => match never {},
+            Err(fedmesh_store::WriteError::Rejected(Unchanged)) => return Ok(()),
             // Mirror writes carry no request key: nothing was a repeat.
             Err(fedmesh_store::WriteError::Repeated(_)) => return Ok(()),
         };
@@ -339,18 +345,24 @@ impl Forwarder {
             return Ok(());
         }
         let id = incoming.incident_id.clone();
-        let written = self
-            .store
-            .update_incident(self.member.as_str(), &id, None, |current, _| {
-                Ok::<_, std::convert::Infallible>(match current {
-                    Some(current) if current.events.len() > incoming.events.len() => current,
-                    _ => incoming,
-                })
-            });
+        let written =
+            self.store.update_incident(
+                self.member.as_str(),
+                &id,
+                None,
+                |current, _| match current {
+                    Some(current)
+                        if current.events.len() > incoming.events.len() || current == incoming =>
+                    {
+                        Err(Unchanged)
+                    }
+                    _ => Ok(incoming),
+                },
+            );
         match written {
             Ok((_, revision)) => self.store.journal_durable(revision).await,
             Err(fedmesh_store::WriteError::Store(e)) => Err(e),
-            Err(fedmesh_store::WriteError::Rejected(never)) => match never {},
+            Err(fedmesh_store::WriteError::Rejected(Unchanged)) => Ok(()),
             Err(fedmesh_store::WriteError::Repeated(_)) => Ok(()),
         }
     }
@@ -369,15 +381,19 @@ impl Forwarder {
             return Ok(());
         }
         let id = incoming.maintenance_id.clone();
-        let written = self
-            .store
-            .update_maintenance(self.member.as_str(), &id, None, |_, _| {
-                Ok::<_, std::convert::Infallible>(incoming)
-            });
+        let written =
+            self.store
+                .update_maintenance(self.member.as_str(), &id, None, |current, _| {
+                    if current.as_ref() == Some(&incoming) {
+                        Err(Unchanged)
+                    } else {
+                        Ok(incoming)
+                    }
+                });
         match written {
             Ok((_, revision)) => self.store.journal_durable(revision).await,
             Err(fedmesh_store::WriteError::Store(e)) => Err(e),
-            Err(fedmesh_store::WriteError::Rejected(never)) => match never {},
+            Err(fedmesh_store::WriteError::Rejected(Unchanged)) => Ok(()),
             Err(fedmesh_store::WriteError::Repeated(_)) => Ok(()),
         }
     }

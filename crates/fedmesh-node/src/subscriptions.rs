@@ -423,6 +423,8 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         let body = request.into_inner();
         let size = page_size(body.page_size, 50, 500)?;
         let after = page_after(&body.page_token, |t| t.contains('.'))?;
+        fedmesh_core::filter::check_enum_filter::<pb::SubscriptionState>("states", &body.states)
+            .map_err(|(field, message)| ServiceError::invalid(field, message))?;
         let mut subscriptions = self
             .store
             .list_subscriptions(after, size + 1, |s| {
