@@ -412,9 +412,8 @@ fn every_acknowledged_write_survives_twenty_kill_9s_exactly_once() {
 
     // Convergence: the provider's and the coordinator's June totals, and the incidents.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut at_provider, mut at_coordinator, mut incident_counts) = (0, 0, BTreeMap::new());
-    loop {
-        (at_provider, at_coordinator, incident_counts) = rt.block_on(async {
+    let (at_provider, at_coordinator, incident_counts) = loop {
+        let (at_provider, at_coordinator, incident_counts) = rt.block_on(async {
             let provider_total =
                 pb::usage_service_client::UsageServiceClient::new(provider_admin.clone())
                     .get_usage(pb::GetUsageRequest {
@@ -473,14 +472,12 @@ fn every_acknowledged_write_survives_twenty_kill_9s_exactly_once() {
         let incidents_done = incident_requests
             .iter()
             .all(|id| incident_counts.contains_key(id));
-        if at_provider == expected && at_coordinator == expected && incidents_done {
-            break;
-        }
-        if Instant::now() > deadline {
-            break;
+        let converged = at_provider == expected && at_coordinator == expected && incidents_done;
+        if converged || Instant::now() > deadline {
+            break (at_provider, at_coordinator, incident_counts);
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
     assert_eq!(
         at_provider, expected,
         "the provider's stored records (seed {seed})"
