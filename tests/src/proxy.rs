@@ -47,7 +47,7 @@ struct Counters {
 
 #[derive(Debug)]
 struct Shared {
-    target: SocketAddr,
+    target: Mutex<SocketAddr>,
     toxics: Mutex<Toxics>,
     /// Bumped to make connections re-check whether they must be reset.
     generation: watch::Sender<u64>,
@@ -101,7 +101,7 @@ impl FaultProxy {
             .local_addr()
             .unwrap_or_else(|e| panic!("proxy addr: {e}"));
         let shared = Arc::new(Shared {
-            target,
+            target: Mutex::new(target),
             toxics: Mutex::new(Toxics::default()),
             generation: watch::channel(0).0,
             reset_all: AtomicBool::new(false),
@@ -113,6 +113,15 @@ impl FaultProxy {
             addr,
             shared,
             accept,
+        }
+    }
+
+    /// Forwards new connections to `target` from now on (a party that moved, or was not
+    /// started yet when the proxy was).
+    pub fn retarget(&self, target: SocketAddr) {
+        match self.shared.target.lock() {
+            Ok(mut guard) => *guard = target,
+            Err(poisoned) => *poisoned.into_inner() = target,
         }
     }
 
@@ -190,7 +199,11 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
         reset(client);
         return;
     }
-    let Ok(upstream) = TcpStream::connect(shared.target).await else {
+    let target = match shared.target.lock() {
+        Ok(guard) => *guard,
+        Err(poisoned) => *poisoned.into_inner(),
+    };
+    let Ok(upstream) = TcpStream::connect(target).await else {
         reset(client);
         return;
     };
