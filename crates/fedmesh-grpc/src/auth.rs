@@ -96,6 +96,12 @@ impl AccessPolicy {
             .ok_or_else(|| Status::unauthenticated("no client certificate was presented"))?;
         let identity = fedmesh_tls::identity_from_der(leaf)
             .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        self.authorize(identity, path)
+    }
+
+    /// Decides on a call by `identity` (read from its connection's client certificate) on
+    /// `path`.
+    pub fn authorize(&self, identity: Identity, path: &str) -> Result<Identity, Status> {
         if identity.federation != self.federation {
             return Err(Status::unauthenticated(format!(
                 "client certificate: identity {identity} is not of federation {}",
@@ -188,12 +194,21 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let certs: Option<Vec<Vec<u8>>> = request
+        // The identity was read from the certificate once, when the connection was accepted.
+        let identity = match request
             .extensions()
             .get::<crate::connections::PeerInfo>()
-            .and_then(|peer| peer.certs.as_ref())
-            .map(|certs| certs.iter().map(|c| c.to_vec()).collect());
-        match self.policy.admit(certs.as_deref(), request.uri().path()) {
+            .map(|peer| peer.identity.as_ref())
+        {
+            Some(Some(Ok(identity))) => Ok(identity.clone()),
+            Some(Some(Err(message))) => Err(Status::unauthenticated(format!(
+                "client certificate: {message}"
+            ))),
+            _ => Err(Status::unauthenticated(
+                "no client certificate was presented",
+            )),
+        };
+        match identity.and_then(|identity| self.policy.authorize(identity, request.uri().path())) {
             Ok(identity) => {
                 // One span per admitted call, named after the RPC when exported over OTLP.
                 let span = tracing::info_span!(

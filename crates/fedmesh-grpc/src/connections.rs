@@ -11,7 +11,9 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -26,12 +28,15 @@ pub struct PeerInfo {
     pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
     /// The peer's address.
     pub remote: Option<std::net::SocketAddr>,
+    /// The identity in the client's certificate, read once when the connection was accepted
+    /// (`None` without a certificate; the error says why it has no valid identity).
+    pub identity: Option<Result<fedmesh_core::Identity, String>>,
 }
 
 #[derive(Debug)]
 struct State {
     closed: AtomicBool,
-    waker: Mutex<Option<Waker>>,
+    waker: AtomicWaker,
     /// The serial number of the client's certificate.
     serial: Option<Vec<u8>>,
     /// The member of the client's identity, if it has one.
@@ -41,21 +46,12 @@ struct State {
 impl State {
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let waker = match self.waker.lock() {
-            Ok(mut guard) => guard.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.waker.wake();
     }
 
+    /// Registers the reading task (cheap when it is the same task as last time).
     fn remember(&self, cx: &Context<'_>) {
-        let mut guard = match self.waker.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Some(cx.waker().clone());
+        self.waker.register(cx.waker());
     }
 
     fn check(&self) -> io::Result<()> {
@@ -92,12 +88,14 @@ impl Connections {
             .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect::<Vec<_>>()));
         let leaf = certs.as_ref().and_then(|c| c.first());
         let serial = leaf.and_then(serial_of);
-        let member = leaf
-            .and_then(|c| fedmesh_tls::identity_from_der(c).ok())
+        let identity = leaf.map(|c| fedmesh_tls::identity_from_der(c).map_err(|e| e.to_string()));
+        let member = identity
+            .as_ref()
+            .and_then(|i| i.as_ref().ok())
             .and_then(|i| i.member().map(ToString::to_string));
         let state = Arc::new(State {
             closed: AtomicBool::new(false),
-            waker: Mutex::new(None),
+            waker: AtomicWaker::new(),
             serial,
             member,
         });
@@ -111,7 +109,11 @@ impl Connections {
         Tracked {
             inner: stream,
             state,
-            info: PeerInfo { certs, remote },
+            info: PeerInfo {
+                certs,
+                remote,
+                identity,
+            },
         }
     }
 

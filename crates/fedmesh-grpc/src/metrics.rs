@@ -391,11 +391,10 @@ where
                     .map_or(tonic::Code::Ok, tonic::Code::from_i32),
                 Err(_) => tonic::Code::Internal,
             };
-            let name = format!("{code:?}");
             metrics.observe(
                 &service,
                 &method,
-                &screaming(&name),
+                code_name(code),
                 started.elapsed().as_secs_f64(),
             );
             result
@@ -403,16 +402,28 @@ where
     }
 }
 
-/// `NotFound` → `NOT_FOUND`.
-fn screaming(camel: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
+/// A status code as gRPC spells it (`NOT_FOUND`).
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
-    out
 }
 
 #[cfg(test)]
@@ -444,6 +455,9 @@ mod tests {
             "unset gauges are left out: {text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
-        assert_eq!(screaming("DeadlineExceeded"), "DEADLINE_EXCEEDED");
+        assert_eq!(
+            code_name(tonic::Code::DeadlineExceeded),
+            "DEADLINE_EXCEEDED"
+        );
     }
 }

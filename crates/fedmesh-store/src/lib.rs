@@ -88,6 +88,10 @@ pub struct Store {
     flush_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// sled's page cache per database (its default is 1 GiB): what bounds a node's memory as its
+/// data grows; hot entities and the journal's tail fit in it many times over.
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the database in `dir`, checking and recording its schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -95,7 +99,11 @@ impl Store {
         // when sled's background threads let go of it: wait for that, briefly.
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let db = loop {
-            match sled::Config::new().path(dir).open() {
+            match sled::Config::new()
+                .path(dir)
+                .cache_capacity(CACHE_BYTES)
+                .open()
+            {
                 Ok(db) => break db,
                 // sled reports a held lock as an I/O error of its own wording.
                 Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {

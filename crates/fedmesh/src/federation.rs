@@ -377,6 +377,9 @@ fn toml_quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// How many members the demo makes tenants of rennes2's collaboration platform.
+const DEMO_TENANTS: usize = 5;
+
 impl RunningFederation {
     /// Creates (or reuses) the PKI, writes the configurations, starts the coordinator and the
     /// nodes, and writes `federation.json`. Returns once every party listens.
@@ -587,8 +590,8 @@ impl RunningFederation {
         Ok(published)
     }
 
-    /// Gives the demo something to measure: every other member becomes a tenant of rennes2's
-    /// collaboration offer (through its own node), and rennes2's metering agent (`meter`)
+    /// Gives the demo something to measure: the first other members (up to five) become tenants
+    /// of rennes2's collaboration offer (through their own nodes), and rennes2's metering agent (`meter`)
     /// reports daily usage since the start of the previous month and two outages. Record ids
     /// are derived from the dates, so a demo restarted on its directory only adds new days.
     /// Returns the number of records stored now.
@@ -614,8 +617,16 @@ impl RunningFederation {
         };
         let terms = crate::offer_file::parse_offer_file(EXAMPLE_OFFERS[1].1)?.terms_version;
         let mut tenants = Vec::new();
-        for member in &self.manifest.members {
-            let Some(id) = member.member_id.as_deref().filter(|m| *m != "rennes2") else {
+        // The first members become tenants, within the offer's capacity whatever the size of
+        // the demo federation.
+        let subscribers = self
+            .manifest
+            .members
+            .iter()
+            .filter(|m| m.member_id.as_deref() != Some("rennes2"))
+            .take(DEMO_TENANTS);
+        for member in subscribers {
+            let Some(id) = member.member_id.as_deref() else {
                 continue;
             };
             let channel = connect(&member.endpoint, &member.admin_cert, &member.admin_key)?;

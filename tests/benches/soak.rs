@@ -1,0 +1,548 @@
+//! Soak and overhead benchmark.
+//!
+//! 1. **Unary overhead.** The same unary RPC (`grpc.health.v1.Health/Check`) against (a) a bare
+//!    tonic server behind the same mutual-TLS listener and rustls configuration and (b) a
+//!    fedmesh node, whose calls also go through connection tracking, the metrics layer, the
+//!    malformed-request layer, authentication and the role table, the per-peer rate limiter
+//!    (set high here: it is a policy, not an overhead) and the deadline layer, with one span per
+//!    call and W3C trace context injected by the client. Same client, same concurrency, in
+//!    alternation in the same run; the ratio of calls per second is the figure.
+//! 2. **Soak.** A federation of `--nodes` members (the demo's, seeded) runs in a child process;
+//!    this process drives a paced mixed load for `--minutes`: catalogue reads on every member's
+//!    node, usage reports by rennes2's agent, incidents opened and commented by unistra's desk
+//!    through its node. Every `--sample-seconds`: throughput, p50/p99 latency, errors, and the
+//!    federation process's resident memory and open file descriptors.
+//!
+//! ```sh
+//! cargo bench -p fedmesh-tests --bench soak -- --minutes 10 --nodes 20
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
+use fedmesh_grpc::{ClientOptions, ClientPem, GrpcChannel};
+use fedmesh_proto::pb;
+use fedmesh_tests::{SplitMix64, TestFederation};
+
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Unary overhead.
+
+/// Calls `Health/Check` on `channels` from `concurrency` tasks for `length`; calls per second
+/// and sorted latencies.
+async fn hammer(
+    channels: &[tonic::transport::Channel],
+    concurrency: usize,
+    length: Duration,
+) -> (f64, Vec<Duration>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..concurrency {
+        let channel = channels[i % channels.len()].clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                client
+                    .check(tonic_health::pb::HealthCheckRequest::default())
+                    .await
+                    .expect("health check");
+                latencies.push(started.elapsed());
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(length).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    (all.len() as f64 / elapsed.as_secs_f64(), all)
+}
+
+/// Plain tonic channels (the same client stack for both servers) presenting `cert`.
+fn plain_channels(
+    port: u16,
+    ca: &[u8],
+    cert: &Path,
+    key: &Path,
+    count: usize,
+) -> Vec<tonic::transport::Channel> {
+    (0..count)
+        .map(|_| {
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                .identity(tonic::transport::Identity::from_pem(
+                    std::fs::read(cert).unwrap(),
+                    std::fs::read(key).unwrap(),
+                ))
+                .domain_name("localhost");
+            tonic::transport::Endpoint::from_shared(format!("https://localhost:{port}"))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect_lazy()
+        })
+        .collect()
+}
+
+async fn overhead(seconds: u64, concurrency: usize) {
+    let fed = TestFederation::start_with(
+        1,
+        &[],
+        &[
+            "limits.max_calls_per_second_per_peer=10000000",
+            "limits.max_call_burst_per_peer=10000000",
+        ],
+    )
+    .await;
+    let node = fed.member(0).clone();
+    let files = fedmesh_tls::TlsFiles {
+        ca: node.ca.clone(),
+        cert: node.node_cert.clone(),
+        key: node.node_key.clone(),
+        crl: Some(fed.running.manifest.crl.clone()),
+    };
+    // The bare server: tonic's health service behind the same TLS listener and configuration.
+    let tls = fedmesh_tls::ReloadableServerConfig::load(files).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bare_port = listener.local_addr().unwrap().port();
+    let incoming = fedmesh_tls::listener::tls_incoming(
+        listener,
+        tls,
+        fedmesh_tls::listener::ListenerLimits {
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 128,
+        },
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .serve_with_incoming(incoming),
+    );
+    let ca = std::fs::read(&node.ca).unwrap();
+    let fedmesh_port = fedmesh_tests::port_of(&node.endpoint);
+    let connections = 4;
+    let bare = plain_channels(
+        bare_port,
+        &ca,
+        &node.admin_cert,
+        &node.admin_key,
+        connections,
+    );
+    let full = plain_channels(
+        fedmesh_port,
+        &ca,
+        &node.admin_cert,
+        &node.admin_key,
+        connections,
+    );
+    // Warm-up, then bare, fedmesh, bare, fedmesh.
+    hammer(&bare, concurrency, Duration::from_secs(1)).await;
+    hammer(&full, concurrency, Duration::from_secs(1)).await;
+    let length = Duration::from_secs(seconds);
+    let mut rows = Vec::new();
+    for round in 1..=3 {
+        let (bare_rate, bare_lat) = hammer(&bare, concurrency, length).await;
+        let (full_rate, full_lat) = hammer(&full, concurrency, length).await;
+        rows.push((round, bare_rate, bare_lat, full_rate, full_lat));
+    }
+    println!(
+        "\n## Unary overhead ({concurrency} concurrent calls over {connections} connections, {seconds} s per measure)\n"
+    );
+    println!("| round | server | calls/s | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    let (mut bare_total, mut full_total) = (0.0, 0.0);
+    for (round, bare_rate, bare_lat, full_rate, full_lat) in &rows {
+        println!(
+            "| {round} | bare tonic, same TLS | {bare_rate:.0} | {} | {} |",
+            ms(percentile(bare_lat, 0.5)),
+            ms(percentile(bare_lat, 0.99))
+        );
+        println!(
+            "| {round} | fedmesh node (auth, rate, deadline, metrics, spans) | {full_rate:.0} | {} | {} |",
+            ms(percentile(full_lat, 0.5)),
+            ms(percentile(full_lat, 0.99))
+        );
+        bare_total += bare_rate;
+        full_total += full_rate;
+    }
+    println!(
+        "\nratio fedmesh / bare: {:.2} (target ≥ 0.8)",
+        full_total / bare_total
+    );
+    drop(fed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Soak: the federation in a child process (this binary with `--host`).
+
+fn host(dir: PathBuf, members: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let spec = FederationSpec::new(&dir, members);
+        let federation = RunningFederation::start(spec).await.unwrap();
+        federation.seed_example_offers().await.unwrap();
+        federation.seed_example_usage().await.unwrap();
+        federation.seed_example_incidents().await.unwrap();
+        std::fs::write(dir.join("ready"), b"").unwrap();
+        // Until the parent kills this process.
+        std::future::pending::<()>().await;
+    });
+}
+
+fn channel(manifest: &Manifest, endpoint: &str, cert: &Path, key: &Path) -> GrpcChannel {
+    let pem = ClientPem {
+        ca: std::fs::read(&manifest.ca).unwrap(),
+        cert: std::fs::read(cert).unwrap(),
+        key: std::fs::read(key).unwrap(),
+    };
+    fedmesh_grpc::connect_pem(endpoint, &pem, ClientOptions::default()).unwrap()
+}
+
+/// Resident memory (MiB) and open file descriptors of process `pid`.
+fn process_sample(pid: u32) -> (f64, usize) {
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    (rss, fds)
+}
+
+#[derive(Default)]
+struct Window {
+    latencies: BTreeMap<&'static str, Vec<Duration>>,
+    errors: BTreeMap<String, u64>,
+}
+
+async fn soak(minutes: f64, members: usize, rate: f64, concurrency: usize, sample: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--host")
+        .arg(dir.path())
+        .arg(members.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !dir.path().join("ready").exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the federation process died"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the federation never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(dir.path().join("federation.json")).unwrap())
+            .unwrap();
+    let (unistra, rennes2) = (manifest.members[0].clone(), manifest.members[1].clone());
+    let pki = dir.path().join("pki");
+    let agent = channel(
+        &manifest,
+        &rennes2.endpoint,
+        &pki.join("rennes2-agent-meter.pem"),
+        &pki.join("rennes2-agent-meter.key"),
+    );
+    let desk = channel(
+        &manifest,
+        &unistra.endpoint,
+        &unistra.admin_cert,
+        &unistra.admin_key,
+    );
+    let readers: Vec<GrpcChannel> = manifest
+        .members
+        .iter()
+        .map(|m| channel(&manifest, &m.endpoint, &m.admin_cert, &m.admin_key))
+        .collect();
+    let tenancy = pb::subscription_service_client::SubscriptionServiceClient::new(channel(
+        &manifest,
+        &rennes2.endpoint,
+        &rennes2.admin_cert,
+        &rennes2.admin_key,
+    ))
+    .list_subscriptions(pb::ListSubscriptionsRequest {
+        offer_id: "rennes2.collab".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .subscriptions
+    .into_iter()
+    .find(|s| s.subscriber_member_id == "unistra")
+    .expect("the demo's tenancy");
+
+    let window = Arc::new(Mutex::new(Window::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let per_worker = Duration::from_secs_f64(concurrency as f64 / rate);
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (window, stop, counter) = (window.clone(), stop.clone(), counter.clone());
+        let (agent, desk, readers, subscription) = (
+            agent.clone(),
+            desk.clone(),
+            readers.clone(),
+            tenancy.subscription_id.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut rng = SplitMix64::new(w as u64 + 1);
+            // The incident being worked, and its comments so far: a desk comments a few times,
+            // then opens the next one.
+            let mut incident: Option<(String, u32)> = None;
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let pick = rng.below(10);
+                let started = Instant::now();
+                let (kind, outcome): (&'static str, Result<(), tonic::Status>) = if pick < 5 {
+                    let reader = &readers[rng.below(readers.len() as u64) as usize];
+                    let r =
+                        pb::catalogue_service_client::CatalogueServiceClient::new(reader.clone())
+                            .search_offers(pb::SearchOffersRequest {
+                                text: "collaboration".into(),
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ());
+                    ("catalogue search", r)
+                } else if pick < 8 {
+                    // 10 records, one hour each, spread over 2025 (a year the demo leaves alone).
+                    let records = (0..10)
+                        .map(|i| {
+                            let slot = (n * 10 + i) % (365 * 24);
+                            let start = 1_735_689_600 + slot as i64 * 3600;
+                            pb::UsageRecord {
+                                record_id: format!("soak-{n}-{i}"),
+                                offer_id: "rennes2.collab".into(),
+                                subscription_id: subscription.clone(),
+                                metric: "requests".into(),
+                                value: 1.0,
+                                period: Some(pb::Period {
+                                    start_time: Some(prost_types::Timestamp {
+                                        seconds: start,
+                                        nanos: 0,
+                                    }),
+                                    end_time: Some(prost_types::Timestamp {
+                                        seconds: start + 3600,
+                                        nanos: 0,
+                                    }),
+                                }),
+                                ..Default::default()
+                            }
+                        })
+                        .collect();
+                    let r = pb::usage_service_client::UsageServiceClient::new(agent.clone())
+                        .report_usage(pb::ReportUsageRequest { records })
+                        .await
+                        .and_then(|r| {
+                            let r = r.into_inner();
+                            if r.rejections.is_empty() {
+                                Ok(())
+                            } else {
+                                Err(tonic::Status::invalid_argument(format!(
+                                    "{:?}",
+                                    r.rejections
+                                )))
+                            }
+                        });
+                    ("usage report (10 records)", r)
+                } else {
+                    let mut client =
+                        pb::incident_service_client::IncidentServiceClient::new(desk.clone());
+                    match incident.take() {
+                        Some((id, comments)) if comments < 5 => {
+                            let r = client
+                                .comment_incident(pb::CommentIncidentRequest {
+                                    request_id: format!("soak-comment-{w}-{n}"),
+                                    incident_id: id.clone(),
+                                    body: "still slow for some users".into(),
+                                    ..Default::default()
+                                })
+                                .await
+                                .map(|_| ());
+                            incident = Some((id, comments + 1));
+                            ("incident comment", r)
+                        }
+                        _ => {
+                            let r = client
+                                .open_incident(pb::OpenIncidentRequest {
+                                    request_id: format!("soak-incident-{w}-{n}"),
+                                    offer_id: "rennes2.collab".into(),
+                                    priority: pb::Priority::P4 as i32,
+                                    summary: format!("soak {w}-{n}"),
+                                    description: "opened by the soak benchmark".into(),
+                                    ..Default::default()
+                                })
+                                .await
+                                .map(|r| {
+                                    incident = r
+                                        .into_inner()
+                                        .incident
+                                        .map(|i| (i.incident_id, 0))
+                                        .filter(|(id, _)| !id.is_empty());
+                                });
+                            ("incident open", r)
+                        }
+                    }
+                };
+                let elapsed = started.elapsed();
+                {
+                    let mut window = window.lock().unwrap();
+                    match outcome {
+                        Ok(()) => window.latencies.entry(kind).or_default().push(elapsed),
+                        Err(status) => {
+                            *window
+                                .errors
+                                .entry(format!("{kind}: {:?} {}", status.code(), status.message()))
+                                .or_default() += 1;
+                        }
+                    }
+                }
+                next += per_worker;
+                let now = Instant::now();
+                if next > now {
+                    tokio::time::sleep(next - now).await;
+                } else {
+                    next = now;
+                }
+            }
+        }));
+    }
+
+    println!(
+        "\n## Soak: {members} members, {rate:.0} calls/s paced over {concurrency} workers, {minutes} min\n"
+    );
+    println!(
+        "| t | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let pid = child.id();
+    let soak_started = Instant::now();
+    let length = Duration::from_secs_f64(minutes * 60.0);
+    let mut total_errors = 0u64;
+    let mut first_sample: Option<(f64, usize)> = None;
+    let mut last_sample = (0.0, 0);
+    while soak_started.elapsed() < length {
+        tokio::time::sleep(Duration::from_secs(sample)).await;
+        let taken = std::mem::take(&mut *window.lock().unwrap());
+        let count: usize = taken.latencies.values().map(Vec::len).sum();
+        let cell = |kinds: &[&str]| {
+            let mut all: Vec<Duration> = kinds
+                .iter()
+                .filter_map(|k| taken.latencies.get(k))
+                .flatten()
+                .copied()
+                .collect();
+            all.sort();
+            format!(
+                "{} / {}",
+                ms(percentile(&all, 0.5)),
+                ms(percentile(&all, 0.99))
+            )
+        };
+        let errors: u64 = taken.errors.values().sum();
+        total_errors += errors;
+        for (what, n) in &taken.errors {
+            eprintln!("error ×{n}: {what}");
+        }
+        let (rss, fds) = process_sample(pid);
+        first_sample.get_or_insert((rss, fds));
+        last_sample = (rss, fds);
+        println!(
+            "| {:.0} s | {:.0} | {} | {} | {} | {errors} | {rss:.0} MiB | {fds} |",
+            soak_started.elapsed().as_secs_f64(),
+            count as f64 / sample as f64,
+            cell(&["catalogue search"]),
+            cell(&["usage report (10 records)"]),
+            cell(&["incident open", "incident comment"]),
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let (first_rss, first_fds) = first_sample.unwrap_or_default();
+    println!(
+        "\n{} calls, {total_errors} errors; federation RSS {first_rss:.0} → {:.0} MiB, open fds {first_fds} → {}",
+        counter.load(Ordering::Relaxed),
+        last_sample.0,
+        last_sample.1
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--host") {
+        let dir = PathBuf::from(&args[i + 1]);
+        let members = args[i + 2].parse().unwrap();
+        host(dir, members);
+        return;
+    }
+    // As in the binary: a subscriber at INFO, so that each call's span is really built (its
+    // output goes nowhere here).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let minutes: f64 = arg("--minutes", 10.0);
+    let members: usize = arg("--nodes", 20);
+    let rate: f64 = arg("--rate", 200.0);
+    let concurrency: usize = arg("--concurrency", 16);
+    let sample: u64 = arg("--sample-seconds", 30);
+    let overhead_seconds: u64 = arg("--overhead-seconds", 10);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        if overhead_seconds > 0 {
+            overhead(overhead_seconds, 32).await;
+        }
+        if minutes > 0.0 {
+            soak(minutes, members, rate, concurrency, sample).await;
+        }
+    });
+}
