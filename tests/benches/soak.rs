@@ -254,7 +254,15 @@ struct Window {
     errors: BTreeMap<String, u64>,
 }
 
-async fn soak(minutes: f64, members: usize, rate: f64, concurrency: usize, sample: u64) {
+async fn soak(
+    minutes: f64,
+    members: usize,
+    rate: f64,
+    concurrency: usize,
+    sample: u64,
+    distinct: u64,
+    read_only: bool,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .arg("--host")
@@ -336,7 +344,8 @@ async fn soak(minutes: f64, members: usize, rate: f64, concurrency: usize, sampl
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                let pick = rng.below(10);
+                // With --read-only, catalogue reads only (tells write-driven growth apart).
+                let pick = if read_only { 0 } else { rng.below(10) };
                 let started = Instant::now();
                 let (kind, outcome): (&'static str, Result<(), tonic::Status>) = if pick < 5 {
                     let reader = &readers[rng.below(readers.len() as u64) as usize];
@@ -351,12 +360,15 @@ async fn soak(minutes: f64, members: usize, rate: f64, concurrency: usize, sampl
                     ("catalogue search", r)
                 } else if pick < 8 {
                     // 10 records, one hour each, spread over 2025 (a year the demo leaves alone).
+                    // With --distinct-batches, ids repeat after that many batches: the reports
+                    // then store nothing new (duplicates), which tells data growth from leaks.
+                    let batch = if distinct > 0 { n % distinct } else { n };
                     let records = (0..10)
                         .map(|i| {
-                            let slot = (n * 10 + i) % (365 * 24);
+                            let slot = (batch * 10 + i) % (365 * 24);
                             let start = 1_735_689_600 + slot as i64 * 3600;
                             pb::UsageRecord {
-                                record_id: format!("soak-{n}-{i}"),
+                                record_id: format!("soak-{batch}-{i}"),
                                 offer_id: "rennes2.collab".into(),
                                 subscription_id: subscription.clone(),
                                 metric: "requests".into(),
@@ -536,13 +548,24 @@ fn main() {
     let concurrency: usize = arg("--concurrency", 16);
     let sample: u64 = arg("--sample-seconds", 30);
     let overhead_seconds: u64 = arg("--overhead-seconds", 10);
+    let distinct: u64 = arg("--distinct-batches", 0);
+    let read_only = arg("--read-only", 0u8) == 1;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         if overhead_seconds > 0 {
             overhead(overhead_seconds, 32).await;
         }
         if minutes > 0.0 {
-            soak(minutes, members, rate, concurrency, sample).await;
+            soak(
+                minutes,
+                members,
+                rate,
+                concurrency,
+                sample,
+                distinct,
+                read_only,
+            )
+            .await;
         }
     });
 }
