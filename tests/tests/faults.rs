@@ -361,7 +361,7 @@ async fn a_partition_between_coordinator_and_provider_loses_and_duplicates_nothi
                 .unwrap()
                 .into_inner();
             acknowledged += i64::from(report.accepted_count);
-            if batch % 10 == 0 {
+            if batch.is_multiple_of(10) {
                 description_version += 1;
                 let mut next = offer.clone();
                 if let Some(description) = next.description.as_mut() {
