@@ -260,6 +260,22 @@ async fn subscribe(admin: Channel, request_id: &str) -> pb::RequestSubscriptionR
         .into_inner()
 }
 
+/// A subscriber's desk opens an incident on the offer through `admin`'s node.
+async fn escalate(admin: Channel, request_id: &str) -> pb::OpenIncidentResponse {
+    IncidentServiceClient::new(admin)
+        .open_incident(pb::OpenIncidentRequest {
+            request_id: request_id.into(),
+            offer_id: OFFER.into(),
+            priority: pb::Priority::P2 as i32,
+            summary: "Login fails".into(),
+            description: "Every login ends on an error page.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn october_requests(metrics: Channel) -> Option<i64> {
     let m = MetricsServiceClient::new(metrics)
         .get_offer_metrics(pb::GetOfferMetricsRequest {
@@ -427,18 +443,7 @@ async fn requests_queued_while_the_provider_is_cut_off_are_delivered_once() {
     routed.partition();
     let queued = subscribe(rouen.clone(), "req-rouen").await;
     assert!(queued.queued, "the provider is cut off: {queued:?}");
-    let opened = IncidentServiceClient::new(rennes2.clone())
-        .open_incident(pb::OpenIncidentRequest {
-            request_id: "inc-1".into(),
-            offer_id: OFFER.into(),
-            priority: pb::Priority::P3 as i32,
-            summary: "Slow pages".into(),
-            description: "Pages take 10 s to load since this morning.".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let opened = escalate(rennes2.clone(), "inc-1").await;
     assert!(opened.queued, "{opened:?}");
     let incident_id = opened.incident.unwrap().incident_id;
     // The partition lasts a while; the queue is retried meanwhile.
@@ -610,18 +615,7 @@ async fn members_keep_working_while_the_coordinator_is_unreachable() {
         pb::SubscriptionState::Active
     );
     // Escalating.
-    let opened = IncidentServiceClient::new(rennes2.clone())
-        .open_incident(pb::OpenIncidentRequest {
-            request_id: "inc-during".into(),
-            offer_id: OFFER.into(),
-            priority: pb::Priority::P2 as i32,
-            summary: "Login fails".into(),
-            description: "Every login ends on an error page.".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let opened = escalate(rennes2.clone(), "inc-during").await;
     assert!(!opened.queued, "{opened:?}");
     // Still browsing at the end of the outage.
     tokio::time::sleep(outage.saturating_sub(cut_at.elapsed())).await;

@@ -14,41 +14,17 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{fedmesh, signal, spawn_demo, wait_exit, wait_file};
+use common::{channel, fedmesh, free_port, signal, spawn_demo, wait_exit, wait_file};
 use fedmesh::federation::Manifest;
-use fedmesh_grpc::ClientPem;
-use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 
 const OFFER: &str = "rennes2.collab";
 const KILLS: usize = 20;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn channel(endpoint: &str, ca: &Path, cert: &Path, key: &Path) -> Channel {
-    let pem = ClientPem {
-        ca: std::fs::read(ca).unwrap(),
-        cert: std::fs::read(cert).unwrap(),
-        key: std::fs::read(key).unwrap(),
-    };
-    let options = fedmesh_grpc::ClientOptions {
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(10),
-    };
-    fedmesh_grpc::connect_pem(endpoint, &pem, options).unwrap()
-}
 
 /// SplitMix64: the kill schedule from one seed.
 struct Schedule(u64);

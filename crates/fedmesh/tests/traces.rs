@@ -12,18 +12,10 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::otlp::Span;
-use common::{fedmesh, signal, spawn_demo, wait_exit, wait_file};
+use common::{fedmesh, free_port, signal, spawn_demo, wait_exit, wait_file};
 use fedmesh::federation::Manifest;
 use fedmesh_grpc::ClientPem;
 use fedmesh_proto::pb;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(args: &[&str], settings: &[String]) -> Child {
     let mut command = fedmesh();

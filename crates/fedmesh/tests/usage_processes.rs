@@ -8,35 +8,17 @@
 mod common;
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_ok, fedmesh, run, signal, spawn_demo, wait_exit, wait_file};
+use common::{
+    assert_ok, channel, fedmesh, free_port, run, signal, spawn_demo, wait_exit, wait_file,
+};
 use fedmesh::federation::Manifest;
-use fedmesh_grpc::ClientPem;
-use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 
 const RECORDS: usize = 6000;
 const OFFER: &str = "rennes2.collab";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn channel(endpoint: &str, ca: &Path, cert: &Path, key: &Path) -> Channel {
-    let pem = ClientPem {
-        ca: std::fs::read(ca).unwrap(),
-        cert: std::fs::read(cert).unwrap(),
-        key: std::fs::read(key).unwrap(),
-    };
-    fedmesh_grpc::connect_pem(endpoint, &pem, fedmesh_grpc::ClientOptions::default()).unwrap()
-}
 
 /// Polls `probe` (which runs on `rt`) every 50 ms for at most `within`.
 fn eventually<T>(

@@ -7,6 +7,35 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A free loopback port (for a party that must keep its address across restarts).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A client channel to `endpoint` with the federation CA and a party's certificate, with
+/// short timeouts (a party that was just killed must not hold a call up for long).
+pub(crate) fn channel(
+    endpoint: &str,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> fedmesh_grpc::GrpcChannel {
+    let pem = fedmesh_grpc::ClientPem {
+        ca: std::fs::read(ca).unwrap(),
+        cert: std::fs::read(cert).unwrap(),
+        key: std::fs::read(key).unwrap(),
+    };
+    let options = fedmesh_grpc::ClientOptions {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+    };
+    fedmesh_grpc::connect_pem(endpoint, &pem, options).unwrap()
+}
+
 /// The `fedmesh` binary, without the caller's FEDMESH_* settings or RUST_LOG.
 pub(crate) fn fedmesh() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fedmesh"));
