@@ -116,12 +116,6 @@ impl Registration {
         let mut registered: Option<Duration> = None;
         let mut heartbeats = 0u32;
         loop {
-            if registered.is_some()
-                && heartbeats > 0
-                && heartbeats.is_multiple_of(REGISTRY_REFRESH_HEARTBEATS)
-            {
-                self.cache_registry(&mut client).await;
-            }
             let delay = match registered {
                 None => match self
                     .register(&mut client)
@@ -167,6 +161,11 @@ impl Registration {
                         Ok(response) => {
                             backoff.reset();
                             heartbeats = heartbeats.wrapping_add(1);
+                            // Only after a heartbeat went through: a coordinator that does not
+                            // answer is not asked for more.
+                            if heartbeats.is_multiple_of(REGISTRY_REFRESH_HEARTBEATS) {
+                                self.cache_registry(&mut client).await;
+                            }
                             // The coordinator may ask for another pace at any time.
                             if let Some(asked) = response
                                 .into_inner()
