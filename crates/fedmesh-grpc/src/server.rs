@@ -34,6 +34,9 @@ pub struct ServerLimits {
     pub max_concurrent_calls_per_connection: usize,
     /// Largest HTTP/2 header list (metadata) accepted, in bytes.
     pub max_header_list_bytes: u32,
+    /// Streams a client may open and reset before the server has accepted them; beyond that
+    /// the connection is ended with `GOAWAY` (the HTTP/2 "rapid reset" attack).
+    pub max_pending_reset_streams: usize,
     /// Time a client has to complete its TLS handshake, in milliseconds.
     pub handshake_timeout_ms: u64,
     /// TLS handshakes in progress at once; further connections wait.
@@ -60,6 +63,7 @@ impl Default for ServerLimits {
             max_concurrent_streams: 128,
             max_concurrent_calls_per_connection: 64,
             max_header_list_bytes: 16 * 1024,
+            max_pending_reset_streams: 20,
             handshake_timeout_ms: 10_000,
             max_pending_handshakes: 128,
             request_timeout_ms: 30_000,
@@ -74,7 +78,7 @@ impl Default for ServerLimits {
 impl ServerLimits {
     /// Checks that every limit is usable; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let positive: [(&str, u64); 12] = [
+        let positive: [(&str, u64); 13] = [
             (
                 "max_decoding_message_bytes",
                 self.max_decoding_message_bytes as u64,
@@ -94,6 +98,10 @@ impl ServerLimits {
             (
                 "max_header_list_bytes",
                 u64::from(self.max_header_list_bytes),
+            ),
+            (
+                "max_pending_reset_streams",
+                self.max_pending_reset_streams as u64,
             ),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("max_pending_handshakes", self.max_pending_handshakes as u64),
@@ -398,6 +406,7 @@ impl GrpcServer {
             .max_concurrent_streams(limits.max_concurrent_streams)
             .concurrency_limit_per_connection(limits.max_concurrent_calls_per_connection)
             .http2_max_header_list_size(limits.max_header_list_bytes)
+            .http2_max_pending_accept_reset_streams(Some(limits.max_pending_reset_streams))
             .http2_keepalive_interval(Some(Duration::from_millis(limits.keepalive_interval_ms)))
             .http2_keepalive_timeout(Some(Duration::from_millis(limits.keepalive_interval_ms)))
             .layer(layers)
