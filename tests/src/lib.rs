@@ -143,6 +143,26 @@ impl TestFederation {
         self.channel(&party.endpoint, &party.admin_cert, &party.admin_key)
     }
 
+    /// Publishes `offer` (new) on member `index`'s node as its admin; the offer as stored.
+    pub async fn publish(
+        &self,
+        index: usize,
+        offer: fedmesh_proto::pb::Offer,
+    ) -> fedmesh_proto::pb::Offer {
+        fedmesh_proto::pb::offer_service_client::OfferServiceClient::new(
+            self.as_admin(self.member(index)),
+        )
+        .publish_offer(fedmesh_proto::pb::PublishOfferRequest {
+            offer: Some(offer),
+            etag: String::new(),
+        })
+        .await
+        .unwrap_or_else(|s| panic!("publishing an offer: {s:?}"))
+        .into_inner()
+        .offer
+        .unwrap_or_else(|| panic!("the published offer is missing from the answer"))
+    }
+
     /// Issues a certificate for `identity` (a URI) valid for a day, with loopback names.
     pub fn issue(&self, identity: &str) -> Issued {
         self.issue_with(identity, Validity::days_from_now(1))

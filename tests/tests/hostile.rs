@@ -12,7 +12,6 @@ use fedmesh_core::Role;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
 use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
-use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_tests::raw::RawConnection;
 use fedmesh_tests::{TestFederation, example_offer, port_of, tls_client};
@@ -52,13 +51,7 @@ struct World {
 impl World {
     async fn start() -> Self {
         let fed = TestFederation::start(3).await;
-        OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
-            .publish_offer(pb::PublishOfferRequest {
-                offer: Some(example_offer("collaboration")),
-                etag: String::new(),
-            })
-            .await
-            .unwrap();
+        fed.publish(UNISTRA, example_offer("collaboration")).await;
         let tenancy = SubscriptionServiceClient::new(fed.as_admin(fed.member(RENNES2)))
             .request_subscription(pb::RequestSubscriptionRequest {
                 request_id: "req-1".into(),

@@ -10,7 +10,6 @@ use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
 use fedmesh_proto::pb::node_service_client::NodeServiceClient;
-use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_tests::{TestFederation, example_offer, wait_for};
@@ -20,19 +19,6 @@ use tonic::Code;
 const UNISTRA: usize = 0;
 const RENNES2: usize = 1;
 const ROUEN: usize = 2;
-
-async fn publish(fed: &TestFederation, member: usize, name: &str) -> pb::Offer {
-    OfferServiceClient::new(fed.as_admin(fed.member(member)))
-        .publish_offer(pb::PublishOfferRequest {
-            offer: Some(example_offer(name)),
-            etag: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .offer
-        .unwrap()
-}
 
 /// The channel of member `from`'s node to member `to`'s node.
 fn node_to_node(fed: &TestFederation, from: usize, to: usize) -> Channel {
@@ -82,8 +68,8 @@ async fn tenancy(channel: Channel, id: &str) -> Option<pb::Subscription> {
 #[tokio::test]
 async fn a_removed_member_loses_access_everywhere_and_its_tenancies_end() {
     let mut fed = TestFederation::start_with(3, &[], &["coordinator.crl_refresh_ms=200"]).await;
-    let video = publish(&fed, ROUEN, "video").await;
-    let otp = publish(&fed, UNISTRA, "otp").await;
+    let video = fed.publish(ROUEN, example_offer("video")).await;
+    let otp = fed.publish(UNISTRA, example_offer("otp")).await;
     // unistra is rouen's tenant, approved.
     let unistra_admin = fed.as_admin(fed.member(UNISTRA));
     let tenancy_id = SubscriptionServiceClient::new(unistra_admin.clone())

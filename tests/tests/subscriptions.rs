@@ -5,7 +5,6 @@
 
 use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
-use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient as Client;
 use fedmesh_tests::{TestFederation, example_offer};
 use pb::SubscriptionState as State;
@@ -42,23 +41,10 @@ fn request(
     }
 }
 
-async fn publish(fed: &TestFederation, member: usize, offer: pb::Offer) -> pb::Offer {
-    OfferServiceClient::new(fed.as_admin(fed.member(member)))
-        .publish_offer(pb::PublishOfferRequest {
-            offer: Some(offer),
-            etag: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .offer
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_full_lifecycle_with_manual_approval() {
     let fed = TestFederation::start(3).await;
-    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let video = fed.publish(ROUEN, example_offer("video")).await;
     let mut subscriber = Client::new(node_to_node(&fed, UNISTRA, ROUEN));
     let mut provider = Client::new(fed.as_admin(fed.member(ROUEN)));
 
@@ -251,7 +237,7 @@ async fn automatic_approval_stops_at_capacity() {
     let fed = TestFederation::start(3).await;
     let mut offer = example_offer("collaboration");
     offer.capacity.as_mut().unwrap().max_tenants = 1;
-    let collab = publish(&fed, RENNES2, offer).await;
+    let collab = fed.publish(RENNES2, offer).await;
 
     let first = Client::new(node_to_node(&fed, UNISTRA, RENNES2))
         .request_subscription(request(&collab.offer_id, "r1", 10, &collab.terms_version))
@@ -333,7 +319,7 @@ async fn automatic_approval_stops_at_capacity() {
 #[tokio::test]
 async fn each_member_sees_only_its_own_tenancies() {
     let fed = TestFederation::start(3).await;
-    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let video = fed.publish(ROUEN, example_offer("video")).await;
     let id = Client::new(node_to_node(&fed, UNISTRA, ROUEN))
         .request_subscription(request(&video.offer_id, "r1", 10, &video.terms_version))
         .await
@@ -455,7 +441,7 @@ async fn wait_state(admin: Channel, id: &str, state: State) -> pb::Subscription 
 #[tokio::test]
 async fn a_subscriber_admin_works_through_its_own_node_and_both_copies_agree() {
     let mut fed = TestFederation::start(3).await;
-    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let video = fed.publish(ROUEN, example_offer("video")).await;
 
     let unistra_admin = fed.as_admin(fed.member(UNISTRA));
     let response = Client::new(unistra_admin.clone())
@@ -544,7 +530,7 @@ async fn a_subscriber_admin_works_through_its_own_node_and_both_copies_agree() {
 #[tokio::test]
 async fn the_isolation_matrix() {
     let fed = TestFederation::start(3).await;
-    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let video = fed.publish(ROUEN, example_offer("video")).await;
     let id = Client::new(fed.as_admin(fed.member(UNISTRA)))
         .request_subscription(request(&video.offer_id, "m1", 10, &video.terms_version))
         .await
@@ -661,7 +647,7 @@ async fn the_isolation_matrix() {
 #[tokio::test]
 async fn a_request_while_the_provider_is_down_is_queued_then_delivered_once() {
     let mut fed = TestFederation::start(3).await;
-    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let video = fed.publish(ROUEN, example_offer("video")).await;
     fed.running.stop_member(ROUEN).await.unwrap();
 
     let admin = fed.as_admin(fed.member(UNISTRA));
@@ -716,7 +702,7 @@ async fn a_manual_approval_respects_capacity() {
     let fed = TestFederation::start(3).await;
     let mut offer = example_offer("video");
     offer.capacity.as_mut().unwrap().max_tenants = 1;
-    let video = publish(&fed, ROUEN, offer).await;
+    let video = fed.publish(ROUEN, offer).await;
     let mut ids = Vec::new();
     for (member, request_id) in [(UNISTRA, "r1"), (RENNES2, "r2")] {
         let s = Client::new(node_to_node(&fed, member, ROUEN))
@@ -763,7 +749,7 @@ async fn a_manual_approval_respects_capacity() {
 #[tokio::test]
 async fn concurrent_attempts_of_one_request_make_one_tenancy() {
     let fed = TestFederation::start(3).await;
-    let collab = publish(&fed, RENNES2, example_offer("collaboration")).await;
+    let collab = fed.publish(RENNES2, example_offer("collaboration")).await;
     let attempts = (0..8).map(|_| {
         let channel = node_to_node(&fed, UNISTRA, RENNES2);
         let ask = request(&collab.offer_id, "same-request", 10, &collab.terms_version);
@@ -794,7 +780,7 @@ async fn a_queued_request_the_provider_refuses_is_reported_on_retry() {
     let mut fed = TestFederation::start(3).await;
     let mut offer = example_offer("collaboration");
     offer.capacity.as_mut().unwrap().max_tenants = 1;
-    let collab = publish(&fed, RENNES2, offer).await;
+    let collab = fed.publish(RENNES2, offer).await;
     // rouen takes the only place.
     Client::new(node_to_node(&fed, ROUEN, RENNES2))
         .request_subscription(request(
@@ -836,7 +822,7 @@ async fn a_queued_request_the_provider_refuses_is_reported_on_retry() {
     assert!(status.message().contains("is full"), "{}", status.message());
 
     // And a member holds one tenancy per offer at a time (a pending request counts).
-    let video = publish(&fed, ROUEN, example_offer("video")).await;
+    let video = fed.publish(ROUEN, example_offer("video")).await;
     let mut rennes2 = Client::new(node_to_node(&fed, RENNES2, ROUEN));
     rennes2
         .request_subscription(request(&video.offer_id, "v1", 10, &video.terms_version))
