@@ -51,7 +51,14 @@ impl CrlFollower {
 
     /// Puts a list of removed members in force: refused from now on, connections closed,
     /// tenancies ended. Idempotent.
-    async fn apply_removed(&self, members: &[pb::RemovedMember]) -> Result<(), StoreError> {
+    /// Tenancies are ended for the members new to the list, or for all of them with `every`
+    /// (at start-up, which finishes a pass a crash interrupted): the scan is not repeated at
+    /// each refresh.
+    async fn apply_removed(
+        &self,
+        members: &[pb::RemovedMember],
+        every: bool,
+    ) -> Result<(), StoreError> {
         let added = self
             .removed
             .replace(members.iter().map(|m| m.member_id.clone()));
@@ -59,7 +66,10 @@ impl CrlFollower {
             let closed = self.connections.close_member(member);
             tracing::warn!(member = %member, closed, "member removed from the federation: refused from now on");
         }
-        for removed in members {
+        for removed in members
+            .iter()
+            .filter(|m| every || added.contains(&m.member_id))
+        {
             let (ended, last) =
                 end_tenancies(&self.store, &self.member, removed, &self.coordinator)?;
             if let Some(revision) = last {
@@ -77,7 +87,7 @@ impl CrlFollower {
         }
         match self.store.removed_members() {
             Ok(members) => {
-                if let Err(error) = self.apply_removed(&members).await {
+                if let Err(error) = self.apply_removed(&members, true).await {
                     tracing::error!(%error, "cannot apply the removed members");
                 }
             }
@@ -98,7 +108,7 @@ impl CrlFollower {
                         }
                     }
                     let applied = match self.store.set_removed_members(&response.removed_members) {
-                        Ok(()) => self.apply_removed(&response.removed_members).await,
+                        Ok(()) => self.apply_removed(&response.removed_members, false).await,
                         Err(e) => Err(e),
                     };
                     if let Err(error) = applied {
