@@ -221,9 +221,15 @@ fn host(dir: PathBuf, members: usize) {
         federation.seed_example_offers().await.unwrap();
         federation.seed_example_usage().await.unwrap();
         federation.seed_example_incidents().await.unwrap();
-        std::fs::write(dir.join("ready"), b"").unwrap();
-        // Until the parent kills this process.
-        std::future::pending::<()>().await;
+        // The pid is the one to sample, even when a profiler wraps this process.
+        std::fs::write(dir.join("ready.tmp"), std::process::id().to_string()).unwrap();
+        std::fs::rename(dir.join("ready.tmp"), dir.join("ready")).unwrap();
+        // Until the parent asks it to stop (a clean exit lets a wrapping profiler write its
+        // report) or kills it.
+        while !dir.join("stop").exists() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        drop(federation);
     });
 }
 
@@ -264,7 +270,18 @@ async fn soak(
     read_only: bool,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    // FEDMESH_SOAK_WRAP runs the federation under a profiler, e.g. "heaptrack -o /tmp/soak".
+    let wrap = std::env::var("FEDMESH_SOAK_WRAP").unwrap_or_default();
+    let mut command = wrap.split_whitespace();
+    let mut child = match command.next() {
+        Some(program) => {
+            let mut c = std::process::Command::new(program);
+            c.args(command).arg(std::env::current_exe().unwrap());
+            c
+        }
+        None => std::process::Command::new(std::env::current_exe().unwrap()),
+    };
+    let mut child = child
         .arg("--host")
         .arg(dir.path())
         .arg(members.to_string())
@@ -472,7 +489,10 @@ async fn soak(
         "| t | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let pid = child.id();
+    let pid: u32 = std::fs::read_to_string(dir.path().join("ready"))
+        .unwrap()
+        .parse()
+        .unwrap();
     let soak_started = Instant::now();
     let length = Duration::from_secs_f64(minutes * 60.0);
     let mut total_errors = 0u64;
@@ -524,6 +544,11 @@ async fn soak(
         last_sample.0,
         last_sample.1
     );
+    std::fs::write(dir.path().join("stop"), b"").unwrap();
+    let stopping = Instant::now();
+    while child.try_wait().unwrap().is_none() && stopping.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let _ = child.kill();
     let _ = child.wait();
 }
