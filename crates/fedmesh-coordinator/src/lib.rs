@@ -178,6 +178,18 @@ impl Coordinator {
                     ),
                     limits
                 ),
+            )
+            .add_service(
+                "fedmesh.v1.AdminService",
+                with_message_limits!(
+                    pb::admin_service_server::AdminServiceServer::new(
+                        fedmesh_grpc::backup::AdminApi::new(
+                            store.clone(),
+                            fedmesh_core::Role::Coordinator
+                        )
+                    ),
+                    limits
+                ),
             );
         tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "coordinator listening");
         Ok(Self {

@@ -43,6 +43,7 @@ const JOURNAL: &str = "fedmesh.v1.JournalService";
 const REGISTRY: &str = "fedmesh.v1.RegistryService";
 const CATALOGUE: &str = "fedmesh.v1.CatalogueService";
 const METRICS: &str = "fedmesh.v1.MetricsService";
+const ADMIN_SERVICE: &str = "fedmesh.v1.AdminService";
 
 /// The table (design section 2). Health and reflection are open to every authenticated caller.
 pub const RULES: &[Rule] = &[
@@ -115,6 +116,9 @@ pub const RULES: &[Rule] = &[
     rule(REGISTRY, "GetCrl", READERS),
     // Offboarding is the consortium's act: the coordinator's own certificate, on its host.
     rule(REGISTRY, "RemoveMember", &[Coordinator]),
+    // Backups: a member's admins on its node, the coordinator's own identity on the
+    // coordinator (each server accepts only its own of the two).
+    rule(ADMIN_SERVICE, "Backup", &[Admin, Coordinator]),
     rule(CATALOGUE, "SearchOffers", READERS),
     rule(CATALOGUE, "GetCatalogueOffer", READERS),
     rule(CATALOGUE, "WatchCatalogue", READERS),

@@ -134,20 +134,67 @@ pub fn connect_to(
     };
     fedmesh_core::endpoint::validate(endpoint).map_err(|m| bad(&m))?;
     let uri: http::Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
-    let host = uri.host().ok_or_else(|| bad("has no host"))?.to_owned();
+    let host = uri.host().ok_or_else(|| bad("has no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().ok_or_else(|| bad("has no port"))?;
-    let server_name = rustls::pki_types::ServerName::try_from(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
+    dial(
+        Dial::Host(host.clone(), port),
+        &host,
+        tls,
+        options,
+        expected,
     )
-    .map_err(|e| bad(&e.to_string()))?;
-    let config = fedmesh_tls::config::client_config_expecting(tls, expected)
-        .map_err(|e| bad(&e.to_string()))?;
+    .map_err(|m| bad(&m))
+}
+
+/// Like [`connect_to`], dialling `address` while verifying the server's certificate for
+/// `server_name`: how a process reaches itself on loopback (`fedmesh health`) when its
+/// certificate names only its public host.
+pub fn connect_at(
+    address: std::net::SocketAddr,
+    server_name: &str,
+    tls: &TlsFiles,
+    options: ClientOptions,
+    expected: fedmesh_core::Identity,
+) -> Result<GrpcChannel, ClientError> {
+    dial(Dial::Address(address), server_name, tls, options, expected).map_err(|message| {
+        ClientError::Endpoint {
+            endpoint: address.to_string(),
+            message,
+        }
+    })
+}
+
+/// Where a connection goes: a host name (resolved at each connection) or an address.
+#[derive(Clone)]
+enum Dial {
+    Host(String, u16),
+    Address(std::net::SocketAddr),
+}
+
+fn dial(
+    to: Dial,
+    server_name: &str,
+    tls: &TlsFiles,
+    options: ClientOptions,
+    expected: fedmesh_core::Identity,
+) -> Result<GrpcChannel, String> {
+    let server_name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+        .map_err(|e| e.to_string())?;
+    let config =
+        fedmesh_tls::config::client_config_expecting(tls, expected).map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let authority = match &to {
+        Dial::Host(host, port) if host.contains(':') => format!("[{host}]:{port}"),
+        Dial::Host(host, port) => format!("{host}:{port}"),
+        Dial::Address(address) => address.to_string(),
+    };
     // TLS is done by the connector below; tonic sees a plain stream.
-    let channel = Endpoint::from_shared(format!("http://{host}:{port}"))
-        .map_err(|e| bad(&e.to_string()))?
+    let channel = Endpoint::from_shared(format!("http://{authority}"))
+        .map_err(|e| e.to_string())?
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_timeout)
         .http2_keep_alive_interval(Duration::from_secs(30))
@@ -155,13 +202,14 @@ pub fn connect_to(
         .connect_with_connector_lazy(tower::service_fn(move |_uri: http::Uri| {
             let connector = connector.clone();
             let server_name = server_name.clone();
-            let host = host.clone();
+            let to = to.clone();
             async move {
-                let tcp = tokio::net::TcpStream::connect((
-                    host.trim_start_matches('[').trim_end_matches(']'),
-                    port,
-                ))
-                .await?;
+                let tcp = match to {
+                    Dial::Host(host, port) => {
+                        tokio::net::TcpStream::connect((host.as_str(), port)).await?
+                    }
+                    Dial::Address(address) => tokio::net::TcpStream::connect(address).await?,
+                };
                 let _ = tcp.set_nodelay(true);
                 let tls = connector.connect(server_name, tcp).await?;
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod backup;
 pub mod catalogue;
 pub mod client;
 pub mod connections;
@@ -29,7 +30,9 @@ pub mod stream;
 pub mod trace;
 
 pub use auth::{AccessPolicy, AuthLayer, RemovedMembers, caller};
-pub use client::{ClientOptions, ClientPem, GrpcChannel, connect, connect_pem, connect_to};
+pub use client::{
+    ClientOptions, ClientPem, GrpcChannel, connect, connect_at, connect_pem, connect_to,
+};
 pub use deadline::DeadlineLayer;
 pub use error::ServiceError;
 pub use node_info::{SOFTWARE_VERSION, ServerInfo};

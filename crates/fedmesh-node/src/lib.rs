@@ -271,6 +271,18 @@ impl Node {
                     pb::catalogue_service_server::CatalogueServiceServer::new(catalogue_api),
                     limits
                 ),
+            )
+            .add_service(
+                "fedmesh.v1.AdminService",
+                with_message_limits!(
+                    pb::admin_service_server::AdminServiceServer::new(
+                        fedmesh_grpc::backup::AdminApi::new(
+                            store.clone(),
+                            fedmesh_core::Role::Admin
+                        )
+                    ),
+                    limits
+                ),
             );
         tracing::info!(member = %validated.member, addr = %local_addr, advertise = %advertise, data_dir = %config.data_dir.display(), "node listening");
         Ok(Self {

@@ -85,6 +85,7 @@ impl Store {
     /// Records the state of tenancy `key` (a provider-scoped id) and returns its offer's
     /// tenant and user counts.
     pub fn set_tenancy(&self, key: &str, tenancy: &Tenancy) -> Result<(i32, i64), StoreError> {
+        let _writing = self.writing();
         self.tree(TENANCIES_TREE)?
             .insert(key.as_bytes(), prost::Message::encode_to_vec(tenancy))?;
         self.tenancy_counts(&tenancy.offer_id)
@@ -136,6 +137,7 @@ impl Store {
         position: Option<&Cursor>,
         offer: Option<pb::CatalogueOffer>,
     ) -> Result<Applied, StoreError> {
+        let _writing = self.writing();
         let catalogue = self.tree(CATALOGUE_TREE)?;
         let log = self.tree(CATALOGUE_LOG_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;
@@ -177,6 +179,7 @@ impl Store {
 
     /// Records a source's cursor without a catalogue change (a caught-up snapshot, a reset).
     pub fn set_cursor(&self, source: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tree(CURSORS_TREE)?
             .insert(source.as_bytes(), cursor.encode_to_vec())?;
         Ok(())
@@ -239,6 +242,7 @@ impl Store {
         &self,
         change: impl Fn(&Tenancy) -> Option<Tenancy>,
     ) -> Result<Vec<Tenancy>, StoreError> {
+        let _writing = self.writing();
         let tree = self.tree(TENANCIES_TREE)?;
         let mut changed = Vec::new();
         for item in tree.iter() {

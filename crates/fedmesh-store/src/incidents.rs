@@ -62,6 +62,7 @@ impl Store {
         request_key: Option<&[u8]>,
         decide: impl FnOnce(Option<pb::Incident>, u64) -> Result<pb::Incident, E>,
     ) -> Result<(pb::Incident, u64), WriteError<E>> {
+        let _writing = self.writing();
         self.write_journaled(&INCIDENT, member_id, incident_id, request_key, decide)
     }
 
@@ -98,6 +99,7 @@ impl Store {
         request_key: Option<&[u8]>,
         decide: impl FnOnce(Option<pb::MaintenanceWindow>, u64) -> Result<pb::MaintenanceWindow, E>,
     ) -> Result<(pb::MaintenanceWindow, u64), WriteError<E>> {
+        let _writing = self.writing();
         self.write_journaled(&MAINTENANCE, member_id, maintenance_id, request_key, decide)
     }
 
@@ -134,6 +136,7 @@ impl Store {
         position: &Cursor,
         incident: &pb::Incident,
     ) -> Result<Applied, StoreError> {
+        let _writing = self.writing();
         let incidents = self.tree(INCIDENTS_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;
         self.catalogue_log.append(|_| {

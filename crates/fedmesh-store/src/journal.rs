@@ -72,6 +72,7 @@ impl Store {
     where
         M: prost::Message + Default + Clone,
     {
+        let _writing = self.writing();
         let tree = self.tree(entity.tree)?;
         let journal = self.tree(JOURNAL_TREE)?;
         let requests = self.tree(REQUESTS_TREE)?;
@@ -124,11 +125,13 @@ impl Store {
         offer_id: &str,
         decide: impl FnOnce(Option<pb::Offer>, u64) -> Result<pb::Offer, E>,
     ) -> Result<(pb::Offer, u64), WriteError<E>> {
+        let _writing = self.writing();
         self.write_journaled(&OFFER, member_id, offer_id, None, decide)
     }
 
     /// Records what a client request made, outside a journaled write (a queued request).
     pub fn set_request_record(&self, request_key: &[u8], value: &str) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tree(REQUESTS_TREE)?
             .insert(request_key, value.as_bytes())?;
         Ok(())

@@ -13,8 +13,10 @@
 //! - [`usage`]: usage and availability records, filed by offer and month or time.
 //! - [`outbox`]: writes waiting for another member's node, and known peer endpoints.
 //! - [`registry`]: the coordinator's directory of member nodes.
+//! - [`backup`]: consistent online snapshots and their restore.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod catalogue;
 pub mod incidents;
 pub mod journal;
@@ -86,6 +88,9 @@ pub struct Store {
     /// One flush at a time: a writer that finds its revision already covered by a flush that
     /// started after its commit does not flush again (group commit).
     flush_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The write gate: every write holds its read side (recursively: writes nest), a
+    /// [`Store::snapshot`] its write side.
+    writes: std::sync::Arc<parking_lot::RwLock<()>>,
 }
 
 /// sled's page cache per database (its default is 1 GiB): what bounds a node's memory as its
@@ -123,6 +128,7 @@ impl Store {
             journal,
             catalogue_log,
             flush_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            writes: std::sync::Arc::new(parking_lot::RwLock::new(())),
         };
         store.check_schema()?;
         Ok(store)
@@ -176,6 +182,7 @@ impl Store {
     /// Overwrites the recorded schema version. For migrations and for tests that simulate a
     /// database written by another version.
     pub fn set_schema_version(&self, version: u32) -> Result<(), StoreError> {
+        let _writing = self.writing();
         let meta = self.db.open_tree(META_TREE)?;
         meta.insert(SCHEMA_KEY, &version.to_be_bytes())?;
         meta.flush()?;
@@ -223,6 +230,11 @@ impl Store {
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Held by every write for its duration, so that a snapshot sees none half done.
+    fn writing(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.writes.read_recursive()
     }
 
     fn tree(&self, name: &'static str) -> Result<sled::Tree, StoreError> {

@@ -35,6 +35,7 @@ pub struct OutboxItem {
 impl Store {
     /// Queues an item; returns its sequence number. Durable once [`Store::flush`] returns.
     pub fn enqueue(&self, item: &OutboxItem) -> Result<u64, StoreError> {
+        let _writing = self.writing();
         let sequence = self.db.generate_id()?;
         self.tree(OUTBOX_TREE)?
             .insert(sequence.to_be_bytes(), item.encode_to_vec())?;
@@ -55,6 +56,7 @@ impl Store {
 
     /// Replaces a queued item (its attempt count and last error).
     pub fn update_outbox(&self, sequence: u64, item: &OutboxItem) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tree(OUTBOX_TREE)?
             .insert(sequence.to_be_bytes(), item.encode_to_vec())?;
         Ok(())
@@ -62,6 +64,7 @@ impl Store {
 
     /// Removes a delivered item.
     pub fn dequeue(&self, sequence: u64) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tree(OUTBOX_TREE)?.remove(sequence.to_be_bytes())?;
         Ok(())
     }
@@ -77,6 +80,7 @@ impl Store {
 
     /// Remembers another member's node endpoint.
     pub fn set_peer_endpoint(&self, member: &str, endpoint: &str) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tree(PEERS_TREE)?
             .insert(member.as_bytes(), endpoint.as_bytes())?;
         Ok(())

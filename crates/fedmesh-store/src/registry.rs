@@ -15,6 +15,7 @@ const REMOVED_TREE: &str = "removed_members";
 impl Store {
     /// Stores (replaces) a member's node entry. Call [`Store::flush`] before acknowledging.
     pub fn put_node(&self, node: &RegisteredNode) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tree(NODES_TREE)?
             .insert(node.member_id.as_bytes(), node.encode_to_vec())?;
         Ok(())
@@ -52,6 +53,7 @@ impl Store {
     /// A member already removed keeps its first record, which is returned. Call
     /// [`Store::flush`] before acknowledging.
     pub fn remove_member(&self, removal: &RemovedMember) -> Result<RemovedMember, StoreError> {
+        let _writing = self.writing();
         let nodes = self.tree(NODES_TREE)?;
         let removed = self.tree(REMOVED_TREE)?;
         let key = removal.member_id.as_bytes();
@@ -85,6 +87,7 @@ impl Store {
 
     /// Replaces the list of removed members (a node keeps the coordinator's list this way).
     pub fn set_removed_members(&self, members: &[RemovedMember]) -> Result<(), StoreError> {
+        let _writing = self.writing();
         let tree = self.tree(REMOVED_TREE)?;
         let mut batch = sled::Batch::default();
         for item in tree.iter() {

@@ -25,6 +25,7 @@ impl Store {
         request_key: Option<&[u8]>,
         decide: impl FnOnce(Option<pb::Subscription>, u64) -> Result<pb::Subscription, E>,
     ) -> Result<(pb::Subscription, u64), WriteError<E>> {
+        let _writing = self.writing();
         self.write_journaled(
             &SUBSCRIPTION,
             member_id,

@@ -219,6 +219,7 @@ impl Store {
         member_id: &str,
         records: Vec<Filed>,
     ) -> Result<Stored, RecordError> {
+        let _writing = self.writing();
         let ids = self.tree(RECORD_IDS_TREE)?;
         let bucket_tree = self.tree(BUCKETS_TREE)?;
         let journal = self.tree(JOURNAL_TREE)?;
@@ -325,6 +326,7 @@ impl Store {
         position: &Cursor,
         records: Vec<Filed>,
     ) -> Result<Applied, StoreError> {
+        let _writing = self.writing();
         let ids = self.tree(RECORD_IDS_TREE)?;
         let bucket_tree = self.tree(BUCKETS_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;

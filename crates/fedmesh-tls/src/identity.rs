@@ -52,3 +52,23 @@ pub fn not_after_unix(der: &[u8]) -> Result<i64, CertIdentityError> {
         X509Certificate::from_der(der).map_err(|e| CertIdentityError::Parse(e.to_string()))?;
     Ok(cert.validity().not_after.timestamp())
 }
+
+/// The DNS names (SANs) a DER certificate answers for, in order.
+pub fn dns_names(der: &[u8]) -> Result<Vec<String>, CertIdentityError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| CertIdentityError::Parse(e.to_string()))?;
+    Ok(cert
+        .subject_alternative_name()
+        .map_err(|e| CertIdentityError::Parse(e.to_string()))?
+        .map(|ext| {
+            ext.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}

@@ -7,6 +7,8 @@
 //! - [`incidents_cli`]: `fedmesh incident ...` and `fedmesh maintenance ...`.
 //! - [`reports`]: `fedmesh usage`, `availability`, `statement` and `metrics`.
 //! - [`status`]: `fedmesh status`.
+//! - [`operations`]: `fedmesh admin backup|restore|inspect`.
+//! - [`health`]: `fedmesh health`, the probe of containers and Kubernetes.
 //! - [`json`]: `--json` output of any message of the contract.
 //! - [`offer_file`]: the TOML file an admin publishes an offer from.
 //! - [`telemetry`]: logs and OTLP span export.
@@ -15,9 +17,11 @@
 pub mod admin;
 pub mod cli;
 pub mod federation;
+pub mod health;
 pub mod incidents_cli;
 pub mod json;
 pub mod offer_file;
+pub mod operations;
 pub mod reports;
 pub mod status;
 pub mod telemetry;

@@ -33,6 +33,13 @@ enum Command {
     /// Manage the federation PKI.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Check that the node or coordinator of a configuration serves: calls its gRPC health
+    /// service over loopback with its own certificate (the probe of the container image and
+    /// the Kubernetes manifests). Exits 0 when SERVING, 1 otherwise.
+    Health(ServeArgs),
+    /// Back up a running node's or coordinator's database, restore or inspect a backup.
+    #[command(subcommand)]
+    Admin(fedmesh::operations::AdminCommand),
     /// Start a demo federation (coordinator + members) on loopback, until Ctrl-C.
     Demo(DemoArgs),
     /// Publish, list, show and withdraw your member's offers (on your node).
@@ -273,6 +280,8 @@ async fn run(cli: Cli) -> Result<()> {
             command,
         } => fedmesh::incidents_cli::maintenance(&connect, command, json).await,
         Command::Status { connect, json } => fedmesh::status::status(&connect, json).await,
+        Command::Health(args) => health(&args).await,
+        Command::Admin(command) => fedmesh::operations::admin(command).await,
         Command::Member { connect, command } => fedmesh::admin::member(&connect, command).await,
         Command::Usage { connect, command } => fedmesh::reports::usage(&connect, command).await,
         Command::Availability { connect, command } => {
@@ -304,6 +313,26 @@ fn load<T: serde::de::DeserializeOwned>(args: &ServeArgs, prefix: &str) -> Resul
         .env(prefix, env)
         .set_args(&args.set)?
         .load()?)
+}
+
+/// `fedmesh health`: the configuration is a node's or the coordinator's, whichever loads.
+async fn health(args: &ServeArgs) -> Result<()> {
+    let target = match load::<fedmesh_node::NodeConfig>(args, fedmesh_node::config::ENV_PREFIX) {
+        Ok(node) => fedmesh::health::Target::node(&node),
+        Err(as_node) => match load::<fedmesh_coordinator::CoordinatorConfig>(
+            args,
+            fedmesh_coordinator::config::ENV_PREFIX,
+        ) {
+            Ok(coordinator) => fedmesh::health::Target::coordinator(&coordinator),
+            Err(as_coordinator) => anyhow::bail!(
+                "{} is neither a node's configuration ({as_node:#}) nor the coordinator's ({as_coordinator:#})",
+                args.config.display()
+            ),
+        },
+    };
+    fedmesh::health::check(&target).await?;
+    println!("SERVING ({} at {})", target.role, target.address);
+    Ok(())
 }
 
 /// The process signals a server reacts to, registered before it binds so that a SIGTERM

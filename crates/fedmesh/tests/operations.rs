@@ -1,0 +1,251 @@
+//! Operating a running federation with the `fedmesh` binary: the health probe of containers
+//! and Kubernetes, and online backup then restore into a fresh node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_fails, assert_ok, fedmesh, run};
+use fedmesh::federation::{FederationSpec, PartyManifest, RunningFederation};
+use fedmesh_proto::pb;
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// `fedmesh ...` on a blocking thread, so that the in-process federation keeps serving.
+async fn fedmesh_run(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || run(fedmesh().args(&args)))
+        .await
+        .unwrap()
+}
+
+fn connect(party: &PartyManifest, cert: &Path, key: &Path) -> Vec<String> {
+    [
+        "--endpoint",
+        &party.endpoint,
+        "--ca",
+        arg(&party.ca),
+        "--cert",
+        arg(cert),
+        "--key",
+        arg(key),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_probe_asks_the_server_itself_over_mtls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut federation = RunningFederation::start(FederationSpec::new(dir.path(), 2))
+        .await
+        .unwrap();
+    let manifest = federation.manifest.clone();
+    let node_config = manifest.members[0].config.clone();
+    // The test kit's configurations listen on port 0: the probe is told the port taken, as a
+    // real configuration names it.
+    let node_addr = federation.member_addr(0).unwrap();
+    let node_listen = format!("listen={node_addr}");
+    let coordinator_listen = format!("listen={}", federation.coordinator_addr());
+    let health = |config: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "health".to_owned(),
+            "--config".to_owned(),
+            arg(config).to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        fedmesh_run(args)
+    };
+
+    let out = assert_ok(&health(&node_config, &["--set", &node_listen]).await);
+    assert_eq!(out.trim(), format!("SERVING (node at {node_addr})"));
+    let out = assert_ok(
+        &health(
+            &manifest.coordinator.config,
+            &["--set", &coordinator_listen],
+        )
+        .await,
+    );
+    assert!(
+        out.starts_with("SERVING (coordinator at 127.0.0.1:"),
+        "{out}"
+    );
+
+    // A process answering on the port must be the identity of the configuration's certificate:
+    // probing unistra's port with rennes2's certificate fails.
+    let other = &manifest.members[1];
+    let cert = format!("tls.cert={}", arg(&other.node_cert));
+    let key = format!("tls.key={}", arg(&other.node_key));
+    let set = ["--set", &node_listen, "--set", &cert, "--set", &key];
+    let err = assert_fails(&health(&node_config, &set).await);
+    assert!(
+        err.contains("the server is spiffe://demo.fedmesh/member/unistra/node, not"),
+        "{err}"
+    );
+
+    // Not a configuration of either kind: both reasons are given.
+    let junk = dir.path().join("junk.toml");
+    std::fs::write(&junk, "colour = \"blue\"\n").unwrap();
+    let err = assert_fails(&health(&junk, &[]).await);
+    assert!(
+        err.contains("neither a node's configuration") && err.contains("colour"),
+        "{err}"
+    );
+
+    // Stopped: the probe fails, quickly, and says where it asked.
+    federation.stop_member(0).await.unwrap();
+    let started = std::time::Instant::now();
+    let err = assert_fails(&health(&node_config, &["--set", &node_listen]).await);
+    assert!(err.contains(&node_addr.to_string()), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    federation.shutdown().await.unwrap();
+}
+
+/// What a member's node shows of its state, through its API.
+async fn state(
+    party: &PartyManifest,
+) -> (
+    Vec<pb::Offer>,
+    Vec<pb::Subscription>,
+    Vec<pb::Incident>,
+    u64,
+) {
+    let channel = common::channel(
+        &party.endpoint,
+        &party.ca,
+        &party.admin_cert,
+        &party.admin_key,
+    );
+    let offers = pb::offer_service_client::OfferServiceClient::new(channel.clone())
+        .list_offers(pb::ListOffersRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offers;
+    let subscriptions =
+        pb::subscription_service_client::SubscriptionServiceClient::new(channel.clone())
+            .list_subscriptions(pb::ListSubscriptionsRequest {
+                page_size: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .subscriptions;
+    let incidents = pb::incident_service_client::IncidentServiceClient::new(channel.clone())
+        .list_incidents(pb::ListIncidentsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incidents;
+    let journal = pb::journal_service_client::JournalServiceClient::new(channel)
+        .get_journal_info(pb::GetJournalInfoRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    (offers, subscriptions, incidents, journal.last_revision)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut federation = RunningFederation::start(FederationSpec::new(dir.path(), 3))
+        .await
+        .unwrap();
+    federation.seed_example_offers().await.unwrap();
+    federation.seed_example_usage().await.unwrap();
+    federation.seed_example_incidents().await.unwrap();
+    let manifest = federation.manifest.clone();
+    // rennes2 provides the collaboration offer: offers, tenancies and incidents live there.
+    let rennes2 = manifest.members[1].clone();
+    let before = state(&rennes2).await;
+    assert!(
+        !before.0.is_empty() && before.1.len() >= 2 && !before.2.is_empty() && before.3 >= 5,
+        "offers, tenancies, incidents, revision: {before:?}"
+    );
+
+    let file = dir.path().join("rennes2.fmbak");
+    let mut args = vec!["admin".to_owned(), "backup".to_owned()];
+    args.extend(connect(&rennes2, &rennes2.admin_cert, &rennes2.admin_key));
+    args.extend(["--out".to_owned(), arg(&file).to_owned()]);
+    let out = assert_ok(&fedmesh_run(args.clone()).await);
+    assert!(
+        out.contains("backup written to") && out.contains("entries"),
+        "{out}"
+    );
+    let out =
+        assert_ok(&fedmesh_run(vec!["admin".into(), "inspect".into(), arg(&file).into()]).await);
+    assert!(out.contains("schema version 1"), "{out}");
+    // An existing file is not overwritten unless asked.
+    let err = assert_fails(&fedmesh_run(args.clone()).await);
+    assert!(err.contains("exists"), "{err}");
+
+    // Another member's admin may not take it; nor may a member's admin back up the
+    // coordinator.
+    let unistra = &manifest.members[0];
+    let mut foreign = vec!["admin".to_owned(), "backup".to_owned()];
+    foreign.extend(connect(&rennes2, &unistra.admin_cert, &unistra.admin_key));
+    foreign.extend([
+        "--out".to_owned(),
+        arg(&dir.path().join("stolen")).to_owned(),
+    ]);
+    let err = assert_fails(&fedmesh_run(foreign).await);
+    assert!(err.contains("PermissionDenied"), "{err}");
+    assert!(!dir.path().join("stolen").exists());
+    let coordinator = &manifest.coordinator;
+    let mut as_admin = vec!["admin".to_owned(), "backup".to_owned()];
+    as_admin.extend(connect(
+        coordinator,
+        &unistra.admin_cert,
+        &unistra.admin_key,
+    ));
+    as_admin.extend(["--out".to_owned(), arg(&dir.path().join("c1")).to_owned()]);
+    let err = assert_fails(&fedmesh_run(as_admin).await);
+    assert!(err.contains("only the coordinator's own identity"), "{err}");
+    let mut as_itself = vec!["admin".to_owned(), "backup".to_owned()];
+    as_itself.extend(connect(
+        coordinator,
+        &coordinator.node_cert,
+        &coordinator.node_key,
+    ));
+    as_itself.extend(["--out".to_owned(), arg(&dir.path().join("c2")).to_owned()]);
+    assert_ok(&fedmesh_run(as_itself).await);
+
+    // The node goes; its data directory is moved aside; the backup is restored into a new
+    // one, and the node starts on it.
+    federation.stop_member(1).await.unwrap();
+    let data: PathBuf = rennes2.config.parent().unwrap().join("data");
+    std::fs::rename(&data, data.with_file_name("data.lost")).unwrap();
+    let restore = |target: &Path| {
+        vec![
+            "admin".to_owned(),
+            "restore".to_owned(),
+            "--from".to_owned(),
+            arg(&file).to_owned(),
+            "--data-dir".to_owned(),
+            arg(target).to_owned(),
+        ]
+    };
+    let out = assert_ok(&fedmesh_run(restore(&data)).await);
+    assert!(out.contains("restored"), "{out}");
+    // Not over a database.
+    let err = assert_fails(&fedmesh_run(restore(&data)).await);
+    assert!(err.contains("is not empty"), "{err}");
+    federation.restart_member(1).await.unwrap();
+    let after = state(&rennes2).await;
+    assert_eq!(after.0, before.0, "offers");
+    assert_eq!(after.1, before.1, "tenancies");
+    assert_eq!(after.2, before.2, "incidents");
+    assert_eq!(after.3, before.3, "journal revision");
+    federation.shutdown().await.unwrap();
+}
