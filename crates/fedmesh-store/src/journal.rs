@@ -10,6 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::watch;
 
 use crate::log::key;
+use crate::migrate::RequestRecord;
 use crate::{Store, StoreError, decode};
 
 pub(crate) const JOURNAL_TREE: &str = "journal";
@@ -53,8 +54,21 @@ const OFFER: Entity<pb::Offer> = Entity {
     payload: pb::journal_entry::Payload::Offer,
 };
 
-/// The tree of idempotency records: a client's request id → the id of the entity it made.
+/// The tree of idempotency records: a client's request id → a [`RequestRecord`] (the id of the
+/// entity it made, and when).
 pub(crate) const REQUESTS_TREE: &str = "requests";
+
+fn request_value(made: &str) -> Vec<u8> {
+    RequestRecord {
+        made: made.to_owned(),
+        recorded_at_unix: crate::migrate::now_unix(),
+    }
+    .encode_to_vec()
+}
+
+fn made_by(key: &[u8], raw: &[u8]) -> Result<String, StoreError> {
+    Ok(decode::<RequestRecord>(REQUESTS_TREE, key, raw)?.made)
+}
 
 impl Store {
     /// Creates or changes an entity under the journal's write lock: `decide` gets the current
@@ -79,11 +93,9 @@ impl Store {
         self.journal.append(|revision| {
             // Checked under the write lock: two attempts of one request cannot both write.
             if let Some(request_key) = request_key
-                && let Some(made) = requests.get(request_key).map_err(StoreError::from)?
+                && let Some(raw) = requests.get(request_key).map_err(StoreError::from)?
             {
-                return Err(WriteError::Repeated(
-                    String::from_utf8_lossy(&made).into_owned(),
-                ));
+                return Err(WriteError::Repeated(made_by(request_key, &raw)?));
             }
             let current = tree
                 .get(entity_id.as_bytes())
@@ -103,12 +115,13 @@ impl Store {
             };
             let encoded_value = value.encode_to_vec();
             let encoded_entry = entry.encode_to_vec();
+            let encoded_request = request_value(&id);
             let result: Result<(), TransactionError<()>> = (&tree, &journal, &requests)
                 .transaction(|(tree, journal, requests)| {
                     tree.insert(id.as_bytes(), encoded_value.as_slice())?;
                     journal.insert(&key(revision), encoded_entry.as_slice())?;
                     if let Some(request_key) = request_key {
-                        requests.insert(request_key, id.as_bytes())?;
+                        requests.insert(request_key, encoded_request.as_slice())?;
                     }
                     Ok::<_, ConflictableTransactionError<()>>(())
                 });
@@ -133,16 +146,26 @@ impl Store {
     pub fn set_request_record(&self, request_key: &[u8], value: &str) -> Result<(), StoreError> {
         let _writing = self.writing();
         self.tree(REQUESTS_TREE)?
-            .insert(request_key, value.as_bytes())?;
+            .insert(request_key, request_value(value))?;
         Ok(())
     }
 
     /// The entity id an idempotency record points to, if the request was seen.
     pub fn request_record(&self, request_key: &[u8]) -> Result<Option<String>, StoreError> {
         Ok(self
-            .tree(REQUESTS_TREE)?
+            .request_record_full(request_key)?
+            .map(|record| record.made))
+    }
+
+    /// An idempotency record whole: what the request made and when it was recorded.
+    pub fn request_record_full(
+        &self,
+        request_key: &[u8],
+    ) -> Result<Option<RequestRecord>, StoreError> {
+        self.tree(REQUESTS_TREE)?
             .get(request_key)?
-            .map(|raw| String::from_utf8_lossy(&raw).into_owned()))
+            .map(|raw| decode(REQUESTS_TREE, request_key, &raw))
+            .transpose()
     }
 
     /// Waits until `revision` of the journal is on disk, then lets watchers see it.

@@ -21,6 +21,7 @@ pub mod catalogue;
 pub mod incidents;
 pub mod journal;
 mod log;
+pub mod migrate;
 pub mod outbox;
 pub mod registry;
 pub mod subscriptions;
@@ -35,11 +36,11 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
-const META_TREE: &str = "meta";
-const SCHEMA_KEY: &[u8] = b"schema_version";
-const JOURNAL_ID_KEY: &[u8] = b"journal_id";
+pub(crate) const META_TREE: &str = "meta";
+pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
+pub(crate) const JOURNAL_ID_KEY: &[u8] = b"journal_id";
 /// How long `open` waits for a database lock held by a store that is closing.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -154,6 +155,9 @@ impl Store {
                         found,
                         supported: SCHEMA_VERSION,
                     });
+                }
+                if found < SCHEMA_VERSION {
+                    migrate::migrate(&self.db, &self.path, found)?;
                 }
             }
         }

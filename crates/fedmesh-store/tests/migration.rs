@@ -1,0 +1,145 @@
+//! A database written by the previous schema version opens and is migrated, losing nothing.
+//! The fixture is a backup of a demo provider node taken with schema version 1
+//! (`tests/fixtures/README.md`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use fedmesh_store::backup;
+use fedmesh_store::migrate::RequestRecord;
+use fedmesh_store::{SCHEMA_VERSION, Store};
+use prost::Message as _;
+
+const FIXTURE: &[u8] = include_bytes!("fixtures/node-schema-1.fmbak");
+
+type Trees = BTreeMap<Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>>;
+
+fn trees(bytes: &[u8]) -> (backup::Summary, Trees) {
+    let (summary, trees) = backup::read(bytes).unwrap();
+    let trees = trees
+        .into_iter()
+        .map(|(name, entries)| {
+            let entries = entries
+                .into_iter()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            (name.to_vec(), entries)
+        })
+        .collect();
+    (summary, trees)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn a_schema_1_database_opens_migrated_and_complete() {
+    let (summary, old) = trees(FIXTURE);
+    assert_eq!(summary.schema_version, 1);
+    let requests_v1 = &old[b"requests".as_slice()];
+    assert_eq!(requests_v1.len(), 5, "the fixture's idempotency records");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let before = now();
+    // Restoring writes the version-1 database as it was, then opens it: the migration runs.
+    backup::restore(FIXTURE, &data).unwrap();
+    let store = Store::open(&data).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+
+    // Every idempotency record keeps what it made and is dated to the migration.
+    for (key, made) in requests_v1 {
+        let record = store.request_record_full(key).unwrap().unwrap();
+        assert_eq!(record.made.as_bytes(), made.as_slice());
+        assert!((before..=now()).contains(&record.recorded_at_unix));
+        assert_eq!(
+            store.request_record(key).unwrap().unwrap().as_bytes(),
+            made.as_slice()
+        );
+    }
+
+    // Every other tree is exactly as it was (the journal id apart: a restore starts a new one).
+    let (_, new) = trees(&store.snapshot().unwrap().bytes);
+    assert_eq!(
+        new.keys().collect::<Vec<_>>(),
+        old.keys().collect::<Vec<_>>(),
+        "the same trees"
+    );
+    for (name, entries) in &old {
+        match name.as_slice() {
+            b"requests" => assert_eq!(new[name].len(), entries.len()),
+            b"meta" => {
+                let meta: BTreeMap<_, _> = new[name].iter().cloned().collect();
+                assert_eq!(
+                    meta[b"schema_version".as_slice()],
+                    SCHEMA_VERSION.to_be_bytes()
+                );
+            }
+            _ => assert_eq!(
+                &new[name],
+                entries,
+                "tree {}",
+                String::from_utf8_lossy(name)
+            ),
+        }
+    }
+    // What the node serves from it reads back.
+    assert_eq!(store.list_offers("", 10, |_| true).unwrap().len(), 1);
+    drop(store);
+
+    // Opening again changes nothing.
+    let again = Store::open(&data).unwrap();
+    let (_, third) = trees(&again.snapshot().unwrap().bytes);
+    assert_eq!(third, new);
+}
+
+#[test]
+fn new_idempotency_records_are_dated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.set_request_record(b"rq-1", "queued").unwrap();
+    let record = store.request_record_full(b"rq-1").unwrap().unwrap();
+    assert_eq!(record.made, "queued");
+    assert!(now() - record.recorded_at_unix <= 5);
+    // Stored as the message itself.
+    let (_, trees) = trees(&store.snapshot().unwrap().bytes);
+    let raw = &trees[b"requests".as_slice()][0].1;
+    assert_eq!(RequestRecord::decode(raw.as_slice()).unwrap(), record);
+}
+
+/// A migration interrupted before its commit leaves version 1, and the next opening does it.
+#[test]
+fn a_database_left_at_version_1_is_migrated_at_the_next_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    backup::restore(FIXTURE, &data).unwrap();
+    // Back to what a crash before the migration's commit leaves: version 1 and raw records.
+    {
+        let store = Store::open(&data).unwrap();
+        store.set_schema_version(1).unwrap();
+    }
+    let db = sled::open(&data).unwrap();
+    let requests = db.open_tree("requests").unwrap();
+    for pair in requests.iter() {
+        let (key, value) = pair.unwrap();
+        let made = RequestRecord::decode(value.as_ref()).unwrap().made;
+        requests.insert(key, made.as_bytes()).unwrap();
+    }
+    db.flush().unwrap();
+    drop(requests);
+    drop(db);
+    let store = Store::open(&data).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let (_, old) = trees(FIXTURE);
+    for (key, made) in &old[b"requests".as_slice()] {
+        assert_eq!(
+            store.request_record(key).unwrap().unwrap().as_bytes(),
+            made.as_slice()
+        );
+    }
+}
