@@ -11,7 +11,9 @@
 //!    this process drives a paced mixed load for `--minutes`: catalogue reads on every member's
 //!    node, usage reports by rennes2's agent, incidents opened and commented by unistra's desk
 //!    through its node. Every `--sample-seconds`: throughput, p50/p99 latency, errors, and the
-//!    federation process's resident memory and open file descriptors.
+//!    federation process's resident memory and open file descriptors. `--cache-mb` sets
+//!    `storage.cache_mb` for every party (64 by default); `FEDMESH_SOAK_WRAP` runs the
+//!    federation process under a profiler (`heaptrack -o /tmp/soak`).
 //!
 //! ```sh
 //! cargo bench -p fedmesh-tests --bench soak -- --minutes 10 --nodes 20
@@ -213,10 +215,13 @@ async fn overhead(seconds: u64, concurrency: usize) {
 // ---------------------------------------------------------------------------------------------
 // 2. Soak: the federation in a child process (this binary with `--host`).
 
-fn host(dir: PathBuf, members: usize) {
+fn host(dir: PathBuf, members: usize, cache_mb: u64) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let spec = FederationSpec::new(&dir, members);
+        let mut spec = FederationSpec::new(&dir, members);
+        let cache = format!("storage.cache_mb={cache_mb}");
+        spec.coordinator_settings.push(cache.clone());
+        spec.node_settings.push(cache);
         let federation = RunningFederation::start(spec).await.unwrap();
         federation.seed_example_offers().await.unwrap();
         federation.seed_example_usage().await.unwrap();
@@ -260,7 +265,9 @@ struct Window {
     errors: BTreeMap<String, u64>,
 }
 
-async fn soak(
+/// The soak's settings (its command-line options).
+#[derive(Debug, Clone, Copy)]
+struct Soak {
     minutes: f64,
     members: usize,
     rate: f64,
@@ -268,7 +275,20 @@ async fn soak(
     sample: u64,
     distinct: u64,
     read_only: bool,
-) {
+    cache_mb: u64,
+}
+
+async fn soak(settings: Soak) {
+    let Soak {
+        minutes,
+        members,
+        rate,
+        concurrency,
+        sample,
+        distinct,
+        read_only,
+        cache_mb,
+    } = settings;
     let dir = tempfile::tempdir().unwrap();
     // FEDMESH_SOAK_WRAP runs the federation under a profiler, e.g. "heaptrack -o /tmp/soak".
     let wrap = std::env::var("FEDMESH_SOAK_WRAP").unwrap_or_default();
@@ -285,6 +305,7 @@ async fn soak(
         .arg("--host")
         .arg(dir.path())
         .arg(members.to_string())
+        .arg(cache_mb.to_string())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -483,7 +504,7 @@ async fn soak(
     }
 
     println!(
-        "\n## Soak: {members} members, {rate:.0} calls/s paced over {concurrency} workers, {minutes} min\n"
+        "\n## Soak: {members} members, {rate:.0} calls/s paced over {concurrency} workers, {minutes} min, sled cache {cache_mb} MiB per database\n"
     );
     println!(
         "| t | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds |"
@@ -558,7 +579,8 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--host") {
         let dir = PathBuf::from(&args[i + 1]);
         let members = args[i + 2].parse().unwrap();
-        host(dir, members);
+        let cache_mb = args[i + 3].parse().unwrap();
+        host(dir, members, cache_mb);
         return;
     }
     // As in the binary: a subscriber at INFO, so that each call's span is really built (its
@@ -575,13 +597,14 @@ fn main() {
     let overhead_seconds: u64 = arg("--overhead-seconds", 10);
     let distinct: u64 = arg("--distinct-batches", 0);
     let read_only = arg("--read-only", 0u8) == 1;
+    let cache_mb: u64 = arg("--cache-mb", 64);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         if overhead_seconds > 0 {
             overhead(overhead_seconds, 32).await;
         }
         if minutes > 0.0 {
-            soak(
+            soak(Soak {
                 minutes,
                 members,
                 rate,
@@ -589,7 +612,8 @@ fn main() {
                 sample,
                 distinct,
                 read_only,
-            )
+                cache_mb,
+            })
             .await;
         }
     });

@@ -27,6 +27,9 @@ pub struct CoordinatorConfig {
     /// Directory of the coordinator's sled database.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// `[storage]`: how the database is opened.
+    #[serde(default)]
+    pub storage: fedmesh_grpc::server::StorageConfig,
     /// The coordinator's certificate, key, the federation CA and CRL. Required.
     pub tls: TlsFiles,
     /// Registry behaviour.
@@ -117,6 +120,9 @@ impl CoordinatorConfig {
             .parse()
             .map_err(|e: fedmesh_core::IdentityError| invalid("federation", e.to_string()))?;
         self.limits
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
+        self.storage
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
         if self.registry.heartbeat_interval_ms == 0 {

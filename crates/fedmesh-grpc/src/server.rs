@@ -19,6 +19,43 @@ use crate::node_info::{NodeInfoService, ServerInfo};
 use crate::stream::Stopping;
 use fedmesh_proto::pb::node_service_server::NodeServiceServer;
 
+/// Section `[storage]` of the node and coordinator configuration files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// sled's page cache, in MiB. The process's memory follows it: sled holds several times
+    /// this much as the data grows (BENCHMARKS.md, "Soak").
+    pub cache_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            cache_mb: fedmesh_store::CACHE_BYTES / (1024 * 1024),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Checks the values; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !(1..=65_536).contains(&self.cache_mb) {
+            return Err((
+                "storage.cache_mb".to_owned(),
+                format!("{} is not between 1 and 65536", self.cache_mb),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The store options these settings give.
+    pub fn options(&self) -> fedmesh_store::StoreOptions {
+        fedmesh_store::StoreOptions {
+            cache_bytes: self.cache_mb * 1024 * 1024,
+        }
+    }
+}
+
 /// The limits every fedmesh gRPC server enforces. Section `[limits]` of the node and
 /// coordinator configuration files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,10 +229,11 @@ impl Foundation {
     pub async fn open(
         identity: fedmesh_core::Identity,
         data_dir: &std::path::Path,
+        storage: &StorageConfig,
         tls: &fedmesh_tls::TlsFiles,
         listen: std::net::SocketAddr,
     ) -> Result<Self, StartError> {
-        let store = fedmesh_store::Store::open(data_dir)?;
+        let store = fedmesh_store::Store::open_with(data_dir, storage.options())?;
         let config = ReloadableServerConfig::load(tls.clone())?;
         let actual = fedmesh_tls::config::cert_identity(&tls.cert)?;
         if actual != identity {

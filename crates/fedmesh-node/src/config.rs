@@ -34,6 +34,9 @@ pub struct NodeConfig {
     /// Directory of the node's sled database.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// `[storage]`: how the database is opened.
+    #[serde(default)]
+    pub storage: fedmesh_grpc::server::StorageConfig,
     /// The node's certificate, key, the federation CA and CRL. Required.
     pub tls: TlsFiles,
     /// How to reach the coordinator.
@@ -210,6 +213,9 @@ impl NodeConfig {
         self.limits
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
+        self.storage
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
         let share = self.incidents.at_risk_share;
         if !(share > 0.0 && share < 1.0) {
             return Err(invalid(
@@ -273,6 +279,8 @@ mod tests {
             ("advertise=https://x", "advertise"),
             ("coordinator.endpoint=x:1", "coordinator.endpoint"),
             ("coordinator.retry_max_ms=1", "coordinator.retry_max_ms"),
+            ("storage.cache_mb=0", "storage.cache_mb"),
+            ("storage.cache_mb=70000", "storage.cache_mb"),
             (
                 "limits.max_concurrent_streams=0",
                 "limits.max_concurrent_streams",

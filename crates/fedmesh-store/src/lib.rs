@@ -98,16 +98,36 @@ pub struct Store {
 /// data grows; hot entities and the journal's tail fit in it many times over.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How a database is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes (config key `storage.cache_mb`).
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: CACHE_BYTES,
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir`, checking and recording its schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// Like [`Store::open`], with `options`.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
         // A database closed a moment ago (a restart in the same process) releases its lock
         // when sled's background threads let go of it: wait for that, briefly.
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let db = loop {
             match sled::Config::new()
                 .path(dir)
-                .cache_capacity(CACHE_BYTES)
+                .cache_capacity(options.cache_bytes)
                 .open()
             {
                 Ok(db) => break db,

@@ -1,0 +1,114 @@
+//! sled alone under the write pattern of a busy provider node, to tell sled's memory from
+//! fedmesh's: batches of records under random ids (like usage record ids) plus one journal
+//! entry per batch under a sequential key, flushed after every batch (fedmesh acknowledges
+//! writes once durable). Prints the process's resident memory and the database's size on
+//! disk as it goes. BENCHMARKS.md ("Soak") has the results.
+//!
+//! ```sh
+//! cargo run --release -p fedmesh-store --example sled_memory -- --seconds 180 --cache-mb 4
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn disk_mib(dir: &std::path::Path) -> f64 {
+    fn walk(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => walk(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(dir) as f64 / (1024.0 * 1024.0)
+}
+
+fn main() {
+    let seconds: u64 = arg("--seconds", 180);
+    let batches_per_second: u64 = arg("--batches-per-second", 60);
+    let batch: usize = arg("--batch", 10);
+    let value_bytes: usize = arg("--value-bytes", 200);
+    let cache_mb: u64 = arg("--cache-mb", 64);
+    let sample: u64 = arg("--sample-seconds", 15);
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(cache_mb * 1024 * 1024)
+        .open()
+        .unwrap();
+    let records = db.open_tree("record_ids").unwrap();
+    let journal = db.open_tree("journal").unwrap();
+    println!(
+        "sled alone: {batches_per_second} batches/s of {batch} records ({value_bytes} B) + a journal entry, flushed each, cache {cache_mb} MiB"
+    );
+    println!("| t | records | RSS | on disk |");
+    println!("|---|---|---|---|");
+    let started = Instant::now();
+    let tick = Duration::from_secs_f64(1.0 / batches_per_second as f64);
+    let mut next = Instant::now();
+    let mut revision = 0u64;
+    let mut written = 0u64;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut last_sample = Instant::now();
+    let value = vec![0x5a; value_bytes];
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let mut batch_ops = sled::Batch::default();
+        for _ in 0..batch {
+            // xorshift: random 16-byte ids, like UUIDs.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut key = state.to_be_bytes().to_vec();
+            key.extend_from_slice(&revision.to_be_bytes());
+            batch_ops.insert(key, value.clone());
+            written += 1;
+        }
+        revision += 1;
+        records.apply_batch(batch_ops).unwrap();
+        journal
+            .insert(revision.to_be_bytes(), vec![0xa5; value_bytes * batch])
+            .unwrap();
+        db.flush().unwrap();
+        if last_sample.elapsed() >= Duration::from_secs(sample) {
+            last_sample = Instant::now();
+            println!(
+                "| {:.0} s | {written} | {:.0} MiB | {:.0} MiB |",
+                started.elapsed().as_secs_f64(),
+                rss_mib(),
+                disk_mib(dir.path())
+            );
+        }
+        next += tick;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
