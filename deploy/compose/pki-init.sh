@@ -7,17 +7,19 @@
 set -eu
 FEDERATION="${FEDERATION:-esup.example}"
 MEMBERS="${MEMBERS:-unistra rennes2 ulille}"
-CA=/pki/ca
+# The volume's mount point (tests/tests/deploy.rs runs this script on a temporary directory).
+PKI="${PKI:-/pki}"
+CA="$PKI/ca"
 
 [ -f "$CA/ca.pem" ] || fedmesh certs init --federation "$FEDERATION" --dir "$CA"
 
 # issue <party dir> <file stem> <fedmesh certs issue arguments...>
 issue() {
   party="$1"; stem="$2"; shift 2
-  if [ ! -f "/pki/$party/$stem.pem" ]; then
+  if [ ! -f "$PKI/$party/$stem.pem" ]; then
     fedmesh certs issue --dir "$CA" "$@"
-    mkdir -p "/pki/$party"
-    mv "$CA/$stem.pem" "$CA/$stem.key" "/pki/$party/"
+    mkdir -p "$PKI/$party"
+    mv "$CA/$stem.pem" "$CA/$stem.key" "$PKI/$party/"
   fi
 }
 
@@ -28,6 +30,6 @@ for member in $MEMBERS; do
   issue "$member-admin" "$member-admin-ops" --member "$member" --role admin --name ops
 done
 
-mkdir -p /pki/public
-cp "$CA/ca.pem" "$CA/crl.pem" /pki/public/
+mkdir -p "$PKI/public"
+cp "$CA/ca.pem" "$CA/crl.pem" "$PKI/public/"
 echo "PKI ready for $FEDERATION: coordinator and $MEMBERS"

@@ -72,6 +72,7 @@ impl Coordinator {
         } = Foundation::open(
             Identity::coordinator(validated.federation.clone()),
             &config.data_dir,
+            &config.storage,
             &config.tls,
             config.listen,
         )
@@ -185,7 +186,8 @@ impl Coordinator {
                     pb::admin_service_server::AdminServiceServer::new(
                         fedmesh_grpc::backup::AdminApi::new(
                             store.clone(),
-                            fedmesh_core::Role::Coordinator
+                            fedmesh_core::Role::Coordinator,
+                            limits.max_encoding_message_bytes,
                         )
                     ),
                     limits

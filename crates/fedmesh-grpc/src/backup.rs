@@ -11,8 +11,11 @@ use crate::auth::caller;
 use crate::error::ServiceError;
 use crate::stream::ResponseStream;
 
-/// The largest chunk of a backup stream (well under the message size limit).
+/// The largest chunk of a backup stream; smaller when `limits.max_encoding_message_bytes` is.
 pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Room for a chunk's framing within a message.
+const FRAMING: usize = 64;
 
 /// Serves `AdminService` over one store.
 #[derive(Debug, Clone)]
@@ -23,15 +26,21 @@ pub struct AdminApi {
     allowed: Role,
     /// One backup at a time: each holds a copy of the database in memory.
     running: Arc<tokio::sync::Semaphore>,
+    /// The chunk size: [`CHUNK_BYTES`], or less to fit the server's message size limit.
+    chunk_bytes: usize,
 }
 
 impl AdminApi {
-    /// The service over `store`, callable by `allowed` only.
-    pub fn new(store: Store, allowed: Role) -> Self {
+    /// The service over `store`, callable by `allowed` only, sending messages of at most
+    /// `max_message_bytes` (`limits.max_encoding_message_bytes`).
+    pub fn new(store: Store, allowed: Role, max_message_bytes: usize) -> Self {
         Self {
             store,
             allowed,
             running: Arc::new(tokio::sync::Semaphore::new(1)),
+            chunk_bytes: max_message_bytes
+                .saturating_sub(FRAMING)
+                .clamp(1, CHUNK_BYTES),
         }
     }
 }
@@ -74,11 +83,12 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let total = snapshot.bytes.len() as u64;
         let summary = snapshot.summary;
         let bytes = snapshot.bytes;
+        let size = self.chunk_bytes;
         let chunks: Vec<Result<pb::BackupResponse, Status>> = (0..bytes.len().max(1))
-            .step_by(CHUNK_BYTES)
+            .step_by(size)
             .enumerate()
             .map(|(i, at)| {
-                let chunk = bytes[at..(at + CHUNK_BYTES).min(bytes.len())].to_vec();
+                let chunk = bytes[at..(at + size).min(bytes.len())].to_vec();
                 Ok(if i == 0 {
                     pb::BackupResponse {
                         chunk,

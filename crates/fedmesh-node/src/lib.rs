@@ -94,6 +94,7 @@ impl Node {
         } = Foundation::open(
             Identity::node(validated.federation.clone(), validated.member.clone()),
             &config.data_dir,
+            &config.storage,
             &config.tls,
             config.listen,
         )
@@ -278,7 +279,8 @@ impl Node {
                     pb::admin_service_server::AdminServiceServer::new(
                         fedmesh_grpc::backup::AdminApi::new(
                             store.clone(),
-                            fedmesh_core::Role::Admin
+                            fedmesh_core::Role::Admin,
+                            limits.max_encoding_message_bytes,
                         )
                     ),
                     limits

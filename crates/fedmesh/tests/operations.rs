@@ -159,9 +159,11 @@ async fn state(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
-    let mut federation = RunningFederation::start(FederationSpec::new(dir.path(), 3))
-        .await
-        .unwrap();
+    let mut spec = FederationSpec::new(dir.path(), 3);
+    // Messages of at most 64 KiB: the backup (a few hundred KB) streams in several chunks.
+    spec.node_settings
+        .push("limits.max_encoding_message_bytes=65536".to_owned());
+    let mut federation = RunningFederation::start(spec).await.unwrap();
     federation.seed_example_offers().await.unwrap();
     federation.seed_example_usage().await.unwrap();
     federation.seed_example_incidents().await.unwrap();
@@ -182,6 +184,11 @@ async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() 
     assert!(
         out.contains("backup written to") && out.contains("entries"),
         "{out}"
+    );
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(
+        size > 2 * 65536,
+        "{size} bytes: the stream had several chunks"
     );
     let out =
         assert_ok(&fedmesh_run(vec!["admin".into(), "inspect".into(), arg(&file).into()]).await);
@@ -251,4 +258,201 @@ async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() 
     assert_eq!(after.2, before.2, "incidents");
     assert_eq!(after.3, before.3, "journal revision");
     federation.shutdown().await.unwrap();
+}
+
+/// Kills the processes it holds when the test ends, passed or not.
+struct Processes(Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The compose federation rehearsed without a container engine: `pki-init.sh` makes the PKI
+/// (twice: the second run keeps it), then the coordinator and three members start from
+/// `deploy/compose/*.toml` with the environment `compose.yaml` gives them. Only what names a
+/// container (host names, `/etc/fedmesh`, `/var/lib/fedmesh`) is pointed at this machine.
+/// Every party answers its health probe, and every member registers with the coordinator
+/// over mutual TLS with the script's certificates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_federation_starts_from_its_own_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let compose = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/compose");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_fedmesh"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let init = || {
+        let output = std::process::Command::new("sh")
+            .arg(compose.join("pki-init.sh"))
+            .env("PKI", &pki)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pki-init.sh: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let out = init();
+    assert!(out.contains("PKI ready for esup.example"), "{out}");
+    let cert = pki.join("unistra/unistra-node.pem");
+    let issued = std::fs::read(&cert).unwrap();
+    init();
+    assert_eq!(
+        std::fs::read(&cert).unwrap(),
+        issued,
+        "a second run re-issued"
+    );
+    // Each party's directory holds its certificate and key only; the CA key stays in ca/.
+    for party in ["coordinator", "unistra", "rennes2", "ulille"] {
+        let mut files: Vec<String> = std::fs::read_dir(pki.join(party))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let stem = if party == "coordinator" {
+            party.to_owned()
+        } else {
+            format!("{party}-node")
+        };
+        assert_eq!(files, [format!("{stem}.key"), format!("{stem}.pem")]);
+    }
+
+    let coordinator_port = common::free_port();
+    let mut processes = Processes(Vec::new());
+    let start = |role: &str, config: &str, env: Vec<(String, String)>, set: Vec<String>| {
+        let mut command = fedmesh();
+        command
+            .args([role, "--config", arg(&compose.join(config))])
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for s in set {
+            command.args(["--set", &s]);
+        }
+        command.spawn().unwrap()
+    };
+    let public = pki.join("public");
+    let coordinator_settings = vec![
+        format!("listen=127.0.0.1:{coordinator_port}"),
+        format!("data_dir={}", arg(&dir.path().join("coordinator-data"))),
+        format!("tls.ca={}", arg(&public.join("ca.pem"))),
+        format!("tls.crl={}", arg(&public.join("crl.pem"))),
+        format!("tls.cert={}", arg(&pki.join("coordinator/coordinator.pem"))),
+        format!("tls.key={}", arg(&pki.join("coordinator/coordinator.key"))),
+        format!("metrics.listen=127.0.0.1:{}", common::free_port()),
+        format!("dashboard.listen=127.0.0.1:{}", common::free_port()),
+    ];
+    processes.0.push(start(
+        "coordinator",
+        "coordinator.toml",
+        Vec::new(),
+        coordinator_settings.clone(),
+    ));
+    let mut members = Vec::new();
+    for member in ["unistra", "rennes2", "ulille"] {
+        let port = common::free_port();
+        // As compose.yaml sets them, with the container's paths moved here.
+        let env = vec![
+            ("FEDMESH_NODE_MEMBER_ID".to_owned(), member.to_owned()),
+            (
+                "FEDMESH_NODE_ADVERTISE".to_owned(),
+                format!("https://localhost:{port}"),
+            ),
+            (
+                "FEDMESH_NODE_TLS__CERT".to_owned(),
+                arg(&pki.join(member).join(format!("{member}-node.pem"))).to_owned(),
+            ),
+            (
+                "FEDMESH_NODE_TLS__KEY".to_owned(),
+                arg(&pki.join(member).join(format!("{member}-node.key"))).to_owned(),
+            ),
+        ];
+        let settings = vec![
+            format!("listen=127.0.0.1:{port}"),
+            format!("data_dir={}", arg(&dir.path().join(member))),
+            format!("tls.ca={}", arg(&public.join("ca.pem"))),
+            format!("tls.crl={}", arg(&public.join("crl.pem"))),
+            format!("coordinator.endpoint=https://localhost:{coordinator_port}"),
+            format!("metrics.listen=127.0.0.1:{}", common::free_port()),
+        ];
+        processes
+            .0
+            .push(start("node", "node.toml", env.clone(), settings.clone()));
+        members.push((member, env, settings));
+    }
+
+    // Every party's probe, as the compose health checks run it.
+    let probe = |config: &str, env: Vec<(String, String)>, set: Vec<String>| {
+        let mut args = vec![
+            "health".to_owned(),
+            "--config".to_owned(),
+            arg(&compose.join(config)).to_owned(),
+        ];
+        for s in set {
+            args.extend(["--set".to_owned(), s]);
+        }
+        tokio::task::spawn_blocking(move || run(fedmesh().args(&args).envs(env)))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let healthy = |output: &std::process::Output| output.status.success();
+    loop {
+        let mut all = healthy(
+            &probe("coordinator.toml", Vec::new(), coordinator_settings.clone())
+                .await
+                .unwrap(),
+        );
+        for (_, env, settings) in &members {
+            all &= healthy(
+                &probe("node.toml", env.clone(), settings.clone())
+                    .await
+                    .unwrap(),
+            );
+        }
+        if all {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the compose federation never became healthy"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // The members registered with the coordinator, over mTLS with the script's certificates.
+    let registry = pb::registry_service_client::RegistryServiceClient::new(common::channel(
+        &format!("https://localhost:{coordinator_port}"),
+        &public.join("ca.pem"),
+        &pki.join("unistra-admin/unistra-admin-ops.pem"),
+        &pki.join("unistra-admin/unistra-admin-ops.key"),
+    ));
+    loop {
+        let nodes = registry
+            .clone()
+            .list_nodes(pb::ListNodesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .nodes;
+        let mut ids: Vec<_> = nodes.iter().map(|n| n.member_id.clone()).collect();
+        ids.sort();
+        if ids == ["rennes2", "ulille", "unistra"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "registered: {ids:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
