@@ -368,6 +368,57 @@ async fn an_incident_opened_while_the_provider_is_down_is_delivered_once_it_is_b
     assert_eq!(answer.incident.unwrap().incident_id, id);
 }
 
+/// More open incidents than the clock check decodes at a time (a page of 100): every one
+/// of them is escalated, once.
+#[tokio::test]
+async fn every_open_incident_is_checked_however_many_there_are() {
+    let fed = federation(&["incidents.clock_check_interval_ms=100"], true).await;
+    let mut desk = desk(&fed);
+    const OPEN: usize = 150;
+    for n in 0..OPEN {
+        desk.open_incident(open_request(&format!("p1-{n}"), pb::Priority::P1))
+            .await
+            .unwrap();
+    }
+    let escalated = |list: &[pb::Incident]| list.iter().filter(|i| i.escalation_level == 1).count();
+    let all = wait_for("every incident escalated", Duration::from_secs(20), || {
+        let mut provider = provider(&fed);
+        async move {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = provider
+                    .list_incidents(pb::ListIncidentsRequest {
+                        page_size: 100,
+                        page_token: page_token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                all.extend(page.incidents);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            Some(all).filter(|all| all.len() == OPEN && escalated(all) == OPEN)
+        }
+    })
+    .await;
+    // Raised once each (the list shows no events: each is read whole).
+    let mut provider = provider(&fed);
+    for listed in &all {
+        let incident = get(&mut provider, &listed.incident_id).await.unwrap();
+        let breaches = incident
+            .events
+            .iter()
+            .filter(|e| e.kind() == pb::IncidentEventKind::SlaBreached)
+            .count();
+        assert_eq!(breaches, 1, "{}", incident.incident_id);
+    }
+}
+
 #[tokio::test]
 async fn a_missed_deadline_escalates_to_the_coordinator() {
     let fed = federation(&["incidents.clock_check_interval_ms=100"], true).await;

@@ -60,13 +60,21 @@ pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn()
                 .push((offer.offer_id.clone(), f64::from(tenants)));
             let users = fedmesh_grpc::figures::latest_active_users(&store, &offer).unwrap_or(0.0);
             snapshot.active_users.push((offer.offer_id.clone(), users));
-            for incident in figures::offer_incidents(&store, &offer, at)
-                .unwrap_or_default()
-                .iter()
-                .filter(|i| fedmesh_core::incident::is_open(i))
-            {
-                let state = fedmesh_core::incident::worst_clock_state(incident);
-                *incidents.entry(state).or_default() += 1.0;
+            if let Ok(counted) = figures::fold_offer_incidents(
+                &store,
+                &offer,
+                at,
+                incidents.clone(),
+                |mut counts, i| {
+                    if fedmesh_core::incident::is_open(&i) {
+                        *counts
+                            .entry(fedmesh_core::incident::worst_clock_state(&i))
+                            .or_default() += 1.0;
+                    }
+                    counts
+                },
+            ) {
+                incidents = counted;
             }
         }
         snapshot.open_incidents = incidents

@@ -101,16 +101,30 @@ pub fn offer_incidents(
     offer: &pb::Offer,
     at: Secs,
 ) -> Result<Vec<pb::Incident>, StoreError> {
+    fold_offer_incidents(store, offer, at, Vec::new(), |mut all, incident| {
+        all.push(incident);
+        all
+    })
+}
+
+/// Folds `f` over the incidents of `offer`, with their clocks computed at `at`, one decoded at
+/// a time.
+pub fn fold_offer_incidents<T>(
+    store: &Store,
+    offer: &pb::Offer,
+    at: Secs,
+    init: T,
+    mut f: impl FnMut(T, pb::Incident) -> T,
+) -> Result<T, StoreError> {
     let engagement = offer.engagement.clone().unwrap_or_default();
     let cal = calendar_of(offer);
-    Ok(store
-        .list_incidents("", usize::MAX, |i| i.offer_id == offer.offer_id)?
-        .into_iter()
-        .map(|mut i| {
-            i.sla_clocks = fedmesh_core::incident::clocks(&i, &engagement, &cal, at, AT_RISK_SHARE);
-            i
-        })
-        .collect())
+    store.fold_incidents(init, |acc, mut i| {
+        if i.offer_id != offer.offer_id {
+            return acc;
+        }
+        i.sla_clocks = fedmesh_core::incident::clocks(&i, &engagement, &cal, at, AT_RISK_SHARE);
+        f(acc, i)
+    })
 }
 
 fn clock_of(incident: &pb::Incident, target: pb::SlaTarget) -> Option<&pb::SlaClock> {

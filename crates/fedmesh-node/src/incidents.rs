@@ -29,6 +29,9 @@ use crate::config::IncidentSettings;
 use crate::outbox::Forwarder;
 use crate::subscriptions::request_key;
 
+/// How many open incidents the SLA clock check decodes at a time.
+const CLOCK_CHECK_PAGE: usize = 100;
+
 fn not_found(id: &str) -> ServiceError {
     ServiceError::NotFound(format!("incident {id} not found"))
 }
@@ -414,9 +417,25 @@ impl IncidentApi {
     }
 
     async fn check_clocks(&self, node: &str) -> Result<(), ServiceError> {
-        let open = self.store.list_incidents("", usize::MAX, |i| {
-            i.provider_member_id == self.member.as_str() && incident::is_open(i)
-        })?;
+        // A page at a time: the memory a check takes does not grow with the open incidents.
+        let mut after = String::new();
+        loop {
+            let page = self.store.list_incidents(&after, CLOCK_CHECK_PAGE, |i| {
+                i.provider_member_id == self.member.as_str() && incident::is_open(i)
+            })?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after.clone_from(&last.incident_id);
+            let full = page.len() == CLOCK_CHECK_PAGE;
+            self.check_page(node, page).await?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn check_page(&self, node: &str, open: Vec<pb::Incident>) -> Result<(), ServiceError> {
         for current in open {
             let at = now();
             let shown = self.with_clocks(current.clone(), at);

@@ -33,12 +33,15 @@ pub fn snapshot(store: Store, member: MemberId, cert: PathBuf) -> impl Fn() -> S
         for state in ["on_time", "at_risk", "breached"] {
             incidents.insert(state, 0.0);
         }
-        if let Ok(open) = store.list_incidents("", usize::MAX, fedmesh_core::incident::is_open) {
-            for incident in &open {
-                *incidents
-                    .entry(fedmesh_core::incident::worst_clock_state(incident))
+        if let Ok(counted) = store.fold_incidents(incidents.clone(), |mut counts, incident| {
+            if fedmesh_core::incident::is_open(&incident) {
+                *counts
+                    .entry(fedmesh_core::incident::worst_clock_state(&incident))
                     .or_default() += 1.0;
             }
+            counts
+        }) {
+            incidents = counted;
         }
         snapshot.open_incidents = incidents
             .into_iter()
@@ -142,13 +145,15 @@ pub fn status(
                 .filter(|s| s.provider_member_id == member.as_str())
                 .map(|s| state_word(s.state())),
         );
-        status.open_incidents = counts(
-            store
-                .list_incidents("", usize::MAX, fedmesh_core::incident::is_open)
-                .unwrap_or_default()
-                .iter()
-                .map(fedmesh_core::incident::worst_clock_state),
-        );
+        let open_states = store
+            .fold_incidents(Vec::new(), |mut states, incident| {
+                if fedmesh_core::incident::is_open(&incident) {
+                    states.push(fedmesh_core::incident::worst_clock_state(&incident));
+                }
+                states
+            })
+            .unwrap_or_default();
+        status.open_incidents = counts(open_states.into_iter());
         status.offer_count = store
             .list_offers("", usize::MAX, |o| {
                 o.provider_member_id == member.as_str()

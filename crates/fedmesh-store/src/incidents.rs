@@ -91,6 +91,21 @@ impl Store {
         )
     }
 
+    /// Folds `f` over every incident, in id order, one decoded at a time: what counts or
+    /// sums over all incidents needs no memory for all of them.
+    pub fn fold_incidents<T>(
+        &self,
+        init: T,
+        mut f: impl FnMut(T, pb::Incident) -> T,
+    ) -> Result<T, StoreError> {
+        let mut acc = init;
+        for item in self.tree(INCIDENTS_TREE)?.iter() {
+            let (key, raw) = item?;
+            acc = f(acc, decode(INCIDENTS_TREE, &key, &raw)?);
+        }
+        Ok(acc)
+    }
+
     /// Creates or changes a maintenance window (see [`Store::update_incident`]).
     pub fn update_maintenance<E>(
         &self,
