@@ -84,10 +84,14 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let summary = snapshot.summary;
         let bytes = snapshot.bytes;
         let size = self.chunk_bytes;
-        let chunks: Vec<Result<pb::BackupResponse, Status>> = (0..bytes.len().max(1))
+        // Each chunk is copied out when the stream reaches it, so the server holds the
+        // snapshot once, not twice. The permit goes with the stream: the next backup may
+        // start once this one is sent (or abandoned).
+        let chunks = (0..bytes.len().max(1))
             .step_by(size)
             .enumerate()
-            .map(|(i, at)| {
+            .map(move |(i, at)| {
+                let _running = &permit;
                 let chunk = bytes[at..(at + size).min(bytes.len())].to_vec();
                 Ok(if i == 0 {
                     pb::BackupResponse {
@@ -102,13 +106,8 @@ impl pb::admin_service_server::AdminService for AdminApi {
                         ..Default::default()
                     }
                 })
-            })
-            .collect();
-        // The permit goes with the stream: the next backup may start once this one is sent.
-        let stream = tokio_stream::StreamExt::map(tokio_stream::iter(chunks), move |item| {
-            let _running = &permit;
-            item
-        });
+            });
+        let stream = tokio_stream::iter(chunks);
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -2,15 +2,16 @@
 //!
 //! [`Store::snapshot`] copies every tree while no write is in flight: each write of the store
 //! holds the read side of the store's write gate for its duration, and the snapshot holds the
-//! write side while it copies, so the copy is one consistent state (writes wait for it, about
-//! a second per few hundred MB). [`restore`] writes a snapshot into a new database directory,
+//! write side while it copies, so the copy is one consistent state. Writes wait for it (about
+//! a second per few hundred MB), and so do the calls whose threads they hold. [`restore`] writes a snapshot into a new database directory,
 //! which then opens like any other (and is migrated if the snapshot is of an older schema).
 //!
 //! The file: `FEDMESHB` (8 bytes), the format version (u32), the schema version (u32), the
 //! time taken (Unix seconds, i64); then records, each a tag byte: `1` a tree (u16 length and
-//! name), `2` an entry of the last tree (u32 length and key, u32 length and value); and `0xff`
-//! the end: the number of entries (u64) and the CRC-32 of every byte before it (u32). Integers
-//! are big-endian.
+//! name), `2` an entry of the last tree (u32 length and key, u32 length and value), `3` the
+//! floor of sled's id generator (u64: every id the database handed out is below it); and
+//! `0xff` the end: the number of entries (u64) and the CRC-32 of every byte before it (u32).
+//! Integers are big-endian.
 
 use std::path::Path;
 
@@ -21,6 +22,7 @@ const MAGIC: &[u8; 8] = b"FEDMESHB";
 pub const FORMAT_VERSION: u32 = 1;
 const TREE: u8 = 1;
 const ENTRY: u8 = 2;
+const ID_FLOOR: u8 = 3;
 const END: u8 = 0xff;
 
 /// A consistent copy of a database, in the backup file format.
@@ -43,6 +45,9 @@ pub struct Summary {
     pub trees: usize,
     /// How many entries, all trees together.
     pub entries: u64,
+    /// Every id sled's generator handed out is below it (outbox sequences, usage bucket keys);
+    /// 0 when the file does not say.
+    pub id_floor: u64,
 }
 
 /// Why a backup file cannot be restored.
@@ -53,7 +58,7 @@ pub enum BackupError {
     Invalid(String),
     /// Made by a newer fedmesh.
     #[error(
-        "the backup is of schema version {found} (format {format}), newer than this fedmesh supports ({supported}, format {FORMAT_VERSION}): restore it with the version that made it"
+        "the backup (schema version {found}, file format {format}) is newer than this fedmesh supports (schema version {supported}, file format {FORMAT_VERSION}): restore it with the version that made it"
     )]
     Newer {
         /// The backup's schema version.
@@ -83,7 +88,7 @@ pub enum BackupError {
 
 impl Store {
     /// A consistent copy of the whole database (see the module's documentation). Writes wait
-    /// while it copies; reads go on.
+    /// while it copies (and hold the threads they run on meanwhile).
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let _quiet = self.writes.write();
         let mut out = Vec::with_capacity(1 << 20);
@@ -91,9 +96,7 @@ impl Store {
         out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
         let schema_version = self.schema_version()?;
         out.extend_from_slice(&schema_version.to_be_bytes());
-        let taken_at_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let taken_at_unix = crate::migrate::now_unix();
         out.extend_from_slice(&taken_at_unix.to_be_bytes());
         let mut entries = 0u64;
         let names = self.db.tree_names();
@@ -109,6 +112,10 @@ impl Store {
                 entries += 1;
             }
         }
+        // Above every id handed out so far: a restored database must not hand them out again.
+        let id_floor = self.db.generate_id()?;
+        out.push(ID_FLOOR);
+        out.extend_from_slice(&id_floor.to_be_bytes());
         out.push(END);
         out.extend_from_slice(&entries.to_be_bytes());
         let crc = crc32fast::hash(&out);
@@ -120,6 +127,7 @@ impl Store {
                 taken_at_unix,
                 trees: names.len(),
                 entries,
+                id_floor,
             },
         })
     }
@@ -197,6 +205,17 @@ pub fn read(bytes: &[u8]) -> Result<(Summary, Vec<Tree<'_>>), BackupError> {
             "it does not start with FEDMESHB".into(),
         ));
     }
+    // The checksum first: a damaged header must not pass for a newer version.
+    let Some(body) = bytes.len().checked_sub(4).filter(|n| *n > MAGIC.len()) else {
+        return Err(BackupError::Invalid("truncated".into()));
+    };
+    let mut crc = [0; 4];
+    crc.copy_from_slice(&bytes[body..]);
+    if crc32fast::hash(&bytes[..body]) != u32::from_be_bytes(crc) {
+        return Err(BackupError::Invalid(
+            "checksum mismatch: the file was altered, damaged or truncated".into(),
+        ));
+    }
     let format = cursor.u32()?;
     let schema_version = cursor.u32()?;
     if format > FORMAT_VERSION || schema_version > SCHEMA_VERSION {
@@ -209,6 +228,7 @@ pub fn read(bytes: &[u8]) -> Result<(Summary, Vec<Tree<'_>>), BackupError> {
     let taken_at_unix = i64::from_be_bytes(cursor.array()?);
     let mut trees: Vec<Tree<'_>> = Vec::new();
     let mut entries = 0u64;
+    let mut id_floor = 0u64;
     loop {
         match cursor.u8()? {
             TREE => {
@@ -226,17 +246,11 @@ pub fn read(bytes: &[u8]) -> Result<(Summary, Vec<Tree<'_>>), BackupError> {
                 tree.push((key, value));
                 entries += 1;
             }
+            ID_FLOOR => id_floor = cursor.u64()?,
             END => {
                 let counted = cursor.u64()?;
-                let checked = cursor.at;
-                let crc = cursor.u32()?;
-                if cursor.at != bytes.len() {
+                if cursor.at != body {
                     return Err(BackupError::Invalid("bytes after the end record".into()));
-                }
-                if crc32fast::hash(&bytes[..checked]) != crc {
-                    return Err(BackupError::Invalid(
-                        "checksum mismatch: the file was altered or damaged".into(),
-                    ));
                 }
                 if counted != entries {
                     return Err(BackupError::Invalid(format!(
@@ -258,8 +272,30 @@ pub fn read(bytes: &[u8]) -> Result<(Summary, Vec<Tree<'_>>), BackupError> {
         taken_at_unix,
         trees: trees.len(),
         entries,
+        id_floor,
     };
     Ok((summary, trees))
+}
+
+/// The largest id of sled's generator found in keys (outbox sequences, the last 8 bytes of
+/// usage bucket keys): for files that do not record the generator's floor.
+fn ids_in_use(trees: &[Tree<'_>]) -> u64 {
+    let last_u64 = |key: &[u8]| {
+        key.len()
+            .checked_sub(8)
+            .and_then(|at| key[at..].try_into().ok())
+            .map_or(0, u64::from_be_bytes)
+    };
+    trees
+        .iter()
+        .filter(|(name, _)| {
+            [crate::outbox::OUTBOX_TREE, crate::usage::BUCKETS_TREE]
+                .iter()
+                .any(|t| t.as_bytes() == *name)
+        })
+        .flat_map(|(_, entries)| entries.iter().map(|(key, _)| last_u64(key)))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Restores a backup file's bytes into `dir`, which must not exist or be empty; the new
@@ -280,6 +316,10 @@ pub fn restore(bytes: &[u8], dir: &Path) -> Result<Summary, BackupError> {
             .cache_capacity(crate::CACHE_BYTES)
             .open()
             .map_err(StoreError::from)?;
+        // sled's id generator is not in any tree: move the new database's past every id the
+        // old one handed out, or new outbox items and usage buckets would take their keys.
+        let floor = summary.id_floor.max(ids_in_use(&trees));
+        while db.generate_id().map_err(StoreError::from)? <= floor {}
         for (name, entries) in trees {
             let tree = db.open_tree(name).map_err(StoreError::from)?;
             let mut batch = sled::Batch::default();
@@ -377,7 +417,7 @@ mod tests {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let written: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
         assert!(
-            seen.windows(2).all(|w| w[0] < w[1]),
+            seen.windows(2).all(|w| w[0] <= w[1]) && seen[0] < seen[4],
             "writes went on between snapshots: {seen:?}"
         );
         assert!(
@@ -398,11 +438,15 @@ mod tests {
         flipped[middle] ^= 0x01;
         let mut newer = bytes.clone();
         newer[12..16].copy_from_slice(&(SCHEMA_VERSION + 1).to_be_bytes());
+        // A genuine newer file: its checksum matches.
+        let body = newer.len() - 4;
+        let crc = crc32fast::hash(&newer[..body]);
+        newer[body..].copy_from_slice(&crc.to_be_bytes());
         let cases: [(&str, &[u8], &str); 5] = [
             ("empty", &[], "truncated"),
             ("foreign", b"PK\x03\x04 a zip file", "FEDMESHB"),
             ("truncated", &bytes[..bytes.len() - 3], "truncated"),
-            ("flipped", &flipped, ""),
+            ("flipped", &flipped, "checksum mismatch"),
             ("newer", &newer, "newer than this fedmesh supports"),
         ];
         for (what, file, message) in cases {
@@ -411,6 +455,40 @@ mod tests {
             assert!(error.contains(message), "{what}: {error}");
             assert!(!target.exists(), "{what}: something was written");
         }
+    }
+
+    /// sled's id generator lives outside the trees: a restored database must not hand out
+    /// the ids of the one it replaces, or a new outbox item would take a queued one's key.
+    #[test]
+    fn a_restored_database_does_not_reuse_outbox_sequences() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a")).unwrap();
+        let item = |rpc: &str| crate::outbox::OutboxItem {
+            provider_member_id: "rennes2".into(),
+            rpc: rpc.into(),
+            ..Default::default()
+        };
+        let queued: Vec<u64> = (0..50)
+            .map(|n| store.enqueue(&item(&format!("old-{n}"))).unwrap())
+            .collect();
+        for sequence in &queued[..45] {
+            store.dequeue(*sequence).unwrap();
+        }
+        let target = dir.path().join("b");
+        restore(&store.snapshot().unwrap().bytes, &target).unwrap();
+        let restored = Store::open(&target).unwrap();
+        let next = restored.enqueue(&item("new")).unwrap();
+        assert!(next > queued[49], "{next} reuses an old sequence");
+        let rpcs: Vec<String> = restored
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .map(|(_, i)| i.rpc)
+            .collect();
+        assert_eq!(
+            rpcs,
+            ["old-45", "old-46", "old-47", "old-48", "old-49", "new"]
+        );
     }
 
     #[test]

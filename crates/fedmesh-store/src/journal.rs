@@ -74,7 +74,8 @@ impl Store {
     /// Creates or changes an entity under the journal's write lock: `decide` gets the current
     /// version (if any) and the revision the change will have, and returns the new version.
     /// The entity, its journal entry and, when given, an idempotency record (`request_key` →
-    /// entity id) are committed in one transaction.
+    /// entity id) are committed in one transaction. Callers hold the write gate
+    /// ([`Store::writing`]).
     pub(crate) fn write_journaled<M, E>(
         &self,
         entity: &Entity<M>,
@@ -86,7 +87,6 @@ impl Store {
     where
         M: prost::Message + Default + Clone,
     {
-        let _writing = self.writing();
         let tree = self.tree(entity.tree)?;
         let journal = self.tree(JOURNAL_TREE)?;
         let requests = self.tree(REQUESTS_TREE)?;

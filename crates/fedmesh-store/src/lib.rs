@@ -89,8 +89,9 @@ pub struct Store {
     /// One flush at a time: a writer that finds its revision already covered by a flush that
     /// started after its commit does not flush again (group commit).
     flush_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// The write gate: every write holds its read side (recursively: writes nest), a
-    /// [`Store::snapshot`] its write side.
+    /// The write gate: every public method that writes holds its read side, once (they do
+    /// not call each other), and a [`Store::snapshot`] its write side. parking_lot's lock is
+    /// fair: a waiting snapshot goes before writers that come after it.
     writes: std::sync::Arc<parking_lot::RwLock<()>>,
 }
 
@@ -257,8 +258,8 @@ impl Store {
     }
 
     /// Held by every write for its duration, so that a snapshot sees none half done.
-    fn writing(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
-        self.writes.read_recursive()
+    pub(crate) fn writing(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.writes.read()
     }
 
     fn tree(&self, name: &'static str) -> Result<sled::Tree, StoreError> {

@@ -6,7 +6,7 @@ use prost::Message as _;
 
 use crate::{Store, StoreError, decode};
 
-const OUTBOX_TREE: &str = "outbox";
+pub(crate) const OUTBOX_TREE: &str = "outbox";
 const PEERS_TREE: &str = "peers";
 
 /// A write waiting for another member's node.

@@ -26,7 +26,7 @@ use crate::log::key;
 use crate::{Store, StoreError, decode};
 
 const RECORD_IDS_TREE: &str = "record_ids";
-const BUCKETS_TREE: &str = "record_buckets";
+pub(crate) const BUCKETS_TREE: &str = "record_buckets";
 const USAGE: u8 = b'u';
 const AVAILABILITY: u8 = b'a';
 
