@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the non-Rust clients the integration tests drive (Python
-# grpcio with reflection and health checking, and grpcurl) when they are missing, then runs
+# grpcio with reflection and health checking, PyYAML, grpcurl and kubectl) when they are missing, then runs
 # every test of the workspace with cargo-nextest. Extra arguments go to nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,8 @@ scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))
 user_bin=$(python3 -c 'import site; print(site.getuserbase() + "/bin")')
 export PATH="$scripts_dir:$user_bin:$PATH"
 
-if ! python3 -c 'import grpc, grpc_reflection, grpc_health' 2>/dev/null || ! command -v grpcurl >/dev/null; then
+if ! python3 -c 'import grpc, grpc_reflection, grpc_health, yaml' 2>/dev/null \
+  || ! command -v grpcurl >/dev/null || ! command -v kubectl >/dev/null; then
   echo "installing the test clients: tests/python/requirements.txt"
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi

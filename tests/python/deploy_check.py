@@ -237,7 +237,43 @@ def check_dockerfile(deploy):
     with open(path + ".dockerignore") as f:
         ignore = f.read().split()
     need("*" in ignore and "!crates/" in ignore, "dockerfile: the .dockerignore lets in only what the build needs")
+    # Everything the release build reads must be in the build context and copied: the
+    # workspace's directories, and what non-test code includes at compile time.
+    build = stages[0]
+    copied = {
+        source.rstrip("/")
+        for word, rest in build["lines"]
+        if word == "COPY" and "--from" not in rest
+        for source in rest.split()[:-1]
+        if not source.startswith("--")
+    }
+    # The workspace is the one this script belongs to (the deploy directory may be a copy).
+    root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    for needed in sorted(build_inputs(root)):
+        need(needed in copied, f"dockerfile: the build stage does not COPY {needed}/, which the build reads")
+        need(f"!{needed}/" in ignore or f"!{needed}" in ignore, f"dockerfile: the .dockerignore keeps out {needed}/, which the build reads")
     return f"dockerfile: stages {names}, runtime user {user}"
+
+
+def build_inputs(root):
+    """Top-level paths a release build of the workspace reads: its manifest and lock, every
+    workspace member, `proto/`, and what non-test code includes (include_str!/include_bytes!
+    before a file's `#[cfg(test)]`)."""
+    inputs = {"Cargo.toml", "Cargo.lock", "crates", "proto"}
+    with open(os.path.join(root, "Cargo.toml")) as f:
+        manifest = f.read()
+    members = re.search(r"members\s*=\s*\[(.*?)\]", manifest, re.S).group(1)
+    inputs |= {m.split("/")[0] for m in re.findall(r'"([^"]+)"', members)}
+    for dirpath, _, files in os.walk(os.path.join(root, "crates")):
+        for name in files:
+            if not name.endswith(".rs") or f"{os.sep}tests" in dirpath or f"{os.sep}benches" in dirpath:
+                continue
+            with open(os.path.join(dirpath, name)) as f:
+                text = f.read().split("#[cfg(test)]")[0]
+            for rel in re.findall(r'include_(?:str|bytes)!\("([^"]+)"\)', text):
+                full = os.path.normpath(os.path.join(dirpath, rel))
+                inputs.add(os.path.relpath(full, root).split(os.sep)[0])
+    return inputs
 
 
 # ---------------------------------------------------------------------------------------------

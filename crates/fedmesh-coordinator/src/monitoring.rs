@@ -47,12 +47,36 @@ pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn()
         let mut incidents: BTreeMap<&str, f64> =
             [("on_time", 0.0), ("at_risk", 0.0), ("breached", 0.0)].into();
         let at = figures::now();
-        let offers = store
+        let offers: Vec<pb::Offer> = store
             .catalogue_offers()
             .unwrap_or_default()
             .into_iter()
             .filter_map(|c| c.offer)
-            .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32);
+            .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32)
+            .collect();
+        // One pass over the incidents for every offer: each open one counted with its offer's
+        // clocks.
+        let terms: BTreeMap<&str, (pb::ServiceEngagement, _)> = offers
+            .iter()
+            .map(|o| {
+                let engagement = o.engagement.clone().unwrap_or_default();
+                (o.offer_id.as_str(), (engagement, figures::calendar_of(o)))
+            })
+            .collect();
+        if let Ok(counted) = store.fold_incidents(incidents.clone(), |mut counts, mut i| {
+            if let Some((engagement, cal)) = terms.get(i.offer_id.as_str())
+                && fedmesh_core::incident::is_open(&i)
+            {
+                i.sla_clocks =
+                    fedmesh_core::incident::clocks(&i, engagement, cal, at, figures::AT_RISK_SHARE);
+                *counts
+                    .entry(fedmesh_core::incident::worst_clock_state(&i))
+                    .or_default() += 1.0;
+            }
+            counts
+        }) {
+            incidents = counted;
+        }
         for offer in offers {
             let tenants = store.tenancy_counts(&offer.offer_id).map_or(0, |(t, _)| t);
             snapshot
@@ -60,22 +84,6 @@ pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn()
                 .push((offer.offer_id.clone(), f64::from(tenants)));
             let users = fedmesh_grpc::figures::latest_active_users(&store, &offer).unwrap_or(0.0);
             snapshot.active_users.push((offer.offer_id.clone(), users));
-            if let Ok(counted) = figures::fold_offer_incidents(
-                &store,
-                &offer,
-                at,
-                incidents.clone(),
-                |mut counts, i| {
-                    if fedmesh_core::incident::is_open(&i) {
-                        *counts
-                            .entry(fedmesh_core::incident::worst_clock_state(&i))
-                            .or_default() += 1.0;
-                    }
-                    counts
-                },
-            ) {
-                incidents = counted;
-            }
         }
         snapshot.open_incidents = incidents
             .into_iter()

@@ -145,15 +145,21 @@ pub fn status(
                 .filter(|s| s.provider_member_id == member.as_str())
                 .map(|s| state_word(s.state())),
         );
-        let open_states = store
-            .fold_incidents(Vec::new(), |mut states, incident| {
+        status.open_incidents = store
+            .fold_incidents(BTreeMap::new(), |mut by: BTreeMap<&str, i32>, incident| {
                 if fedmesh_core::incident::is_open(&incident) {
-                    states.push(fedmesh_core::incident::worst_clock_state(&incident));
+                    *by.entry(fedmesh_core::incident::worst_clock_state(&incident))
+                        .or_default() += 1;
                 }
-                states
+                by
             })
-            .unwrap_or_default();
-        status.open_incidents = counts(open_states.into_iter());
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(state, count)| pb::StateCount {
+                state: state.to_owned(),
+                count,
+            })
+            .collect();
         status.offer_count = store
             .list_offers("", usize::MAX, |o| {
                 o.provider_member_id == member.as_str()

@@ -25,20 +25,13 @@ pub enum CertIdentityError {
 pub fn identity_from_der(der: &[u8]) -> Result<Identity, CertIdentityError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| CertIdentityError::Parse(e.to_string()))?;
-    let uris: Vec<&str> = cert
-        .subject_alternative_name()
-        .map_err(|e| CertIdentityError::Parse(e.to_string()))?
-        .map(|ext| {
-            ext.value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    GeneralName::URI(uri) => Some(*uri),
-                    _ => None,
-                })
-                .collect()
+    let uris: Vec<&str> = alternative_names(&cert)?
+        .into_iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => Some(*uri),
+            _ => None,
         })
-        .unwrap_or_default();
+        .collect();
     match uris.as_slice() {
         [] => Err(CertIdentityError::NoUriSan),
         [uri] => Ok(uri.parse()?),
@@ -57,18 +50,22 @@ pub fn not_after_unix(der: &[u8]) -> Result<i64, CertIdentityError> {
 pub fn dns_names(der: &[u8]) -> Result<Vec<String>, CertIdentityError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| CertIdentityError::Parse(e.to_string()))?;
+    Ok(alternative_names(&cert)?
+        .into_iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Every subject alternative name of a certificate, in order.
+fn alternative_names<'a>(
+    cert: &'a X509Certificate<'_>,
+) -> Result<Vec<&'a GeneralName<'a>>, CertIdentityError> {
     Ok(cert
         .subject_alternative_name()
         .map_err(|e| CertIdentityError::Parse(e.to_string()))?
-        .map(|ext| {
-            ext.value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
+        .map(|ext| ext.value.general_names.iter().collect())
         .unwrap_or_default())
 }
