@@ -7,6 +7,10 @@
 //! ```sh
 //! cargo run --release -p fedmesh-store --example sled_memory -- --seconds 180 --cache-mb 4
 //! ```
+//!
+//! `--keep-batches N` deletes each batch (its records and journal entry) N batches after it was
+//! written, so the data held stays bounded; `--records 0` / `--journal 0` leave out one of the
+//! two trees; `--value-bytes` sets the size of a record.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,6 +59,10 @@ fn main() {
     let value_bytes: usize = arg("--value-bytes", 200);
     let cache_mb: u64 = arg("--cache-mb", 64);
     let sample: u64 = arg("--sample-seconds", 15);
+    // 0 keeps everything; N deletes each batch's records and journal entry N batches later.
+    let keep_batches: usize = arg("--keep-batches", 0);
+    let with_records = arg("--records", 1u8) == 1;
+    let with_journal = arg("--journal", 1u8) == 1;
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
         .path(dir.path())
@@ -76,8 +84,18 @@ fn main() {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut last_sample = Instant::now();
     let value = vec![0x5a; value_bytes];
+    let mut kept: std::collections::VecDeque<Vec<Vec<u8>>> = std::collections::VecDeque::new();
     while started.elapsed() < Duration::from_secs(seconds) {
         let mut batch_ops = sled::Batch::default();
+        let mut keys = Vec::with_capacity(batch);
+        if keep_batches > 0 && kept.len() >= keep_batches {
+            for old in kept.pop_front().unwrap_or_default() {
+                batch_ops.remove(old);
+            }
+            journal
+                .remove((revision + 1 - keep_batches as u64).to_be_bytes())
+                .unwrap();
+        }
         for _ in 0..batch {
             // xorshift: random 16-byte ids, like UUIDs.
             state ^= state << 13;
@@ -85,14 +103,22 @@ fn main() {
             state ^= state << 17;
             let mut key = state.to_be_bytes().to_vec();
             key.extend_from_slice(&revision.to_be_bytes());
+            keys.push(key.clone());
             batch_ops.insert(key, value.clone());
             written += 1;
         }
+        if keep_batches > 0 {
+            kept.push_back(keys);
+        }
         revision += 1;
-        records.apply_batch(batch_ops).unwrap();
-        journal
-            .insert(revision.to_be_bytes(), vec![0xa5; value_bytes * batch])
-            .unwrap();
+        if with_records {
+            records.apply_batch(batch_ops).unwrap();
+        }
+        if with_journal {
+            journal
+                .insert(revision.to_be_bytes(), vec![0xa5; value_bytes * batch])
+                .unwrap();
+        }
         db.flush().unwrap();
         if last_sample.elapsed() >= Duration::from_secs(sample) {
             last_sample = Instant::now();

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 pub(crate) const META_TREE: &str = "meta";
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";

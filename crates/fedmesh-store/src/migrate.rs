@@ -7,6 +7,7 @@
 //! |---|---|
 //! | 1 | the first schema |
 //! | 2 | idempotency records (`requests`) say when they were recorded ([`RequestRecord`]); a record of version 1 is dated to its migration |
+//! | 3 | the provider's usage record index (`record_ids`) keeps a 17-byte fingerprint of each new record instead of its content, the coordinator's keeps nothing; values written before still compare, and nothing is rewritten: the version only keeps older binaries, which would take a fingerprint for a conflicting content, from opening the database |
 
 use prost::Message as _;
 use sled::Transactional as _;
@@ -39,11 +40,18 @@ struct Migration {
     run: fn(&sled::Db) -> Result<(), StoreError>,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    to: 2,
-    what: "idempotency records say when they were recorded",
-    run: v2_request_times,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        to: 2,
+        what: "idempotency records say when they were recorded",
+        run: v2_request_times,
+    },
+    Migration {
+        to: 3,
+        what: "usage record ids keep fingerprints",
+        run: v3_record_fingerprints,
+    },
+];
 
 /// Brings a database at schema `found` to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(db: &sled::Db, path: &std::path::Path, found: u32) -> Result<(), StoreError> {
@@ -91,4 +99,11 @@ fn v2_request_times(db: &sled::Db) -> Result<(), StoreError> {
             Ok::<_, ConflictableTransactionError<()>>(())
         })
         .map_err(StoreError::from_transaction)
+}
+
+/// Version 3: new `record_ids` values are fingerprints; the stored ones stay as they are.
+fn v3_record_fingerprints(db: &sled::Db) -> Result<(), StoreError> {
+    db.open_tree(crate::META_TREE)?
+        .insert(SCHEMA_KEY, &3u32.to_be_bytes())?;
+    Ok(())
 }

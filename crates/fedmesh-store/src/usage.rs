@@ -3,8 +3,11 @@
 //! journal with the replication cursor).
 //!
 //! Trees:
-//! - `record_ids`: `u|a offer_id NUL record_id` → the record's content (node stamps cleared):
-//!   the identity a repeated report is recognized by, and what it is compared with;
+//! - `record_ids`: `u|a offer_id NUL record_id` → on the provider's node, the record's
+//!   fingerprint (a tag byte and the first 16 bytes of the SHA-256 of its content, node stamps
+//!   cleared): the identity a repeated report is recognized by, and what it is compared with.
+//!   Stores written before schema 3 hold the content itself, which still compares. On the
+//!   coordinator the value is empty: it only needs to know that an id was counted;
 //! - `record_buckets`: `u|a offer_id NUL yyyymm(BE u32) id(BE u64)` → the records of one
 //!   batch filed under that month (a `UsageRecordBatch` or `AvailabilityRecordBatch`), so that
 //!   a month of an offer is one range scan. Usage is filed by the month of its period on the
@@ -90,6 +93,31 @@ impl Filed {
             }
             .encode_to_vec(),
         }
+    }
+}
+
+/// The first byte of a fingerprint. A stored content (a prost-encoded record, whose first byte
+/// is the key of a low-numbered field) never starts with it.
+const FINGERPRINT: u8 = 0xff;
+const FINGERPRINT_LEN: usize = 17;
+
+/// A record's content as `record_ids` keeps it on the provider: 17 bytes instead of the whole
+/// record, since the id index is read only to recognize a repeated report.
+fn fingerprint(content: &[u8]) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, content);
+    let mut value = Vec::with_capacity(FINGERPRINT_LEN);
+    value.push(FINGERPRINT);
+    value.extend_from_slice(&digest.as_ref()[..FINGERPRINT_LEN - 1]);
+    value
+}
+
+/// Whether a stored `record_ids` value (a fingerprint, or a whole content written before
+/// schema 3) is that of `content`.
+fn same_content(stored: &[u8], content: &[u8], fingerprinted: &[u8]) -> bool {
+    if stored.len() == FINGERPRINT_LEN && stored.first() == Some(&FINGERPRINT) {
+        stored == fingerprinted
+    } else {
+        stored == content
     }
 }
 
@@ -180,12 +208,13 @@ fn new_records<'a>(records: &'a [Filed], ids: &sled::Tree) -> Result<Sorted<'a>,
     for record in records {
         let id_key = record.id_key();
         let content = record.content();
+        let fingerprinted = fingerprint(&content);
         let stored = match seen.get(&id_key) {
             Some(earlier) => Some(earlier.clone()),
             None => ids.get(&id_key)?.map(|v| v.to_vec()),
         };
         match stored {
-            Some(stored) if stored == content => duplicates += 1,
+            Some(stored) if same_content(&stored, &content, &fingerprinted) => duplicates += 1,
             Some(_) => {
                 return Err(RecordError::Conflict {
                     offer_id: record.offer_id().to_owned(),
@@ -193,8 +222,8 @@ fn new_records<'a>(records: &'a [Filed], ids: &sled::Tree) -> Result<Sorted<'a>,
                 });
             }
             None => {
-                seen.insert(id_key.clone(), content.clone());
-                index.push((id_key, content));
+                seen.insert(id_key.clone(), fingerprinted.clone());
+                index.push((id_key, fingerprinted));
                 fresh.push(record);
             }
         }
@@ -346,7 +375,7 @@ impl Store {
             for record in &records {
                 let id_key = record.id_key();
                 if seen.insert(id_key.clone()) && ids.get(&id_key)?.is_none() {
-                    index.push((id_key, record.content()));
+                    index.push((id_key, Vec::new()));
                     fresh.push(record);
                 }
             }
@@ -503,6 +532,34 @@ mod tests {
             .store_records("unistra", vec![Filed::Usage(stamped, month)])
             .unwrap();
         assert_eq!(repeat.duplicates, 1);
+        // The id index keeps a fingerprint of each record, not the record.
+        let ids = store.tree(RECORD_IDS_TREE).unwrap();
+        assert_eq!(ids.len(), 3);
+        for pair in ids.iter() {
+            let (_, value) = pair.unwrap();
+            assert_eq!(value.len(), FINGERPRINT_LEN);
+            assert_eq!(value[0], FINGERPRINT);
+        }
+    }
+
+    /// Ids stored by earlier versions hold the record's content: a repeat still compares.
+    #[test]
+    fn contents_stored_before_fingerprints_still_compare() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = usage("a", 1.0);
+        store
+            .tree(RECORD_IDS_TREE)
+            .unwrap()
+            .insert(old.id_key(), old.content())
+            .unwrap();
+        let repeat = store.store_records("unistra", vec![old]).unwrap();
+        assert_eq!((repeat.accepted, repeat.duplicates), (0, 1));
+        let conflict = store.store_records("unistra", vec![usage("a", 2.0)]);
+        assert!(
+            matches!(&conflict, Err(RecordError::Conflict { record_id, .. }) if record_id == "a"),
+            "{conflict:?}"
+        );
     }
 
     #[test]
@@ -535,5 +592,9 @@ mod tests {
             .collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(store.cursor("unistra").unwrap().unwrap().revision, 2);
+        // The coordinator only needs to know an id was counted.
+        let ids = store.tree(RECORD_IDS_TREE).unwrap();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.iter().all(|pair| pair.unwrap().1.is_empty()));
     }
 }

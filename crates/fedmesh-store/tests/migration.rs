@@ -6,9 +6,16 @@
 
 use std::collections::BTreeMap;
 
+use fedmesh_proto::pb;
 use fedmesh_store::backup;
 use fedmesh_store::migrate::RequestRecord;
+use fedmesh_store::usage::{Filed, RecordError};
 use fedmesh_store::{SCHEMA_VERSION, Store};
+
+/// The member of an offer id (`member.name`).
+fn fedmesh_core_member(offer_id: &str) -> String {
+    offer_id.split('.').next().unwrap().to_owned()
+}
 use prost::Message as _;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/node-schema-1.fmbak");
@@ -89,7 +96,9 @@ fn a_schema_1_database_opens_migrated_and_complete() {
         }
     }
     // What the node serves from it reads back.
-    assert_eq!(store.list_offers("", 10, |_| true).unwrap().len(), 1);
+    let offers = store.list_offers("", 10, |_| true).unwrap();
+    assert_eq!(offers.len(), 1);
+    let offer_id = offers[0].offer_id.clone();
     drop(store);
 
     // Opening again changes nothing.
@@ -107,6 +116,35 @@ fn a_schema_1_database_opens_migrated_and_complete() {
         .enqueue(&fedmesh_store::outbox::OutboxItem::default())
         .unwrap();
     assert!(next > highest, "{next} after {highest}");
+    // Its usage records were indexed by content (schema 1): a repeat is still a duplicate and
+    // a changed record still a conflict; a new record is indexed by its fingerprint.
+    let stored = again.usage_records(&offer_id, 0, u32::MAX - 1).unwrap();
+    let usage_ids = old[b"record_ids".as_slice()]
+        .iter()
+        .filter(|(key, _)| key.first() == Some(&b'u'))
+        .count();
+    assert!(usage_ids > 0);
+    assert_eq!(stored.len(), usage_ids);
+    let member = fedmesh_core_member(&offer_id);
+    let batch = |record: pb::UsageRecord| vec![Filed::Usage(record, 0)];
+    let repeat = again
+        .store_records(&member, batch(stored[0].clone()))
+        .unwrap();
+    assert_eq!((repeat.accepted, repeat.duplicates), (0, 1));
+    let changed = pb::UsageRecord {
+        value: stored[0].value + 1.0,
+        ..stored[0].clone()
+    };
+    assert!(matches!(
+        again.store_records(&member, batch(changed)),
+        Err(RecordError::Conflict { .. })
+    ));
+    let fresh = pb::UsageRecord {
+        record_id: "after-migration".into(),
+        ..stored[0].clone()
+    };
+    let added = again.store_records(&member, batch(fresh)).unwrap();
+    assert_eq!(added.accepted, 1);
 }
 
 #[test]
