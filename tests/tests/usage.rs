@@ -66,7 +66,13 @@ fn agent(fed: &TestFederation) -> Client<Channel> {
 /// Publishes unistra's collaboration offer (automatic approval) and subscribes `members`
 /// through their own admins and nodes; returns their subscription ids once mirrored.
 async fn federation_with_tenants(members: &[usize]) -> (TestFederation, Vec<String>) {
-    let fed = TestFederation::start(3).await;
+    federation_with_tenants_on(TestFederation::start(3).await, members).await
+}
+
+async fn federation_with_tenants_on(
+    fed: TestFederation,
+    members: &[usize],
+) -> (TestFederation, Vec<String>) {
     OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
         .publish_offer(pb::PublishOfferRequest {
             offer: Some(example_offer("collaboration")),
@@ -625,4 +631,83 @@ async fn journal_pages_stay_under_a_mebibyte() {
     }
     assert!(pages.len() > 1, "{pages:?}");
     assert_eq!(pages.iter().sum::<usize>(), 8, "{pages:?}");
+}
+
+/// A batch whose journal entry would not fit in one message of the node's (here 32 KiB) is
+/// refused whole: followers could never receive it, and replication would stop there. A
+/// smaller batch is stored and reaches the coordinator.
+#[tokio::test]
+async fn a_batch_too_large_to_replicate_is_refused_whole() {
+    let fed =
+        TestFederation::start_with(3, &[], &["limits.max_encoding_message_bytes=32768"]).await;
+    let (fed, ids) = federation_with_tenants_on(fed, &[RENNES2]).await;
+    let mut agent = agent(&fed);
+    let batch = |n: usize, prefix: &str| pb::ReportUsageRequest {
+        records: (0..n)
+            .map(|i| {
+                record(
+                    &format!("{prefix}-{i}"),
+                    &ids[0],
+                    "requests",
+                    1.0,
+                    OCT_5 + i as i64 * 60,
+                )
+            })
+            .collect(),
+    };
+    let refused = agent.report_usage(batch(1000, "big")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("limits.max_encoding_message_bytes"),
+        "{}",
+        refused.message()
+    );
+    let admin = Client::new(fed.as_admin(fed.member(UNISTRA)));
+    let usage = || {
+        let mut admin = admin.clone();
+        async move {
+            admin
+                .get_usage(pb::GetUsageRequest {
+                    offer_id: OFFER.into(),
+                    month: Some(october()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .aggregates
+        }
+    };
+    assert!(usage().await.is_empty(), "nothing was stored");
+
+    let stored = agent
+        .report_usage(batch(100, "small"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.accepted_count, 100);
+    assert_eq!(usage().await[0].sum_value, 100.0);
+    let metrics = MetricsServiceClient::new(fed.as_admin(fed.coordinator()));
+    wait_for(
+        "the small batch at the coordinator",
+        Duration::from_secs(15),
+        || {
+            let mut metrics = metrics.clone();
+            async move {
+                let m = metrics
+                    .get_offer_metrics(pb::GetOfferMetricsRequest {
+                        offer_id: OFFER.into(),
+                        from_month: Some(october()),
+                        to_month: Some(october()),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (m.months.first()?.request_count == 100).then_some(())
+            }
+        },
+    )
+    .await;
 }

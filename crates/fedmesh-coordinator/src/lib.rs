@@ -73,10 +73,18 @@ impl Coordinator {
             Identity::coordinator(validated.federation.clone()),
             &config.data_dir,
             &config.storage,
+            &config.limits,
             &config.tls,
             config.listen,
         )
         .await?;
+        // Coordinators before schema 3 kept an index of every record id counted; the cursors
+        // alone count each record once now.
+        if store.drop_record_index()? {
+            tracing::info!(
+                "dropped the index of record ids, which the coordinator no longer keeps"
+            );
+        }
         let tls_handle = tls.clone();
         let limits = config.limits.clone();
         let registered = std::sync::Arc::new(tokio::sync::Notify::new());

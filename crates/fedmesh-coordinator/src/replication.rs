@@ -233,6 +233,14 @@ impl NodeFollower {
             Some(cursor) if cursor.journal_id == info.journal_id => cursor.revision,
             Some(cursor) => {
                 tracing::warn!(member = %self.member, old = %cursor.journal_id, new = %info.journal_id, "the node's journal started over; replicating it from the beginning");
+                // Its records are counted again from the new journal: what was counted from
+                // the old one goes first.
+                match self.store.forget_records(&self.member, &info.journal_id) {
+                    Ok(buckets) => {
+                        tracing::info!(member = %self.member, buckets, "forgot the records counted from the old journal");
+                    }
+                    Err(e) => return Ended::Store(e),
+                }
                 0
             }
             None => 0,

@@ -68,6 +68,9 @@ impl From<ServiceError> for Status {
             ServiceError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
             ServiceError::Unavailable(_) => Status::unavailable(error.to_string()),
             ServiceError::Peer { code, .. } => Status::new(*code, error.to_string()),
+            ServiceError::Store(source @ fedmesh_store::StoreError::EntryTooLarge { .. }) => {
+                Status::out_of_range(source.to_string())
+            }
             ServiceError::Store(source @ fedmesh_store::StoreError::Corrupt { .. }) => {
                 tracing::error!(error = %source, "corrupt stored value");
                 Status::internal(

@@ -48,13 +48,20 @@ impl StorageConfig {
         Ok(())
     }
 
-    /// The store options these settings give.
-    pub fn options(&self) -> fedmesh_store::StoreOptions {
+    /// The store options these settings give, on a server with `limits`: a journal entry
+    /// must fit one `Watch` response.
+    pub fn options(&self, limits: &ServerLimits) -> fedmesh_store::StoreOptions {
         fedmesh_store::StoreOptions {
             cache_bytes: self.cache_mb * 1024 * 1024,
+            max_entry_bytes: limits
+                .max_encoding_message_bytes
+                .saturating_sub(WATCH_ENVELOPE_BYTES),
         }
     }
 }
+
+/// What a `WatchResponse` adds around the journal entry it carries (its field key and length).
+const WATCH_ENVELOPE_BYTES: usize = 16;
 
 /// The limits every fedmesh gRPC server enforces. Section `[limits]` of the node and
 /// coordinator configuration files.
@@ -224,16 +231,17 @@ pub struct Foundation {
 }
 
 impl Foundation {
-    /// Opens the database in `data_dir`, loads `tls` (refusing a certificate that is not
+    /// Opens the database in `data_dir` (journal entries bounded by `limits`), loads `tls` (refusing a certificate that is not
     /// `identity`'s, named as config key `tls.cert`) and binds `listen`.
     pub async fn open(
         identity: fedmesh_core::Identity,
         data_dir: &std::path::Path,
         storage: &StorageConfig,
+        limits: &ServerLimits,
         tls: &fedmesh_tls::TlsFiles,
         listen: std::net::SocketAddr,
     ) -> Result<Self, StartError> {
-        let store = fedmesh_store::Store::open_with(data_dir, storage.options())?;
+        let store = fedmesh_store::Store::open_with(data_dir, storage.options(limits))?;
         let config = ReloadableServerConfig::load(tls.clone())?;
         let actual = fedmesh_tls::config::cert_identity(&tls.cert)?;
         if actual != identity {

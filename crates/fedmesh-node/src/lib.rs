@@ -95,6 +95,7 @@ impl Node {
             Identity::node(validated.federation.clone(), validated.member.clone()),
             &config.data_dir,
             &config.storage,
+            &config.limits,
             &config.tls,
             config.listen,
         )

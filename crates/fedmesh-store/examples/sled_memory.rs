@@ -63,6 +63,8 @@ fn main() {
     let keep_batches: usize = arg("--keep-batches", 0);
     let with_records = arg("--records", 1u8) == 1;
     let with_journal = arg("--journal", 1u8) == 1;
+    // 0: one key per record; N: records go to N keys, each value growing by 16 bytes a record.
+    let slots: u64 = arg("--slots", 0);
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
         .path(dir.path())
@@ -87,6 +89,7 @@ fn main() {
     let mut kept: std::collections::VecDeque<Vec<Vec<u8>>> = std::collections::VecDeque::new();
     while started.elapsed() < Duration::from_secs(seconds) {
         let mut batch_ops = sled::Batch::default();
+        written += if slots > 0 { batch as u64 } else { 0 };
         let mut keys = Vec::with_capacity(batch);
         if keep_batches > 0 && kept.len() >= keep_batches {
             for old in kept.pop_front().unwrap_or_default() {
@@ -103,6 +106,18 @@ fn main() {
             state ^= state << 17;
             let mut key = state.to_be_bytes().to_vec();
             key.extend_from_slice(&revision.to_be_bytes());
+            if slots > 0 {
+                let slot = (state % slots).to_be_bytes();
+                let mut grown = records
+                    .get(slot)
+                    .unwrap()
+                    .map(|v| v.to_vec())
+                    .unwrap_or_default();
+                grown.extend_from_slice(&key);
+                grown.extend_from_slice(&key);
+                records.insert(slot, grown).unwrap();
+                continue;
+            }
             keys.push(key.clone());
             batch_ops.insert(key, value.clone());
             written += 1;

@@ -115,6 +115,7 @@ impl Store {
             };
             let encoded_value = value.encode_to_vec();
             let encoded_entry = entry.encode_to_vec();
+            self.entry_fits(encoded_entry.len())?;
             let encoded_request = request_value(&id);
             let result: Result<(), TransactionError<()>> = (&tree, &journal, &requests)
                 .transaction(|(tree, journal, requests)| {

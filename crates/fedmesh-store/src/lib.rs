@@ -67,6 +67,17 @@ pub enum StoreError {
         /// The version this build supports.
         supported: u32,
     },
+    /// A change would make a journal entry larger than the node may send to its followers:
+    /// nothing was written.
+    #[error(
+        "this change would make a journal entry of {bytes} bytes, more than the {limit} this server may send to the parties that replicate it (limits.max_encoding_message_bytes): send fewer records per batch, or raise that limit"
+    )]
+    EntryTooLarge {
+        /// The entry's encoded size.
+        bytes: usize,
+        /// The largest entry allowed.
+        limit: usize,
+    },
     /// A stored value does not decode.
     #[error("corrupt value in tree {tree} under key {key}: {source}")]
     Corrupt {
@@ -93,10 +104,13 @@ pub struct Store {
     /// not call each other), and a [`Store::snapshot`] its write side. parking_lot's lock is
     /// fair: a waiting snapshot goes before writers that come after it.
     writes: std::sync::Arc<parking_lot::RwLock<()>>,
+    /// [`StoreOptions::max_entry_bytes`].
+    max_entry_bytes: usize,
 }
 
-/// sled's page cache per database (its default is 1 GiB): what bounds a node's memory as its
-/// data grows; hot entities and the journal's tail fit in it many times over.
+/// sled's page cache per database (its default is 1 GiB); hot entities and the journal's tail
+/// fit in it many times over. It bounds the cached pages only: sled also keeps a few hundred
+/// bytes of memory per key stored (BENCHMARKS.md, "Where the soak's memory goes").
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How a database is opened.
@@ -104,12 +118,17 @@ pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub struct StoreOptions {
     /// sled's page cache, in bytes (config key `storage.cache_mb`).
     pub cache_bytes: u64,
+    /// The largest journal entry a change may make: what the server may send in one message
+    /// (`limits.max_encoding_message_bytes`), less the envelope of a `Watch` response. A larger
+    /// entry could never reach a follower, and would stop its replication there.
+    pub max_entry_bytes: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             cache_bytes: CACHE_BYTES,
+            max_entry_bytes: usize::MAX,
         }
     }
 }
@@ -151,9 +170,21 @@ impl Store {
             catalogue_log,
             flush_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             writes: std::sync::Arc::new(parking_lot::RwLock::new(())),
+            max_entry_bytes: options.max_entry_bytes,
         };
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Refuses a journal entry of `bytes` larger than [`StoreOptions::max_entry_bytes`].
+    pub(crate) fn entry_fits(&self, bytes: usize) -> Result<(), StoreError> {
+        if bytes > self.max_entry_bytes {
+            return Err(StoreError::EntryTooLarge {
+                bytes,
+                limit: self.max_entry_bytes,
+            });
+        }
+        Ok(())
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {

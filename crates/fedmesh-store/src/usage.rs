@@ -293,7 +293,10 @@ impl Store {
                     deleted: false,
                     payload: Some(payload),
                 };
-                entries.push((key(revision), e.encode_to_vec()));
+                let encoded = e.encode_to_vec();
+                let fits = self.entry_fits(encoded.len());
+                entries.push((key(revision), encoded));
+                fits
             };
             if let Some(head) = usage.first() {
                 let id = head.record_id.clone();
@@ -303,7 +306,7 @@ impl Store {
                     pb::journal_entry::Payload::UsageRecords(pb::UsageRecordBatch {
                         records: usage,
                     }),
-                );
+                )?;
             }
             if let Some(head) = availability.first() {
                 let id = head.record_id.clone();
@@ -313,7 +316,7 @@ impl Store {
                     pb::journal_entry::Payload::AvailabilityRecords(pb::AvailabilityRecordBatch {
                         records: availability,
                     }),
-                );
+                )?;
             }
             let mut filed = Vec::new();
             for ((tag, offer, month), value) in buckets(&fresh) {
@@ -347,8 +350,11 @@ impl Store {
     }
 
     /// Applies records replicated from `source`'s journal entry at `position` (on the
-    /// coordinator): those whose id is not known yet are stored, with the cursor moved in the
-    /// same transaction. A position at or below the cursor is a duplicate.
+    /// coordinator): they are stored with the cursor moved in the same transaction, so each
+    /// entry counts once. A position at or below the cursor of the same journal is a
+    /// duplicate. A journal that started over is read again from its beginning after
+    /// [`Store::forget_records`], so the coordinator keeps no index of record ids: one key
+    /// per record would cost sled memory for every record ever counted.
     pub fn apply_records(
         &self,
         source: &str,
@@ -356,7 +362,6 @@ impl Store {
         records: Vec<Filed>,
     ) -> Result<Applied, StoreError> {
         let _writing = self.writing();
-        let ids = self.tree(RECORD_IDS_TREE)?;
         let bucket_tree = self.tree(BUCKETS_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;
         // Serialized with the catalogue's writes, which move the same cursors.
@@ -367,18 +372,13 @@ impl Store {
             {
                 return Ok((Applied::Duplicate, None));
             }
-            // A node re-journaling a record it already sent is not counted twice; a conflict
-            // cannot come from a provider that checks, and keeps what arrived first.
-            let mut index = Vec::new();
-            let mut fresh = Vec::new();
+            // A provider journals a record once: an id twice in one entry is kept once all
+            // the same.
             let mut seen = std::collections::HashSet::new();
-            for record in &records {
-                let id_key = record.id_key();
-                if seen.insert(id_key.clone()) && ids.get(&id_key)?.is_none() {
-                    index.push((id_key, Vec::new()));
-                    fresh.push(record);
-                }
-            }
+            let fresh: Vec<&Filed> = records
+                .iter()
+                .filter(|record| seen.insert(record.id_key()))
+                .collect();
             let mut filed = Vec::new();
             for ((tag, offer, month), value) in buckets(&fresh) {
                 filed.push((
@@ -387,11 +387,8 @@ impl Store {
                 ));
             }
             let cursor = position.encode_to_vec();
-            let result: Result<(), TransactionError<()>> = (&ids, &bucket_tree, &cursors)
-                .transaction(|(ids, bucket_tree, cursors)| {
-                    for (k, v) in &index {
-                        ids.insert(k.as_slice(), v.as_slice())?;
-                    }
+            let result: Result<(), TransactionError<()>> =
+                (&bucket_tree, &cursors).transaction(|(bucket_tree, cursors)| {
                     for (k, v) in &filed {
                         bucket_tree.insert(k.as_slice(), v.as_slice())?;
                     }
@@ -401,6 +398,53 @@ impl Store {
             result.map_err(StoreError::from_transaction)?;
             Ok((Applied::CursorOnly, None))
         })
+    }
+
+    /// Forgets the records replicated from `source` (those of its offers, `source.*`) and
+    /// points its cursor at the start of `journal_id` (on the coordinator, when `source`'s
+    /// journal started over, before reading it again). The records go in slices of 1,000;
+    /// interrupted, it is simply done again, since the cursor moves last. Returns how many
+    /// buckets were removed.
+    pub fn forget_records(&self, source: &str, journal_id: &str) -> Result<usize, StoreError> {
+        let _writing = self.writing();
+        let bucket_tree = self.tree(BUCKETS_TREE)?;
+        let mut removed = 0;
+        for tag in [USAGE, AVAILABILITY] {
+            let mut start = vec![tag];
+            start.extend_from_slice(source.as_bytes());
+            start.push(b'.');
+            loop {
+                let keys: Vec<sled::IVec> = bucket_tree
+                    .scan_prefix(&start)
+                    .keys()
+                    .take(1_000)
+                    .collect::<Result<_, _>>()?;
+                if keys.is_empty() {
+                    break;
+                }
+                let mut batch = sled::Batch::default();
+                removed += keys.len();
+                for key in keys {
+                    batch.remove(key);
+                }
+                bucket_tree.apply_batch(batch)?;
+            }
+        }
+        let cursor = Cursor {
+            journal_id: journal_id.to_owned(),
+            revision: 0,
+        };
+        self.tree(CURSORS_TREE)?
+            .insert(source.as_bytes(), cursor.encode_to_vec())?;
+        self.db.flush()?;
+        Ok(removed)
+    }
+
+    /// Drops the index of record ids, which a coordinator does not use any more (schema 3):
+    /// coordinators before it kept one key per record counted. Returns whether there was one.
+    pub fn drop_record_index(&self) -> Result<bool, StoreError> {
+        let _writing = self.writing();
+        Ok(self.db.drop_tree(RECORD_IDS_TREE)?)
     }
 
     fn bucket_range<M: prost::Message + Default>(
@@ -566,35 +610,76 @@ mod tests {
     fn replicated_records_apply_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let at = |revision| Cursor {
-            journal_id: "j".into(),
+        let at = |journal: &str, revision| Cursor {
+            journal_id: journal.into(),
             revision,
         };
+        let ids = |store: &Store| -> Vec<String> {
+            store
+                .usage_records("unistra.pod", 0, u32::MAX - 1)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.record_id)
+                .collect()
+        };
         store
-            .apply_records("unistra", &at(1), vec![usage("a", 1.0), usage("b", 1.0)])
+            .apply_records(
+                "unistra",
+                &at("j", 1),
+                vec![usage("a", 1.0), usage("b", 1.0), usage("a", 1.0)],
+            )
             .unwrap();
         assert_eq!(
             store
-                .apply_records("unistra", &at(1), vec![usage("a", 1.0)])
+                .apply_records("unistra", &at("j", 1), vec![usage("a", 1.0)])
                 .unwrap(),
             Applied::Duplicate
         );
-        // The same record id at a later position (a node that re-journaled it) is not
-        // stored twice either.
         store
-            .apply_records("unistra", &at(2), vec![usage("a", 1.0), usage("c", 1.0)])
+            .apply_records("unistra", &at("j", 2), vec![usage("c", 1.0)])
             .unwrap();
-        let ids: Vec<String> = store
-            .usage_records("unistra.pod", 0, u32::MAX - 1)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.record_id)
-            .collect();
-        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(ids(&store), ["a", "b", "c"]);
         assert_eq!(store.cursor("unistra").unwrap().unwrap().revision, 2);
-        // The coordinator only needs to know an id was counted.
-        let ids = store.tree(RECORD_IDS_TREE).unwrap();
-        assert_eq!(ids.len(), 3);
-        assert!(ids.iter().all(|pair| pair.unwrap().1.is_empty()));
+        // Another member's records stay when unistra's journal starts over.
+        store
+            .apply_records(
+                "rennes2",
+                &at("r", 1),
+                vec![Filed::Usage(
+                    pb::UsageRecord {
+                        record_id: "r".into(),
+                        offer_id: "rennes2.moodle".into(),
+                        ..Default::default()
+                    },
+                    202_611,
+                )],
+            )
+            .unwrap();
+        // The journal started over (a restored node): what was counted from the old one is
+        // forgotten, and the new journal's records count once.
+        assert_eq!(store.forget_records("unistra", "k").unwrap(), 2);
+        assert!(ids(&store).is_empty());
+        assert_eq!(
+            store.cursor("unistra").unwrap().unwrap(),
+            at("k", 0),
+            "the cursor points at the new journal's start"
+        );
+        store
+            .apply_records(
+                "unistra",
+                &at("k", 1),
+                vec![usage("a", 1.0), usage("b", 1.0)],
+            )
+            .unwrap();
+        assert_eq!(ids(&store), ["a", "b"]);
+        assert_eq!(
+            store
+                .usage_records("rennes2.moodle", 0, u32::MAX - 1)
+                .unwrap()
+                .len(),
+            1
+        );
+        // The coordinator keeps no index of record ids.
+        assert!(!store.drop_record_index().unwrap());
     }
 }

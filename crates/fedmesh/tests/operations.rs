@@ -105,6 +105,133 @@ async fn the_health_probe_asks_the_server_itself_over_mtls() {
     federation.shutdown().await.unwrap();
 }
 
+/// Last month and this one, where the demo's usage lies.
+fn months() -> [pb::YearMonth; 2] {
+    let (year, month, _) =
+        fedmesh_core::calendar::civil_from_days(fedmesh_grpc::figures::now() / 86_400);
+    let month = month as i32;
+    let previous = if month == 1 {
+        pb::YearMonth {
+            year: year - 1,
+            month: 12,
+        }
+    } else {
+        pb::YearMonth {
+            year,
+            month: month - 1,
+        }
+    };
+    [previous, pb::YearMonth { year, month }]
+}
+
+/// The requests rennes2's node counts for its collaboration offer, last month and this one.
+async fn node_requests(rennes2: &PartyManifest) -> i64 {
+    let mut client = pb::usage_service_client::UsageServiceClient::new(common::channel(
+        &rennes2.endpoint,
+        &rennes2.ca,
+        &rennes2.admin_cert,
+        &rennes2.admin_key,
+    ));
+    let mut total = 0.0;
+    for month in months() {
+        let usage = client
+            .get_usage(pb::GetUsageRequest {
+                offer_id: "rennes2.collab".into(),
+                month: Some(month),
+                metrics: vec!["requests".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        total += usage.aggregates.iter().map(|a| a.sum_value).sum::<f64>();
+    }
+    total as i64
+}
+
+/// The requests the coordinator counts for rennes2's collaboration offer, last month and this
+/// one.
+async fn coordinator_requests(coordinator: &PartyManifest) -> i64 {
+    let channel = common::channel(
+        &coordinator.endpoint,
+        &coordinator.ca,
+        &coordinator.admin_cert,
+        &coordinator.admin_key,
+    );
+    let [previous, _] = months();
+    pb::metrics_service_client::MetricsServiceClient::new(channel)
+        .get_offer_metrics(pb::GetOfferMetricsRequest {
+            offer_id: "rennes2.collab".into(),
+            from_month: Some(previous),
+            to_month: None,
+        })
+        .await
+        .map_or(-1, |m| {
+            m.into_inner().months.iter().map(|m| m.request_count).sum()
+        })
+}
+
+/// A client of rennes2's node as its metering agent (the demo's `meter`).
+fn rennes2_agent(
+    federation: &RunningFederation,
+    rennes2: &PartyManifest,
+) -> pb::usage_service_client::UsageServiceClient<fedmesh_grpc::GrpcChannel> {
+    let agent = fedmesh_core::Identity {
+        federation: federation.pki.federation().clone(),
+        principal: fedmesh_core::identity::Principal::Agent {
+            member: "rennes2".parse().unwrap(),
+            name: "meter".to_owned(),
+        },
+    };
+    let stem = fedmesh_tls::pki::file_stem(&agent);
+    pb::usage_service_client::UsageServiceClient::new(common::channel(
+        &rennes2.endpoint,
+        &rennes2.ca,
+        &federation.pki.dir().join(format!("{stem}.pem")),
+        &federation.pki.dir().join(format!("{stem}.key")),
+    ))
+}
+
+/// A count of requests of `tenancy` yesterday.
+fn requests(id: String, tenancy: &pb::Subscription, value: f64) -> pb::UsageRecord {
+    let yesterday = fedmesh_grpc::figures::now() / 86_400 - 1;
+    pb::UsageRecord {
+        record_id: id,
+        offer_id: tenancy.offer_id.clone(),
+        subscription_id: tenancy.subscription_id.clone(),
+        tenant_id: tenancy.tenant_id.clone(),
+        metric: "requests".into(),
+        value,
+        period: Some(pb::Period {
+            start_time: Some(prost_types::Timestamp {
+                seconds: yesterday * 86_400,
+                nanos: 0,
+            }),
+            end_time: Some(prost_types::Timestamp {
+                seconds: (yesterday + 1) * 86_400,
+                nanos: 0,
+            }),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Waits until the coordinator counts `expected` requests for rennes2's offer.
+async fn wait_coordinator_requests(coordinator: &PartyManifest, expected: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let counted = coordinator_requests(coordinator).await;
+        if counted == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the coordinator counts {counted} requests, not {expected}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// What a member's node shows of its state, through its API.
 async fn state(
     party: &PartyManifest,
@@ -160,9 +287,11 @@ async fn state(
 async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = FederationSpec::new(dir.path(), 3);
-    // Messages of at most 64 KiB: the backup (a few hundred KB) streams in several chunks.
+    // Messages of at most 128 KiB (enough for the demo's largest journal entry): the backup
+    // streams in several chunks.
+    const LIMIT: u64 = 128 * 1024;
     spec.node_settings
-        .push("limits.max_encoding_message_bytes=65536".to_owned());
+        .push(format!("limits.max_encoding_message_bytes={LIMIT}"));
     let mut federation = RunningFederation::start(spec).await.unwrap();
     federation.seed_example_offers().await.unwrap();
     federation.seed_example_usage().await.unwrap();
@@ -170,6 +299,23 @@ async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() 
     let manifest = federation.manifest.clone();
     // rennes2 provides the collaboration offer: offers, tenancies and incidents live there.
     let rennes2 = manifest.members[1].clone();
+    let mut agent = rennes2_agent(&federation, &rennes2);
+    let tenancy = state(&rennes2)
+        .await
+        .1
+        .into_iter()
+        .find(|s| s.offer_id == "rennes2.collab")
+        .unwrap();
+    // More usage, so that the database outgrows two messages.
+    for batch in 0..4 {
+        let records = (0..500)
+            .map(|i| requests(format!("extra-{batch}-{i}"), &tenancy, 1.0))
+            .collect();
+        agent
+            .report_usage(pb::ReportUsageRequest { records })
+            .await
+            .unwrap();
+    }
     let before = state(&rennes2).await;
     assert!(
         !before.0.is_empty() && before.1.len() >= 2 && !before.2.is_empty() && before.3 >= 5,
@@ -187,7 +333,7 @@ async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() 
     );
     let size = std::fs::metadata(&file).unwrap().len();
     assert!(
-        size > 2 * 65536,
+        size > 2 * LIMIT,
         "{size} bytes: the stream had several chunks"
     );
     let out =
@@ -199,6 +345,21 @@ async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() 
     // An existing file is not overwritten unless asked.
     let err = assert_fails(&fedmesh_run(args.clone()).await);
     assert!(err.contains("exists"), "{err}");
+
+    // Usage reported after the backup reaches the coordinator; the restore will lose it.
+    let counted_at_backup = node_requests(&rennes2).await;
+    assert!(counted_at_backup > 0, "{counted_at_backup}");
+    wait_coordinator_requests(&manifest.coordinator, counted_at_backup).await;
+    let report = agent
+        .report_usage(pb::ReportUsageRequest {
+            records: vec![requests("after-the-backup".into(), &tenancy, 12_345.0)],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.accepted_count, 1, "{report:?}");
+    assert_eq!(node_requests(&rennes2).await, counted_at_backup + 12_345);
+    wait_coordinator_requests(&manifest.coordinator, counted_at_backup + 12_345).await;
 
     // Another member's admin may not take it; nor may a member's admin back up the
     // coordinator.
@@ -257,6 +418,10 @@ async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() 
     assert_eq!(after.1, before.1, "tenancies");
     assert_eq!(after.2, before.2, "incidents");
     assert_eq!(after.3, before.3, "journal revision");
+    // The coordinator sees the node's journal start over and counts again from it: the
+    // records reported after the backup are gone there too.
+    assert_eq!(node_requests(&rennes2).await, counted_at_backup);
+    wait_coordinator_requests(&manifest.coordinator, counted_at_backup).await;
     federation.shutdown().await.unwrap();
 }
 
