@@ -60,6 +60,30 @@ pub struct NodeConfig {
     /// Incident and maintenance events posted to the institution's helpdesk.
     #[serde(default)]
     pub notifications: Notifications,
+    /// How long client request ids are remembered.
+    #[serde(default)]
+    pub idempotency: Idempotency,
+}
+
+/// Section `[idempotency]`: the records that make a repeated client request (same
+/// `request_id`) answer with what the first one made instead of applying it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Idempotency {
+    /// Days a record is kept (1–3650). A request repeated later is applied again: keep it
+    /// longer than any client's or outbox's retries.
+    pub retention_days: u32,
+    /// How often expired records are removed, in milliseconds (also once at start).
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for Idempotency {
+    fn default() -> Self {
+        Self {
+            retention_days: 90,
+            sweep_interval_ms: 3_600_000,
+        }
+    }
 }
 
 /// Section `[incidents]`.
@@ -223,6 +247,21 @@ impl NodeConfig {
                 format!("{share} is not between 0 and 1 (exclusive)"),
             ));
         }
+        if !(1..=3650).contains(&self.idempotency.retention_days) {
+            return Err(invalid(
+                "idempotency.retention_days",
+                format!(
+                    "{} is not between 1 and 3650",
+                    self.idempotency.retention_days
+                ),
+            ));
+        }
+        if self.idempotency.sweep_interval_ms == 0 {
+            return Err(invalid(
+                "idempotency.sweep_interval_ms",
+                "must be positive".into(),
+            ));
+        }
         if self.incidents.clock_check_interval_ms == 0 {
             return Err(invalid(
                 "incidents.clock_check_interval_ms",
@@ -286,6 +325,11 @@ mod tests {
                 "limits.max_concurrent_streams",
             ),
             ("incidents.at_risk_share=1.5", "incidents.at_risk_share"),
+            ("idempotency.retention_days=0", "idempotency.retention_days"),
+            (
+                "idempotency.sweep_interval_ms=0",
+                "idempotency.sweep_interval_ms",
+            ),
             (
                 "notifications.webhook_url=ftp://helpdesk",
                 "notifications.webhook_url",

@@ -76,6 +76,7 @@ pub struct Node {
     forwarder: outbox::Forwarder,
     incidents: incidents::IncidentApi,
     clock_check: Duration,
+    idempotency: config::Idempotency,
     notifier: Option<notify::Notifier>,
     metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
     cert: std::path::PathBuf,
@@ -299,6 +300,7 @@ impl Node {
             forwarder,
             incidents: incident_api,
             clock_check: Duration::from_millis(config.incidents.clock_check_interval_ms),
+            idempotency: config.idempotency.clone(),
             notifier,
             metrics,
             cert: config.tls.cert.clone(),
@@ -355,6 +357,11 @@ impl Node {
         let notifier = self
             .notifier
             .map(|notifier| tokio::spawn(notifier.run(stop_rx.clone())));
+        let requests = Some(tokio::spawn(expire_requests(
+            self.store.clone(),
+            self.idempotency,
+            stop_rx.clone(),
+        )));
         let metrics = self.metrics.map(|(metrics, listener)| {
             let mut stop = stop_rx;
             tokio::spawn(async move {
@@ -378,6 +385,7 @@ impl Node {
             forwarder,
             clocks,
             notifier,
+            requests,
             metrics,
             expiry,
             rotation,
@@ -390,5 +398,34 @@ impl Node {
         self.store.flush().await?;
         tracing::info!("node stopped, database flushed");
         Ok(result?)
+    }
+}
+
+/// Removes idempotency records older than the retention, at start and then every interval.
+async fn expire_requests(
+    store: Store,
+    settings: config::Idempotency,
+    mut stop: watch::Receiver<bool>,
+) {
+    let retention = i64::from(settings.retention_days) * 86_400;
+    loop {
+        let before = fedmesh_grpc::figures::now() - retention;
+        let sweep = store.clone();
+        match tokio::task::spawn_blocking(move || sweep.expire_requests(before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(expired)) => {
+                tracing::info!(
+                    expired,
+                    retention_days = settings.retention_days,
+                    "idempotency records expired"
+                );
+            }
+            Ok(Err(error)) => tracing::error!(%error, "cannot expire idempotency records"),
+            Err(error) => tracing::error!(%error, "the idempotency sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(settings.sweep_interval_ms)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }

@@ -151,6 +151,52 @@ impl Store {
         Ok(())
     }
 
+    /// Records what a client request made as if it had been recorded at `recorded_at_unix`
+    /// (Unix seconds). For tests of expiry, and for tools that import records.
+    pub fn set_request_record_dated(
+        &self,
+        request_key: &[u8],
+        made: &str,
+        recorded_at_unix: i64,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        let record = RequestRecord {
+            made: made.to_owned(),
+            recorded_at_unix,
+        };
+        self.tree(REQUESTS_TREE)?
+            .insert(request_key, record.encode_to_vec())?;
+        Ok(())
+    }
+
+    /// Removes the idempotency records recorded before `before_unix` (Unix seconds), holding
+    /// the write gate for 1,000 at a time; returns how many went. A client request repeated after its record
+    /// went is applied again: keep records longer than any client or outbox retries.
+    pub fn expire_requests(&self, before_unix: i64) -> Result<usize, StoreError> {
+        let requests = self.tree(REQUESTS_TREE)?;
+        let mut expired = Vec::new();
+        for pair in requests.iter() {
+            let (key, raw) = pair?;
+            if decode::<RequestRecord>(REQUESTS_TREE, &key, &raw)?.recorded_at_unix < before_unix {
+                expired.push((key, raw));
+            }
+        }
+        let mut removed = 0;
+        for slice in expired.chunks(1_000) {
+            let _writing = self.writing();
+            for (key, raw) in slice {
+                // Only if unchanged since it was read: a record rewritten meanwhile stays.
+                if requests
+                    .compare_and_swap(key, Some(raw), None::<&[u8]>)?
+                    .is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// The entity id an idempotency record points to, if the request was seen.
     pub fn request_record(&self, request_key: &[u8]) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -253,6 +299,29 @@ mod tests {
             version: version.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn idempotency_records_older_than_the_retention_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = crate::migrate::now_unix();
+        let day = 86_400;
+        store
+            .set_request_record_dated(b"old", "unistra.pod", now - 100 * day)
+            .unwrap();
+        store
+            .set_request_record_dated(b"edge", "queued", now - 90 * day + 60)
+            .unwrap();
+        store.set_request_record(b"new", "rennes2.collab").unwrap();
+        assert_eq!(store.expire_requests(now - 90 * day).unwrap(), 1);
+        assert_eq!(store.request_record(b"old").unwrap(), None);
+        assert_eq!(store.request_record(b"edge").unwrap().unwrap(), "queued");
+        assert_eq!(
+            store.request_record(b"new").unwrap().unwrap(),
+            "rennes2.collab"
+        );
+        assert_eq!(store.expire_requests(now - 90 * day).unwrap(), 0);
     }
 
     #[tokio::test]

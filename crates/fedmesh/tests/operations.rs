@@ -621,3 +621,45 @@ async fn the_compose_federation_starts_from_its_own_files() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A node removes the idempotency records older than `idempotency.retention_days` (at start,
+/// then every `sweep_interval_ms`) and keeps the younger ones, on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_records_older_than_the_retention_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = FederationSpec::new(dir.path(), 1);
+    spec.node_settings
+        .push("idempotency.retention_days=30".to_owned());
+    let mut federation = RunningFederation::start(spec).await.unwrap();
+    let member = federation.manifest.members[0].clone();
+    federation.stop_member(0).await.unwrap();
+    let data = member.config.parent().unwrap().join("data");
+    let day = 86_400;
+    let now = fedmesh_grpc::figures::now();
+    {
+        let store = fedmesh_store::Store::open(&data).unwrap();
+        store
+            .set_request_record_dated(b"thirty-one-days", "unistra.a", now - 31 * day)
+            .unwrap();
+        store
+            .set_request_record_dated(b"twenty-nine-days", "unistra.b", now - 29 * day)
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    // The first sweep runs when the node starts; stopping waits for it.
+    federation.restart_member(0).await.unwrap();
+    federation.stop_member(0).await.unwrap();
+    {
+        let store = fedmesh_store::Store::open(&data).unwrap();
+        assert_eq!(store.request_record(b"thirty-one-days").unwrap(), None);
+        assert_eq!(
+            store
+                .request_record(b"twenty-nine-days")
+                .unwrap()
+                .as_deref(),
+            Some("unistra.b")
+        );
+    }
+    federation.restart_member(0).await.unwrap();
+    federation.shutdown().await.unwrap();
+}
