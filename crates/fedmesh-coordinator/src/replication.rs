@@ -235,11 +235,21 @@ impl NodeFollower {
                 tracing::warn!(member = %self.member, old = %cursor.journal_id, new = %info.journal_id, "the node's journal started over; replicating it from the beginning");
                 // Its records are counted again from the new journal: what was counted from
                 // the old one goes first.
-                match self.store.forget_records(&self.member, &info.journal_id) {
-                    Ok(buckets) => {
+                let (store, member, journal) = (
+                    self.store.clone(),
+                    self.member.clone(),
+                    info.journal_id.clone(),
+                );
+                match tokio::task::spawn_blocking(move || store.forget_records(&member, &journal))
+                    .await
+                {
+                    Ok(Ok(buckets)) => {
                         tracing::info!(member = %self.member, buckets, "forgot the records counted from the old journal");
                     }
-                    Err(e) => return Ended::Store(e),
+                    Ok(Err(e)) => return Ended::Store(e),
+                    Err(e) => {
+                        return Ended::Client(format!("forgetting the old journal's records: {e}"));
+                    }
                 }
                 0
             }

@@ -49,12 +49,13 @@ impl StorageConfig {
     }
 
     /// The store options these settings give, on a server with `limits`: a journal entry
-    /// must fit one `Watch` response.
+    /// must fit one `Watch` response, which followers must accept.
     pub fn options(&self, limits: &ServerLimits) -> fedmesh_store::StoreOptions {
         fedmesh_store::StoreOptions {
             cache_bytes: self.cache_mb * 1024 * 1024,
             max_entry_bytes: limits
                 .max_encoding_message_bytes
+                .min(FOLLOWER_MESSAGE_BYTES)
                 .saturating_sub(WATCH_ENVELOPE_BYTES),
         }
     }
@@ -62,6 +63,11 @@ impl StorageConfig {
 
 /// What a `WatchResponse` adds around the journal entry it carries (its field key and length).
 const WATCH_ENVELOPE_BYTES: usize = 16;
+
+/// The largest message a follower (the coordinator, a subscriber's node) accepts: tonic's
+/// default decoding limit, which fedmesh's clients keep. A journal entry must fit it whatever
+/// the node's own `limits.max_encoding_message_bytes`.
+const FOLLOWER_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The limits every fedmesh gRPC server enforces. Section `[limits]` of the node and
 /// coordinator configuration files.

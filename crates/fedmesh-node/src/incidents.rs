@@ -327,7 +327,8 @@ impl IncidentApi {
                 })
             }
             None => {
-                self.store.set_request_record(&key, "queued")?;
+                self.store
+                    .set_request_record(&key, fedmesh_store::journal::QUEUED)?;
                 Ok(queued)
             }
         }

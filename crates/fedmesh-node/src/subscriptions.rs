@@ -111,7 +111,8 @@ impl SubscriptionApi {
                 })
             }
             None => {
-                self.store.set_request_record(&key, "queued")?;
+                self.store
+                    .set_request_record(&key, fedmesh_store::journal::QUEUED)?;
                 Ok(queued)
             }
         }

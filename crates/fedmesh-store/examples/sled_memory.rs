@@ -63,7 +63,8 @@ fn main() {
     let keep_batches: usize = arg("--keep-batches", 0);
     let with_records = arg("--records", 1u8) == 1;
     let with_journal = arg("--journal", 1u8) == 1;
-    // 0: one key per record; N: records go to N keys, each value growing by 16 bytes a record.
+    // 0: one key per record; N: records go to N keys, each value growing by 32 bytes a record
+    // (`--records` then does not apply).
     let slots: u64 = arg("--slots", 0);
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
@@ -100,7 +101,7 @@ fn main() {
                 .unwrap();
         }
         for _ in 0..batch {
-            // xorshift: random 16-byte ids, like UUIDs.
+            // xorshift: 8 random bytes then the batch number, like random ids.
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;

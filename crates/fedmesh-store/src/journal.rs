@@ -54,6 +54,9 @@ const OFFER: Entity<pb::Offer> = Entity {
     payload: pb::journal_entry::Payload::Offer,
 };
 
+/// What an idempotency record of a request waiting in the outbox says it made.
+pub const QUEUED: &str = "queued";
+
 /// The tree of idempotency records: a client's request id → a [`RequestRecord`] (the id of the
 /// entity it made, and when).
 pub(crate) const REQUESTS_TREE: &str = "requests";
@@ -170,15 +173,21 @@ impl Store {
     }
 
     /// Removes the idempotency records recorded before `before_unix` (Unix seconds), holding
-    /// the write gate for 1,000 at a time; returns how many went. A client request repeated after its record
-    /// went is applied again: keep records longer than any client or outbox retries.
+    /// the write gate for 1,000 at a time; returns how many went. A client request repeated
+    /// after its record went is applied again: keep records longer than any client's
+    /// retries. The markers of requests waiting in the outbox ([`QUEUED`]) stay: the outbox
+    /// retries without end.
     pub fn expire_requests(&self, before_unix: i64) -> Result<usize, StoreError> {
         let requests = self.tree(REQUESTS_TREE)?;
         let mut expired = Vec::new();
         for pair in requests.iter() {
             let (key, raw) = pair?;
-            if decode::<RequestRecord>(REQUESTS_TREE, &key, &raw)?.recorded_at_unix < before_unix {
-                expired.push((key, raw));
+            match decode::<RequestRecord>(REQUESTS_TREE, &key, &raw) {
+                // A queued request's marker stays while the outbox retries it (without end).
+                Ok(record) if record.made == QUEUED => {}
+                Ok(record) if record.recorded_at_unix < before_unix => expired.push((key, raw)),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "an idempotency record does not decode; kept"),
             }
         }
         let mut removed = 0;
@@ -311,12 +320,23 @@ mod tests {
             .set_request_record_dated(b"old", "unistra.pod", now - 100 * day)
             .unwrap();
         store
-            .set_request_record_dated(b"edge", "queued", now - 90 * day + 60)
+            .set_request_record_dated(b"edge", "unistra.pod", now - 90 * day + 60)
+            .unwrap();
+        store
+            .set_request_record_dated(b"waiting", QUEUED, now - 400 * day)
             .unwrap();
         store.set_request_record(b"new", "rennes2.collab").unwrap();
         assert_eq!(store.expire_requests(now - 90 * day).unwrap(), 1);
         assert_eq!(store.request_record(b"old").unwrap(), None);
-        assert_eq!(store.request_record(b"edge").unwrap().unwrap(), "queued");
+        assert_eq!(
+            store.request_record(b"edge").unwrap().unwrap(),
+            "unistra.pod"
+        );
+        assert_eq!(
+            store.request_record(b"waiting").unwrap().unwrap(),
+            QUEUED,
+            "a queued request's marker stays while the outbox retries it"
+        );
         assert_eq!(
             store.request_record(b"new").unwrap().unwrap(),
             "rennes2.collab"

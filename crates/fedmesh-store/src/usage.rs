@@ -6,8 +6,8 @@
 //! - `record_ids`: `u|a offer_id NUL record_id` → on the provider's node, the record's
 //!   fingerprint (a tag byte and the first 16 bytes of the SHA-256 of its content, node stamps
 //!   cleared): the identity a repeated report is recognized by, and what it is compared with.
-//!   Stores written before schema 3 hold the content itself, which still compares. On the
-//!   coordinator the value is empty: it only needs to know that an id was counted;
+//!   Stores written before schema 3 hold the content itself, which still compares. The
+//!   coordinator keeps no such index: its cursors count each journal entry once;
 //! - `record_buckets`: `u|a offer_id NUL yyyymm(BE u32) id(BE u64)` → the records of one
 //!   batch filed under that month (a `UsageRecordBatch` or `AvailabilityRecordBatch`), so that
 //!   a month of an offer is one range scan. Usage is filed by the month of its period on the
@@ -351,10 +351,10 @@ impl Store {
 
     /// Applies records replicated from `source`'s journal entry at `position` (on the
     /// coordinator): they are stored with the cursor moved in the same transaction, so each
-    /// entry counts once. A position at or below the cursor of the same journal is a
-    /// duplicate. A journal that started over is read again from its beginning after
-    /// [`Store::forget_records`], so the coordinator keeps no index of record ids: one key
-    /// per record would cost sled memory for every record ever counted.
+    /// entry counts once. A position at or below the cursor, or of another journal than the
+    /// cursor's, is a duplicate. A journal that started over is read again from its
+    /// beginning after [`Store::forget_records`], so the coordinator keeps no index of
+    /// record ids: one key per record would cost sled memory for every record ever counted.
     pub fn apply_records(
         &self,
         source: &str,
@@ -367,9 +367,12 @@ impl Store {
         // Serialized with the catalogue's writes, which move the same cursors.
         self.catalogue_log.append(|_| {
             if let Some(stored) = self.cursor(source)?
-                && stored.journal_id == position.journal_id
-                && position.revision <= stored.revision
+                && (stored.journal_id != position.journal_id
+                    || position.revision <= stored.revision)
             {
+                // Already counted, or from a journal the source no longer has (a follower
+                // still reading it): counting it would count a record twice once the new
+                // journal is read, so only [`Store::forget_records`] moves to another one.
                 return Ok((Applied::Duplicate, None));
             }
             // A provider journals a record once: an id twice in one entry is kept once all
@@ -402,42 +405,52 @@ impl Store {
 
     /// Forgets the records replicated from `source` (those of its offers, `source.*`) and
     /// points its cursor at the start of `journal_id` (on the coordinator, when `source`'s
-    /// journal started over, before reading it again). The records go in slices of 1,000;
-    /// interrupted, it is simply done again, since the cursor moves last. Returns how many
-    /// buckets were removed.
+    /// journal started over, before reading it again). Serialized with the appliers, which
+    /// move the same cursor, and done only while the cursor is on another journal: a second
+    /// follower of the same source finds it done. Blocks on sled: call it off the async
+    /// runtime. Returns how many buckets were removed.
     pub fn forget_records(&self, source: &str, journal_id: &str) -> Result<usize, StoreError> {
         let _writing = self.writing();
         let bucket_tree = self.tree(BUCKETS_TREE)?;
-        let mut removed = 0;
-        for tag in [USAGE, AVAILABILITY] {
-            let mut start = vec![tag];
-            start.extend_from_slice(source.as_bytes());
-            start.push(b'.');
-            loop {
-                let keys: Vec<sled::IVec> = bucket_tree
-                    .scan_prefix(&start)
-                    .keys()
-                    .take(1_000)
-                    .collect::<Result<_, _>>()?;
-                if keys.is_empty() {
-                    break;
-                }
-                let mut batch = sled::Batch::default();
-                removed += keys.len();
-                for key in keys {
-                    batch.remove(key);
-                }
-                bucket_tree.apply_batch(batch)?;
+        let cursors = self.tree(CURSORS_TREE)?;
+        self.catalogue_log.append(|_| {
+            if self
+                .cursor(source)?
+                .is_some_and(|stored| stored.journal_id == journal_id)
+            {
+                return Ok((0, None));
             }
-        }
-        let cursor = Cursor {
-            journal_id: journal_id.to_owned(),
-            revision: 0,
-        };
-        self.tree(CURSORS_TREE)?
-            .insert(source.as_bytes(), cursor.encode_to_vec())?;
-        self.db.flush()?;
-        Ok(removed)
+            let mut removed = 0;
+            for tag in [USAGE, AVAILABILITY] {
+                let mut start = vec![tag];
+                start.extend_from_slice(source.as_bytes());
+                start.push(b'.');
+                loop {
+                    let keys: Vec<sled::IVec> = bucket_tree
+                        .scan_prefix(&start)
+                        .keys()
+                        .take(1_000)
+                        .collect::<Result<_, _>>()?;
+                    if keys.is_empty() {
+                        break;
+                    }
+                    let mut batch = sled::Batch::default();
+                    removed += keys.len();
+                    for key in keys {
+                        batch.remove(key);
+                    }
+                    bucket_tree.apply_batch(batch)?;
+                }
+            }
+            // The cursor moves last: interrupted, the forget is done again.
+            let cursor = Cursor {
+                journal_id: journal_id.to_owned(),
+                revision: 0,
+            };
+            cursors.insert(source.as_bytes(), cursor.encode_to_vec())?;
+            self.db.flush()?;
+            Ok((removed, None))
+        })
     }
 
     /// Drops the index of record ids, which a coordinator does not use any more (schema 3):
@@ -659,6 +672,15 @@ mod tests {
         // forgotten, and the new journal's records count once.
         assert_eq!(store.forget_records("unistra", "k").unwrap(), 2);
         assert!(ids(&store).is_empty());
+        // A second follower of unistra finds it done; one still reading the old journal
+        // counts nothing.
+        assert_eq!(store.forget_records("unistra", "k").unwrap(), 0);
+        assert_eq!(
+            store
+                .apply_records("unistra", &at("j", 3), vec![usage("d", 1.0)])
+                .unwrap(),
+            Applied::Duplicate
+        );
         assert_eq!(
             store.cursor("unistra").unwrap().unwrap(),
             at("k", 0),

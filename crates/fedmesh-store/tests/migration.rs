@@ -11,12 +11,12 @@ use fedmesh_store::backup;
 use fedmesh_store::migrate::RequestRecord;
 use fedmesh_store::usage::{Filed, RecordError};
 use fedmesh_store::{SCHEMA_VERSION, Store};
+use prost::Message as _;
 
 /// The member of an offer id (`member.name`).
 fn fedmesh_core_member(offer_id: &str) -> String {
     offer_id.split('.').next().unwrap().to_owned()
 }
-use prost::Message as _;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/node-schema-1.fmbak");
 
@@ -145,6 +145,16 @@ fn a_schema_1_database_opens_migrated_and_complete() {
     };
     let added = again.store_records(&member, batch(fresh)).unwrap();
     assert_eq!(added.accepted, 1);
+    let (_, now) = trees(&again.snapshot().unwrap().bytes);
+    let mut key = vec![b'u'];
+    key.extend_from_slice(offer_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(b"after-migration");
+    let (_, value) = now[b"record_ids".as_slice()]
+        .iter()
+        .find(|(k, _)| *k == key)
+        .unwrap();
+    assert_eq!(value.len(), 17, "a fingerprint, not the record");
 }
 
 #[test]

@@ -222,6 +222,9 @@ async fn wait_coordinator_requests(coordinator: &PartyManifest, expected: i64) {
     loop {
         let counted = coordinator_requests(coordinator).await;
         if counted == expected {
+            // Still so a moment later: not a count passing by on its way elsewhere.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            assert_eq!(coordinator_requests(coordinator).await, expected);
             return;
         }
         assert!(
