@@ -11,9 +11,10 @@
 //!    this process drives a paced mixed load for `--minutes`: catalogue reads on every member's
 //!    node, usage reports by rennes2's agent, incidents opened and commented by unistra's desk
 //!    through its node. Every `--sample-seconds`: throughput, p50/p99 latency, errors, and the
-//!    federation process's resident memory and open file descriptors. `--cache-mb` sets
-//!    `storage.cache_mb` for every party (64 by default); `FEDMESH_SOAK_WRAP` runs the
-//!    federation process under a profiler (`heaptrack -o /tmp/soak`).
+//!    federation process's resident memory and open file descriptors, and the size of its
+//!    files on disk (its databases). `--cache-mb` sets `storage.cache_mb` for every party (64
+//!    by default); `FEDMESH_SOAK_WRAP` runs the federation process under a profiler
+//!    (`heaptrack -o /tmp/soak`).
 //!
 //! ```sh
 //! cargo bench -p fedmesh-tests --bench soak -- --minutes 10 --nodes 20
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
 use fedmesh_grpc::{ClientOptions, ClientPem, GrpcChannel};
 use fedmesh_proto::pb;
-use fedmesh_tests::{SplitMix64, TestFederation};
+use fedmesh_tests::{SplitMix64, TestFederation, dir_bytes};
 
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
@@ -507,9 +508,9 @@ async fn soak(settings: Soak) {
         "\n## Soak: {members} members, {rate:.0} calls/s paced over {concurrency} workers, {minutes} min, sled cache {cache_mb} MiB per database\n"
     );
     println!(
-        "| t | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds |"
+        "| t | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds | on disk |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let pid: u32 = std::fs::read_to_string(dir.path().join("ready"))
         .unwrap()
         .parse()
@@ -545,8 +546,9 @@ async fn soak(settings: Soak) {
         let (rss, fds) = process_sample(pid);
         first_sample.get_or_insert((rss, fds));
         last_sample = (rss, fds);
+        let disk = dir_bytes(dir.path()) as f64 / (1024.0 * 1024.0);
         println!(
-            "| {:.0} s | {:.0} | {} | {} | {} | {errors} | {rss:.0} MiB | {fds} |",
+            "| {:.0} s | {:.0} | {} | {} | {} | {errors} | {rss:.0} MiB | {fds} | {disk:.0} MiB |",
             soak_started.elapsed().as_secs_f64(),
             count as f64 / sample as f64,
             cell(&["catalogue search"]),

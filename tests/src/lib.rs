@@ -440,3 +440,19 @@ impl SplitMix64 {
         self.next_u64() % bound.max(1)
     }
 }
+
+/// The bytes of the files under `dir`, recursively (what a federation keeps on disk).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+                    Ok(meta) => meta.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
