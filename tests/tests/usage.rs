@@ -63,6 +63,34 @@ fn agent(fed: &TestFederation) -> Client<Channel> {
     ))
 }
 
+/// The coordinator's October figures of the offer, once it counts `requests` requests.
+async fn coordinator_october(
+    metrics: &MetricsServiceClient<Channel>,
+    requests: i64,
+) -> pb::OfferMonthMetrics {
+    wait_for(
+        "the coordinator's October figures",
+        Duration::from_secs(15),
+        || {
+            let mut metrics = metrics.clone();
+            async move {
+                let m = metrics
+                    .get_offer_metrics(pb::GetOfferMetricsRequest {
+                        offer_id: OFFER.into(),
+                        from_month: Some(october()),
+                        to_month: Some(october()),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                let month = m.months.into_iter().next()?;
+                (month.request_count == requests).then_some(month)
+            }
+        },
+    )
+    .await
+}
+
 /// Publishes unistra's collaboration offer (automatic approval) and subscribes `members`
 /// through their own admins and nodes; returns their subscription ids once mirrored.
 async fn federation_with_tenants(members: &[usize]) -> (TestFederation, Vec<String>) {
@@ -371,27 +399,7 @@ async fn figures_reach_the_subscriber_and_the_coordinator() {
 
     // The coordinator replicates the records and computes the same figures.
     let mut metrics = MetricsServiceClient::new(fed.as_admin(fed.coordinator()));
-    let october_metrics = wait_for(
-        "the coordinator's October figures",
-        Duration::from_secs(15),
-        || {
-            let mut metrics = metrics.clone();
-            async move {
-                let m = metrics
-                    .get_offer_metrics(pb::GetOfferMetricsRequest {
-                        offer_id: OFFER.into(),
-                        from_month: Some(october()),
-                        to_month: Some(october()),
-                    })
-                    .await
-                    .ok()?
-                    .into_inner();
-                let month = m.months.into_iter().next()?;
-                (month.request_count == 4000).then_some(month)
-            }
-        },
-    )
-    .await;
+    let october_metrics = coordinator_october(&metrics, 4000).await;
     assert_eq!(october_metrics.user_count, 280);
     assert_eq!(october_metrics.storage_bytes, 1_000_000_000);
     assert_eq!(october_metrics.tenant_count, 0, "approved after October");
@@ -690,24 +698,5 @@ async fn a_batch_too_large_to_replicate_is_refused_whole() {
     assert_eq!(stored.accepted_count, 100);
     assert_eq!(usage().await[0].sum_value, 100.0);
     let metrics = MetricsServiceClient::new(fed.as_admin(fed.coordinator()));
-    wait_for(
-        "the small batch at the coordinator",
-        Duration::from_secs(15),
-        || {
-            let mut metrics = metrics.clone();
-            async move {
-                let m = metrics
-                    .get_offer_metrics(pb::GetOfferMetricsRequest {
-                        offer_id: OFFER.into(),
-                        from_month: Some(october()),
-                        to_month: Some(october()),
-                    })
-                    .await
-                    .ok()?
-                    .into_inner();
-                (m.months.first()?.request_count == 100).then_some(())
-            }
-        },
-    )
-    .await;
+    coordinator_october(&metrics, 100).await;
 }
