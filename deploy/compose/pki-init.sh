@@ -7,7 +7,7 @@
 set -eu
 FEDERATION="${FEDERATION:-esup.example}"
 MEMBERS="${MEMBERS:-unistra rennes2 ulille}"
-# The volume's mount point (tests/tests/deploy.rs runs this script on a temporary directory).
+# The volume's mount point (tests/tests/federation/deploy.rs runs this script on a temporary directory).
 PKI="${PKI:-/pki}"
 CA="$PKI/ca"
 

@@ -1,4 +1,4 @@
-"""Structural checks of the deployment files in deploy/, run by tests/tests/deploy.rs.
+"""Structural checks of the deployment files in deploy/, run by tests/tests/federation/deploy.rs.
 
     python3 deploy_check.py <what> <deploy dir>     what: compose | kubernetes | dockerfile | systemd
 

@@ -1,8 +1,6 @@
 //! Every server limit is explicit; these tests configure small ones and show what a client
 //! meets when it goes past them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use fedmesh_proto::pb;

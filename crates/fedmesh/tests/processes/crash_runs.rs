@@ -9,17 +9,13 @@
 //! The schedule (victims and delays) comes from `FEDMESH_CRASH_SEED` when set, else from the
 //! clock; the seed is printed so that a failing run can be replayed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{channel, fedmesh, free_port, signal, spawn_demo, wait_exit, wait_file};
+use crate::common::{channel, fedmesh, free_port, signal, spawn_demo, wait_exit, wait_file};
 use fedmesh::federation::Manifest;
 use fedmesh_proto::pb;
 

@@ -3,15 +3,11 @@
 //! coordinator's totals equal exactly what the file holds, and sending the file again stores
 //! nothing new.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::io::Write as _;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     assert_ok, channel, fedmesh, free_port, run, signal, spawn_demo, wait_exit, wait_file,
 };
 use fedmesh::federation::Manifest;

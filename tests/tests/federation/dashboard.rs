@@ -2,8 +2,6 @@
 //! pages rendered in a real headless browser (Debian's `chromium`, installed by `.ci/run`),
 //! with screenshots saved as test artifacts.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;

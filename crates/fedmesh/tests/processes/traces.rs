@@ -4,15 +4,12 @@
 //! its spans to the same in-test OTLP receiver; they share the caller's trace id and link to
 //! each other as parent and children through the W3C `traceparent` in gRPC metadata.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::otlp::Span;
-use common::{fedmesh, free_port, signal, spawn_demo, wait_exit, wait_file};
+use crate::common;
+use crate::common::otlp::Span;
+use crate::common::{fedmesh, free_port, signal, spawn_demo, wait_exit, wait_file};
 use fedmesh::federation::Manifest;
 use fedmesh_grpc::ClientPem;
 use fedmesh_proto::pb;

@@ -1,8 +1,6 @@
 //! Offers from publication on a provider's node to the coordinator's catalogue and other
 //! members' cached catalogues, through the journal.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use fedmesh_grpc::GrpcChannel as Channel;

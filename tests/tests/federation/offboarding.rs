@@ -2,8 +2,6 @@
 //! loses access everywhere, even with certificates that were never revoked; its offers leave
 //! the catalogue and its tenancies end.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use fedmesh_grpc::GrpcChannel as Channel;

@@ -1,8 +1,6 @@
 //! The coordinator's registry as members and operators see it: registration, heartbeats,
 //! staleness, paging, validation, persistence.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::{Duration, SystemTime};
 
 use fedmesh_proto::pb;

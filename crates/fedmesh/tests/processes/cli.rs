@@ -1,15 +1,13 @@
 //! The `fedmesh` binary as an operator uses it: real processes, real files, real signals.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{assert_fails, assert_ok, fedmesh, run, signal, spawn_demo, wait_exit, wait_file};
+use crate::common::{
+    assert_fails, assert_ok, fedmesh, run, signal, spawn_demo, wait_exit, wait_file,
+};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -3,8 +3,6 @@
 //! with the certificates the federation hands out. The tools are installed by
 //! `scripts/test.sh` (`tests/python/requirements.txt`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use fedmesh_tests::{TestFederation, run_tool};
 
 fn probe_script() -> String {

@@ -5,8 +5,6 @@
 //! come back spread over time by their jitter, not all in the same instant; and every node is
 //! seen alive again.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::{Duration, Instant};
 
 use fedmesh::federation::{FederationSpec, RunningFederation};

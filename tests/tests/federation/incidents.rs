@@ -3,8 +3,6 @@
 //! waits for a provider that is down; a missed deadline escalates to the coordinator;
 //! maintenance announcements reach tenants only; the helpdesk webhook receives the events.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use fedmesh_grpc::GrpcChannel as Channel;

@@ -2,8 +2,6 @@
 //! two parties and cuts, slows or resets their link while the federation works. After healing,
 //! nothing is lost, nothing is applied twice, and convergence resumes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::{Duration, Instant};
 
 use fedmesh_grpc::GrpcChannel as Channel;

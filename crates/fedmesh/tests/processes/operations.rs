@@ -1,13 +1,10 @@
 //! Operating a running federation with the `fedmesh` binary: the health probe of containers
 //! and Kubernetes, and online backup then restore into a fresh node.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{assert_fails, assert_ok, fedmesh, run};
+use crate::common;
+use crate::common::{assert_fails, assert_ok, fedmesh, run};
 use fedmesh::federation::{FederationSpec, PartyManifest, RunningFederation};
 use fedmesh_proto::pb;
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the process-level tests: running the `fedmesh` binary, signalling it,
 //! waiting for it.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

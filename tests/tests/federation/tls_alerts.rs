@@ -1,8 +1,6 @@
 //! The exact TLS verdicts the node and coordinator listeners give, read from a raw TLS client:
 //! each refused client learns why, and a valid one is answered.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use fedmesh_tests::{TestFederation, port_of, read, tls_client, tls_outcome};
 use fedmesh_tls::pki::{Pki, Validity};
 use rustls::version::{TLS12, TLS13};

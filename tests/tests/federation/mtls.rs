@@ -1,8 +1,6 @@
 //! Who gets in: mutual TLS refusals, the identity each role is seen with, and the
 //! authorization table, over real sockets.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::node_service_client::NodeServiceClient;
 use fedmesh_tests::{TestFederation, read};

@@ -1,8 +1,6 @@
 //! A server stops promptly even with long-lived streams open: the streams end with
 //! `UNAVAILABLE` (clients reconnect elsewhere or later) instead of holding the drain open.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use fedmesh_proto::pb;

@@ -1,8 +1,6 @@
 //! Tenancies on the provider's node: a subscriber member's node requests, the provider's admins
 //! decide and run the lifecycle, retries are idempotent, and each party sees only its own.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient as Client;

@@ -3,8 +3,6 @@
 //! (with the offending field named where there is one), leave every node serving, and store
 //! nothing on any node.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -5,8 +5,6 @@
 //! where the tools are installed, `kubectl kustomize` builds the overlays and
 //! `systemd-analyze verify` accepts the units. None of it needs a cluster or a container engine.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::path::Path;
 

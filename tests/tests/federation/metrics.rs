@@ -1,7 +1,5 @@
 //! Prometheus metrics on every party: calls by service, method and code, and state gauges.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::node_service_client::NodeServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;

@@ -2,15 +2,12 @@
 //! The collector here is a real OTLP/gRPC receiver in the test process; the coordinator is a
 //! real `fedmesh coordinator` process.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fedmesh;
+use crate::common;
+use crate::common::fedmesh;
 use fedmesh_proto::pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

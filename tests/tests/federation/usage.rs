@@ -2,8 +2,6 @@
 //! conflicting content is refused, each tenant sees only its own figures (through its own
 //! node), and the coordinator's figures equal what was reported.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use fedmesh_grpc::GrpcChannel as Channel;

@@ -1,8 +1,6 @@
 //! A node's journal as other parties read it: backlog then live entries in revision order,
 //! pages, and what each caller may see.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use fedmesh_proto::pb;
