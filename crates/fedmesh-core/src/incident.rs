@@ -22,6 +22,11 @@ pub const MAX_SUMMARY: usize = 200;
 pub const MAX_TEXT: usize = 16 * 1024;
 /// Longest assignee name.
 pub const MAX_ASSIGNEE: usize = 200;
+/// The size (encoded, in bytes) past which an incident's history is full: it takes no more
+/// comments, priority changes or reopenings, only the actions that bring it to its end
+/// ([`has_room`]). A node lowers it to half its journal-entry limit, so that an incident
+/// always has room left for those (each write of an incident journals all of it).
+pub const MAX_HISTORY_BYTES: usize = 1024 * 1024;
 
 /// Which side of the incident acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +297,27 @@ pub fn is_open(incident: &pb::Incident) -> bool {
         pb::IncidentStatus::try_from(incident.status),
         Ok(pb::IncidentStatus::Resolved | pb::IncidentStatus::Closed)
     )
+}
+
+/// Whether `incident`'s history, at most `limit` bytes encoded, has room for `action`. Past
+/// the limit the incident is refused what would only grow it — comments, priority changes,
+/// reopening (a new incident can be opened instead) — and still takes what brings it to its
+/// end: acknowledging, assigning, status changes, answers, closing, and the node's clock
+/// alerts, so that a full incident can still be resolved and its clocks still breach.
+pub fn has_room(incident: &pb::Incident, action: &Action, limit: usize) -> Result<(), Refused> {
+    let grows_only = matches!(
+        action,
+        Action::Comment { .. } | Action::ChangePriority { .. } | Action::Reopen { .. }
+    );
+    let size = prost::Message::encoded_len(incident);
+    if grows_only && size >= limit {
+        return Err(Refused::Status(format!(
+            "incident {}'s history is full ({size} bytes, at most {limit}): it can still be \
+             resolved and closed; open a new incident to go on",
+            incident.incident_id
+        )));
+    }
+    Ok(())
 }
 
 /// Applies `action` by `party` (`actor` is the caller's identity, `actor_member` its member)

@@ -117,6 +117,13 @@ impl IncidentApi {
         }
     }
 
+    /// The size past which an incident's history is full: [`incident::MAX_HISTORY_BYTES`],
+    /// or half the journal-entry limit when that is lower, which leaves the actions that end an
+    /// incident room to be written.
+    fn history_limit(&self) -> usize {
+        incident::MAX_HISTORY_BYTES.min(self.store.max_entry_bytes() / 2)
+    }
+
     fn find(&self, caller: &Identity, id: &str) -> Result<pb::Incident, ServiceError> {
         self.store
             .get_incident(id)?
@@ -147,6 +154,7 @@ impl IncidentApi {
                 let current = current
                     .filter(|i| self.visible(caller, i))
                     .ok_or_else(|| not_found(incident_id))?;
+                incident::has_room(&current, &action, self.history_limit())?;
                 let next = incident::act(
                     &current,
                     party,

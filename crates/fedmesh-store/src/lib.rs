@@ -176,6 +176,11 @@ impl Store {
         Ok(store)
     }
 
+    /// The largest journal entry a change may make ([`StoreOptions::max_entry_bytes`]).
+    pub fn max_entry_bytes(&self) -> usize {
+        self.max_entry_bytes
+    }
+
     /// Refuses a journal entry of `bytes` larger than [`StoreOptions::max_entry_bytes`].
     pub(crate) fn entry_fits(&self, bytes: usize) -> Result<(), StoreError> {
         if bytes > self.max_entry_bytes {

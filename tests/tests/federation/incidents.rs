@@ -21,10 +21,10 @@ const ROUEN: usize = 2;
 const OFFER: &str = "unistra.collab";
 
 /// unistra's collaboration offer, optionally with a P1 that runs around the clock and must be
-/// acknowledged within a second.
-fn offer(fast_p1: bool) -> pb::Offer {
+/// acknowledged within `p1_acknowledge_within` seconds.
+fn offer(p1_acknowledge_within: Option<i64>) -> pb::Offer {
     let mut offer = example_offer("collaboration");
-    if fast_p1 {
+    if let Some(seconds) = p1_acknowledge_within {
         let engagement = offer.engagement.as_mut().unwrap();
         engagement.p1_round_the_clock = true;
         let p1 = engagement
@@ -32,20 +32,17 @@ fn offer(fast_p1: bool) -> pb::Offer {
             .iter_mut()
             .find(|t| t.priority == pb::Priority::P1 as i32)
             .unwrap();
-        p1.acknowledge_within = Some(prost_types::Duration {
-            seconds: 1,
-            nanos: 0,
-        });
+        p1.acknowledge_within = Some(prost_types::Duration { seconds, nanos: 0 });
     }
     offer
 }
 
 /// A federation of three where rennes2 is a tenant of unistra's collaboration offer.
-async fn federation(nodes: &[&str], fast_p1: bool) -> TestFederation {
+async fn federation(nodes: &[&str], p1_acknowledge_within: Option<i64>) -> TestFederation {
     let fed = TestFederation::start_with(3, &[], nodes).await;
     OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
         .publish_offer(pb::PublishOfferRequest {
-            offer: Some(offer(fast_p1)),
+            offer: Some(offer(p1_acknowledge_within)),
             etag: String::new(),
         })
         .await
@@ -57,7 +54,7 @@ async fn federation(nodes: &[&str], fast_p1: bool) -> TestFederation {
             offer_id: OFFER.into(),
             user_count: 300,
             contact_email: "dsi@rennes2.example".into(),
-            accepted_terms_version: offer(false).terms_version,
+            accepted_terms_version: offer(None).terms_version,
             ..Default::default()
         })
         .await
@@ -99,7 +96,7 @@ async fn get(client: &mut Client<Channel>, id: &str) -> Result<pb::Incident, ton
 
 #[tokio::test]
 async fn an_incident_travels_between_the_desk_and_the_provider() {
-    let fed = federation(&[], false).await;
+    let fed = federation(&[], None).await;
     let opened = desk(&fed)
         .open_incident(open_request("inc-1", pb::Priority::P2))
         .await
@@ -271,7 +268,7 @@ async fn an_incident_travels_between_the_desk_and_the_provider() {
 
 #[tokio::test]
 async fn another_member_cannot_see_or_touch_the_incident() {
-    let fed = federation(&[], false).await;
+    let fed = federation(&[], None).await;
     let id = desk(&fed)
         .open_incident(open_request("inc-1", pb::Priority::P3))
         .await
@@ -317,7 +314,7 @@ async fn another_member_cannot_see_or_touch_the_incident() {
 
 #[tokio::test]
 async fn an_incident_opened_while_the_provider_is_down_is_delivered_once_it_is_back() {
-    let mut fed = federation(&[], false).await;
+    let mut fed = federation(&[], None).await;
     fed.running.stop_member(UNISTRA).await.unwrap();
     let queued = desk(&fed)
         .open_incident(open_request("while-down", pb::Priority::P2))
@@ -370,7 +367,7 @@ async fn an_incident_opened_while_the_provider_is_down_is_delivered_once_it_is_b
 /// of them is escalated, once.
 #[tokio::test]
 async fn every_open_incident_is_checked_however_many_there_are() {
-    let fed = federation(&["incidents.clock_check_interval_ms=100"], true).await;
+    let fed = federation(&["incidents.clock_check_interval_ms=100"], Some(1)).await;
     let mut desk = desk(&fed);
     const OPEN: usize = 150;
     for n in 0..OPEN {
@@ -419,7 +416,7 @@ async fn every_open_incident_is_checked_however_many_there_are() {
 
 #[tokio::test]
 async fn a_missed_deadline_escalates_to_the_coordinator() {
-    let fed = federation(&["incidents.clock_check_interval_ms=100"], true).await;
+    let fed = federation(&["incidents.clock_check_interval_ms=100"], Some(1)).await;
     let id = desk(&fed)
         .open_incident(open_request("p1", pb::Priority::P1))
         .await
@@ -504,9 +501,159 @@ async fn a_missed_deadline_escalates_to_the_coordinator() {
     assert_eq!(p1.acknowledged_in_time_percent, 0.0);
 }
 
+/// An incident's history is bounded: with a 64 KiB message limit (journal entries of at most
+/// 64 KiB, so a history of at most 32 KiB), 4 KiB comments fill it after a few. Then comments
+/// are refused with `FAILED_PRECONDITION`, from the desk (through its node) and from the
+/// provider alike, and nothing is added; what ends the incident still goes through: the node's
+/// clock alerts, acknowledging, resolving and closing.
+#[tokio::test]
+async fn a_full_incident_takes_no_more_comments_but_still_ends() {
+    let fed = federation(
+        &[
+            "incidents.clock_check_interval_ms=100",
+            "limits.max_encoding_message_bytes=65536",
+        ],
+        Some(4),
+    )
+    .await;
+    let opened = desk(&fed)
+        .open_incident(open_request("full", pb::Priority::P1))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    let id = opened.incident_id;
+    let comment = |n: usize| pb::CommentIncidentRequest {
+        request_id: format!("comment-{n}"),
+        incident_id: id.clone(),
+        body: format!("{n}: {}", "log line ".repeat(450)),
+        internal: false,
+    };
+    let mut sent = 0;
+    let refused = loop {
+        match desk(&fed).comment_incident(comment(sent)).await {
+            Ok(_) => sent += 1,
+            Err(status) => break status,
+        }
+        assert!(sent < 10, "no comment was refused after {sent}");
+    };
+    assert!(sent >= 3, "refused after {sent} comments: {refused:?}");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("history is full"), "{refused:?}");
+    let full = get(&mut provider(&fed), &id).await.unwrap();
+    let comments = |i: &pb::Incident| {
+        i.events
+            .iter()
+            .filter(|e| e.kind() == pb::IncidentEventKind::Commented)
+            .count()
+    };
+    assert_eq!(comments(&full), sent, "the refused comment is not stored");
+    // The provider is refused too, and so is a priority change.
+    let own = provider(&fed)
+        .comment_incident(pb::CommentIncidentRequest {
+            request_id: "provider-comment".into(),
+            ..comment(99)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(own.code(), Code::FailedPrecondition, "{own:?}");
+    let priority = provider(&fed)
+        .change_priority(pb::ChangePriorityRequest {
+            request_id: "lower".into(),
+            incident_id: id.clone(),
+            priority: pb::Priority::P2 as i32,
+            reason: "Only some users are affected.".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(priority.code(), Code::FailedPrecondition, "{priority:?}");
+
+    // Nobody acknowledges within 4 s: the node's clock alerts are still recorded, after the
+    // comments that filled the history.
+    let breached = wait_for(
+        "the breach of the full incident",
+        Duration::from_secs(15),
+        || {
+            let mut provider = provider(&fed);
+            let id = id.clone();
+            async move {
+                get(&mut provider, &id)
+                    .await
+                    .ok()
+                    .filter(|i| i.escalation_level == 1)
+            }
+        },
+    )
+    .await;
+    let sequence_of = |kind: pb::IncidentEventKind| {
+        breached
+            .events
+            .iter()
+            .filter(|e| e.kind() == kind)
+            .map(|e| e.sequence)
+            .max()
+            .unwrap()
+    };
+    assert!(
+        sequence_of(pb::IncidentEventKind::SlaBreached)
+            > sequence_of(pb::IncidentEventKind::Commented),
+        "the breach was recorded before the history was full: {:?}",
+        breached.events
+    );
+    assert_eq!(comments(&breached), sent);
+
+    // The provider acknowledges and resolves it, with comments; the desk closes it.
+    let mut admin = provider(&fed);
+    admin
+        .acknowledge_incident(pb::AcknowledgeIncidentRequest {
+            request_id: "ack".into(),
+            incident_id: id.clone(),
+            comment: "Looking at it.".into(),
+        })
+        .await
+        .unwrap();
+    admin
+        .set_incident_status(pb::SetIncidentStatusRequest {
+            request_id: "resolve".into(),
+            incident_id: id.clone(),
+            status: pb::IncidentStatus::Resolved as i32,
+            comment: String::new(),
+            resolution: "The identity provider's certificate was renewed.".into(),
+        })
+        .await
+        .unwrap();
+    let closed = desk(&fed)
+        .close_incident(pb::CloseIncidentRequest {
+            request_id: "close".into(),
+            incident_id: id.clone(),
+            comment: "Confirmed, thank you.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap();
+    assert_eq!(closed.status(), pb::IncidentStatus::Closed);
+    // Reopening a full incident is refused: a new one is opened instead.
+    let reopen = desk(&fed)
+        .reopen_incident(pb::ReopenIncidentRequest {
+            request_id: "reopen".into(),
+            incident_id: id.clone(),
+            reason: "It happened again.".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reopen.code(), Code::FailedPrecondition, "{reopen:?}");
+    assert!(
+        reopen.message().contains("open a new incident"),
+        "{reopen:?}"
+    );
+}
+
 #[tokio::test]
 async fn maintenance_reaches_tenants_only_and_marks_incidents() {
-    let fed = federation(&[], false).await;
+    let fed = federation(&[], None).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -682,7 +829,7 @@ async fn the_helpdesk_webhook_receives_incident_events_after_a_failure() {
             "notifications.retry_initial_ms=50",
             "notifications.retry_max_ms=200",
         ],
-        false,
+        None,
     )
     .await;
     let id = desk(&fed)
@@ -712,7 +859,7 @@ async fn the_helpdesk_webhook_receives_incident_events_after_a_failure() {
 
 #[tokio::test]
 async fn both_parties_watch_the_incident_live() {
-    let fed = federation(&[], false).await;
+    let fed = federation(&[], None).await;
     let id = desk(&fed)
         .open_incident(open_request("watched", pb::Priority::P3))
         .await

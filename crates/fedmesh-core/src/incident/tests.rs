@@ -422,3 +422,63 @@ fn a_breach_escalates_once_and_internal_notes_stay_with_the_provider() {
     assert!(coordinator.summary.is_empty() && coordinator.comments.is_empty());
     assert_eq!(coordinator.escalation_level, 1);
 }
+
+#[test]
+fn a_full_history_refuses_what_only_grows_it() {
+    let at = paris(3, 4, 10, 0);
+    let mut incident = opened(pb::Priority::P3, at);
+    let comment = |n: usize| Action::Comment {
+        body: format!("{n} {}", "x".repeat(1000)),
+        internal: false,
+    };
+    let limit = prost::Message::encoded_len(&incident) + 3_000;
+    let mut taken = 0;
+    while has_room(&incident, &comment(taken), limit).is_ok() {
+        incident = subscriber(&incident, comment(taken), at + 60);
+        taken += 1;
+        assert!(taken < 10, "never full");
+    }
+    // Each comment is kept twice (its event and the comment list): two fill 3 kB.
+    assert_eq!(taken, 2);
+    assert!(prost::Message::encoded_len(&incident) >= limit);
+    let refused = [
+        comment(taken),
+        Action::ChangePriority {
+            priority: pb::Priority::P1,
+            reason: "worse".into(),
+        },
+        Action::Reopen {
+            reason: "again".into(),
+        },
+    ];
+    for action in refused {
+        match has_room(&incident, &action, limit) {
+            Err(Refused::Status(message)) => assert!(message.contains("history is full")),
+            other => panic!("{action:?}: {other:?}"),
+        }
+    }
+    let ending = [
+        Action::Acknowledge {
+            comment: "on it".into(),
+        },
+        Action::Assign {
+            assignee: "n2".into(),
+        },
+        status(pb::IncidentStatus::Resolved),
+        Action::Answer {
+            body: "done".into(),
+        },
+        Action::Close {
+            comment: String::new(),
+        },
+        Action::ClockAlert {
+            target: pb::SlaTarget::Resolve,
+            breached: true,
+        },
+    ];
+    for action in ending {
+        assert_eq!(has_room(&incident, &action, limit), Ok(()), "{action:?}");
+    }
+    // Below the limit, everything has room.
+    assert_eq!(has_room(&incident, &comment(9), usize::MAX), Ok(()));
+}
