@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use fedmesh_coordinator::Coordinator;
@@ -196,12 +197,36 @@ impl Running {
         if let Some(dashboard) = self.dashboard {
             settings.push(format!("dashboard.listen={dashboard}"));
         }
-        let again = Self::start(self.kind, self.config.clone(), settings).await?;
+        // The port was free while it was down: another socket on this machine may hold it for
+        // a moment (an outgoing connection's ephemeral port, a test binding port 0). Wait for
+        // it, for a while, as a process restarted by its supervisor would be retried.
+        let deadline = tokio::time::Instant::now() + REBIND_WAIT;
+        let again = loop {
+            match Self::start(self.kind, self.config.clone(), settings.clone()).await {
+                Err(e) if address_in_use(&e) && tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %format!("{e:#}"), "restart: address in use, retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other?,
+            }
+        };
         self.tls = again.tls;
         self.stop = again.stop;
         self.task = again.task;
         Ok(())
     }
+}
+
+/// How long [`Running::restart`] waits for its address to be free again.
+const REBIND_WAIT: Duration = Duration::from_secs(15);
+
+/// Whether `error` comes from an address that is already in use.
+fn address_in_use(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    })
 }
 
 /// A started federation; dropping it stops every party.

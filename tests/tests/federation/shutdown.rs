@@ -1,5 +1,6 @@
 //! A server stops promptly even with long-lived streams open: the streams end with
-//! `UNAVAILABLE` (clients reconnect elsewhere or later) instead of holding the drain open.
+//! `UNAVAILABLE` (clients reconnect elsewhere or later) instead of holding the drain open; a
+//! restarted party waits for its address when another socket holds it for a moment.
 
 use std::time::Duration;
 
@@ -43,4 +44,23 @@ async fn open_watches_end_and_do_not_hold_the_shutdown() {
         let status = ended.expect_err(name);
         assert_eq!(status.code(), Code::Unavailable, "{name}: {status:?}");
     }
+}
+
+#[tokio::test]
+async fn a_restart_waits_for_its_address_to_be_free() {
+    let mut fed = TestFederation::start_with(1, &[], &[]).await;
+    fed.running.stop_coordinator().await.unwrap();
+    // Another socket takes the coordinator's port while it is down, for 700 ms.
+    let squatter = std::net::TcpListener::bind(fed.running.coordinator_addr()).unwrap();
+    let released = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        drop(squatter);
+    });
+    fed.running.restart_coordinator().await.unwrap();
+    assert!(released.is_finished(), "restarted while the port was taken");
+    // It serves again, on its address.
+    pb::registry_service_client::RegistryServiceClient::new(fed.as_admin(fed.coordinator()))
+        .list_nodes(pb::ListNodesRequest::default())
+        .await
+        .unwrap();
 }
