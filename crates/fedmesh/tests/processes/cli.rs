@@ -233,6 +233,19 @@ fn configuration_errors_name_the_key_and_where_it_came_from() {
         "/nonexistent/node.toml",
     ])));
     assert!(err.contains("/nonexistent/node.toml"), "{err}");
+
+    // A port already taken: the address named (what a supervisor's log shows, and what the
+    // crash runs recognize to start a party again).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = assert_fails(&run(fedmesh().args([
+        "node",
+        "--config",
+        config_arg,
+        "--set",
+        &format!("listen={addr}"),
+    ])));
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
 
 #[test]

@@ -44,30 +44,41 @@ struct Party {
     name: &'static str,
     command: Box<dyn Fn() -> Command + Send>,
     child: Child,
+    /// What its current process prints on stderr.
+    log: tempfile::NamedTempFile,
     port: u16,
 }
 
 impl Party {
     fn start(name: &'static str, port: u16, command: Box<dyn Fn() -> Command + Send>) -> Self {
-        let child = command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let party = Self {
+        let (child, log) = spawn(&command);
+        let mut party = Self {
             name,
             command,
             child,
+            log,
             port,
         };
         party.wait_listening();
         party
     }
 
-    fn wait_listening(&self) {
+    /// Waits until it listens. A process that exits first because its port was held a moment
+    /// by another socket while it was down is started again, as its supervisor would; any
+    /// other exit fails the test with what the process printed.
+    fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "{} never listened", self.name);
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let printed = std::fs::read_to_string(self.log.path()).unwrap();
+                assert!(
+                    printed.contains("cannot listen on"),
+                    "{} exited before listening ({status}): {printed}",
+                    self.name
+                );
+                (self.child, self.log) = spawn(&self.command);
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -77,13 +88,20 @@ impl Party {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         std::thread::sleep(down_for);
-        self.child = (self.command)()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        (self.child, self.log) = spawn(&self.command);
         self.wait_listening();
     }
+}
+
+/// Starts a party's process, what it prints on stderr kept in a temporary file.
+fn spawn(command: &dyn Fn() -> Command) -> (Child, tempfile::NamedTempFile) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = command()
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    (child, log)
 }
 
 impl Drop for Party {
