@@ -843,11 +843,15 @@ impl Dashboard {
         tls: &fedmesh_tls::TlsFiles,
         store: Store,
         stale_after: Duration,
-    ) -> Result<Self, String> {
-        let server = fedmesh_tls::config::web_server_config(tls).map_err(|e| e.to_string())?;
+    ) -> Result<Self, fedmesh_grpc::StartError> {
+        let server = fedmesh_tls::config::web_server_config(tls)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|source| fedmesh_grpc::StartError::BindOther {
+                key: "dashboard.listen",
+                addr: config.listen,
+                source,
+            })?;
         Ok(Self {
             listener,
             tls: Arc::new(server),

@@ -105,9 +105,10 @@ impl Coordinator {
         let metrics = if config.metrics.enabled {
             let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
                 .await
-                .map_err(|e| fedmesh_core::config::ConfigError::Invalid {
-                    key: "metrics.listen".to_owned(),
-                    message: format!("cannot listen on {}: {e}", config.metrics.listen),
+                .map_err(|source| fedmesh_grpc::StartError::BindOther {
+                    key: "metrics.listen",
+                    addr: config.metrics.listen,
+                    source,
                 })?;
             let metrics = fedmesh_grpc::metrics::Metrics::new(monitoring::snapshot(
                 store.clone(),
@@ -126,11 +127,7 @@ impl Coordinator {
                     store.clone(),
                     Duration::from_millis(config.registry.stale_after_ms),
                 )
-                .await
-                .map_err(|message| fedmesh_core::config::ConfigError::Invalid {
-                    key: "dashboard.listen".to_owned(),
-                    message,
-                })?,
+                .await?,
             )
         } else {
             None

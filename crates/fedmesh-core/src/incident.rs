@@ -22,11 +22,18 @@ pub const MAX_SUMMARY: usize = 200;
 pub const MAX_TEXT: usize = 16 * 1024;
 /// Longest assignee name.
 pub const MAX_ASSIGNEE: usize = 200;
-/// The size (encoded, in bytes) past which an incident's history is full: it takes no more
-/// comments, priority changes or reopenings, only the actions that bring it to its end
-/// ([`has_room`]). A node lowers it to half its journal-entry limit, so that an incident
-/// always has room left for those (each write of an incident journals all of it).
+/// The largest an incident's history may grow (encoded, in bytes) by what only makes it longer:
+/// comments, answers, assignments, status and priority changes, reopening. Past it the
+/// incident is full ([`has_room`]). A node lowers it to its journal-entry limit less
+/// [`ENDING_ROOM`] (every write journals the whole incident).
 pub const MAX_HISTORY_BYTES: usize = 1024 * 1024;
+/// The longest text (comment, resolution) of an action on a full incident.
+pub const MAX_TEXT_WHEN_FULL: usize = 1024;
+/// What a node keeps beyond the history limit for the actions a full incident still takes —
+/// acknowledging, resolving and closing, each at most once from there and with short texts,
+/// and the node's clock alerts — about a dozen events, each text kept twice (in its event and
+/// in the comment list): under 13 KiB.
+pub const ENDING_ROOM: usize = 16 * 1024;
 
 /// Which side of the incident acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,23 +306,49 @@ pub fn is_open(incident: &pb::Incident) -> bool {
     )
 }
 
-/// Whether `incident`'s history, at most `limit` bytes encoded, has room for `action`. Past
-/// the limit the incident is refused what would only grow it — comments, priority changes,
-/// reopening (a new incident can be opened instead) — and still takes what brings it to its
-/// end: acknowledging, assigning, status changes, answers, closing, and the node's clock
-/// alerts, so that a full incident can still be resolved and its clocks still breach.
-pub fn has_room(incident: &pb::Incident, action: &Action, limit: usize) -> Result<(), Refused> {
-    let grows_only = matches!(
-        action,
-        Action::Comment { .. } | Action::ChangePriority { .. } | Action::Reopen { .. }
-    );
-    let size = prost::Message::encoded_len(incident);
-    if grows_only && size >= limit {
-        return Err(Refused::Status(format!(
-            "incident {}'s history is full ({size} bytes, at most {limit}): it can still be \
-             resolved and closed; open a new incident to go on",
-            incident.incident_id
-        )));
+/// Whether `next`, the incident as `action` would leave it, fits a history of `limit` bytes
+/// (encoded). One that does not is full: it takes only what brings it to its end, which can
+/// happen once from there (acknowledging a new incident, resolving, closing; reopening and
+/// other status changes are refused), with texts of at most [`MAX_TEXT_WHEN_FULL`]. The node's
+/// clock alerts are not checked here: they are bounded (one per clock and kind).
+pub fn has_room(next: &pb::Incident, action: &Action, limit: usize) -> Result<(), Refused> {
+    let size = prost::Message::encoded_len(next);
+    if size <= limit {
+        return Ok(());
+    }
+    let texts: Vec<(&str, &str)> = match action {
+        Action::Acknowledge { comment } | Action::Close { comment } => {
+            vec![("comment", comment.as_str())]
+        }
+        Action::SetStatus {
+            status: pb::IncidentStatus::Resolved,
+            comment,
+            resolution,
+        } => vec![
+            ("comment", comment.as_str()),
+            ("resolution", resolution.as_str()),
+        ],
+        Action::ClockAlert { .. } => Vec::new(),
+        _ => {
+            return Err(Refused::Status(format!(
+                "incident {}'s history is full ({size} bytes with this change, at most \
+                 {limit}): it takes no more comments, answers, assignments, status or priority \
+                 changes, or reopening; it can still be acknowledged, resolved and closed, with \
+                 texts of at most {MAX_TEXT_WHEN_FULL} bytes; open a new incident to go on",
+                next.incident_id
+            )));
+        }
+    };
+    for (field, text) in texts {
+        if text.len() > MAX_TEXT_WHEN_FULL {
+            return Err(invalid(
+                field,
+                format!(
+                    "at most {MAX_TEXT_WHEN_FULL} bytes: incident {}'s history is full",
+                    next.incident_id
+                ),
+            ));
+        }
     }
     Ok(())
 }

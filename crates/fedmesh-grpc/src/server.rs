@@ -217,6 +217,16 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Another listener (metrics, dashboard) could not be bound; `key` is its config key.
+    #[error("config key `{key}`: cannot listen on {addr}: {source}")]
+    BindOther {
+        /// The config key of the address (`metrics.listen`).
+        key: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// What a node or the coordinator opens before it serves: its database, its TLS configuration

@@ -117,11 +117,15 @@ impl IncidentApi {
         }
     }
 
-    /// The size past which an incident's history is full: [`incident::MAX_HISTORY_BYTES`],
-    /// or half the journal-entry limit when that is lower, which leaves the actions that end an
-    /// incident room to be written.
+    /// The size past which an incident's history is full: [`incident::MAX_HISTORY_BYTES`], or
+    /// the journal-entry limit less [`incident::ENDING_ROOM`] when that is lower, which leaves
+    /// the actions that end a full incident room to be written.
     fn history_limit(&self) -> usize {
-        incident::MAX_HISTORY_BYTES.min(self.store.max_entry_bytes() / 2)
+        incident::MAX_HISTORY_BYTES.min(
+            self.store
+                .max_entry_bytes()
+                .saturating_sub(incident::ENDING_ROOM),
+        )
     }
 
     fn find(&self, caller: &Identity, id: &str) -> Result<pb::Incident, ServiceError> {
@@ -154,16 +158,16 @@ impl IncidentApi {
                 let current = current
                     .filter(|i| self.visible(caller, i))
                     .ok_or_else(|| not_found(incident_id))?;
-                incident::has_room(&current, &action, self.history_limit())?;
                 let next = incident::act(
                     &current,
                     party,
                     &actor,
                     &actor_member,
-                    action,
+                    action.clone(),
                     at,
                     self.reopen_within(),
                 )?;
+                incident::has_room(&next, &action, self.history_limit())?;
                 Ok::<_, ServiceError>(self.with_clocks(next, at))
             },
         );
@@ -215,7 +219,7 @@ impl IncidentApi {
             Party::Subscriber,
             "",
             "",
-            action,
+            action.clone(),
             now(),
             Secs::MAX / 2,
         ) {
@@ -224,7 +228,13 @@ impl IncidentApi {
             ) => {
                 return Err(refused.into());
             }
-            Ok(_) | Err(incident::Refused::Status(_)) => {}
+            // A history this copy already finds full is full at the provider too (its copy
+            // is at least as long, its limit at most MAX_HISTORY_BYTES): refused now rather
+            // than queued to be refused later.
+            Ok(next) => {
+                incident::has_room(&next, &action, incident::MAX_HISTORY_BYTES)?;
+            }
+            Err(incident::Refused::Status(_)) => {}
         }
         let key = request_key(caller, rpc, request_id)?;
         let delivered = self
@@ -487,6 +497,12 @@ impl IncidentApi {
                         } else {
                             tracing::info!(incident = %incident.incident_id, target = target.as_str_name(), "SLA deadline at risk");
                         }
+                    }
+                    // One incident too large to write must not stop the other clocks.
+                    Err(fedmesh_store::WriteError::Store(
+                        e @ fedmesh_store::StoreError::EntryTooLarge { .. },
+                    )) => {
+                        tracing::error!(incident = %current.incident_id, error = %e, "clock alert not recorded: the incident no longer fits a journal entry");
                     }
                     Err(fedmesh_store::WriteError::Store(e)) => return Err(e.into()),
                     Err(other) => {

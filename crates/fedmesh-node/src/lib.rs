@@ -176,9 +176,10 @@ impl Node {
         let metrics = if config.metrics.enabled {
             let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
                 .await
-                .map_err(|e| fedmesh_core::config::ConfigError::Invalid {
-                    key: "metrics.listen".to_owned(),
-                    message: format!("cannot listen on {}: {e}", config.metrics.listen),
+                .map_err(|source| fedmesh_grpc::StartError::BindOther {
+                    key: "metrics.listen",
+                    addr: config.metrics.listen,
+                    source,
                 })?;
             let metrics = fedmesh_grpc::metrics::Metrics::new(metrics::snapshot(
                 store.clone(),

@@ -361,6 +361,13 @@ impl Forwarder {
             );
         match written {
             Ok((_, revision)) => self.store.journal_durable(revision).await,
+            // A copy larger than this node's journal entries may be (its
+            // limits.max_encoding_message_bytes lower than the provider's) is skipped, not
+            // retried: retrying would stop every later change from that provider.
+            Err(fedmesh_store::WriteError::Store(e @ StoreError::EntryTooLarge { .. })) => {
+                tracing::error!(provider, incident = %id, error = %e, "incident not mirrored: raise limits.max_encoding_message_bytes to the provider's");
+                Ok(())
+            }
             Err(fedmesh_store::WriteError::Store(e)) => Err(e),
             Err(fedmesh_store::WriteError::Rejected(Unchanged)) => Ok(()),
             Err(fedmesh_store::WriteError::Repeated(_)) => Ok(()),

@@ -220,7 +220,8 @@ impl Running {
 /// How long [`Running::restart`] waits for its address to be free again.
 const REBIND_WAIT: Duration = Duration::from_secs(15);
 
-/// Whether `error` comes from an address that is already in use.
+/// Whether `error` comes from an address that is already in use (the gRPC, metrics or
+/// dashboard listener's).
 fn address_in_use(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause

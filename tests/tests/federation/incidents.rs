@@ -502,10 +502,11 @@ async fn a_missed_deadline_escalates_to_the_coordinator() {
 }
 
 /// An incident's history is bounded: with a 64 KiB message limit (journal entries of at most
-/// 64 KiB, so a history of at most 32 KiB), 4 KiB comments fill it after a few. Then comments
+/// 64 KiB, so a history of at most 48 KiB once the room kept for ending it is set aside), 4 KiB
+/// comments (kept twice each) fill it after a few. Then comments, priority and status changes
 /// are refused with `FAILED_PRECONDITION`, from the desk (through its node) and from the
-/// provider alike, and nothing is added; what ends the incident still goes through: the node's
-/// clock alerts, acknowledging, resolving and closing.
+/// provider alike, and nothing is added; what ends the incident still goes through, with
+/// short texts: the node's clock alerts, acknowledging, resolving and closing.
 #[tokio::test]
 async fn a_full_incident_takes_no_more_comments_but_still_ends() {
     let fed = federation(
@@ -513,7 +514,7 @@ async fn a_full_incident_takes_no_more_comments_but_still_ends() {
             "incidents.clock_check_interval_ms=100",
             "limits.max_encoding_message_bytes=65536",
         ],
-        Some(4),
+        Some(8),
     )
     .await;
     let opened = desk(&fed)
@@ -541,6 +542,22 @@ async fn a_full_incident_takes_no_more_comments_but_still_ends() {
     assert!(sent >= 3, "refused after {sent} comments: {refused:?}");
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert!(refused.message().contains("history is full"), "{refused:?}");
+    // A short comment still fits; short ones go on until not even those do.
+    let mut short = 0;
+    let refused = loop {
+        let request = pb::CommentIncidentRequest {
+            request_id: format!("short-{short}"),
+            incident_id: id.clone(),
+            body: "Still down.".into(),
+            internal: false,
+        };
+        match desk(&fed).comment_incident(request).await {
+            Ok(_) => short += 1,
+            Err(status) => break status,
+        }
+        assert!(short < 100, "short comments never refused");
+    };
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     let full = get(&mut provider(&fed), &id).await.unwrap();
     let comments = |i: &pb::Incident| {
         i.events
@@ -548,14 +565,21 @@ async fn a_full_incident_takes_no_more_comments_but_still_ends() {
             .filter(|e| e.kind() == pb::IncidentEventKind::Commented)
             .count()
     };
-    assert_eq!(comments(&full), sent, "the refused comment is not stored");
-    // The provider is refused too, and so is a priority change.
+    assert_eq!(
+        comments(&full),
+        sent + short,
+        "the refused comments are not stored"
+    );
+    // The provider is refused too, and so are priority and status changes.
     let own = provider(&fed)
         .comment_incident(pb::CommentIncidentRequest {
             request_id: "provider-comment".into(),
-            ..comment(99)
+            incident_id: id.clone(),
+            body: "Looking.".into(),
+            internal: true,
         })
         .await
+        .map(|_| ())
         .unwrap_err();
     assert_eq!(own.code(), Code::FailedPrecondition, "{own:?}");
     let priority = provider(&fed)
@@ -566,14 +590,27 @@ async fn a_full_incident_takes_no_more_comments_but_still_ends() {
             reason: "Only some users are affected.".into(),
         })
         .await
+        .map(|_| ())
         .unwrap_err();
     assert_eq!(priority.code(), Code::FailedPrecondition, "{priority:?}");
+    let waiting = provider(&fed)
+        .set_incident_status(pb::SetIncidentStatusRequest {
+            request_id: "ask".into(),
+            incident_id: id.clone(),
+            status: pb::IncidentStatus::WaitingOnSubscriber as i32,
+            comment: "Which browser?".into(),
+            resolution: String::new(),
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(waiting.code(), Code::FailedPrecondition, "{waiting:?}");
 
-    // Nobody acknowledges within 4 s: the node's clock alerts are still recorded, after the
+    // Nobody acknowledges within 8 s: the node's clock alerts are still recorded, after the
     // comments that filled the history.
     let breached = wait_for(
         "the breach of the full incident",
-        Duration::from_secs(15),
+        Duration::from_secs(20),
         || {
             let mut provider = provider(&fed);
             let id = id.clone();
@@ -601,9 +638,9 @@ async fn a_full_incident_takes_no_more_comments_but_still_ends() {
         "the breach was recorded before the history was full: {:?}",
         breached.events
     );
-    assert_eq!(comments(&breached), sent);
+    assert_eq!(comments(&breached), sent + short);
 
-    // The provider acknowledges and resolves it, with comments; the desk closes it.
+    // The provider acknowledges and resolves it, with short texts; the desk closes it.
     let mut admin = provider(&fed);
     admin
         .acknowledge_incident(pb::AcknowledgeIncidentRequest {
@@ -613,14 +650,24 @@ async fn a_full_incident_takes_no_more_comments_but_still_ends() {
         })
         .await
         .unwrap();
+    let resolve = |resolution: String| pb::SetIncidentStatusRequest {
+        request_id: format!("resolve-{}", resolution.len()),
+        incident_id: id.clone(),
+        status: pb::IncidentStatus::Resolved as i32,
+        comment: String::new(),
+        resolution,
+    };
+    let long = admin
+        .set_incident_status(resolve("renewed ".repeat(200)))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(long.code(), Code::InvalidArgument, "{long:?}");
+    assert!(long.message().contains("resolution"), "{long:?}");
     admin
-        .set_incident_status(pb::SetIncidentStatusRequest {
-            request_id: "resolve".into(),
-            incident_id: id.clone(),
-            status: pb::IncidentStatus::Resolved as i32,
-            comment: String::new(),
-            resolution: "The identity provider's certificate was renewed.".into(),
-        })
+        .set_incident_status(resolve(
+            "The identity provider's certificate was renewed.".into(),
+        ))
         .await
         .unwrap();
     let closed = desk(&fed)
@@ -643,6 +690,7 @@ async fn a_full_incident_takes_no_more_comments_but_still_ends() {
             reason: "It happened again.".into(),
         })
         .await
+        .map(|_| ())
         .unwrap_err();
     assert_eq!(reopen.code(), Code::FailedPrecondition, "{reopen:?}");
     assert!(

@@ -50,17 +50,27 @@ async fn open_watches_end_and_do_not_hold_the_shutdown() {
 async fn a_restart_waits_for_its_address_to_be_free() {
     let mut fed = TestFederation::start_with(1, &[], &[]).await;
     fed.running.stop_coordinator().await.unwrap();
-    // Another socket takes the coordinator's port while it is down, for 700 ms.
-    let squatter = std::net::TcpListener::bind(fed.running.coordinator_addr()).unwrap();
+    // Other sockets take the coordinator's gRPC port while it is down, for 700 ms, then its
+    // metrics port for 700 ms more.
+    let metrics = fed.coordinator().metrics.clone().unwrap();
+    let metrics_addr = metrics
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let grpc = std::net::TcpListener::bind(fed.running.coordinator_addr()).unwrap();
+    let metrics = std::net::TcpListener::bind(&metrics_addr).unwrap();
     let released = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        drop(squatter);
+        drop(grpc);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        drop(metrics);
     });
     fed.running.restart_coordinator().await.unwrap();
-    assert!(released.is_finished(), "restarted while the port was taken");
-    // It serves again, on its address.
+    assert!(released.is_finished(), "restarted while a port was taken");
+    // It serves again, on its addresses.
     pb::registry_service_client::RegistryServiceClient::new(fed.as_admin(fed.coordinator()))
         .list_nodes(pb::ListNodesRequest::default())
         .await
         .unwrap();
+    assert!(std::net::TcpStream::connect(&metrics_addr).is_ok());
 }

@@ -424,49 +424,63 @@ fn a_breach_escalates_once_and_internal_notes_stay_with_the_provider() {
 }
 
 #[test]
-fn a_full_history_refuses_what_only_grows_it() {
+fn a_full_history_takes_only_what_ends_the_incident() {
     let at = paris(3, 4, 10, 0);
-    let mut incident = opened(pb::Priority::P3, at);
     let comment = |n: usize| Action::Comment {
         body: format!("{n} {}", "x".repeat(1000)),
         internal: false,
     };
-    let limit = prost::Message::encoded_len(&incident) + 3_000;
+    let mut incident = opened(pb::Priority::P3, at);
+    let limit = prost::Message::encoded_len(&incident) + 5_000;
     let mut taken = 0;
-    while has_room(&incident, &comment(taken), limit).is_ok() {
-        incident = subscriber(&incident, comment(taken), at + 60);
+    let full = loop {
+        let next = subscriber(&incident, comment(taken), at + 60);
+        if has_room(&next, &comment(taken), limit).is_err() {
+            break next;
+        }
+        incident = next;
         taken += 1;
         assert!(taken < 10, "never full");
-    }
-    // Each comment is kept twice (its event and the comment list): two fill 3 kB.
+    };
+    // Each comment is kept twice (its event and the comment list): two 1 kB comments take
+    // about 4.2 kB, a third does not fit in 5 kB.
     assert_eq!(taken, 2);
-    assert!(prost::Message::encoded_len(&incident) >= limit);
-    let refused = [
+    assert!(prost::Message::encoded_len(&incident) <= limit);
+    assert!(prost::Message::encoded_len(&full) > limit);
+    let short = |s: &str| s.to_owned();
+    let growing = [
         comment(taken),
+        Action::Answer { body: short("ok") },
+        Action::Assign {
+            assignee: short("n2"),
+        },
+        status(pb::IncidentStatus::InProgress),
+        status(pb::IncidentStatus::WaitingOnSubscriber),
         Action::ChangePriority {
             priority: pb::Priority::P1,
-            reason: "worse".into(),
+            reason: short("worse"),
         },
         Action::Reopen {
-            reason: "again".into(),
+            reason: short("again"),
         },
     ];
-    for action in refused {
-        match has_room(&incident, &action, limit) {
-            Err(Refused::Status(message)) => assert!(message.contains("history is full")),
+    for action in growing {
+        match has_room(&full, &action, limit) {
+            Err(Refused::Status(message)) => {
+                assert!(message.contains("history is full"), "{message}");
+                assert!(message.contains("open a new incident"), "{message}");
+            }
             other => panic!("{action:?}: {other:?}"),
         }
     }
     let ending = [
         Action::Acknowledge {
-            comment: "on it".into(),
+            comment: short("on it"),
         },
-        Action::Assign {
-            assignee: "n2".into(),
-        },
-        status(pb::IncidentStatus::Resolved),
-        Action::Answer {
-            body: "done".into(),
+        Action::SetStatus {
+            status: pb::IncidentStatus::Resolved,
+            comment: String::new(),
+            resolution: "x".repeat(MAX_TEXT_WHEN_FULL),
         },
         Action::Close {
             comment: String::new(),
@@ -477,8 +491,31 @@ fn a_full_history_refuses_what_only_grows_it() {
         },
     ];
     for action in ending {
-        assert_eq!(has_room(&incident, &action, limit), Ok(()), "{action:?}");
+        assert_eq!(has_room(&full, &action, limit), Ok(()), "{action:?}");
     }
-    // Below the limit, everything has room.
-    assert_eq!(has_room(&incident, &comment(9), usize::MAX), Ok(()));
+    // ... with short texts only.
+    let long = "x".repeat(MAX_TEXT_WHEN_FULL + 1);
+    for (action, field) in [
+        (
+            Action::SetStatus {
+                status: pb::IncidentStatus::Resolved,
+                comment: String::new(),
+                resolution: long.clone(),
+            },
+            "resolution",
+        ),
+        (
+            Action::Close {
+                comment: long.clone(),
+            },
+            "comment",
+        ),
+    ] {
+        match has_room(&full, &action, limit) {
+            Err(Refused::Invalid { field: named, .. }) => assert_eq!(named, field),
+            other => panic!("{action:?}: {other:?}"),
+        }
+    }
+    // Within the limit, everything has room.
+    assert_eq!(has_room(&full, &comment(9), usize::MAX), Ok(()));
 }
