@@ -22,7 +22,8 @@ pub const MAX_SUMMARY: usize = 200;
 pub const MAX_TEXT: usize = 16 * 1024;
 /// Longest assignee name.
 pub const MAX_ASSIGNEE: usize = 200;
-/// The largest an incident's history may grow (encoded, in bytes) by what only makes it longer:
+/// The largest an incident's history may grow (encoded as a response carries it, with its
+/// comment list, in bytes) by what only makes it longer:
 /// comments, answers, assignments, status and priority changes, reopening. Past it the
 /// incident is full ([`has_room`]). A node lowers it to its journal-entry limit less
 /// [`ENDING_ROOM`] (every write journals the whole incident).
@@ -31,8 +32,8 @@ pub const MAX_HISTORY_BYTES: usize = 1024 * 1024;
 pub const MAX_TEXT_WHEN_FULL: usize = 1024;
 /// What a node keeps beyond the history limit for the actions a full incident still takes —
 /// acknowledging, resolving and closing, each at most once from there and with short texts,
-/// and the node's clock alerts — about a dozen events, each text kept twice (in its event and
-/// in the comment list): under 13 KiB.
+/// and the node's clock alerts — about a dozen events and 4 KiB of text, counted twice as a
+/// response carries them (in the events and in the comment list): under 13 KiB.
 pub const ENDING_ROOM: usize = 16 * 1024;
 
 /// Which side of the incident acts.
@@ -312,6 +313,8 @@ pub fn is_open(incident: &pb::Incident) -> bool {
 /// other status changes are refused), with texts of at most [`MAX_TEXT_WHEN_FULL`]. The node's
 /// clock alerts are not checked here: they are bounded (one per clock and kind).
 pub fn has_room(next: &pb::Incident, action: &Action, limit: usize) -> Result<(), Refused> {
+    // As a response carries it: with its comment list, each comment twice (a node stores
+    // each once), and a response must fit `limits.max_encoding_message_bytes`.
     let size = prost::Message::encoded_len(next);
     if size <= limit {
         return Ok(());
@@ -803,6 +806,16 @@ pub fn worst_clock_state(incident: &pb::Incident) -> &'static str {
         Ok(pb::SlaClockState::AtRisk) => "at_risk",
         _ => "on_time",
     }
+}
+
+/// Whether `a` and `b` are the same version of an incident, their comment lists aside (one
+/// may come from a journal, which carries none).
+pub fn same_version(a: &pb::Incident, b: &pb::Incident) -> bool {
+    let without_list = |i: &pb::Incident| pb::Incident {
+        comments: Vec::new(),
+        ..i.clone()
+    };
+    without_list(a) == without_list(b)
 }
 
 /// What the coordinator keeps of an incident: no texts, no people (GDPR minimisation); the

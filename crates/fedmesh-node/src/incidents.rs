@@ -573,26 +573,35 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
                     && (body.types.is_empty() || body.types.contains(&i.r#type))
             })
             .map_err(ServiceError::from)?;
-        let next_page_token = if incidents.len() > size {
-            incidents.truncate(size);
-            incidents
-                .last()
+        let mut more = incidents.len() > size;
+        incidents.truncate(size);
+        // Lists stay light: the events and comments are in GetIncident and WatchIncident. A
+        // page also ends before it would outgrow a response (descriptions and resolutions of
+        // 16 KiB each add up); the next page goes on from there.
+        let budget = self.store.max_entry_bytes();
+        let mut page = Vec::with_capacity(incidents.len());
+        let mut bytes = 0;
+        for incident in incidents {
+            let mut shown = self.shaped(&identity, incident);
+            shown.events.clear();
+            shown.comments.clear();
+            let len = prost::Message::encoded_len(&shown) + 8;
+            if !page.is_empty() && bytes + len > budget {
+                more = true;
+                break;
+            }
+            bytes += len;
+            page.push(shown);
+        }
+        let next_page_token = if more {
+            page.last()
                 .map(|i| i.incident_id.clone())
                 .unwrap_or_default()
         } else {
             String::new()
         };
-        let incidents = incidents
-            .into_iter()
-            .map(|i| {
-                let mut shown = self.shaped(&identity, i);
-                // Lists stay light: the events are in GetIncident and WatchIncident.
-                shown.events.clear();
-                shown
-            })
-            .collect();
         Ok(Response::new(pb::ListIncidentsResponse {
-            incidents,
+            incidents: page,
             next_page_token,
         }))
     }

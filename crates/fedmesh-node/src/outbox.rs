@@ -352,7 +352,8 @@ impl Forwarder {
                 None,
                 |current, _| match current {
                     Some(current)
-                        if current.events.len() > incoming.events.len() || current == incoming =>
+                        if current.events.len() > incoming.events.len()
+                            || fedmesh_core::incident::same_version(&current, &incoming) =>
                     {
                         Err(Unchanged)
                     }

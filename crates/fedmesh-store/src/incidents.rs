@@ -28,11 +28,30 @@ const MAINTENANCE: Entity<pb::MaintenanceWindow> = Entity {
     payload: pb::journal_entry::Payload::MaintenanceWindow,
 };
 
+/// An incident as it is stored and journaled: each comment kept once, in its event, without
+/// the comment list ([`shown`] rebuilds it). Incidents stored before keep their list, which
+/// reading rebuilds the same.
+fn stored(mut incident: pb::Incident) -> pb::Incident {
+    incident.comments.clear();
+    incident
+}
+
+/// An incident as it is read: its comment list rebuilt from its events, in their order.
+fn shown(mut incident: pb::Incident) -> pb::Incident {
+    incident.comments = incident
+        .events
+        .iter()
+        .filter_map(|e| e.comment.clone())
+        .collect();
+    incident
+}
+
 fn scan<M: prost::Message + Default>(
     tree: &sled::Tree,
     name: &'static str,
     after: &str,
     limit: usize,
+    shape: fn(M) -> M,
     keep: impl Fn(&M) -> bool,
 ) -> Result<Vec<M>, StoreError> {
     let mut out = Vec::new();
@@ -41,7 +60,7 @@ fn scan<M: prost::Message + Default>(
         std::ops::Bound::Unbounded,
     )) {
         let (key, raw) = item?;
-        let value: M = decode(name, &key, &raw)?;
+        let value: M = shape(decode(name, &key, &raw)?);
         if keep(&value) {
             out.push(value);
             if out.len() == limit {
@@ -63,14 +82,21 @@ impl Store {
         decide: impl FnOnce(Option<pb::Incident>, u64) -> Result<pb::Incident, E>,
     ) -> Result<(pb::Incident, u64), WriteError<E>> {
         let _writing = self.writing();
-        self.write_journaled(&INCIDENT, member_id, incident_id, request_key, decide)
+        self.write_journaled(
+            &INCIDENT,
+            member_id,
+            incident_id,
+            request_key,
+            |current, revision| decide(current.map(shown), revision).map(stored),
+        )
+        .map(|(incident, revision)| (shown(incident), revision))
     }
 
     /// An incident by id.
     pub fn get_incident(&self, id: &str) -> Result<Option<pb::Incident>, StoreError> {
         self.tree(INCIDENTS_TREE)?
             .get(id.as_bytes())?
-            .map(|raw| decode(INCIDENTS_TREE, id.as_bytes(), &raw))
+            .map(|raw| decode(INCIDENTS_TREE, id.as_bytes(), &raw).map(shown))
             .transpose()
     }
 
@@ -87,6 +113,7 @@ impl Store {
             INCIDENTS_TREE,
             after,
             limit,
+            shown,
             keep,
         )
     }
@@ -101,7 +128,7 @@ impl Store {
         let mut acc = init;
         for item in self.tree(INCIDENTS_TREE)?.iter() {
             let (key, raw) = item?;
-            acc = f(acc, decode(INCIDENTS_TREE, &key, &raw)?);
+            acc = f(acc, shown(decode(INCIDENTS_TREE, &key, &raw)?));
         }
         Ok(acc)
     }
@@ -138,6 +165,7 @@ impl Store {
             MAINTENANCE_TREE,
             after,
             limit,
+            |m| m,
             keep,
         )
     }
@@ -164,7 +192,10 @@ impl Store {
             let newer = self
                 .get_incident(&incident.incident_id)?
                 .is_none_or(|current| current.events.len() <= incident.events.len());
-            let (value, cursor) = (incident.encode_to_vec(), position.encode_to_vec());
+            let (value, cursor) = (
+                stored(incident.clone()).encode_to_vec(),
+                position.encode_to_vec(),
+            );
             let result: Result<(), TransactionError<()>> =
                 (&incidents, &cursors).transaction(|(incidents, cursors)| {
                     if newer {
@@ -176,5 +207,107 @@ impl Store {
             result.map_err(StoreError::from_transaction)?;
             Ok((Applied::CursorOnly, None))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commented(incident: &pb::Incident, sequence: u64, body: &str) -> pb::Incident {
+        let comment = pb::IncidentComment {
+            comment_id: format!("{}/c{sequence}", incident.incident_id),
+            body: body.into(),
+            ..Default::default()
+        };
+        let mut next = incident.clone();
+        next.events.push(pb::IncidentEvent {
+            sequence,
+            kind: pb::IncidentEventKind::Commented as i32,
+            comment: Some(comment.clone()),
+            ..Default::default()
+        });
+        next.comments.push(comment);
+        next
+    }
+
+    #[test]
+    fn each_comment_is_stored_once_and_read_in_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let opened = pb::Incident {
+            incident_id: "INC-1".into(),
+            ..Default::default()
+        };
+        let first = commented(&opened, 1, "first");
+        let (written, _) = store
+            .update_incident("rennes2", "INC-1", None, |_, _| {
+                Ok::<_, std::convert::Infallible>(first.clone())
+            })
+            .unwrap();
+        assert_eq!(written, first, "the writer gets the list back");
+        // The next change sees the list, as the core's actions expect.
+        let (second, revision) = store
+            .update_incident("rennes2", "INC-1", None, |current, _| {
+                let current = current.unwrap();
+                assert_eq!(current.comments.len(), 1);
+                Ok::<_, std::convert::Infallible>(commented(&current, 2, "second"))
+            })
+            .unwrap();
+        assert_eq!(second.comments.len(), 2);
+
+        // Stored and journaled without the list.
+        let raw = store
+            .tree(INCIDENTS_TREE)
+            .unwrap()
+            .get(b"INC-1")
+            .unwrap()
+            .unwrap();
+        let kept = pb::Incident::decode(raw.as_ref()).unwrap();
+        assert!(kept.comments.is_empty());
+        assert_eq!(kept.events.len(), 2);
+        let entry = store
+            .tree(crate::journal::JOURNAL_TREE)
+            .unwrap()
+            .get(crate::log::key(revision))
+            .unwrap()
+            .unwrap();
+        let Some(pb::journal_entry::Payload::Incident(journaled)) =
+            pb::JournalEntry::decode(entry.as_ref()).unwrap().payload
+        else {
+            panic!("not an incident entry");
+        };
+        assert!(journaled.comments.is_empty());
+
+        // Read back with it, by every way in.
+        let bodies = |i: &pb::Incident| {
+            i.comments
+                .iter()
+                .map(|c| c.body.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            bodies(&store.get_incident("INC-1").unwrap().unwrap()),
+            ["first", "second"]
+        );
+        let listed = store
+            .list_incidents("", 10, |i| i.comments.len() == 2)
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        let folded = store
+            .fold_incidents(Vec::new(), |mut all, i| {
+                all.push(bodies(&i));
+                all
+            })
+            .unwrap();
+        assert_eq!(folded, [["first", "second"]]);
+
+        // An incident stored before, with its list, reads the same.
+        store
+            .tree(INCIDENTS_TREE)
+            .unwrap()
+            .insert(b"INC-1", second.encode_to_vec())
+            .unwrap();
+        assert_eq!(store.get_incident("INC-1").unwrap().unwrap(), second);
     }
 }

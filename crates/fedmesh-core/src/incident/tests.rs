@@ -442,8 +442,8 @@ fn a_full_history_takes_only_what_ends_the_incident() {
         taken += 1;
         assert!(taken < 10, "never full");
     };
-    // Each comment is kept twice (its event and the comment list): two 1 kB comments take
-    // about 4.2 kB, a third does not fit in 5 kB.
+    // Counted as a response carries it, each comment twice (in its event and in the comment
+    // list): two 1 kB comments fit in 5 kB, a third does not.
     assert_eq!(taken, 2);
     assert!(prost::Message::encoded_len(&incident) <= limit);
     assert!(prost::Message::encoded_len(&full) > limit);
