@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use fedmesh_core::liveness::{Liveness, liveness};
 use fedmesh_core::{MemberId, Role};
-use fedmesh_grpc::error::page_size;
+use fedmesh_grpc::error::{bounded_page, page_size};
 use fedmesh_grpc::{ServiceError, caller};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
@@ -206,25 +206,20 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
             );
         }
         // One more than asked tells whether another page follows.
-        let mut nodes = self
+        let now = SystemTime::now();
+        let nodes = self
             .store
             .list_nodes(&body.page_token, size + 1)
-            .map_err(ServiceError::from)?;
-        let next_page_token = if nodes.len() > size {
-            nodes.truncate(size);
-            nodes
-                .last()
-                .map(|n| n.member_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let now = SystemTime::now();
+            .map_err(ServiceError::from)?
+            .into_iter()
+            .map(|n| self.with_status(n, now))
+            .collect();
+        let (nodes, next_page_token) =
+            bounded_page(nodes, size, self.store.max_entry_bytes(), |n| {
+                n.member_id.clone()
+            });
         Ok(Response::new(pb::ListNodesResponse {
-            nodes: nodes
-                .into_iter()
-                .map(|n| self.with_status(n, now))
-                .collect(),
+            nodes,
             next_page_token,
         }))
     }

@@ -7,7 +7,7 @@ use fedmesh_proto::pb;
 use fedmesh_store::Store;
 use tonic::{Request, Response, Status};
 
-use crate::error::{ServiceError, page_after, page_size};
+use crate::error::{ServiceError, bounded_page, page_after, page_size};
 use crate::stream::{HEARTBEAT, ResponseStream, Sink, Stopping, spawn_stream, stopping_status};
 
 /// Changes read from the log per batch while replaying.
@@ -135,7 +135,7 @@ impl pb::catalogue_service_server::CatalogueService for CatalogueApi {
             .filter(|o| query.matches(o))
             .collect();
         let total_size = i32::try_from(matching.len()).unwrap_or(i32::MAX);
-        let mut page: Vec<pb::CatalogueOffer> = matching
+        let following: Vec<pb::CatalogueOffer> = matching
             .into_iter()
             .filter(|o| {
                 o.offer
@@ -144,15 +144,13 @@ impl pb::catalogue_service_server::CatalogueService for CatalogueApi {
             })
             .take(size + 1)
             .collect();
-        let next_page_token = if page.len() > size {
-            page.truncate(size);
-            page.last()
-                .and_then(|o| o.offer.as_ref())
-                .map(|o| o.offer_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (page, next_page_token) =
+            bounded_page(following, size, self.store.max_entry_bytes(), |o| {
+                o.offer
+                    .as_ref()
+                    .map(|o| o.offer_id.clone())
+                    .unwrap_or_default()
+            });
         Ok(Response::new(pb::SearchOffersResponse {
             offers: page,
             next_page_token,

@@ -163,11 +163,90 @@ pub fn page_after(token: &str, valid: impl Fn(&str) -> bool) -> Result<&str, Ser
     }
 }
 
+/// Ends a page: `items` were read one more than `size` (to tell whether more follow); the page
+/// keeps at most `size` of them, and stops before their encoded size would pass `max_bytes`
+/// (what one response may carry) so that a page of long items is shorter rather than refused.
+/// Returns the page and the next page's token, the key (`key_of`) of its last item, empty when
+/// nothing follows. The first item is always kept.
+pub fn bounded_page<T: prost::Message>(
+    items: Vec<T>,
+    size: usize,
+    max_bytes: usize,
+    key_of: impl Fn(&T) -> String,
+) -> (Vec<T>, String) {
+    let mut more = items.len() > size;
+    let mut page = Vec::with_capacity(items.len().min(size));
+    // A little under the limit: the response's envelope and next_page_token.
+    let budget = max_bytes.saturating_sub(1024);
+    let mut bytes = 0;
+    for item in items.into_iter().take(size) {
+        let len = item.encoded_len() + 8;
+        if !page.is_empty() && bytes + len > budget {
+            more = true;
+            break;
+        }
+        bytes += len;
+        page.push(item);
+    }
+    let token = if more {
+        page.last().map(&key_of).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (page, token)
+}
+
 /// Reads `page_size` with a default and a cap; negative sizes are invalid.
 pub fn page_size(requested: i32, default: usize, max: usize) -> Result<usize, ServiceError> {
     match requested {
         0 => Ok(default),
         n if n < 0 => Err(ServiceError::invalid("page_size", "must not be negative")),
         n => Ok((n as usize).min(max)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedmesh_proto::pb;
+
+    fn offers(lengths: &[usize]) -> Vec<pb::Offer> {
+        lengths
+            .iter()
+            .enumerate()
+            .map(|(i, len)| pb::Offer {
+                offer_id: format!("m.o{i}"),
+                service_name: "x".repeat(*len),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn ids(page: &[pb::Offer]) -> Vec<&str> {
+        page.iter().map(|o| o.offer_id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_page_ends_at_its_size_or_before_it_outgrows_a_response() {
+        let key = |o: &pb::Offer| o.offer_id.clone();
+        // By count: three asked, four read, the token is the third's.
+        let (page, token) = bounded_page(offers(&[10, 10, 10, 10]), 3, 1 << 20, key);
+        assert_eq!(
+            (ids(&page), token.as_str()),
+            (vec!["m.o0", "m.o1", "m.o2"], "m.o2")
+        );
+        // The last page: no token.
+        let (page, token) = bounded_page(offers(&[10, 10]), 3, 1 << 20, key);
+        assert_eq!((page.len(), token.as_str()), (2, ""));
+        // By bytes: 3 KiB items under a 8 KiB limit (less 1 KiB for the envelope): two fit.
+        let (page, token) = bounded_page(offers(&[3000, 3000, 3000]), 50, 8192, key);
+        assert_eq!((ids(&page), token.as_str()), (vec!["m.o0", "m.o1"], "m.o1"));
+        // The next page goes on from there, and ends where the items do.
+        let (page, token) = bounded_page(offers(&[3000]), 50, 8192, key);
+        assert_eq!((page.len(), token.as_str()), (1, ""));
+        // An item larger than the budget still makes a page of one (the response may then be
+        // refused as too large, which names the limit), rather than an empty page forever.
+        let (page, token) = bounded_page(offers(&[9000, 10]), 50, 8192, key);
+        assert_eq!((ids(&page), token.as_str()), (vec!["m.o0"], "m.o0"));
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use fedmesh_core::incident::{self, Action, Party};
 use fedmesh_core::span::Secs;
 use fedmesh_core::{Identity, MemberId, Role};
-use fedmesh_grpc::error::{page_after, page_size};
+use fedmesh_grpc::error::{bounded_page, page_after, page_size};
 use fedmesh_grpc::figures::{calendar_of, now};
 use fedmesh_grpc::stream::{ResponseStream, Stopping, spawn_stream, stopping_status};
 use fedmesh_grpc::{ServiceError, caller};
@@ -561,7 +561,7 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
             .and_then(|()| check_enum_filter::<pb::Priority>("priorities", &body.priorities))
             .and_then(|()| check_enum_filter::<pb::IncidentType>("types", &body.types))
             .map_err(|(field, message)| ServiceError::invalid(field, message))?;
-        let mut incidents = self
+        let incidents = self
             .store
             .list_incidents(after, size + 1, |i| {
                 self.visible(&identity, i)
@@ -573,33 +573,21 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
                     && (body.types.is_empty() || body.types.contains(&i.r#type))
             })
             .map_err(ServiceError::from)?;
-        let mut more = incidents.len() > size;
-        incidents.truncate(size);
-        // Lists stay light: the events and comments are in GetIncident and WatchIncident. A
-        // page also ends before it would outgrow a response (descriptions and resolutions of
-        // 16 KiB each add up); the next page goes on from there.
-        let budget = self.store.max_entry_bytes();
-        let mut page = Vec::with_capacity(incidents.len());
-        let mut bytes = 0;
-        for incident in incidents {
-            let mut shown = self.shaped(&identity, incident);
-            shown.events.clear();
-            shown.comments.clear();
-            let len = prost::Message::encoded_len(&shown) + 8;
-            if !page.is_empty() && bytes + len > budget {
-                more = true;
-                break;
-            }
-            bytes += len;
-            page.push(shown);
-        }
-        let next_page_token = if more {
-            page.last()
-                .map(|i| i.incident_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        // Lists stay light: the events and comments are in GetIncident and WatchIncident.
+        let shown = incidents
+            .into_iter()
+            .take(size + 1)
+            .map(|incident| {
+                let mut shown = self.shaped(&identity, incident);
+                shown.events.clear();
+                shown.comments.clear();
+                shown
+            })
+            .collect();
+        let (page, next_page_token) =
+            bounded_page(shown, size, self.store.max_entry_bytes(), |i| {
+                i.incident_id.clone()
+            });
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: page,
             next_page_token,

@@ -193,6 +193,8 @@ impl pb::journal_service_server::JournalService for JournalApi {
         let mut entries = Vec::new();
         let mut bytes = 0;
         let mut full = false;
+        // At most PAGE_BYTES, and what one response may carry.
+        let page_bytes = PAGE_BYTES.min(self.store.max_entry_bytes().saturating_sub(1024));
         // Scan until the page is full (in entries or in bytes: an entry may hold a batch of
         // 1,000 usage records) or the journal ends; hidden entries are skipped.
         while !full && cursor < last_revision {
@@ -212,7 +214,7 @@ impl pb::journal_service_server::JournalService for JournalApi {
                 if filter.keeps(&entry) {
                     let shaped = filter.shape(entry);
                     let len = prost::Message::encoded_len(&shaped);
-                    if !entries.is_empty() && bytes + len > PAGE_BYTES {
+                    if !entries.is_empty() && bytes + len > page_bytes {
                         full = true;
                         break;
                     }

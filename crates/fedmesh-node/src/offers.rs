@@ -3,7 +3,7 @@
 
 use fedmesh_core::offer::{self, provider_of};
 use fedmesh_core::{MemberId, Role};
-use fedmesh_grpc::error::{page_after, page_size};
+use fedmesh_grpc::error::{bounded_page, page_after, page_size};
 use fedmesh_grpc::{ServiceError, caller};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
@@ -114,22 +114,17 @@ impl pb::offer_service_server::OfferService for OfferApi {
         let after = page_after(&request.page_token, |t| provider_of(t).is_some())?;
         fedmesh_core::filter::check_enum_filter::<pb::OfferStatus>("statuses", &request.statuses)
             .map_err(|(field, message)| ServiceError::invalid(field, message))?;
-        let mut offers = self
+        let offers = self
             .store
             .list_offers(after, size + 1, |o| {
                 (request.statuses.is_empty() || request.statuses.contains(&o.status))
                     && (request.category.is_empty() || request.category == o.category)
             })
             .map_err(ServiceError::from)?;
-        let next_page_token = if offers.len() > size {
-            offers.truncate(size);
-            offers
-                .last()
-                .map(|o| o.offer_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (offers, next_page_token) =
+            bounded_page(offers, size, self.store.max_entry_bytes(), |o| {
+                o.offer_id.clone()
+            });
         Ok(Response::new(pb::ListOffersResponse {
             offers,
             next_page_token,
@@ -314,7 +309,7 @@ impl pb::offer_service_server::OfferService for OfferApi {
                 })
                 .is_ok_and(|found| !found.is_empty())
         };
-        let mut windows = self
+        let windows = self
             .store
             .list_maintenance(after, size + 1, |w| {
                 let visible = match identity.role() {
@@ -331,15 +326,10 @@ impl pb::offer_service_server::OfferService for OfferApi {
                 visible && overlaps && (body.offer_id.is_empty() || w.offer_id == body.offer_id)
             })
             .map_err(ServiceError::from)?;
-        let next_page_token = if windows.len() > size {
-            windows.truncate(size);
-            windows
-                .last()
-                .map(|w| w.maintenance_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (windows, next_page_token) =
+            bounded_page(windows, size, self.store.max_entry_bytes(), |w| {
+                w.maintenance_id.clone()
+            });
         Ok(Response::new(pb::ListMaintenanceResponse {
             maintenance_windows: windows,
             next_page_token,

@@ -7,7 +7,7 @@
 
 use fedmesh_core::subscription::{self, Action, Decision};
 use fedmesh_core::{Identity, MemberId, Role};
-use fedmesh_grpc::error::{page_after, page_size};
+use fedmesh_grpc::error::{bounded_page, page_after, page_size};
 use fedmesh_grpc::{ServiceError, caller};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
@@ -426,7 +426,7 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         let after = page_after(&body.page_token, |t| t.contains('.'))?;
         fedmesh_core::filter::check_enum_filter::<pb::SubscriptionState>("states", &body.states)
             .map_err(|(field, message)| ServiceError::invalid(field, message))?;
-        let mut subscriptions = self
+        let subscriptions = self
             .store
             .list_subscriptions(after, size + 1, |s| {
                 self.visible(&identity, s)
@@ -436,15 +436,10 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
                     && (body.states.is_empty() || body.states.contains(&s.state))
             })
             .map_err(ServiceError::from)?;
-        let next_page_token = if subscriptions.len() > size {
-            subscriptions.truncate(size);
-            subscriptions
-                .last()
-                .map(|s| s.subscription_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (subscriptions, next_page_token) =
+            bounded_page(subscriptions, size, self.store.max_entry_bytes(), |s| {
+                s.subscription_id.clone()
+            });
         Ok(Response::new(pb::ListSubscriptionsResponse {
             subscriptions,
             next_page_token,

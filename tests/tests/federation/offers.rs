@@ -412,6 +412,91 @@ async fn a_down_provider_is_marked_unreachable_and_a_restarted_one_keeps_its_jou
     assert_eq!(offer.service_id, "otp");
 }
 
+/// Pages of offers end before they would outgrow a response: with a 64 KiB message limit,
+/// twelve offers with full-length descriptions (4,000 characters in French and in English)
+/// come in several pages, from the provider's node and from the coordinator's catalogue, each
+/// once, none refused.
+#[tokio::test]
+async fn pages_of_long_offers_fit_one_response() {
+    let fed = TestFederation::start_with(
+        2,
+        &["limits.max_encoding_message_bytes=65536"],
+        &["limits.max_encoding_message_bytes=65536"],
+    )
+    .await;
+    let provider = fed.as_admin(fed.member(UNISTRA));
+    let mut published = Vec::new();
+    for n in 0..12 {
+        let mut offer = example_offer("otp");
+        offer.service_id = format!("long{n}");
+        offer.description = Some(pb::LocalizedText {
+            fr: "é".repeat(3990) + &format!("{n:04}"),
+            en: "e".repeat(3990) + &format!("{n:04}"),
+        });
+        let stored = publish(provider.clone(), offer, "").await.unwrap();
+        published.push(stored.offer.unwrap().offer_id);
+    }
+    published.sort();
+
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let page = OfferServiceClient::new(provider.clone())
+            .list_offers(pb::ListOffersRequest {
+                page_size: 500,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        listed.extend(page.offers.into_iter().map(|o| o.offer_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        assert!(pages < 20, "pages never end");
+    }
+    assert!(pages > 1, "one page of {} offers", listed.len());
+    assert_eq!(listed, published);
+
+    let coordinator = fed.as_admin(fed.coordinator());
+    let search = |token: String| {
+        let coordinator = coordinator.clone();
+        async move {
+            CatalogueServiceClient::new(coordinator)
+                .search_offers(pb::SearchOffersRequest {
+                    page_size: 500,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    wait_for("twelve offers in the catalogue", PATIENCE, || {
+        let search = &search;
+        async move { (search(String::new()).await.total_size == 12).then_some(()) }
+    })
+    .await;
+    let (mut found, mut pages, mut token) = (Vec::new(), 0, String::new());
+    loop {
+        let page = search(token).await;
+        pages += 1;
+        found.extend(page.offers.into_iter().map(|o| o.offer.unwrap().offer_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        assert!(pages < 20, "pages never end");
+    }
+    assert!(pages > 1, "one page of {} offers", found.len());
+    assert_eq!(found, published);
+}
+
 #[tokio::test]
 async fn the_catalogue_searches_by_text_category_provider_status_and_capacity() {
     let fed = TestFederation::start(3).await;
