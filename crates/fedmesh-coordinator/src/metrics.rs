@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use fedmesh_core::liveness::{Liveness, liveness};
 use fedmesh_core::usage::{self, Month};
 use fedmesh_grpc::ServiceError;
+use fedmesh_grpc::error::{bounded_page, page_after, page_size};
 use fedmesh_grpc::figures::{self, calendar_of, month_field};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
@@ -238,25 +239,40 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         request: Request<pb::ListOpenIncidentsRequest>,
     ) -> Result<Response<pb::ListOpenIncidentsResponse>, Status> {
         let body = request.into_inner();
+        let size = page_size(body.page_size, 100, 1000)?;
+        let after = page_after(&body.page_token, |t| t.starts_with("INC-"))?;
         let at = figures::now();
-        let mut incidents = Vec::new();
-        for offer in self.offers(&body.offer_id)? {
-            incidents.extend(
-                figures::offer_incidents(&self.store, &offer, at)
-                    .map_err(ServiceError::from)?
-                    .into_iter()
-                    .filter(|i| {
-                        fedmesh_core::incident::is_open(i)
-                            && i.escalation_level >= body.min_escalation_level
-                    })
-                    .map(|mut i| {
-                        i.events.clear();
-                        i
-                    }),
-            );
-        }
-        incidents.sort_by(|a, b| a.incident_id.cmp(&b.incident_id));
-        Ok(Response::new(pb::ListOpenIncidentsResponse { incidents }))
+        let offers: std::collections::HashMap<String, pb::Offer> = self
+            .offers(&body.offer_id)?
+            .into_iter()
+            .map(|o| (o.offer_id.clone(), o))
+            .collect();
+        // One page read from the store (not every incident of every offer), its clocks
+        // computed with each offer's calendar.
+        let incidents = self
+            .store
+            .list_incidents(after, size + 1, |i| {
+                offers.contains_key(&i.offer_id)
+                    && fedmesh_core::incident::is_open(i)
+                    && i.escalation_level >= body.min_escalation_level
+            })
+            .map_err(ServiceError::from)?
+            .into_iter()
+            .filter_map(|mut i| {
+                let offer = offers.get(&i.offer_id)?;
+                i.sla_clocks = figures::clocks_at(&i, offer, at);
+                i.events.clear();
+                Some(i)
+            })
+            .collect();
+        let (incidents, next_page_token) =
+            bounded_page(incidents, size, self.store.max_entry_bytes(), |i| {
+                i.incident_id.clone()
+            });
+        Ok(Response::new(pb::ListOpenIncidentsResponse {
+            incidents,
+            next_page_token,
+        }))
     }
 
     async fn get_sla_compliance(

@@ -811,11 +811,7 @@ pub fn worst_clock_state(incident: &pb::Incident) -> &'static str {
 /// Whether `a` and `b` are the same version of an incident, their comment lists aside (one
 /// may come from a journal, which carries none).
 pub fn same_version(a: &pb::Incident, b: &pb::Incident) -> bool {
-    let without_list = |i: &pb::Incident| pb::Incident {
-        comments: Vec::new(),
-        ..i.clone()
-    };
-    without_list(a) == without_list(b)
+    a.clone().without_comment_list() == b.clone().without_comment_list()
 }
 
 /// What the coordinator keeps of an incident: no texts, no people (GDPR minimisation); the

@@ -107,6 +107,18 @@ pub fn offer_incidents(
     })
 }
 
+/// The SLA clocks of `incident`, an incident of `offer`, at `at`.
+pub fn clocks_at(incident: &pb::Incident, offer: &pb::Offer, at: Secs) -> Vec<pb::SlaClock> {
+    let engagement = offer.engagement.clone().unwrap_or_default();
+    fedmesh_core::incident::clocks(
+        incident,
+        &engagement,
+        &calendar_of(offer),
+        at,
+        AT_RISK_SHARE,
+    )
+}
+
 /// Folds `f` over the incidents of `offer`, with their clocks computed at `at`, one decoded at
 /// a time.
 pub fn fold_offer_incidents<T>(

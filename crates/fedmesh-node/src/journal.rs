@@ -85,8 +85,14 @@ impl Filter {
     }
 
     /// The entry as this reader may receive it (see [`fedmesh_core::journal::redact`]).
+    /// The entry as this caller may see it. An incident is journaled without its comment
+    /// list; it is sent with it, rebuilt, as every reader of an incident gets it.
     fn shape(&self, entry: pb::JournalEntry) -> pb::JournalEntry {
-        fedmesh_core::journal::redact(entry, &self.caller)
+        let mut entry = fedmesh_core::journal::redact(entry, &self.caller);
+        if let Some(pb::journal_entry::Payload::Incident(incident)) = &mut entry.payload {
+            *incident = std::mem::take(incident).with_comment_list();
+        }
+        entry
     }
 }
 
@@ -213,7 +219,9 @@ impl pb::journal_service_server::JournalService for JournalApi {
                 let revision = entry.revision;
                 if filter.keeps(&entry) {
                     let shaped = filter.shape(entry);
-                    let len = prost::Message::encoded_len(&shaped);
+                    // With its field tag and length prefix in the response.
+                    let encoded = prost::Message::encoded_len(&shaped);
+                    let len = encoded + prost::length_delimiter_len(encoded) + 1;
                     if !entries.is_empty() && bytes + len > page_bytes {
                         full = true;
                         break;

@@ -19,6 +19,29 @@ pub mod pb {
     pub use crate::generated::fedmesh_v1::*;
 }
 
+impl pb::Incident {
+    /// The incident with its comment list rebuilt from its events, in their order. The list is
+    /// derived: each comment is the `comment` of one event. Nodes store and journal incidents
+    /// without it ([`pb::Incident::without_comment_list`]) and rebuild it for whoever reads
+    /// one, clients and followers alike.
+    #[must_use]
+    pub fn with_comment_list(mut self) -> Self {
+        self.comments = self
+            .events
+            .iter()
+            .filter_map(|e| e.comment.clone())
+            .collect();
+        self
+    }
+
+    /// The incident without its comment list, each comment kept once, in its event.
+    #[must_use]
+    pub fn without_comment_list(mut self) -> Self {
+        self.comments.clear();
+        self
+    }
+}
+
 /// The encoded `FileDescriptorSet` of package `fedmesh.v1`, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/fedmesh_v1_descriptor.bin"));

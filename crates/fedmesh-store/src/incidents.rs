@@ -31,19 +31,13 @@ const MAINTENANCE: Entity<pb::MaintenanceWindow> = Entity {
 /// An incident as it is stored and journaled: each comment kept once, in its event, without
 /// the comment list ([`shown`] rebuilds it). Incidents stored before keep their list, which
 /// reading rebuilds the same.
-fn stored(mut incident: pb::Incident) -> pb::Incident {
-    incident.comments.clear();
-    incident
+fn stored(incident: pb::Incident) -> pb::Incident {
+    incident.without_comment_list()
 }
 
-/// An incident as it is read: its comment list rebuilt from its events, in their order.
-fn shown(mut incident: pb::Incident) -> pb::Incident {
-    incident.comments = incident
-        .events
-        .iter()
-        .filter_map(|e| e.comment.clone())
-        .collect();
-    incident
+/// An incident as it is read: its comment list rebuilt from its events.
+fn shown(incident: pb::Incident) -> pb::Incident {
+    incident.with_comment_list()
 }
 
 fn scan<M: prost::Message + Default>(

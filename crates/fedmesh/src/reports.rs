@@ -1063,14 +1063,25 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
             }
         }
         MetricsCommand::Open { escalated, json } => {
-            let r = call(
-                endpoint,
-                client.list_open_incidents(pb::ListOpenIncidentsRequest {
-                    offer_id: String::new(),
-                    min_escalation_level: escalated,
-                }),
-            )
-            .await?;
+            // Every page, as one response.
+            let mut r = pb::ListOpenIncidentsResponse::default();
+            loop {
+                let page = call(
+                    endpoint,
+                    client.list_open_incidents(pb::ListOpenIncidentsRequest {
+                        offer_id: String::new(),
+                        min_escalation_level: escalated,
+                        page_size: 1000,
+                        page_token: r.next_page_token.clone(),
+                    }),
+                )
+                .await?;
+                r.incidents.extend(page.incidents);
+                r.next_page_token = page.next_page_token;
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+            }
             if json {
                 return json::print("fedmesh.v1.ListOpenIncidentsResponse", &r);
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient as Client;
+use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
 use fedmesh_proto::pb::metrics_service_client::MetricsServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
@@ -238,11 +239,36 @@ async fn an_incident_travels_between_the_desk_and_the_provider() {
     assert_eq!(ours.status(), pb::IncidentStatus::Closed);
     assert_eq!(ours.resolution, "Renewed the IdP signing certificate");
     assert!(theirs.comments.iter().any(|c| c.internal));
+    // Each comment of an event is in the list (the nodes keep them once, in the events), on
+    // both copies; the desk's without the internal ones.
+    let commented = |i: &pb::Incident| i.events.iter().filter(|e| e.comment.is_some()).count();
+    assert_eq!(theirs.comments.len(), commented(&theirs));
+    assert_eq!(ours.comments.len(), commented(&ours));
+    assert!(!ours.comments.is_empty());
     assert!(
         ours.comments.iter().all(|c| !c.internal),
         "{:?}",
         ours.comments
     );
+    // A journal reader gets the list too.
+    let entries = JournalServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .list_entries(pb::ListEntriesRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let journaled = entries
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(pb::journal_entry::Payload::Incident(i)) if i.incident_id == id => Some(i),
+            _ => None,
+        })
+        .next_back()
+        .unwrap();
+    assert_eq!(journaled.comments, theirs.comments);
     let kinds: Vec<pb::IncidentEventKind> = ours.events.iter().map(|e| e.kind()).collect();
     assert_eq!(
         kinds,
@@ -412,6 +438,42 @@ async fn every_open_incident_is_checked_however_many_there_are() {
             .count();
         assert_eq!(breaches, 1, "{}", incident.incident_id);
     }
+    // The coordinator lists them all, escalated, in pages of 40: each once, in id order.
+    let mut ids: Vec<String> = all.iter().map(|i| i.incident_id.clone()).collect();
+    ids.sort();
+    let metrics = MetricsServiceClient::new(fed.as_admin(fed.coordinator()));
+    let listed = wait_for(
+        "every escalation at the coordinator",
+        Duration::from_secs(20),
+        || {
+            let mut metrics = metrics.clone();
+            async move {
+                let (mut listed, mut pages, mut page_token) = (Vec::new(), 0, String::new());
+                loop {
+                    let page = metrics
+                        .list_open_incidents(pb::ListOpenIncidentsRequest {
+                            min_escalation_level: 1,
+                            page_size: 40,
+                            page_token: page_token.clone(),
+                            ..Default::default()
+                        })
+                        .await
+                        .ok()?
+                        .into_inner();
+                    pages += 1;
+                    assert!(page.incidents.len() <= 40);
+                    listed.extend(page.incidents.into_iter().map(|i| i.incident_id));
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    page_token = page.next_page_token;
+                }
+                (listed.len() == OPEN).then_some((listed, pages))
+            }
+        },
+    )
+    .await;
+    assert_eq!(listed, (ids, 4));
 }
 
 #[tokio::test]
@@ -466,8 +528,8 @@ async fn a_missed_deadline_escalates_to_the_coordinator() {
             async move {
                 metrics
                     .list_open_incidents(pb::ListOpenIncidentsRequest {
-                        offer_id: String::new(),
                         min_escalation_level: 1,
+                        ..Default::default()
                     })
                     .await
                     .ok()
@@ -538,7 +600,7 @@ async fn a_full_incident_takes_no_more_comments_but_still_ends() {
             Ok(_) => sent += 1,
             Err(status) => break status,
         }
-        assert!(sent < 30, "no comment was refused after {sent}");
+        assert!(sent < 10, "no comment was refused after {sent}");
     };
     assert!(sent >= 3, "refused after {sent} comments: {refused:?}");
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");

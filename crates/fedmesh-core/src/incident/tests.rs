@@ -519,3 +519,25 @@ fn a_full_history_takes_only_what_ends_the_incident() {
     // Within the limit, everything has room.
     assert_eq!(has_room(&full, &comment(9), usize::MAX), Ok(()));
 }
+
+#[test]
+fn versions_compare_without_the_comment_list() {
+    let at = paris(3, 4, 10, 0);
+    let opened = opened(pb::Priority::P3, at);
+    let commented = subscriber(
+        &opened,
+        Action::Comment {
+            body: "still down".into(),
+            internal: false,
+        },
+        at + 60,
+    );
+    assert_eq!(commented.comments.len(), 1);
+    let journaled = commented.clone().without_comment_list();
+    assert!(same_version(&commented, &journaled));
+    assert_eq!(journaled.clone().with_comment_list(), commented);
+    assert!(
+        !same_version(&opened, &journaled),
+        "a new event is a new version"
+    );
+}
