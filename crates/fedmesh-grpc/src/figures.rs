@@ -95,13 +95,17 @@ pub fn month_availability(
 /// applies (the coordinator).
 pub const AT_RISK_SHARE: f64 = 0.75;
 
-/// The incidents of `offer` known to `store`, with their clocks computed at `at`.
+/// The incidents of `offer` known to `store`, with their clocks computed at `at`, without
+/// their events and comments (what statistics and lists need: held all at once, they stay a
+/// few hundred bytes each however long their histories).
 pub fn offer_incidents(
     store: &Store,
     offer: &pb::Offer,
     at: Secs,
 ) -> Result<Vec<pb::Incident>, StoreError> {
-    fold_offer_incidents(store, offer, at, Vec::new(), |mut all, incident| {
+    fold_offer_incidents(store, offer, at, Vec::new(), |mut all, mut incident| {
+        incident.events = Vec::new();
+        incident.comments = Vec::new();
         all.push(incident);
         all
     })
