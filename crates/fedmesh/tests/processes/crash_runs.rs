@@ -63,21 +63,26 @@ impl Party {
         party
     }
 
-    /// Waits until it listens. A process that exits first because its port was held a moment
-    /// by another socket while it was down is started again, as its supervisor would; any
-    /// other exit fails the test with what the process printed.
+    /// Waits until it listens: its log says so and its port answers (another socket that
+    /// happens to listen on the port would answer too). A process that exits first because its
+    /// port was held a moment by another socket while it was down is started again, as its
+    /// supervisor would; any other exit fails the test with what the process printed.
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
             assert!(Instant::now() < deadline, "{} never listened", self.name);
+            let printed = std::fs::read_to_string(self.log.path()).unwrap();
             if let Some(status) = self.child.try_wait().unwrap() {
-                let printed = std::fs::read_to_string(self.log.path()).unwrap();
                 assert!(
                     printed.contains("cannot listen on"),
                     "{} exited before listening ({status}): {printed}",
                     self.name
                 );
                 (self.child, self.log) = spawn(&self.command);
+            } else if printed.contains(" listening")
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
