@@ -200,6 +200,31 @@ pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Reads every page of a list: `page(token)` returns one page's items and the next token
+/// (empty after the last page), from an empty token on. Returns the items in order and the
+/// number of pages; fails the test after 100 pages, or on an empty page before the last.
+pub async fn all_pages<T, F, Fut>(mut page: F) -> (Vec<T>, usize)
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = (Vec<T>, String)>,
+{
+    let (mut all, mut pages, mut token) = (Vec::new(), 0, String::new());
+    loop {
+        let (items, next) = page(token).await;
+        pages += 1;
+        assert!(
+            !items.is_empty() || next.is_empty(),
+            "an empty page {pages} before the last"
+        );
+        all.extend(items);
+        if next.is_empty() {
+            return (all, pages);
+        }
+        assert!(pages < 100, "pages never end");
+        token = next;
+    }
+}
+
 /// Polls `probe` every 20 ms until it returns `Some`, for at most `timeout`; then fails the
 /// test saying what did not happen.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T

@@ -12,7 +12,7 @@ use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
 use fedmesh_proto::pb::metrics_service_client::MetricsServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
-use fedmesh_tests::{TestFederation, example_offer, wait_for};
+use fedmesh_tests::{TestFederation, all_pages, example_offer, wait_for};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
@@ -446,28 +446,27 @@ async fn every_open_incident_is_checked_however_many_there_are() {
         "every escalation at the coordinator",
         Duration::from_secs(20),
         || {
-            let mut metrics = metrics.clone();
+            let metrics = metrics.clone();
             async move {
-                let (mut listed, mut pages, mut page_token) = (Vec::new(), 0, String::new());
-                loop {
-                    let page = metrics
-                        .list_open_incidents(pb::ListOpenIncidentsRequest {
-                            min_escalation_level: 1,
-                            page_size: 40,
-                            page_token: page_token.clone(),
-                            ..Default::default()
-                        })
-                        .await
-                        .ok()?
-                        .into_inner();
-                    pages += 1;
-                    assert!(page.incidents.len() <= 40);
-                    listed.extend(page.incidents.into_iter().map(|i| i.incident_id));
-                    if page.next_page_token.is_empty() {
-                        break;
+                let (listed, pages) = all_pages(|token| {
+                    let mut metrics = metrics.clone();
+                    async move {
+                        let page = metrics
+                            .list_open_incidents(pb::ListOpenIncidentsRequest {
+                                min_escalation_level: 1,
+                                page_size: 40,
+                                page_token: token,
+                                ..Default::default()
+                            })
+                            .await
+                            .unwrap()
+                            .into_inner();
+                        assert!(page.incidents.len() <= 40);
+                        let ids = page.incidents.into_iter().map(|i| i.incident_id).collect();
+                        (ids, page.next_page_token)
                     }
-                    page_token = page.next_page_token;
-                }
+                })
+                .await;
                 (listed.len() == OPEN).then_some((listed, pages))
             }
         },
@@ -782,32 +781,27 @@ async fn a_list_page_fits_one_response() {
             .unwrap();
         opened.push(incident.incident_id);
     }
-    let mut listed = Vec::new();
-    let mut pages = 0;
-    let mut token = String::new();
-    loop {
-        let page = provider(&fed)
-            .list_incidents(pb::ListIncidentsRequest {
-                page_size: 50,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        pages += 1;
-        assert!(!page.incidents.is_empty(), "an empty page");
-        for incident in page.incidents {
-            assert!(incident.events.is_empty() && incident.comments.is_empty());
-            assert!(incident.description.len() > 14_000);
-            listed.push(incident.incident_id);
+    let (mut listed, pages) = all_pages(|token| {
+        let mut provider = provider(&fed);
+        async move {
+            let page = provider
+                .list_incidents(pb::ListIncidentsRequest {
+                    page_size: 50,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            for incident in &page.incidents {
+                assert!(incident.events.is_empty() && incident.comments.is_empty());
+                assert!(incident.description.len() > 14_000);
+            }
+            let ids = page.incidents.into_iter().map(|i| i.incident_id).collect();
+            (ids, page.next_page_token)
         }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-        assert!(pages < 20, "pages never end");
-    }
+    })
+    .await;
     assert!(pages > 1, "one page of {} incidents", listed.len());
     // Each once (ids sort by opening time to the second, then by their revision's digits).
     listed.sort();

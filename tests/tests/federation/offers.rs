@@ -8,7 +8,7 @@ use fedmesh_proto::pb;
 use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
 use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
-use fedmesh_tests::{TestFederation, example_offer, wait_for};
+use fedmesh_tests::{TestFederation, all_pages, example_offer, wait_for};
 use tonic::Code;
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -438,27 +438,23 @@ async fn pages_of_long_offers_fit_one_response() {
     }
     published.sort();
 
-    let mut listed = Vec::new();
-    let mut pages = 0;
-    let mut token = String::new();
-    loop {
-        let page = OfferServiceClient::new(provider.clone())
-            .list_offers(pb::ListOffersRequest {
-                page_size: 500,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        pages += 1;
-        listed.extend(page.offers.into_iter().map(|o| o.offer_id));
-        if page.next_page_token.is_empty() {
-            break;
+    let (listed, pages) = all_pages(|token| {
+        let provider = provider.clone();
+        async move {
+            let page = OfferServiceClient::new(provider)
+                .list_offers(pb::ListOffersRequest {
+                    page_size: 500,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let ids = page.offers.into_iter().map(|o| o.offer_id).collect();
+            (ids, page.next_page_token)
         }
-        token = page.next_page_token;
-        assert!(pages < 20, "pages never end");
-    }
+    })
+    .await;
     assert!(pages > 1, "one page of {} offers", listed.len());
     assert_eq!(listed, published);
 
@@ -482,17 +478,19 @@ async fn pages_of_long_offers_fit_one_response() {
         async move { (search(String::new()).await.total_size == 12).then_some(()) }
     })
     .await;
-    let (mut found, mut pages, mut token) = (Vec::new(), 0, String::new());
-    loop {
-        let page = search(token).await;
-        pages += 1;
-        found.extend(page.offers.into_iter().map(|o| o.offer.unwrap().offer_id));
-        if page.next_page_token.is_empty() {
-            break;
+    let (found, pages) = all_pages(|token| {
+        let search = &search;
+        async move {
+            let page = search(token).await;
+            let ids = page
+                .offers
+                .into_iter()
+                .map(|o| o.offer.unwrap().offer_id)
+                .collect();
+            (ids, page.next_page_token)
         }
-        token = page.next_page_token;
-        assert!(pages < 20, "pages never end");
-    }
+    })
+    .await;
     assert!(pages > 1, "one page of {} offers", found.len());
     assert_eq!(found, published);
 }
