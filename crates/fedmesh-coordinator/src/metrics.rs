@@ -242,10 +242,10 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         let size = page_size(body.page_size, 100, 1000)?;
         let after = page_after(&body.page_token, |t| t.starts_with("INC-"))?;
         let at = figures::now();
-        let offers: std::collections::HashMap<String, pb::Offer> = self
+        let offers: std::collections::HashMap<String, figures::ClockRules> = self
             .offers(&body.offer_id)?
-            .into_iter()
-            .map(|o| (o.offer_id.clone(), o))
+            .iter()
+            .map(|o| (o.offer_id.clone(), figures::ClockRules::of(o)))
             .collect();
         // One page read from the store (not every incident of every offer), its clocks
         // computed with each offer's calendar.
@@ -259,8 +259,7 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
             .map_err(ServiceError::from)?
             .into_iter()
             .filter_map(|mut i| {
-                let offer = offers.get(&i.offer_id)?;
-                i.sla_clocks = figures::clocks_at(&i, offer, at);
+                i.sla_clocks = offers.get(&i.offer_id)?.clocks(&i, at);
                 i.events.clear();
                 Some(i)
             })

@@ -111,16 +111,33 @@ pub fn offer_incidents(
     })
 }
 
-/// The SLA clocks of `incident`, an incident of `offer`, at `at`.
-pub fn clocks_at(incident: &pb::Incident, offer: &pb::Offer, at: Secs) -> Vec<pb::SlaClock> {
-    let engagement = offer.engagement.clone().unwrap_or_default();
-    fedmesh_core::incident::clocks(
-        incident,
-        &engagement,
-        &calendar_of(offer),
-        at,
-        AT_RISK_SHARE,
-    )
+/// What the SLA clocks of an offer's incidents are computed with: its engagement and its
+/// calendar, read once for all of them.
+#[derive(Debug, Clone)]
+pub struct ClockRules {
+    engagement: pb::ServiceEngagement,
+    calendar: Calendar,
+}
+
+impl ClockRules {
+    /// The rules of `offer`.
+    pub fn of(offer: &pb::Offer) -> Self {
+        Self {
+            engagement: offer.engagement.clone().unwrap_or_default(),
+            calendar: calendar_of(offer),
+        }
+    }
+
+    /// The clocks of `incident`, an incident of the offer, at `at`.
+    pub fn clocks(&self, incident: &pb::Incident, at: Secs) -> Vec<pb::SlaClock> {
+        fedmesh_core::incident::clocks(
+            incident,
+            &self.engagement,
+            &self.calendar,
+            at,
+            AT_RISK_SHARE,
+        )
+    }
 }
 
 /// Folds `f` over the incidents of `offer`, with their clocks computed at `at`, one decoded at
@@ -132,13 +149,12 @@ pub fn fold_offer_incidents<T>(
     init: T,
     mut f: impl FnMut(T, pb::Incident) -> T,
 ) -> Result<T, StoreError> {
-    let engagement = offer.engagement.clone().unwrap_or_default();
-    let cal = calendar_of(offer);
+    let rules = ClockRules::of(offer);
     store.fold_incidents(init, |acc, mut i| {
         if i.offer_id != offer.offer_id {
             return acc;
         }
-        i.sla_clocks = fedmesh_core::incident::clocks(&i, &engagement, &cal, at, AT_RISK_SHARE);
+        i.sla_clocks = rules.clocks(&i, at);
         f(acc, i)
     })
 }
