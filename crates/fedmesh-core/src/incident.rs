@@ -808,8 +808,9 @@ pub fn worst_clock_state(incident: &pb::Incident) -> &'static str {
     }
 }
 
-/// Whether `a` and `b` are the same version of an incident, their comment lists aside (one
-/// may come from a journal, which carries none).
+/// Whether `a` and `b` are the same version of an incident, their comment lists aside: the
+/// list is derived from the events, and copies that went through different nodes may hold it
+/// or not.
 pub fn same_version(a: &pb::Incident, b: &pb::Incident) -> bool {
     a.clone().without_comment_list() == b.clone().without_comment_list()
 }

@@ -1,6 +1,10 @@
 //! Incidents and maintenance windows, written with the journal like every entity: on the
 //! provider's node the reference copy, on a subscriber's node the mirror of its own; on the
 //! coordinator, the incidents replicated from every provider (without texts or people).
+//!
+//! An incident is stored and journaled without its comment list, each comment kept once, in
+//! its event; every read rebuilds the list ([`pb::Incident::with_comment_list`]). Rows stored
+//! before, with their list, read the same.
 
 use fedmesh_proto::pb;
 use prost::Message as _;
@@ -27,18 +31,6 @@ const MAINTENANCE: Entity<pb::MaintenanceWindow> = Entity {
     id: |m| &m.maintenance_id,
     payload: pb::journal_entry::Payload::MaintenanceWindow,
 };
-
-/// An incident as it is stored and journaled: each comment kept once, in its event, without
-/// the comment list ([`shown`] rebuilds it). Incidents stored before keep their list, which
-/// reading rebuilds the same.
-fn stored(incident: pb::Incident) -> pb::Incident {
-    incident.without_comment_list()
-}
-
-/// An incident as it is read: its comment list rebuilt from its events.
-fn shown(incident: pb::Incident) -> pb::Incident {
-    incident.with_comment_list()
-}
 
 fn scan<M: prost::Message + Default>(
     tree: &sled::Tree,
@@ -81,16 +73,21 @@ impl Store {
             member_id,
             incident_id,
             request_key,
-            |current, revision| decide(current.map(shown), revision).map(stored),
+            |current, revision| {
+                decide(current.map(pb::Incident::with_comment_list), revision)
+                    .map(pb::Incident::without_comment_list)
+            },
         )
-        .map(|(incident, revision)| (shown(incident), revision))
+        .map(|(incident, revision)| (incident.with_comment_list(), revision))
     }
 
     /// An incident by id.
     pub fn get_incident(&self, id: &str) -> Result<Option<pb::Incident>, StoreError> {
         self.tree(INCIDENTS_TREE)?
             .get(id.as_bytes())?
-            .map(|raw| decode(INCIDENTS_TREE, id.as_bytes(), &raw).map(shown))
+            .map(|raw| {
+                decode(INCIDENTS_TREE, id.as_bytes(), &raw).map(pb::Incident::with_comment_list)
+            })
             .transpose()
     }
 
@@ -107,7 +104,7 @@ impl Store {
             INCIDENTS_TREE,
             after,
             limit,
-            shown,
+            pb::Incident::with_comment_list,
             keep,
         )
     }
@@ -122,7 +119,8 @@ impl Store {
         let mut acc = init;
         for item in self.tree(INCIDENTS_TREE)?.iter() {
             let (key, raw) = item?;
-            acc = f(acc, shown(decode(INCIDENTS_TREE, &key, &raw)?));
+            let incident: pb::Incident = decode(INCIDENTS_TREE, &key, &raw)?;
+            acc = f(acc, incident.with_comment_list());
         }
         Ok(acc)
     }
@@ -187,7 +185,7 @@ impl Store {
                 .get_incident(&incident.incident_id)?
                 .is_none_or(|current| current.events.len() <= incident.events.len());
             let (value, cursor) = (
-                stored(incident.clone()).encode_to_vec(),
+                incident.clone().without_comment_list().encode_to_vec(),
                 position.encode_to_vec(),
             );
             let result: Result<(), TransactionError<()>> =
