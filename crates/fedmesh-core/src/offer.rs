@@ -591,7 +591,7 @@ pub fn withdraw(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn member() -> MemberId {

@@ -220,6 +220,12 @@ pub fn check_usage(
             offer.offer_id
         ));
     }
+    measure(&path, record, now)
+}
+
+/// The value and period of a usage record: a finite amount, 0 or more, over a closed period
+/// that is not in the future.
+fn measure(path: &str, record: &pb::UsageRecord, now: Secs) -> Result<(), String> {
     if !record.value.is_finite() || record.value < 0.0 {
         return Err(format!("{path}.value: must be a finite number, 0 or more"));
     }
@@ -229,6 +235,26 @@ pub fn check_usage(
         return Err(format!("{path}.period.end_time: is in the future"));
     }
     Ok(())
+}
+
+/// Checks usage record `index` of a batch a provider's node journaled, as far as a follower
+/// can without the provider's tenancies: its id, the shape of its metric name, its value and
+/// period (the provider checked the rest with [`check_usage`] when it was reported).
+pub fn check_replicated(index: usize, record: &pb::UsageRecord, now: Secs) -> Result<(), String> {
+    let path = format!("records[{index}]");
+    record_id(&path, &record.record_id)?;
+    let shaped = !record.metric.is_empty()
+        && record.metric.len() <= 63
+        && record
+            .metric
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !shaped {
+        return Err(format!(
+            "{path}.metric: a lowercase name of a-z, 0-9 and '_'"
+        ));
+    }
+    measure(&path, record, now)
 }
 
 /// Checks availability record `index` of a batch. The error is the reason it is refused,
