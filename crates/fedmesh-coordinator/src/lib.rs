@@ -91,17 +91,6 @@ impl Coordinator {
         let policy = AccessPolicy::coordinator(validated.federation.clone());
         let removed = policy.removed();
         removed.replace(store.removed_members()?.into_iter().map(|m| m.member_id));
-        let replicator = replication::Replicator {
-            federation: validated.federation.clone(),
-            store: store.clone(),
-            tls: config.tls.clone(),
-            interval: Duration::from_millis(config.registry.heartbeat_interval_ms),
-            stale_after: Duration::from_millis(config.registry.stale_after_ms),
-            retry_initial: Duration::from_millis(config.replication.retry_initial_ms),
-            retry_max: Duration::from_millis(config.replication.retry_max_ms),
-            registered: registered.clone(),
-            removed: removed.clone(),
-        };
         let metrics = if config.metrics.enabled {
             let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
                 .await
@@ -118,6 +107,21 @@ impl Coordinator {
             Some((metrics, listener))
         } else {
             None
+        };
+        let replicator = replication::Replicator {
+            federation: validated.federation.clone(),
+            store: store.clone(),
+            tls: config.tls.clone(),
+            interval: Duration::from_millis(config.registry.heartbeat_interval_ms),
+            stale_after: Duration::from_millis(config.registry.stale_after_ms),
+            retry_initial: Duration::from_millis(config.replication.retry_initial_ms),
+            retry_max: Duration::from_millis(config.replication.retry_max_ms),
+            registered: registered.clone(),
+            removed: removed.clone(),
+            rejections: metrics
+                .as_ref()
+                .map(|(m, _)| m.rejections())
+                .unwrap_or_default(),
         };
         let dashboard = if config.dashboard.enabled {
             Some(

@@ -47,6 +47,8 @@ pub struct Replicator {
     pub registered: std::sync::Arc<tokio::sync::Notify>,
     /// The members removed from the federation: their journals are no longer followed.
     pub removed: fedmesh_grpc::RemovedMembers,
+    /// Where refused entries are counted.
+    pub rejections: fedmesh_grpc::metrics::Rejections,
 }
 
 struct Follower {
@@ -94,6 +96,10 @@ impl Replicator {
         });
         for node in nodes {
             let member = node.member_id.clone();
+            let Ok(member_id) = member.parse::<fedmesh_core::MemberId>() else {
+                tracing::error!(member = %member, "a registered node with an invalid member id is not followed");
+                continue;
+            };
             // Liveness: mark the catalogue when it flips.
             let last = node
                 .last_heartbeat_at
@@ -128,6 +134,7 @@ impl Replicator {
                 }
                 let follow = NodeFollower {
                     federation: self.federation.clone(),
+                    member_id,
                     member: member.clone(),
                     endpoint: node.endpoint.clone(),
                     store: self.store.clone(),
@@ -135,6 +142,7 @@ impl Replicator {
                     retry_initial: self.retry_initial,
                     retry_max: self.retry_max,
                     removed: self.removed.clone(),
+                    rejections: self.rejections.clone(),
                 };
                 followers.insert(
                     member,
@@ -154,6 +162,7 @@ impl Replicator {
 #[derive(Debug, Clone)]
 struct NodeFollower {
     federation: fedmesh_core::FederationName,
+    member_id: fedmesh_core::MemberId,
     member: String,
     endpoint: String,
     store: Store,
@@ -161,6 +170,7 @@ struct NodeFollower {
     retry_initial: Duration,
     retry_max: Duration,
     removed: fedmesh_grpc::RemovedMembers,
+    rejections: fedmesh_grpc::metrics::Rejections,
 }
 
 #[derive(Debug)]
@@ -207,10 +217,8 @@ impl NodeFollower {
 
     async fn follow(&self, delay: &mut Duration) -> Ended {
         // The node must prove it is this member's node, not merely answer on its host name.
-        let expected = match self.member.parse() {
-            Ok(member) => fedmesh_core::Identity::node(self.federation.clone(), member),
-            Err(e) => return Ended::Client(format!("member id {}: {e}", self.member)),
-        };
+        let expected =
+            fedmesh_core::Identity::node(self.federation.clone(), self.member_id.clone());
         let channel = match fedmesh_grpc::connect_to(
             &self.endpoint,
             &self.tls,
@@ -230,18 +238,33 @@ impl NodeFollower {
             Err(e) => return Ended::Store(e),
         };
         let since = match stored {
-            Some(cursor) if cursor.journal_id == info.journal_id => cursor.revision,
+            Some(cursor)
+                if cursor.journal_id == info.journal_id
+                    && cursor.revision <= info.last_revision =>
+            {
+                cursor.revision
+            }
             Some(cursor) => {
-                tracing::warn!(member = %self.member, old = %cursor.journal_id, new = %info.journal_id, "the node's journal started over; replicating it from the beginning");
+                if cursor.journal_id == info.journal_id {
+                    // The same journal, behind what was applied from it: its database went
+                    // back (a copy of its files restored, not `fedmesh admin restore`). It is
+                    // read again from the start, as a journal that started over.
+                    tracing::error!(member = %self.member, applied = cursor.revision, last = info.last_revision, "the node's journal went backward without a restore; replicating it from the beginning");
+                } else {
+                    tracing::warn!(member = %self.member, old = %cursor.journal_id, new = %info.journal_id, "the node's journal started over; replicating it from the beginning");
+                }
                 // Its records are counted again from the new journal: what was counted from
                 // the old one goes first.
-                let (store, member, journal) = (
+                let (store, member, journal, last) = (
                     self.store.clone(),
                     self.member.clone(),
                     info.journal_id.clone(),
+                    info.last_revision,
                 );
-                match tokio::task::spawn_blocking(move || store.forget_records(&member, &journal))
-                    .await
+                match tokio::task::spawn_blocking(move || {
+                    store.forget_records(&member, &journal, last)
+                })
+                .await
                 {
                     Ok(Ok(buckets)) => {
                         tracing::info!(member = %self.member, buckets, "forgot the records counted from the old journal");
@@ -265,6 +288,8 @@ impl NodeFollower {
             Ok(response) => response.into_inner(),
             Err(status) => return Ended::Status(status),
         };
+        // Revisions of one stream only go up: an entry at or below the last one is refused.
+        let mut last = since;
         loop {
             let message = match stream.message().await {
                 Ok(Some(message)) => message,
@@ -277,29 +302,36 @@ impl NodeFollower {
             let Some(Event::Entry(entry)) = message.event else {
                 continue;
             };
+            if entry.revision <= last {
+                let rejected = fedmesh_core::trust::Rejected {
+                    reason: fedmesh_core::trust::Reason::Backward,
+                    detail: format!("entry {} after entry {last}", entry.revision),
+                };
+                self.rejections
+                    .refuse(&self.member, entry.revision, &rejected);
+                continue;
+            }
+            last = entry.revision;
             if let Err(e) = self.apply(&info.journal_id, entry).await {
                 return Ended::Store(e);
             }
         }
     }
 
-    /// The usage or availability records of an entry, filed as the provider filed them (usage
-    /// by month of the offer's calendar, availability by UTC month of observation); only
-    /// records of the node's own offers count. `None` for other entries.
+    /// The usage or availability records of an entry (all of the node's own offers: the
+    /// entry was checked), filed as the provider filed them (usage by month of the offer's
+    /// calendar, availability by UTC month of observation). `None` for other entries.
     fn filed_records(
         &self,
         entry: &pb::JournalEntry,
     ) -> Result<Option<Vec<fedmesh_store::usage::Filed>>, StoreError> {
         use fedmesh_core::usage::{self, Month};
         use fedmesh_store::usage::Filed;
-        let own = |offer_id: &str| {
-            fedmesh_core::offer::provider_of(offer_id).is_some_and(|p| p.as_str() == self.member)
-        };
         Ok(match &entry.payload {
             Some(pb::journal_entry::Payload::UsageRecords(batch)) => {
                 let mut calendars = std::collections::HashMap::new();
                 let mut filed = Vec::new();
-                for record in batch.records.iter().filter(|r| own(&r.offer_id)) {
+                for record in &batch.records {
                     if !calendars.contains_key(&record.offer_id) {
                         let offer = self
                             .store
@@ -322,7 +354,6 @@ impl NodeFollower {
                 batch
                     .records
                     .iter()
-                    .filter(|r| own(&r.offer_id))
                     .map(|r| {
                         let day = usage::observed_at(r).div_euclid(86_400);
                         Filed::Availability(r.clone(), Month::of_day(day).key())
@@ -333,7 +364,11 @@ impl NodeFollower {
         })
     }
 
+    /// Applies one entry of the node's journal, after checking that the node may say it
+    /// ([`fedmesh_core::trust::check_entry`]): an entry it may not say is refused, counted, and
+    /// passed over (the cursor moves past it), and nothing of it is applied.
     async fn apply(&self, journal_id: &str, entry: pb::JournalEntry) -> Result<(), StoreError> {
+        use fedmesh_core::trust;
         // The follower of a member removed meanwhile stops applying before its task ends.
         if self.removed.contains(&self.member) {
             return Ok(());
@@ -342,33 +377,42 @@ impl NodeFollower {
             journal_id: journal_id.to_owned(),
             revision: entry.revision,
         };
+        // The node's copies of others' tenancies and incidents (it is their subscriber) are
+        // followed at their provider.
+        if trust::is_copy_of_others(&self.member_id, &entry) {
+            self.store
+                .apply_catalogue(&self.member, Some(&position), None)?;
+            return Ok(());
+        }
+        let now = fedmesh_grpc::figures::now();
+        if let Err(rejected) =
+            trust::check_entry(&self.member_id, &entry, trust::Follower::Coordinator, now)
+        {
+            self.rejections
+                .refuse(&self.member, entry.revision, &rejected);
+            self.store
+                .apply_catalogue(&self.member, Some(&position), None)?;
+            return Ok(());
+        }
         if let Some(pb::journal_entry::Payload::Incident(incident)) = &entry.payload {
-            // A node speaks only for incidents on its own offers.
-            if incident.provider_member_id == self.member
-                && fedmesh_core::offer::provider_of(&incident.offer_id)
-                    .is_some_and(|p| p.as_str() == self.member)
+            self.store
+                .apply_incident(&self.member, &position, incident)?;
+            if incident.escalation_level > 0
+                && incident
+                    .events
+                    .last()
+                    .is_some_and(|e| e.kind == pb::IncidentEventKind::Escalated as i32)
             {
-                self.store
-                    .apply_incident(&self.member, &position, incident)?;
-                if incident.escalation_level > 0
-                    && incident
-                        .events
-                        .last()
-                        .is_some_and(|e| e.kind == pb::IncidentEventKind::Escalated as i32)
-                {
-                    tracing::warn!(member = %self.member, incident = %incident.incident_id, offer = %incident.offer_id, level = incident.escalation_level, "incident escalated: an SLA deadline was missed");
-                }
-                return Ok(());
+                tracing::warn!(member = %self.member, incident = %incident.incident_id, offer = %incident.offer_id, level = incident.escalation_level, "incident escalated: an SLA deadline was missed");
             }
+            return Ok(());
         }
         if let Some(records) = self.filed_records(&entry)? {
             self.store.apply_records(&self.member, &position, records)?;
             return Ok(());
         }
         let offer = match entry.payload {
-            Some(pb::journal_entry::Payload::Offer(offer))
-                if offer.provider_member_id == self.member =>
-            {
+            Some(pb::journal_entry::Payload::Offer(offer)) => {
                 let (tenant_count, user_count) = self
                     .store
                     .catalogue_offer(&offer.offer_id)?
@@ -385,12 +429,7 @@ impl NodeFollower {
                     offer: Some(offer),
                 })
             }
-            // A node speaks only for tenancies of its own offers.
-            Some(pb::journal_entry::Payload::Subscription(subscription))
-                if subscription.provider_member_id == self.member
-                    && fedmesh_core::offer::provider_of(&subscription.offer_id)
-                        .is_some_and(|p| p.as_str() == self.member) =>
-            {
+            Some(pb::journal_entry::Payload::Subscription(subscription)) => {
                 // Only counts reach the catalogue: never who the subscriber's contacts are.
                 let tenancy = fedmesh_store::Tenancy {
                     offer_id: subscription.offer_id.clone(),
@@ -410,10 +449,6 @@ impl NodeFollower {
                         user_count: users,
                         ..current
                     })
-            }
-            Some(pb::journal_entry::Payload::Offer(offer)) => {
-                tracing::warn!(member = %self.member, offer = %offer.offer_id, provider = %offer.provider_member_id, "ignoring an offer a node published for another member");
-                None
             }
             _ => None,
         };

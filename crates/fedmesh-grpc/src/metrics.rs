@@ -96,6 +96,45 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// Labels of an entry a follower refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    /// The member whose journal (or, on a node, `coordinator` for its catalogue) the entry
+    /// came from: a followed source, never a value the entry itself chose.
+    pub member: String,
+    /// Why ([`fedmesh_core::trust::Reason::label`]).
+    pub reason: String,
+}
+
+/// The entries this party's followers refused (`fedmesh_replication_rejected_total`): the
+/// coordinator's replication, a node's mirrors and its catalogue cache count here. Clones
+/// share the counts.
+#[derive(Clone, Debug, Default)]
+pub struct Rejections(Family<RejectionLabels, Counter>);
+
+impl Rejections {
+    /// Logs and counts an entry from `member` refused for `rejected`.
+    pub fn refuse(&self, member: &str, revision: u64, rejected: &fedmesh_core::trust::Rejected) {
+        tracing::warn!(member, revision, reason = rejected.reason.label(), error = %rejected, "refused a replicated entry");
+        self.0
+            .get_or_create(&RejectionLabels {
+                member: member.to_owned(),
+                reason: rejected.reason.label().to_owned(),
+            })
+            .inc();
+    }
+
+    /// How many entries from `member` were refused for `reason`.
+    pub fn count(&self, member: &str, reason: fedmesh_core::trust::Reason) -> u64 {
+        self.0
+            .get_or_create(&RejectionLabels {
+                member: member.to_owned(),
+                reason: reason.label().to_owned(),
+            })
+            .get()
+    }
+}
+
 /// What a scrape reports of the party's state; unset values are not reported.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -146,6 +185,7 @@ struct Inner {
     tenants: Family<OfferLabel, FloatGauge>,
     users: Family<OfferLabel, FloatGauge>,
     cert_expiry: FloatGauge,
+    rejections: Rejections,
     snapshot: Box<dyn Fn() -> Snapshot + Send + Sync>,
 }
 
@@ -167,6 +207,7 @@ impl Metrics {
             tenants: Family::default(),
             users: Family::default(),
             cert_expiry: FloatGauge::default(),
+            rejections: Rejections::default(),
             calls,
             latency,
             registry: Registry::default(),
@@ -227,9 +268,19 @@ impl Metrics {
             "When this party's certificate expires",
             inner.cert_expiry.clone(),
         );
+        registry.register(
+            "fedmesh_replication_rejected",
+            "Replicated entries refused because their source may not say them, by source member and reason",
+            inner.rejections.0.clone(),
+        );
         Self {
             inner: Arc::new(Inner { registry, ..inner }),
         }
+    }
+
+    /// The counts of refused replicated entries, which this party's followers add to.
+    pub fn rejections(&self) -> Rejections {
+        self.inner.rejections.clone()
     }
 
     /// Counts one call (the layer does it for every call it sees).

@@ -27,6 +27,8 @@ pub struct CatalogueFollower {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// Where refused catalogue changes are counted (as `member="coordinator"`).
+    pub rejections: fedmesh_grpc::metrics::Rejections,
 }
 
 /// Why one follow session ended.
@@ -106,11 +108,20 @@ impl CatalogueFollower {
                     journal_id: String::new(),
                     revision: change.revision,
                 };
-                let applied = self.store.apply_catalogue(
-                    SOURCE,
-                    (!in_snapshot).then_some(&position),
-                    change.offer,
-                );
+                // An offer is cached only as its provider may have published it; a refused
+                // change moves the cursor past it.
+                let offer = change.offer.filter(|offer| {
+                    match fedmesh_core::trust::check_catalogue_offer(offer) {
+                        Ok(()) => true,
+                        Err(rejected) => {
+                            self.rejections.refuse(SOURCE, change.revision, &rejected);
+                            false
+                        }
+                    }
+                });
+                let applied =
+                    self.store
+                        .apply_catalogue(SOURCE, (!in_snapshot).then_some(&position), offer);
                 match applied {
                     Ok(Applied::Changed(revision)) => {
                         if let Err(e) = self.store.catalogue_durable(revision).await {

@@ -148,31 +148,6 @@ impl Node {
         );
         let usage_api =
             usage::UsageApi::new(store.clone(), validated.member.clone(), peers.clone());
-        let forwarder = outbox::Forwarder::new(
-            store.clone(),
-            peers,
-            validated.member.clone(),
-            retry_initial,
-            retry_max,
-        );
-        let crl = coordinator.clone().map(|channel| crl::CrlFollower {
-            channel,
-            tls: tls.clone(),
-            interval: Duration::from_millis(config.coordinator.crl_refresh_ms),
-            file: config.data_dir.join("federation-crl.der"),
-            connections: Default::default(),
-            removed,
-            store: store.clone(),
-            member: validated.member.clone(),
-            coordinator: Identity::coordinator(validated.federation.clone()).to_uri(),
-        });
-        let catalogue = coordinator.map(|channel| catalogue_cache::CatalogueFollower {
-            channel,
-            store: store.clone(),
-            retry_initial,
-            retry_max,
-        });
-        let limits = config.limits.clone();
         let metrics = if config.metrics.enabled {
             let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
                 .await
@@ -190,6 +165,37 @@ impl Node {
         } else {
             None
         };
+        let rejections = metrics
+            .as_ref()
+            .map(|(m, _)| m.rejections())
+            .unwrap_or_default();
+        let forwarder = outbox::Forwarder::new(
+            store.clone(),
+            peers,
+            validated.member.clone(),
+            retry_initial,
+            retry_max,
+            rejections.clone(),
+        );
+        let crl = coordinator.clone().map(|channel| crl::CrlFollower {
+            channel,
+            tls: tls.clone(),
+            interval: Duration::from_millis(config.coordinator.crl_refresh_ms),
+            file: config.data_dir.join("federation-crl.der"),
+            connections: Default::default(),
+            removed,
+            store: store.clone(),
+            member: validated.member.clone(),
+            coordinator: Identity::coordinator(validated.federation.clone()).to_uri(),
+        });
+        let catalogue = coordinator.map(|channel| catalogue_cache::CatalogueFollower {
+            channel,
+            store: store.clone(),
+            retry_initial,
+            retry_max,
+            rejections,
+        });
+        let limits = config.limits.clone();
         let server = GrpcServer::new(listener, tls, limits.clone(), policy, info);
         let server = match &metrics {
             Some((m, _)) => server.with_metrics(m.clone()),

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedmesh_core::MemberId;
+use fedmesh_core::{MemberId, trust};
 use fedmesh_grpc::ServiceError;
+use fedmesh_grpc::metrics::Rejections;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
 use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
@@ -85,16 +86,18 @@ pub struct Forwarder {
     wake: Arc<Notify>,
     retry_initial: Duration,
     retry_max: Duration,
+    rejections: Rejections,
 }
 
 impl Forwarder {
-    /// A forwarder for `member`'s node.
+    /// A forwarder for `member`'s node; what it refuses to mirror counts in `rejections`.
     pub fn new(
         store: Store,
         peers: Peers,
         member: MemberId,
         retry_initial: Duration,
         retry_max: Duration,
+        rejections: Rejections,
     ) -> Self {
         Self {
             store,
@@ -103,6 +106,31 @@ impl Forwarder {
             wake: Arc::new(Notify::new()),
             retry_initial,
             retry_max,
+            rejections,
+        }
+    }
+
+    /// Whether `provider` may say `checked` to this member's node; a refusal is logged and
+    /// counted (`revision` of the provider's journal, 0 for a direct answer).
+    fn admits(
+        &self,
+        provider: &str,
+        revision: u64,
+        checked: impl FnOnce(&MemberId, trust::Follower<'_>) -> Result<(), trust::Rejected>,
+    ) -> bool {
+        let verdict = match provider.parse::<MemberId>() {
+            Ok(source) => checked(&source, trust::Follower::Subscriber(&self.member)),
+            Err(e) => Err(trust::Rejected {
+                reason: trust::Reason::NotOwner,
+                detail: format!("`{provider}` is not a member id: {e}"),
+            }),
+        };
+        match verdict {
+            Ok(()) => true,
+            Err(rejected) => {
+                self.rejections.refuse(provider, revision, &rejected);
+                false
+            }
         }
     }
 
@@ -183,8 +211,8 @@ impl Forwarder {
         delivered: Delivered,
     ) -> Result<(), StoreError> {
         match delivered {
-            Delivered::Subscription(s) => self.mirror(provider, s).await,
-            Delivered::Incident(i) => self.mirror_incident(provider, i).await,
+            Delivered::Subscription(s) => self.mirror(provider, 0, s).await,
+            Delivered::Incident(i) => self.mirror_incident(provider, 0, i).await,
         }
     }
 
@@ -246,6 +274,19 @@ impl Forwarder {
         let attempt = tokio::time::timeout(DIRECT_TIMEOUT, self.deliver(&item)).await;
         let error = match attempt {
             Ok(Ok(delivered)) => {
+                // The answer is the provider's word like its journal: what it may not say is
+                // neither mirrored nor shown to the admin.
+                let admitted = self.admits(provider, 0, |source, me| match &delivered {
+                    Delivered::Subscription(s) => trust::check_subscription(source, s, me),
+                    Delivered::Incident(i) => trust::check_incident(source, i, me),
+                });
+                if !admitted {
+                    return Err(ServiceError::Peer {
+                        member: provider.to_owned(),
+                        code: Code::Internal,
+                        message: "its answer concerns what it may not speak for; this node refused it (see its log)".to_owned(),
+                    });
+                }
                 self.mirror_delivered(provider, delivered.clone()).await?;
                 return Ok(Some(delivered));
             }
@@ -289,17 +330,13 @@ impl Forwarder {
     pub async fn mirror(
         &self,
         provider: &str,
+        revision: u64,
         incoming: pb::Subscription,
     ) -> Result<(), StoreError> {
         // Only what `provider` may speak for: its own tenancies, with this member as tenant.
-        let genuine = incoming.subscriber_member_id == self.member.as_str()
-            && incoming.provider_member_id == provider
-            && incoming
-                .subscription_id
-                .strip_prefix(provider)
-                .is_some_and(|rest| rest.starts_with('.'));
-        if !genuine {
-            tracing::warn!(provider, subscription = %incoming.subscription_id, "ignoring a tenancy a provider cannot speak for");
+        if !self.admits(provider, revision, |source, me| {
+            trust::check_subscription(source, &incoming, me)
+        }) {
             return Ok(());
         }
         let id = incoming.subscription_id.clone();
@@ -333,15 +370,12 @@ impl Forwarder {
     pub async fn mirror_incident(
         &self,
         provider: &str,
+        revision: u64,
         incoming: pb::Incident,
     ) -> Result<(), StoreError> {
-        let genuine = incoming.subscriber_member_id == self.member.as_str()
-            && incoming.provider_member_id == provider
-            && incoming.incident_id.contains(&format!("-{provider}-"))
-            && fedmesh_core::offer::provider_of(&incoming.offer_id)
-                .is_some_and(|p| p.as_str() == provider);
-        if !genuine {
-            tracing::warn!(provider, incident = %incoming.incident_id, "ignoring an incident a provider cannot speak for");
+        if !self.admits(provider, revision, |source, me| {
+            trust::check_incident(source, &incoming, me)
+        }) {
             return Ok(());
         }
         let id = incoming.incident_id.clone();
@@ -379,13 +413,12 @@ impl Forwarder {
     pub async fn mirror_maintenance(
         &self,
         provider: &str,
+        revision: u64,
         incoming: pb::MaintenanceWindow,
     ) -> Result<(), StoreError> {
-        let genuine = incoming.provider_member_id == provider
-            && fedmesh_core::offer::provider_of(&incoming.offer_id)
-                .is_some_and(|p| p.as_str() == provider);
-        if !genuine {
-            tracing::warn!(provider, maintenance = %incoming.maintenance_id, "ignoring a maintenance window a provider cannot speak for");
+        if !self.admits(provider, revision, |source, _| {
+            trust::check_maintenance(source, &incoming)
+        }) {
             return Ok(());
         }
         let id = incoming.maintenance_id.clone();
@@ -539,12 +572,19 @@ impl Forwarder {
                     .get_journal_info(pb::GetJournalInfoRequest {})
                     .await?
                     .into_inner();
+                // A journal that started over, or went back below what was mirrored, is read
+                // again from its start: mirroring is idempotent (a copy never goes back to an
+                // older version).
                 let since = match self
                     .store
                     .cursor(&source)
                     .map_err(|e| tonic::Status::internal(e.to_string()))?
                 {
-                    Some(c) if c.journal_id == info.journal_id => c.revision,
+                    Some(c)
+                        if c.journal_id == info.journal_id && c.revision <= info.last_revision =>
+                    {
+                        c.revision
+                    }
                     _ => 0,
                 };
                 let mut stream = client
@@ -558,19 +598,31 @@ impl Forwarder {
                     })
                     .await?
                     .into_inner();
+                // Revisions of one stream only go up: an entry at or below the last one is
+                // refused.
+                let mut last = since;
                 while let Some(message) = stream.message().await? {
                     backoff.reset();
                     if let Some(Event::Entry(entry)) = message.event {
                         let revision = entry.revision;
+                        if revision <= last {
+                            let rejected = trust::Rejected {
+                                reason: trust::Reason::Backward,
+                                detail: format!("entry {revision} after entry {last}"),
+                            };
+                            self.rejections.refuse(&provider, revision, &rejected);
+                            continue;
+                        }
+                        last = revision;
                         let mirrored = match entry.payload {
                             Some(pb::journal_entry::Payload::Subscription(s)) => {
-                                self.mirror(&provider, s).await
+                                self.mirror(&provider, revision, s).await
                             }
                             Some(pb::journal_entry::Payload::Incident(i)) => {
-                                self.mirror_incident(&provider, i).await
+                                self.mirror_incident(&provider, revision, i).await
                             }
                             Some(pb::journal_entry::Payload::MaintenanceWindow(m)) => {
-                                self.mirror_maintenance(&provider, m).await
+                                self.mirror_maintenance(&provider, revision, m).await
                             }
                             _ => Ok(()),
                         };

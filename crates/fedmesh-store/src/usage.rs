@@ -405,19 +405,24 @@ impl Store {
 
     /// Forgets the records replicated from `source` (those of its offers, `source.*`) and
     /// points its cursor at the start of `journal_id` (on the coordinator, when `source`'s
-    /// journal started over, before reading it again). Serialized with the appliers, which
-    /// move the same cursor, and done only while the cursor is on another journal: a second
+    /// journal started over, or went back below what was applied, before reading it again).
+    /// Serialized with the appliers, which move the same cursor, and done only while the
+    /// cursor is on another journal or past `last_revision`, the journal's end: a second
     /// follower of the same source finds it done. Blocks on sled: call it off the async
     /// runtime. Returns how many buckets were removed.
-    pub fn forget_records(&self, source: &str, journal_id: &str) -> Result<usize, StoreError> {
+    pub fn forget_records(
+        &self,
+        source: &str,
+        journal_id: &str,
+        last_revision: u64,
+    ) -> Result<usize, StoreError> {
         let _writing = self.writing();
         let bucket_tree = self.tree(BUCKETS_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;
         self.catalogue_log.append(|_| {
-            if self
-                .cursor(source)?
-                .is_some_and(|stored| stored.journal_id == journal_id)
-            {
+            if self.cursor(source)?.is_some_and(|stored| {
+                stored.journal_id == journal_id && stored.revision <= last_revision
+            }) {
                 return Ok((0, None));
             }
             let mut removed = 0;
@@ -670,11 +675,11 @@ mod tests {
             .unwrap();
         // The journal started over (a restored node): what was counted from the old one is
         // forgotten, and the new journal's records count once.
-        assert_eq!(store.forget_records("unistra", "k").unwrap(), 2);
+        assert_eq!(store.forget_records("unistra", "k", 0).unwrap(), 2);
         assert!(ids(&store).is_empty());
         // A second follower of unistra finds it done; one still reading the old journal
         // counts nothing.
-        assert_eq!(store.forget_records("unistra", "k").unwrap(), 0);
+        assert_eq!(store.forget_records("unistra", "k", 0).unwrap(), 0);
         assert_eq!(
             store
                 .apply_records("unistra", &at("j", 3), vec![usage("d", 1.0)])
@@ -694,6 +699,12 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ids(&store), ["a", "b"]);
+        // The same journal behind what was applied (its files restored behind fedmesh's back):
+        // forgotten too, once.
+        assert_eq!(store.forget_records("unistra", "k", 0).unwrap(), 1);
+        assert!(ids(&store).is_empty());
+        assert_eq!(store.cursor("unistra").unwrap().unwrap(), at("k", 0));
+        assert_eq!(store.forget_records("unistra", "k", 0).unwrap(), 0);
         assert_eq!(
             store
                 .usage_records("rennes2.moodle", 0, u32::MAX - 1)
