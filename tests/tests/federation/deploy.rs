@@ -32,6 +32,14 @@ fn known_series() -> BTreeSet<String> {
         certificate_expiry: Some(1.0),
     });
     metrics.observe("s", "m", "OK", 0.1);
+    metrics.rejections().refuse(
+        "x",
+        1,
+        &fedmesh_core::trust::Rejected {
+            reason: fedmesh_core::trust::Reason::Invalid,
+            detail: "x".into(),
+        },
+    );
     let mut names = BTreeSet::new();
     for line in metrics.render().lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {

@@ -11,6 +11,7 @@ mod faults;
 mod foreign_clients;
 mod herd;
 mod hostile;
+mod hostile_member;
 mod incidents;
 mod journal;
 mod limits;
