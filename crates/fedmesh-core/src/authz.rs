@@ -6,10 +6,13 @@
 
 use crate::identity::Role;
 
-use Role::{Admin, Agent, Coordinator, Node};
+use Role::{Admin, Agent, Coordinator, Node, Operator};
 
-const ANYONE: &[Role] = &[Node, Admin, Agent, Coordinator];
+const ANYONE: &[Role] = &[Node, Admin, Agent, Coordinator, Operator];
 const READERS: &[Role] = &[Node, Admin, Coordinator];
+/// The federation-wide reads of the coordinator (registry, catalogue, figures): members read
+/// them (each what concerns it, `docs/security.md`), and so do the consortium's operators.
+const OBSERVERS: &[Role] = &[Node, Admin, Coordinator, Operator];
 const ADMIN: &[Role] = &[Admin];
 /// Calls a subscriber makes on a provider: its admin through its own node, or its node.
 const PEER: &[Role] = &[Node, Admin];
@@ -107,27 +110,27 @@ pub const RULES: &[Rule] = &[
     rule(JOURNAL, "Watch", READERS),
     rule(JOURNAL, "ListEntries", READERS),
     rule(JOURNAL, "GetJournalInfo", READERS),
-    // Coordinator: nodes register and heartbeat; nodes, admins and the coordinator read the
-    // directory (agents only report, design section 2).
+    // Coordinator: nodes register and heartbeat; nodes, admins, the coordinator and the
+    // consortium's operators read the directory (agents only report, design section 2).
     rule(REGISTRY, "RegisterNode", &[Node]),
     rule(REGISTRY, "Heartbeat", &[Node]),
-    rule(REGISTRY, "GetNode", READERS),
-    rule(REGISTRY, "ListNodes", READERS),
-    rule(REGISTRY, "GetCrl", READERS),
+    rule(REGISTRY, "GetNode", OBSERVERS),
+    rule(REGISTRY, "ListNodes", OBSERVERS),
+    rule(REGISTRY, "GetCrl", OBSERVERS),
     // Offboarding is the consortium's act: the coordinator's own certificate, on its host.
     rule(REGISTRY, "RemoveMember", &[Coordinator]),
     // Backups: a member's admins on its node, the coordinator's own identity on the
     // coordinator (each server accepts only its own of the two).
     rule(ADMIN_SERVICE, "Backup", &[Admin, Coordinator]),
-    rule(CATALOGUE, "SearchOffers", READERS),
-    rule(CATALOGUE, "GetCatalogueOffer", READERS),
-    rule(CATALOGUE, "WatchCatalogue", READERS),
-    rule(METRICS, "GetFederationSummary", READERS),
-    rule(METRICS, "GetOfferMetrics", READERS),
-    rule(METRICS, "GetMemberMetrics", READERS),
-    rule(METRICS, "GetSlaCompliance", READERS),
-    rule(METRICS, "GetIncidentStatistics", READERS),
-    rule(METRICS, "ListOpenIncidents", READERS),
+    rule(CATALOGUE, "SearchOffers", OBSERVERS),
+    rule(CATALOGUE, "GetCatalogueOffer", OBSERVERS),
+    rule(CATALOGUE, "WatchCatalogue", OBSERVERS),
+    rule(METRICS, "GetFederationSummary", OBSERVERS),
+    rule(METRICS, "GetOfferMetrics", OBSERVERS),
+    rule(METRICS, "GetMemberMetrics", OBSERVERS),
+    rule(METRICS, "GetSlaCompliance", OBSERVERS),
+    rule(METRICS, "GetIncidentStatistics", OBSERVERS),
+    rule(METRICS, "ListOpenIncidents", OBSERVERS),
 ];
 
 /// The outcome of looking a call up in the table.

@@ -6,6 +6,7 @@
 //! | member admin | `spiffe://<federation>/member/<member-id>/admin/<name>` |
 //! | member agent | `spiffe://<federation>/member/<member-id>/agent/<name>` |
 //! | coordinator | `spiffe://<federation>/coordinator` |
+//! | consortium operator | `spiffe://<federation>/operator/<name>` |
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,7 +19,7 @@ pub enum IdentityError {
     NotSpiffe(String),
     /// The path is none of the four known shapes.
     #[error(
-        "identity `{0}` has an unknown path: expected /coordinator or /member/<id>/node|admin/<name>|agent/<name>"
+        "identity `{0}` has an unknown path: expected /coordinator, /operator/<name> or /member/<id>/node|admin/<name>|agent/<name>"
     )]
     UnknownPath(String),
     /// A federation name, member id or admin/agent name breaks the naming rule.
@@ -130,11 +131,20 @@ pub enum Role {
     Agent,
     /// The federation's coordinator.
     Coordinator,
+    /// A person of the consortium who runs the federation: sees every member's figures on the
+    /// coordinator and its dashboard.
+    Operator,
 }
 
 impl Role {
     /// Every role, for tables and tests.
-    pub const ALL: [Role; 4] = [Role::Node, Role::Admin, Role::Agent, Role::Coordinator];
+    pub const ALL: [Role; 5] = [
+        Role::Node,
+        Role::Admin,
+        Role::Agent,
+        Role::Coordinator,
+        Role::Operator,
+    ];
 
     /// The lowercase name used in URIs and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -143,6 +153,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Agent => "agent",
             Role::Coordinator => "coordinator",
+            Role::Operator => "operator",
         }
     }
 }
@@ -177,6 +188,11 @@ pub enum Principal {
     },
     /// The coordinator.
     Coordinator,
+    /// A consortium operator.
+    Operator {
+        /// The operator's name (a label).
+        name: String,
+    },
 }
 
 /// A verified actor of a federation: its federation and who it is there.
@@ -212,25 +228,34 @@ impl Identity {
             Principal::Admin { .. } => Role::Admin,
             Principal::Agent { .. } => Role::Agent,
             Principal::Coordinator => Role::Coordinator,
+            Principal::Operator { .. } => Role::Operator,
         }
     }
 
-    /// The member the holder belongs to; `None` for the coordinator.
+    /// The member the holder belongs to; `None` for the coordinator and operators.
     pub fn member(&self) -> Option<&MemberId> {
         match &self.principal {
             Principal::Node { member }
             | Principal::Admin { member, .. }
             | Principal::Agent { member, .. } => Some(member),
-            Principal::Coordinator => None,
+            Principal::Coordinator | Principal::Operator { .. } => None,
         }
     }
 
-    /// The admin's or agent's name; `None` for nodes and the coordinator.
+    /// The admin's, agent's or operator's name; `None` for nodes and the coordinator.
     pub fn name(&self) -> Option<&str> {
         match &self.principal {
-            Principal::Admin { name, .. } | Principal::Agent { name, .. } => Some(name),
+            Principal::Admin { name, .. }
+            | Principal::Agent { name, .. }
+            | Principal::Operator { name } => Some(name),
             Principal::Node { .. } | Principal::Coordinator => None,
         }
+    }
+
+    /// Whether the holder runs the federation (the coordinator itself or a consortium
+    /// operator): it sees every member's figures.
+    pub fn is_consortium(&self) -> bool {
+        matches!(self.role(), Role::Coordinator | Role::Operator)
     }
 
     /// The identity as its URI.
@@ -247,6 +272,7 @@ impl fmt::Display for Identity {
             Principal::Node { member } => write!(f, "/member/{member}/node"),
             Principal::Admin { member, name } => write!(f, "/member/{member}/admin/{name}"),
             Principal::Agent { member, name } => write!(f, "/member/{member}/agent/{name}"),
+            Principal::Operator { name } => write!(f, "/operator/{name}"),
         }
     }
 }
@@ -275,6 +301,9 @@ impl FromStr for Identity {
         let segments: Vec<&str> = path.split('/').collect();
         let principal = match segments.as_slice() {
             ["coordinator"] => Principal::Coordinator,
+            ["operator", name] => Principal::Operator {
+                name: parse_name(name)?,
+            },
             ["member", member, "node"] => Principal::Node {
                 member: member.parse()?,
             },
@@ -306,6 +335,7 @@ mod tests {
             "spiffe://esup.example/member/unistra/node",
             "spiffe://esup.example/member/rennes2/admin/alice",
             "spiffe://esup.example/member/rouen/agent/probe-1",
+            "spiffe://esup.example/operator/alice",
         ] {
             let identity: Identity = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
             assert_eq!(identity.to_uri(), uri);
@@ -335,6 +365,8 @@ mod tests {
             ("spiffe://fed/member/-x/node", "member id `-x`"),
             ("spiffe://Fed/coordinator", "federation `Fed`"),
             ("spiffe://fed/member/unistra/root", "unknown path"),
+            ("spiffe://fed/operator", "unknown path"),
+            ("spiffe://fed/operator/Alice", "name `Alice`"),
         ];
         for (uri, expected) in cases {
             let err = uri.parse::<Identity>().expect_err(uri).to_string();

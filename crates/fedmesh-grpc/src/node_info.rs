@@ -29,6 +29,7 @@ fn role(role: Role) -> pb::Role {
         Role::Admin => pb::Role::Admin,
         Role::Agent => pb::Role::Agent,
         Role::Coordinator => pb::Role::Coordinator,
+        Role::Operator => pb::Role::Operator,
     }
 }
 

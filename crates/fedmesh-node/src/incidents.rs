@@ -103,7 +103,7 @@ impl IncidentApi {
             Role::Node => caller
                 .member()
                 .is_some_and(|m| m.as_str() == incident.subscriber_member_id),
-            Role::Agent | Role::Coordinator => false,
+            Role::Agent | Role::Coordinator | Role::Operator => false,
         }
     }
 
@@ -526,7 +526,7 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
         let response = match identity.role() {
             Role::Admin => self.open_as_subscriber(&identity, body).await?,
             Role::Node => self.open_as_provider(&identity, body).await?,
-            Role::Agent | Role::Coordinator => {
+            Role::Agent | Role::Coordinator | Role::Operator => {
                 return Err(ServiceError::PermissionDenied(
                     "incidents are opened by a member's admin".into(),
                 )

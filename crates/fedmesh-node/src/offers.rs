@@ -315,7 +315,7 @@ impl pb::offer_service_server::OfferService for OfferApi {
                 let visible = match identity.role() {
                     Role::Admin | Role::Coordinator => true,
                     Role::Node => tenant_of(&w.offer_id),
-                    Role::Agent => false,
+                    Role::Agent | Role::Operator => false,
                 };
                 let overlaps = overlapping.is_none_or(|o| {
                     w.period.as_ref().is_some_and(|p| {

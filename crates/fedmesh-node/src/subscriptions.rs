@@ -185,7 +185,7 @@ impl SubscriptionApi {
             Role::Node => caller
                 .member()
                 .is_some_and(|m| m.as_str() == subscription.subscriber_member_id),
-            Role::Agent | Role::Coordinator => false,
+            Role::Agent | Role::Coordinator | Role::Operator => false,
         }
     }
 

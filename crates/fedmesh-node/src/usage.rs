@@ -99,6 +99,7 @@ impl UsageApi {
             .ok_or_else(|| not_found(offer_id))?;
         let scope = match caller.role() {
             Role::Admin | Role::Agent | Role::Coordinator => Scope::All,
+            Role::Operator => return Err(not_found(offer_id)),
             Role::Node => {
                 let member = caller.member().map(|m| m.to_string()).unwrap_or_default();
                 let tenant = self
@@ -428,7 +429,7 @@ impl pb::usage_service_server::UsageService for UsageApi {
             Role::Node => identity
                 .member()
                 .is_some_and(|m| m.as_str() == subscription.subscriber_member_id),
-            Role::Agent | Role::Coordinator => false,
+            Role::Agent | Role::Coordinator | Role::Operator => false,
         };
         if !allowed {
             return Err(missing().into());

@@ -112,13 +112,14 @@ struct Ledger {
 }
 
 /// The base name of the files of an identity's certificate: `coordinator`, `<member>-node`,
-/// `<member>-admin-<name>` or `<member>-agent-<name>`.
+/// `<member>-admin-<name>`, `<member>-agent-<name>` or `operator-<name>`.
 pub fn file_stem(identity: &Identity) -> String {
     match &identity.principal {
         Principal::Coordinator => "coordinator".to_owned(),
         Principal::Node { member } => format!("{member}-node"),
         Principal::Admin { member, name } => format!("{member}-admin-{name}"),
         Principal::Agent { member, name } => format!("{member}-agent-{name}"),
+        Principal::Operator { name } => format!("operator-{name}"),
     }
 }
 
@@ -262,7 +263,9 @@ impl Pki {
                 ExtendedKeyUsagePurpose::ServerAuth,
                 ExtendedKeyUsagePurpose::ClientAuth,
             ],
-            fedmesh_core::Role::Admin | fedmesh_core::Role::Agent => {
+            fedmesh_core::Role::Admin
+            | fedmesh_core::Role::Agent
+            | fedmesh_core::Role::Operator => {
                 vec![ExtendedKeyUsagePurpose::ClientAuth]
             }
         };

@@ -171,7 +171,8 @@ enum CertsCommand {
         #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(i64).range(1..=36500))]
         days: i64,
     },
-    /// Issue a certificate (and key) for a member's node, admin or agent, or the coordinator.
+    /// Issue a certificate (and key) for a member's node, admin or agent, the coordinator, or a
+    /// consortium operator.
     Issue {
         /// The PKI directory.
         #[arg(long)]
@@ -179,8 +180,8 @@ enum CertsCommand {
         /// The member the certificate is for.
         #[arg(
             long,
-            required_unless_present = "coordinator",
-            conflicts_with = "coordinator"
+            required_unless_present_any = ["coordinator", "operator"],
+            conflicts_with_all = ["coordinator", "operator"]
         )]
         member: Option<String>,
         /// The role: node, admin or agent.
@@ -190,8 +191,12 @@ enum CertsCommand {
         #[arg(long)]
         name: Option<String>,
         /// Issue the coordinator's certificate.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "operator")]
         coordinator: bool,
+        /// Issue a consortium operator's certificate, for this person's name (a label): it
+        /// reads every member's figures on the coordinator and its dashboard.
+        #[arg(long, value_name = "NAME")]
+        operator: Option<String>,
         /// A DNS name or IP address the server answers on (repeatable).
         #[arg(long)]
         dns: Vec<String>,
@@ -424,6 +429,7 @@ fn certs(command: CertsCommand) -> Result<()> {
             role,
             name,
             coordinator,
+            operator,
             dns,
             days,
             force,
@@ -432,6 +438,9 @@ fn certs(command: CertsCommand) -> Result<()> {
             let federation = pki.federation().clone();
             let identity = if coordinator {
                 Identity::coordinator(federation)
+            } else if let Some(name) = operator {
+                // Through the parser so that the name follows the identity rules.
+                format!("spiffe://{federation}/operator/{name}").parse::<Identity>()?
             } else {
                 let member: MemberId = member.context("--member is required")?.parse()?;
                 let principal = match (role.as_deref(), name) {
