@@ -90,6 +90,7 @@ fn describe(summary: &Summary) -> String {
 
 /// Streams a backup from the server into `out`: written to `<out>.partial`, checked whole
 /// (checksum, layout), synced, then renamed, so that `out` is only ever a complete backup.
+/// Both are created 0600 (an existing `.partial` is tightened first).
 pub async fn backup_to(connect: &ConnectArgs, out: &Path, force: bool) -> Result<Summary> {
     if out.exists() && !force {
         bail!(
@@ -117,7 +118,8 @@ pub async fn backup_to(connect: &ConnectArgs, out: &Path, force: bool) -> Result
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     {
-        let mut file = std::fs::File::create(&partial)
+        // Contacts and incident texts: readable by the operator alone from the first byte.
+        let mut file = fedmesh_tls::owner_only::create(&partial)
             .with_context(|| format!("creating {}", partial.display()))?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_all())
