@@ -13,6 +13,7 @@
 //!   availability and cost statements.
 //! - [`incident`]: incidents between institutions and their SLA clocks in service time.
 //! - [`subscription`]: request decisions and the tenancy lifecycle.
+//! - [`text`]: text that crosses members is inert: no control characters, no bidi overrides.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod liveness;
 pub mod offer;
 pub mod span;
 pub mod subscription;
+pub mod text;
 pub mod usage;
 
 pub use identity::{FederationName, Identity, IdentityError, MemberId, Principal, Role};
