@@ -10,6 +10,7 @@ use fedmesh_proto::pb;
 use fedmesh_store::backup::{self, Summary};
 
 use crate::cli::ConnectArgs;
+use crate::say;
 
 /// `fedmesh admin ...`.
 #[derive(Debug, Subcommand)]
@@ -52,7 +53,7 @@ pub async fn admin(command: AdminCommand) -> Result<()> {
             force,
         } => {
             let summary = backup_to(&connect, &out, force).await?;
-            println!(
+            say!(
                 "backup written to {}: {}",
                 out.display(),
                 describe(&summary)
@@ -62,7 +63,7 @@ pub async fn admin(command: AdminCommand) -> Result<()> {
             let bytes =
                 std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
             let summary = backup::restore(&bytes, &data_dir)?;
-            println!(
+            say!(
                 "restored {} into {}: {}",
                 from.display(),
                 data_dir.display(),
@@ -73,7 +74,7 @@ pub async fn admin(command: AdminCommand) -> Result<()> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let (summary, _) = backup::read(&bytes)?;
-            println!("{}: {}", file.display(), describe(&summary));
+            say!("{}: {}", file.display(), describe(&summary));
         }
     }
     Ok(())
