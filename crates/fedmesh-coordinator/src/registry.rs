@@ -268,6 +268,9 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
             )
             .into());
         }
+        // Every member's admins read it.
+        fedmesh_core::text::check("reason", reason, fedmesh_core::text::Lines::One)
+            .map_err(ServiceError::from)?;
         let now = SystemTime::now();
         let removed = self
             .store

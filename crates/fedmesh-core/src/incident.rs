@@ -14,7 +14,9 @@
 use fedmesh_proto::pb;
 
 use crate::calendar::Calendar;
+use crate::offer::FieldError;
 use crate::span::{Secs, Span};
+use crate::text::Lines;
 
 /// Longest summary.
 pub const MAX_SUMMARY: usize = 200;
@@ -134,14 +136,24 @@ fn invalid(field: &str, message: impl Into<String>) -> Refused {
     }
 }
 
-fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), Refused> {
+impl From<FieldError> for Refused {
+    fn from(error: FieldError) -> Self {
+        Refused::Invalid {
+            field: error.field,
+            message: error.message,
+        }
+    }
+}
+
+/// A text of at most `max` bytes that the other party will read: inert on its screen.
+fn text(field: &str, value: &str, max: usize, required: bool, lines: Lines) -> Result<(), Refused> {
     if required && value.trim().is_empty() {
         return Err(invalid(field, "required"));
     }
     if value.len() > max {
         return Err(invalid(field, format!("at most {max} bytes")));
     }
-    Ok(())
+    Ok(crate::text::check(field, value, lines)?)
 }
 
 fn status_name(status: i32) -> &'static str {
@@ -160,8 +172,14 @@ fn secs(t: Option<&prost_types::Timestamp>) -> Secs {
 
 /// Checks what a subscriber sends to open an incident.
 pub fn check_open(request: &pb::OpenIncidentRequest) -> Result<(), Refused> {
-    text("summary", &request.summary, MAX_SUMMARY, true)?;
-    text("description", &request.description, MAX_TEXT, false)?;
+    text("summary", &request.summary, MAX_SUMMARY, true, Lines::One)?;
+    text(
+        "description",
+        &request.description,
+        MAX_TEXT,
+        false,
+        Lines::Many,
+    )?;
     match pb::Priority::try_from(request.priority) {
         Ok(pb::Priority::Unspecified) | Err(_) => {
             return Err(invalid("priority", "required: P1 to P4"));
@@ -416,7 +434,7 @@ pub fn act(
     match action {
         Action::Acknowledge { comment } => {
             provider_only("acknowledge")?;
-            text("comment", &comment, MAX_TEXT, false)?;
+            text("comment", &comment, MAX_TEXT, false, Lines::Many)?;
             if status != Status::New {
                 return Err(Refused::Status(format!(
                     "incident {} is already acknowledged ({})",
@@ -431,7 +449,7 @@ pub fn act(
         }
         Action::Assign { assignee } => {
             provider_only("assign")?;
-            text("assignee", &assignee, MAX_ASSIGNEE, true)?;
+            text("assignee", &assignee, MAX_ASSIGNEE, true, Lines::One)?;
             not_closed()?;
             let mut e = event(Kind::Assigned);
             e.assignee = assignee;
@@ -444,8 +462,14 @@ pub fn act(
         } => {
             provider_only("set the status")?;
             not_closed()?;
-            text("comment", &comment, MAX_TEXT, false)?;
-            text("resolution", &resolution, MAX_TEXT, to == Status::Resolved)?;
+            text("comment", &comment, MAX_TEXT, false, Lines::Many)?;
+            text(
+                "resolution",
+                &resolution,
+                MAX_TEXT,
+                to == Status::Resolved,
+                Lines::Many,
+            )?;
             if !matches!(
                 to,
                 Status::InProgress | Status::WaitingOnSubscriber | Status::Resolved
@@ -482,7 +506,7 @@ pub fn act(
             events.push(e);
         }
         Action::Comment { body, internal } => {
-            text("body", &body, MAX_TEXT, true)?;
+            text("body", &body, MAX_TEXT, true, Lines::Many)?;
             if internal && party != Party::Provider {
                 return Err(invalid(
                     "internal",
@@ -498,7 +522,7 @@ pub fn act(
         }
         Action::Answer { body } => {
             subscriber_only("answer")?;
-            text("body", &body, MAX_TEXT, true)?;
+            text("body", &body, MAX_TEXT, true, Lines::Many)?;
             if status != Status::WaitingOnSubscriber {
                 return Err(Refused::Status(format!(
                     "incident {} is not waiting on the subscriber ({}); comment instead",
@@ -514,7 +538,7 @@ pub fn act(
         Action::Close { comment } => {
             subscriber_only("close")?;
             not_closed()?;
-            text("comment", &comment, MAX_TEXT, false)?;
+            text("comment", &comment, MAX_TEXT, false, Lines::Many)?;
             let mut e = event(Kind::Closed);
             e.status = Status::Closed as i32;
             e.comment = comment_of(&comment, false, next);
@@ -522,7 +546,7 @@ pub fn act(
         }
         Action::Reopen { reason } => {
             subscriber_only("reopen")?;
-            text("reason", &reason, MAX_TEXT, true)?;
+            text("reason", &reason, MAX_TEXT, true, Lines::One)?;
             if !matches!(status, Status::Resolved | Status::Closed) {
                 return Err(Refused::Status(format!(
                     "incident {} is not resolved ({})",
@@ -555,7 +579,7 @@ pub fn act(
                 ));
             }
             not_closed()?;
-            text("reason", &reason, MAX_TEXT, true)?;
+            text("reason", &reason, MAX_TEXT, true, Lines::One)?;
             if priority == pb::Priority::Unspecified {
                 return Err(invalid("priority", "required: P1 to P4"));
             }

@@ -14,6 +14,7 @@
 //! - [`incident`]: incidents between institutions and their SLA clocks in service time.
 //! - [`subscription`]: request decisions and the tenancy lifecycle.
 //! - [`trust`]: what a follower may apply from another member's journal.
+//! - [`text`]: text that crosses members is inert: no control characters, no bidi overrides.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
 //!   configuration, with errors that name the key and where it came from.
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ pub mod liveness;
 pub mod offer;
 pub mod span;
 pub mod subscription;
+pub mod text;
 pub mod trust;
 pub mod usage;
 

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use fedmesh_proto::pb;
 
 use crate::identity::MemberId;
+use crate::text::Lines;
 
 /// The first invalid field of a request, by path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,20 +73,15 @@ fn is_label(value: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
-fn text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
+/// A required text of at most `max` characters, inert on another member's screen.
+fn text(field: &str, value: &str, max: usize, lines: Lines) -> Result<(), FieldError> {
     if value.trim().is_empty() {
         return Err(bad(field, "required"));
     }
     if value.chars().count() > max {
         return Err(bad(field, format!("at most {max} characters")));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(bad(field, "must not contain control characters"));
-    }
-    Ok(())
+    crate::text::check(field, value, lines)
 }
 
 fn percent(field: &str, value: f64) -> Result<(), FieldError> {
@@ -96,7 +92,7 @@ fn percent(field: &str, value: f64) -> Result<(), FieldError> {
 }
 
 fn email(field: &str, value: &str) -> Result<(), FieldError> {
-    text(field, value, 254)?;
+    text(field, value, 254, Lines::One)?;
     let valid = value.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty()
             && domain.contains('.')
@@ -112,18 +108,18 @@ fn email(field: &str, value: &str) -> Result<(), FieldError> {
 
 fn contact(field: &str, value: Option<&pb::Contact>) -> Result<(), FieldError> {
     let contact = value.ok_or_else(|| bad(field, "required"))?;
-    text(&format!("{field}.name"), &contact.name, 200)?;
+    text(&format!("{field}.name"), &contact.name, 200, Lines::One)?;
     email(&format!("{field}.email"), &contact.email)?;
     if contact.phone.len() > 40 {
         return Err(bad(format!("{field}.phone"), "at most 40 characters"));
     }
-    Ok(())
+    crate::text::check(&format!("{field}.phone"), &contact.phone, Lines::One)
 }
 
 fn localized(field: &str, value: Option<&pb::LocalizedText>, max: usize) -> Result<(), FieldError> {
     let value = value.ok_or_else(|| bad(field, "required, in French and English"))?;
-    text(&format!("{field}.fr"), &value.fr, max)?;
-    text(&format!("{field}.en"), &value.en, max)
+    text(&format!("{field}.fr"), &value.fr, max, Lines::Many)?;
+    text(&format!("{field}.en"), &value.en, max, Lines::Many)
 }
 
 fn country(field: &str, value: &str) -> Result<(), FieldError> {
@@ -290,9 +286,9 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
             format!("must be empty or {expected_id}"),
         ));
     }
-    text("offer.service_name", &offer.service_name, 120)?;
+    text("offer.service_name", &offer.service_name, 120, Lines::One)?;
     localized("offer.description", offer.description.as_ref(), 4000)?;
-    text("offer.version", &offer.version, 32)?;
+    text("offer.version", &offer.version, 32, Lines::One)?;
     if !is_label(&offer.category) {
         return Err(bad(
             "offer.category",
@@ -354,6 +350,7 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
     if pricing.notes.chars().count() > 2000 {
         return Err(bad("offer.pricing.notes", "at most 2000 characters"));
     }
+    crate::text::check("offer.pricing.notes", &pricing.notes, Lines::Many)?;
 
     let gdpr = offer
         .gdpr
@@ -363,7 +360,7 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
         "offer.gdpr.hosting_country_code",
         &gdpr.hosting_country_code,
     )?;
-    text("offer.gdpr.datacentre", &gdpr.datacentre, 200)?;
+    text("offer.gdpr.datacentre", &gdpr.datacentre, 200, Lines::One)?;
     if gdpr.processing_purposes.is_empty() {
         return Err(bad(
             "offer.gdpr.processing_purposes",
@@ -375,6 +372,7 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
             &format!("offer.gdpr.processing_purposes[{i}]"),
             purpose,
             500,
+            Lines::One,
         )?;
     }
     positive_duration(
@@ -384,9 +382,9 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
     contact("offer.gdpr.dpo_contact", gdpr.dpo_contact.as_ref())?;
     for (i, sub) in gdpr.sub_processors.iter().enumerate() {
         let path = format!("offer.gdpr.sub_processors[{i}]");
-        text(&format!("{path}.name"), &sub.name, 200)?;
+        text(&format!("{path}.name"), &sub.name, 200, Lines::One)?;
         country(&format!("{path}.country_code"), &sub.country_code)?;
-        text(&format!("{path}.purpose"), &sub.purpose, 500)?;
+        text(&format!("{path}.purpose"), &sub.purpose, 500, Lines::One)?;
     }
 
     let support = offer
@@ -409,6 +407,11 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
             "an https:// URL is required",
         ));
     }
+    crate::text::check(
+        "offer.support.documentation_url",
+        &support.documentation_url,
+        Lines::One,
+    )?;
 
     match pb::SubscriptionApprovalPolicy::try_from(offer.approval_policy) {
         Ok(pb::SubscriptionApprovalPolicy::AutoListedMembers) => {
@@ -457,7 +460,7 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
             return Err(bad(path, format!("`{metric}` is listed twice")));
         }
     }
-    text("offer.terms_version", &offer.terms_version, 32)?;
+    text("offer.terms_version", &offer.terms_version, 32, Lines::One)?;
     if !offer.tenant_url_template.is_empty()
         && (!offer.tenant_url_template.starts_with("https://")
             || !offer.tenant_url_template.contains("{tenant}")
@@ -468,6 +471,11 @@ pub fn validate(offer: pb::Offer, provider: &MemberId) -> Result<ValidOffer, Fie
             "an https:// URL containing {tenant}, such as https://pod.example/{tenant}",
         ));
     }
+    crate::text::check(
+        "offer.tenant_url_template",
+        &offer.tenant_url_template,
+        Lines::One,
+    )?;
     if !offer.provider_member_id.is_empty() && offer.provider_member_id != provider.as_str() {
         // Checked last so that callers can tell impersonation from a malformed offer.
         return Err(bad(
@@ -819,6 +827,86 @@ pub(crate) mod tests {
             let err = validate(offer, &member()).unwrap_err();
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn texts_other_members_read_refuse_control_characters_by_field() {
+        const OSC: &str = "\u{1b}]0;pwned\u{7}";
+        type Breaker = fn(&mut pb::Offer);
+        let cases: Vec<(Breaker, &str)> = vec![
+            (
+                |o| o.service_name = format!("Pod{OSC}"),
+                "offer.service_name",
+            ),
+            (|o| o.version = "1.0\n".into(), "offer.version"),
+            (
+                |o| o.description.as_mut().unwrap().fr = "rtl \u{202e}txt".into(),
+                "offer.description.fr",
+            ),
+            (
+                |o| o.pricing.as_mut().unwrap().notes = "\u{9b}2J".into(),
+                "offer.pricing.notes",
+            ),
+            (
+                |o| o.gdpr.as_mut().unwrap().datacentre = "Rennes\tB".into(),
+                "offer.gdpr.datacentre",
+            ),
+            (
+                |o| o.gdpr.as_mut().unwrap().processing_purposes[0] = format!("x{OSC}"),
+                "offer.gdpr.processing_purposes[0]",
+            ),
+            (
+                |o| o.gdpr.as_mut().unwrap().dpo_contact.as_mut().unwrap().name = "D\rPO".into(),
+                "offer.gdpr.dpo_contact.name",
+            ),
+            (
+                |o| {
+                    o.support
+                        .as_mut()
+                        .unwrap()
+                        .single_point_of_contact
+                        .as_mut()
+                        .unwrap()
+                        .phone = "+33\u{7f}".into()
+                },
+                "offer.support.single_point_of_contact.phone",
+            ),
+            (
+                |o| {
+                    o.support
+                        .as_mut()
+                        .unwrap()
+                        .level1_responsibility
+                        .as_mut()
+                        .unwrap()
+                        .en = format!("the tenant{OSC}")
+                },
+                "offer.support.level1_responsibility.en",
+            ),
+            (
+                |o| o.support.as_mut().unwrap().documentation_url = format!("https://x/{OSC}"),
+                "offer.support.documentation_url",
+            ),
+            (
+                |o| o.tenant_url_template = "https://pod.example/{tenant}\u{2066}".into(),
+                "offer.tenant_url_template",
+            ),
+            (
+                |o| o.terms_version = "v1\u{0}".into(),
+                "offer.terms_version",
+            ),
+        ];
+        for (breaker, field) in cases {
+            let mut offer = sample();
+            breaker(&mut offer);
+            let err = validate(offer, &member()).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert_eq!(err.message, "must not contain control characters", "{err}");
+        }
+        // Descriptions keep their paragraphs.
+        let mut offer = sample();
+        offer.description.as_mut().unwrap().en = "A pod.\n\n\tWith tabs.".into();
+        validate(offer, &member()).unwrap();
     }
 
     fn ts(seconds: i64) -> prost_types::Timestamp {

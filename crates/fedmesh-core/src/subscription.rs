@@ -13,6 +13,7 @@ use pb::SubscriptionState as State;
 
 use crate::identity::MemberId;
 use crate::offer::FieldError;
+use crate::text::Lines;
 
 /// A change asked of a subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +259,8 @@ pub fn decide(
     if !email_ok || request.contact_email.len() > 254 {
         return Err(field("contact_email", "an email address is required"));
     }
+    // The provider's people read it.
+    crate::text::check("contact_email", &request.contact_email, Lines::One)?;
     if request.accepted_terms_version != offer.terms_version {
         return Err(field(
             "accepted_terms_version",
@@ -497,6 +500,18 @@ mod tests {
         assert!(
             matches!(decide(&o, &unistra, &r, 0), Err(RequestRefused::Invalid(f)) if f.field == "contact_email")
         );
+        // The provider's people read it: no escape sequence (ESC, or C1's CSI).
+        for hostile in [
+            "dsi@unistra.example\u{1b}[2J",
+            "dsi@unistra.example\u{9b}2J",
+        ] {
+            r.contact_email = hostile.into();
+            let err = decide(&o, &unistra, &r, 0).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "contact_email: must not contain control characters"
+            );
+        }
         let rennes2: MemberId = "rennes2".parse().unwrap();
         assert!(matches!(
             decide(&o, &rennes2, &request(1), 0),

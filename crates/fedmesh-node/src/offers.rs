@@ -2,6 +2,7 @@
 //! federation reads them (and replicates them through the journal).
 
 use fedmesh_core::offer::{self, provider_of};
+use fedmesh_core::text::{self, Lines};
 use fedmesh_core::{MemberId, Role};
 use fedmesh_grpc::error::{bounded_page, page_after, page_size};
 use fedmesh_grpc::{ServiceError, caller};
@@ -140,6 +141,7 @@ impl pb::offer_service_server::OfferService for OfferApi {
         if request.reason.chars().count() > 2000 {
             return Err(ServiceError::invalid("reason", "at most 2000 characters").into());
         }
+        text::check("reason", &request.reason, Lines::One).map_err(ServiceError::from)?;
         let (stored, revision) = self
             .store
             .update_offer(
@@ -192,6 +194,9 @@ impl pb::offer_service_server::OfferService for OfferApi {
         if body.description.len() > 16 * 1024 {
             return Err(ServiceError::invalid("description", "at most 16 KiB").into());
         }
+        // Every tenant's people read them: inert on their screens.
+        text::check("summary", &body.summary, Lines::One).map_err(ServiceError::from)?;
+        text::check("description", &body.description, Lines::Many).map_err(ServiceError::from)?;
         let offer = self
             .store
             .get_offer(&body.offer_id)

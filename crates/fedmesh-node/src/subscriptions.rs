@@ -6,6 +6,7 @@
 //! attempt and never creates a second tenant.
 
 use fedmesh_core::subscription::{self, Action, Decision};
+use fedmesh_core::text::{self, Lines};
 use fedmesh_core::{Identity, MemberId, Role};
 use fedmesh_grpc::error::{bounded_page, page_after, page_size};
 use fedmesh_grpc::{ServiceError, caller};
@@ -173,6 +174,7 @@ fn reason(field_value: &str) -> Result<&str, ServiceError> {
     if field_value.chars().count() > 2000 {
         return Err(ServiceError::invalid("reason", "at most 2000 characters"));
     }
+    text::check("reason", field_value, Lines::One)?;
     Ok(field_value)
 }
 
@@ -458,6 +460,9 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         {
             return Err(ServiceError::invalid("tenant_url", "an https:// URL").into());
         }
+        // The subscriber's people read both.
+        text::check("tenant_url", &body.tenant_url, Lines::One).map_err(ServiceError::from)?;
+        text::check("tenant_id", &body.tenant_id, Lines::One).map_err(ServiceError::from)?;
         let stored = self
             .act(
                 &identity,

@@ -310,6 +310,7 @@ pub fn restore(bytes: &[u8], dir: &Path) -> Result<Summary, BackupError> {
     if dir.exists() && std::fs::read_dir(dir).map_err(io)?.next().is_some() {
         return Err(BackupError::NotEmpty(dir.to_owned()));
     }
+    crate::create_private_dir(dir)?;
     {
         let db = sled::Config::new()
             .path(dir)

@@ -133,6 +133,21 @@ impl Default for StoreOptions {
     }
 }
 
+/// Creates `dir` (and missing parents) readable by its owner only (0700), when it does not
+/// exist: sled creates its files with the process's default mode, and they hold members'
+/// contacts and incident texts. An existing directory is left as the operator made it.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StoreError::Sled(sled::Error::Io(e)))
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir`, checking and recording its schema version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -141,6 +156,7 @@ impl Store {
 
     /// Like [`Store::open`], with `options`.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        create_private_dir(dir)?;
         // A database closed a moment ago (a restart in the same process) releases its lock
         // when sled's background threads let go of it: wait for that, briefly.
         let deadline = std::time::Instant::now() + LOCK_WAIT;
@@ -364,6 +380,18 @@ mod tests {
             err.to_string().contains("in use by another process"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_new_data_directory_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("node").join("data");
+        let _store = Store::open(&data).unwrap();
+        for created in [&data, &dir.path().join("node")] {
+            let mode = std::fs::metadata(created).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", created.display());
+        }
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //!   configurations, reloadable from disk.
 //! - [`listener`]: accepts TCP connections, runs handshakes under a timeout and a concurrency
 //!   cap, and hands established TLS streams to the gRPC server.
+//! - [`owner_only`]: files created readable by their owner only (keys, tokens, backups).
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod identity;
 pub mod listener;
+pub mod owner_only;
 pub mod pki;
 
 pub use config::{ReloadableServerConfig, TlsError, TlsFiles};

@@ -9,8 +9,6 @@
 //! | `<stem>.pem`, `<stem>.key` | issued certificates and keys (0600), see [`file_stem`] |
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use fedmesh_core::{FederationName, Identity, IdentityError, Principal};
@@ -438,17 +436,7 @@ fn write_public(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
 
 /// Writes a private key readable by its owner only (0600), replacing any previous one.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
-    let tmp = path.with_extension("key-tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    crate::owner_only::write(path, bytes).map_err(io_err(path))
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use tonic::Code;
 
 use crate::cli::{CallFailed, ConnectArgs, call};
+use crate::inert::{Lines, inert};
 use crate::json;
+use crate::say;
 
 /// `fedmesh offer ...`: the member's own offers, on its node.
 #[derive(Debug, Subcommand)]
@@ -105,23 +107,23 @@ fn summary(offer: &pb::Offer) -> String {
         offer.offer_id,
         status_word(offer.status),
         offer.category,
-        offer.version,
-        offer.service_name
+        inert(&offer.version, Lines::One),
+        inert(&offer.service_name, Lines::One)
     )
 }
 
 fn details(offer: &pb::Offer) {
-    println!("{}  ({})", offer.service_name, offer.offer_id);
-    println!("  provider      {}", offer.provider_member_id);
-    println!("  status        {}", status_word(offer.status));
-    println!("  category      {}", offer.category);
-    println!("  version       {}", offer.version);
+    say!("{}  ({})", offer.service_name, offer.offer_id);
+    say!("  provider      {}", offer.provider_member_id);
+    say!("  status        {}", status_word(offer.status));
+    say!("  category      {}", offer.category);
+    say!("  version       {}", offer.version);
     if let Some(d) = &offer.description {
-        println!("  fr            {}", d.fr);
-        println!("  en            {}", d.en);
+        say!("  fr            {}", d.fr);
+        say!("  en            {}", d.en);
     }
     if let Some(e) = &offer.engagement {
-        println!(
+        say!(
             "  engagement    SLA {}% in the service window, SLO {}% outside, {}% of requests on time",
             e.availability_sla_percent,
             e.availability_slo_percent,
@@ -129,9 +131,10 @@ fn details(offer: &pb::Offer) {
         );
     }
     if let Some(c) = &offer.capacity {
-        println!(
+        say!(
             "  capacity      {} tenants, {} users each",
-            c.max_tenants, c.max_users_per_tenant
+            c.max_tenants,
+            c.max_users_per_tenant
         );
     }
     if let Some(s) = offer
@@ -139,9 +142,9 @@ fn details(offer: &pb::Offer) {
         .as_ref()
         .and_then(|s| s.single_point_of_contact.as_ref())
     {
-        println!("  contact       {} <{}>", s.name, s.email);
+        say!("  contact       {} <{}>", s.name, s.email);
     }
-    println!("  etag          {}", offer.etag);
+    say!("  etag          {}", offer.etag);
 }
 
 /// Runs an offer command.
@@ -178,7 +181,7 @@ pub async fn offer(connect: &ConnectArgs, command: OfferCommand) -> Result<()> {
             } else {
                 "updated"
             };
-            println!("{verb} {} (etag {})", stored.offer_id, stored.etag);
+            say!("{verb} {} (etag {})", stored.offer_id, stored.etag);
         }
         OfferCommand::List { json } => {
             let mut page_token = String::new();
@@ -207,10 +210,10 @@ pub async fn offer(connect: &ConnectArgs, command: OfferCommand) -> Result<()> {
                 return json::print("fedmesh.v1.ListOffersResponse", &list);
             }
             if offers.is_empty() {
-                println!("no offers on this node");
+                say!("no offers on this node");
             }
             for offer in &offers {
-                println!("{}", summary(offer));
+                say!("{}", summary(offer));
             }
         }
         OfferCommand::Show { offer_id, json } => {
@@ -239,7 +242,7 @@ pub async fn offer(connect: &ConnectArgs, command: OfferCommand) -> Result<()> {
             .await?
             .offer
             .unwrap_or_default();
-            println!("withdrew {} (etag {})", offer.offer_id, offer.etag);
+            say!("withdrew {} (etag {})", offer.offer_id, offer.etag);
         }
     }
     Ok(())
@@ -305,10 +308,10 @@ pub async fn catalogue(connect: &ConnectArgs, command: CatalogueCommand) -> Resu
                 return json::print("fedmesh.v1.SearchOffersResponse", &result);
             }
             if offers.is_empty() {
-                println!("no offer matches");
+                say!("no offer matches");
             }
             for entry in &offers {
-                println!("{}", catalogue_line(entry));
+                say!("{}", catalogue_line(entry));
             }
         }
         CatalogueCommand::Watch { json } => {
@@ -333,20 +336,20 @@ pub async fn catalogue(connect: &ConnectArgs, command: CatalogueCommand) -> Resu
                 if message.caught_up && !caught_up {
                     caught_up = true;
                     if !json {
-                        println!("-- the catalogue above is current; changes follow --");
+                        say!("-- the catalogue above is current; changes follow --");
                     }
                 }
                 if let Some(change) = message.change {
                     if json {
-                        println!(
+                        say!(
                             "{}",
-                            serde_json::to_string(&json::to_json(
+                            crate::json::line(&json::to_json(
                                 "fedmesh.v1.CatalogueChange",
                                 &change
                             )?)?
                         );
                     } else if let Some(entry) = &change.offer {
-                        println!("{}", catalogue_line(entry));
+                        say!("{}", catalogue_line(entry));
                     }
                 }
             }
@@ -495,15 +498,15 @@ fn subscription_line(s: &pb::Subscription) -> String {
 }
 
 fn subscription_details(s: &pb::Subscription) {
-    println!("{}", subscription_line(s));
+    say!("{}", subscription_line(s));
     if !s.tenant_id.is_empty() || !s.tenant_url.is_empty() {
-        println!("  tenant        {} {}", s.tenant_id, s.tenant_url);
+        say!("  tenant        {} {}", s.tenant_id, s.tenant_url);
     }
     if let Some(deadline) = &s.data_retention_deadline {
-        println!("  data deleted by {}", deadline);
+        say!("  data deleted by {}", deadline);
     }
     for change in &s.history {
-        println!(
+        say!(
             "  {:<32} {:>10} -> {:<12} by {} {}",
             change
                 .change_time
@@ -532,13 +535,13 @@ pub async fn subscription(
             if let Some(object) = value.as_object_mut() {
                 object.insert("queued".to_owned(), serde_json::Value::Bool(queued));
             }
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            say!("{}", crate::json::pretty(&value)?);
         } else if queued {
-            println!(
+            say!(
                 "queued: the provider's node is unreachable; your node delivers the request when it answers"
             );
         } else {
-            println!("{verb}: {}", subscription_line(s));
+            say!("{verb}: {}", subscription_line(s));
         }
         Ok(())
     };
@@ -576,7 +579,7 @@ pub async fn subscription(
                 response.queued,
                 "requested",
             )?;
-            println!("request id {request_id} (retry with --request-id {request_id})");
+            say!("request id {request_id} (retry with --request-id {request_id})");
         }
         SubscriptionCommand::List => {
             let mut request = pb::ListSubscriptionsRequest {
@@ -600,10 +603,10 @@ pub async fn subscription(
                 return json::print("fedmesh.v1.ListSubscriptionsResponse", &list);
             }
             if all.is_empty() {
-                println!("no subscriptions");
+                say!("no subscriptions");
             }
             for s in &all {
-                println!("{}", subscription_line(s));
+                say!("{}", subscription_line(s));
             }
         }
         SubscriptionCommand::Show { id } => {
@@ -774,11 +777,13 @@ pub async fn member(connect: &ConnectArgs, command: MemberCommand) -> Result<()>
                 return json::print("fedmesh.v1.RemoveMemberResponse", &response);
             }
             let removed = response.removed.unwrap_or_default();
-            println!(
+            say!(
                 "{} removed from the federation ({}); {} offers withdrawn from the catalogue",
-                removed.member_id, removed.reason, response.withdrawn_offers
+                removed.member_id,
+                removed.reason,
+                response.withdrawn_offers
             );
-            println!(
+            say!(
                 "every node refuses its identities and ends its tenancies at its next CRL refresh; revoke its certificates with `fedmesh certs revoke` too"
             );
         }
@@ -792,7 +797,7 @@ pub async fn member(connect: &ConnectArgs, command: MemberCommand) -> Result<()>
                 return json::print("fedmesh.v1.GetCrlResponse", &list);
             }
             if response.removed_members.is_empty() {
-                println!("no member was removed");
+                say!("no member was removed");
             }
             for removed in response.removed_members {
                 let at = removed.removed_at.map_or_else(String::new, |t| {
@@ -800,7 +805,7 @@ pub async fn member(connect: &ConnectArgs, command: MemberCommand) -> Result<()>
                         .map(|t| t.to_string())
                         .unwrap_or_default()
                 });
-                println!("{}\t{}\t{}", removed.member_id, at, removed.reason);
+                say!("{}\t{}\t{}", removed.member_id, at, removed.reason);
             }
         }
     }

@@ -5,10 +5,13 @@
 //!
 //! ```text
 //! pki/                      CA, CRL, every certificate and key
-//! coordinator/coordinator.toml, coordinator/data/
+//! coordinator/coordinator.toml, coordinator/dashboard-token, coordinator/data/
 //! <member>/node.toml,       <member>/data/
 //! federation.json           who is where, and which files to use (see [`Manifest`])
 //! ```
+//!
+//! What holds a secret is readable by its owner only: keys, the dashboard's token and the two
+//! files that carry it (`coordinator.toml`, `federation.json`) are 0600, data directories 0700.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -391,6 +394,12 @@ fn ensure_cert(pki: &Pki, identity: &Identity) -> Result<Issued> {
         .with_context(|| format!("issuing a certificate for {identity}"))
 }
 
+/// Writes a file that holds a secret: 0600 from its first byte, replacing any older one.
+fn secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    fedmesh_tls::owner_only::write(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
@@ -456,15 +465,13 @@ impl RunningFederation {
         std::fs::create_dir_all(&coordinator_dir)?;
         let coordinator_config_path = coordinator_dir.join("coordinator.toml");
         // The dashboard's token is kept across restarts of the demo (printed links stay valid).
+        // It is written again every time, so that a file from an older demo ends up 0600 too.
         let token_path = coordinator_dir.join("dashboard-token");
         let dashboard_token = match std::fs::read_to_string(&token_path) {
             Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
-            _ => {
-                let token = crate::admin::new_request_id()?;
-                std::fs::write(&token_path, &token)?;
-                token
-            }
+            _ => crate::admin::new_request_id()?,
         };
+        secret(&token_path, dashboard_token.as_bytes())?;
         let port = |offset: u16| {
             if spec.base_port == 0 {
                 0
@@ -472,7 +479,8 @@ impl RunningFederation {
                 spec.base_port + offset
             }
         };
-        std::fs::write(
+        // It holds the dashboard's token.
+        secret(
             &coordinator_config_path,
             format!(
                 "federation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n\n[dashboard]\nlisten = \"127.0.0.1:{}\"\ntoken = {}\n",
@@ -486,7 +494,8 @@ impl RunningFederation {
                 port(100),
                 port(90),
                 toml_quote(&dashboard_token),
-            ),
+            )
+            .as_bytes(),
         )?;
         let coordinator_running = Running::start(
             Kind::Coordinator,
@@ -561,10 +570,12 @@ impl RunningFederation {
             },
             members: parties,
         };
-        // Written whole then renamed: whoever polls for the file never reads half of it.
-        let manifest_tmp = dir.join("federation.json.tmp");
-        std::fs::write(&manifest_tmp, serde_json::to_string_pretty(&manifest)?)?;
-        std::fs::rename(&manifest_tmp, dir.join("federation.json"))?;
+        // Written whole then renamed (whoever polls for the file never reads half of it), 0600:
+        // the dashboard's link in it carries the token.
+        secret(
+            &dir.join("federation.json"),
+            serde_json::to_string_pretty(&manifest)?.as_bytes(),
+        )?;
         Ok(Self {
             manifest,
             pki,

@@ -16,7 +16,9 @@ use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 
 use crate::admin::new_request_id;
 use crate::cli::{CallFailed, ConnectArgs, call};
+use crate::inert::{Lines, inert};
 use crate::json;
+use crate::say;
 
 /// An incident priority on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -315,39 +317,42 @@ fn summary_line(i: &pb::Incident) -> String {
         priority_word(i.priority),
         status_word(i.status),
         i.offer_id,
-        i.summary
+        inert(&i.summary, Lines::One)
     )
 }
 
 fn print_incident(i: &pb::Incident) {
-    println!("{}  {}", i.incident_id, i.summary);
-    println!(
+    // One line each: a line break kept in a stored summary or reason could fake another line.
+    say!("{}  {}", i.incident_id, inert(&i.summary, Lines::One));
+    say!(
         "  offer         {} (provider {}, subscriber {})",
-        i.offer_id, i.provider_member_id, i.subscriber_member_id
+        i.offer_id,
+        i.provider_member_id,
+        i.subscriber_member_id
     );
-    println!(
+    say!(
         "  status        {}  priority {}  escalation level {}",
         status_word(i.status),
         priority_word(i.priority),
         i.escalation_level
     );
     if !i.assignee.is_empty() {
-        println!("  assignee      {}", i.assignee);
+        say!("  assignee      {}", inert(&i.assignee, Lines::One));
     }
     if !i.maintenance_id.is_empty() {
-        println!(
+        say!(
             "  opened during maintenance {} of the offer",
             i.maintenance_id
         );
     }
     for c in &i.sla_clocks {
-        println!("  {}", clock_line(c));
+        say!("  {}", clock_line(c));
     }
     if !i.description.is_empty() {
-        println!("  description   {}", i.description);
+        say!("  description   {}", i.description);
     }
     if !i.resolution.is_empty() {
-        println!("  resolution    {}", i.resolution);
+        say!("  resolution    {}", i.resolution);
     }
     for e in &i.events {
         let kind = word(
@@ -367,9 +372,9 @@ fn print_incident(i: &pb::Incident) {
         let reason = if e.reason.is_empty() {
             String::new()
         } else {
-            format!(" — {}", e.reason)
+            format!(" — {}", inert(&e.reason, Lines::One))
         };
-        println!(
+        say!(
             "  {:>3} {} {:<16} {}{reason}{comment}",
             e.sequence,
             time(e.event_time.as_ref()),
@@ -386,13 +391,13 @@ fn print_written(incident: Option<pb::Incident>, queued: bool, json_out: bool) -
         return json::print("fedmesh.v1.Incident", &incident);
     }
     if queued {
-        println!(
+        say!(
             "queued: {}'s node is unreachable; your node delivers the request when it is back",
             incident.provider_member_id
         );
         return Ok(());
     }
-    println!("{}", summary_line(&incident));
+    say!("{}", summary_line(&incident));
     Ok(())
 }
 
@@ -441,7 +446,7 @@ pub async fn incident(
             )
             .await?;
             if !json_out {
-                println!("request id {request_id} (retry with --request-id {request_id})");
+                say!("request id {request_id} (retry with --request-id {request_id})");
             }
             print_written(response.incident, response.queued, json_out)?;
         }
@@ -481,10 +486,10 @@ pub async fn incident(
                 );
             }
             if incidents.is_empty() {
-                println!("no incidents");
+                say!("no incidents");
             }
             for i in &incidents {
-                println!("{}", summary_line(i));
+                say!("{}", summary_line(i));
             }
         }
         IncidentCommand::Show { incident_id } => {
@@ -658,12 +663,9 @@ pub async fn incident(
                     Ok(Some(message)) => {
                         let Some(e) = message.event else { continue };
                         if json_out {
-                            println!(
+                            say!(
                                 "{}",
-                                serde_json::to_string(&json::to_json(
-                                    "fedmesh.v1.IncidentEvent",
-                                    &e
-                                )?)?
+                                crate::json::line(&json::to_json("fedmesh.v1.IncidentEvent", &e)?)?
                             );
                             continue;
                         }
@@ -673,7 +675,7 @@ pub async fn incident(
                                 .map(|k| k.as_str_name()),
                             "INCIDENT_EVENT_KIND_",
                         );
-                        println!(
+                        say!(
                             "{:>3} {} {:<16} {:<22} {}",
                             e.sequence,
                             time(e.event_time.as_ref()),
@@ -747,9 +749,10 @@ pub async fn maintenance(
             if json_out {
                 return json::print("fedmesh.v1.MaintenanceWindow", &window);
             }
-            println!(
+            say!(
                 "announced {} on {}: every tenant's node receives it",
-                window.maintenance_id, window.offer_id
+                window.maintenance_id,
+                window.offer_id
             );
         }
         MaintenanceCommand::List { offer } => {
@@ -777,17 +780,17 @@ pub async fn maintenance(
                 );
             }
             if windows.is_empty() {
-                println!("no maintenance announced");
+                say!("no maintenance announced");
             }
             for w in &windows {
                 let period = w.period.as_ref();
-                println!(
+                say!(
                     "{:<32} {:<18} {} → {}  {}",
                     w.maintenance_id,
                     w.offer_id,
                     time(period.and_then(|p| p.start_time.as_ref())),
                     time(period.and_then(|p| p.end_time.as_ref())),
-                    w.summary
+                    inert(&w.summary, Lines::One)
                 );
             }
         }

@@ -9,6 +9,7 @@
 //! - [`status`]: `fedmesh status`.
 //! - [`operations`]: `fedmesh admin backup|restore|inspect`.
 //! - [`health`]: `fedmesh health`, the probe of containers and Kubernetes.
+//! - [`inert`]: human output shows control characters instead of obeying them ([`say!`]).
 //! - [`json`]: `--json` output of any message of the contract.
 //! - [`offer_file`]: the TOML file an admin publishes an offer from.
 //! - [`telemetry`]: logs and OTLP span export.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod federation;
 pub mod health;
 pub mod incidents_cli;
+pub mod inert;
 pub mod json;
 pub mod offer_file;
 pub mod operations;

@@ -8,6 +8,8 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use fedmesh::cli::{ConnectArgs, call};
 use fedmesh::federation::{DEMO_ADMIN, FederationSpec, Manifest, RunningFederation};
+use fedmesh::inert::{Lines, inert};
+use fedmesh::say;
 use fedmesh_core::config::{LogConfig, TelemetryConfig};
 use fedmesh_core::{FederationName, Identity, MemberId, Principal};
 use fedmesh_proto::pb;
@@ -252,7 +254,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // The chain may quote a server's message: shown, not obeyed.
+            eprintln!("error: {}", inert(&format!("{error:#}"), Lines::Many));
             ExitCode::FAILURE
         }
     }
@@ -336,7 +339,7 @@ async fn health(args: &ServeArgs) -> Result<()> {
         },
     };
     fedmesh::health::check(&target).await?;
-    println!("SERVING ({} at {})", target.role, target.address);
+    say!("SERVING ({} at {})", target.role, target.address);
     Ok(())
 }
 
@@ -417,11 +420,11 @@ fn certs(command: CertsCommand) -> Result<()> {
         } => {
             let federation: FederationName = federation.parse()?;
             let pki = Pki::init(&dir, &federation, days)?;
-            println!(
+            say!(
                 "created the CA of federation {federation}: {}",
                 pki.ca_path().display()
             );
-            println!("empty CRL: {}", pki.crl_path().display());
+            say!("empty CRL: {}", pki.crl_path().display());
         }
         CertsCommand::Issue {
             dir,
@@ -467,25 +470,25 @@ fn certs(command: CertsCommand) -> Result<()> {
                 existing.display()
             );
             let issued = pki.issue(&identity, &dns, Validity::days_from_now(days))?;
-            println!("issued {identity}");
-            println!("certificate: {}", issued.cert_path.display());
-            println!("private key: {} (mode 0600)", issued.key_path.display());
+            say!("issued {identity}");
+            say!("certificate: {}", issued.cert_path.display());
+            say!("private key: {} (mode 0600)", issued.key_path.display());
         }
         CertsCommand::RenewCrl { dir } => {
             let pki = Pki::open(&dir)?;
             pki.renew_crl()?;
-            println!("CRL re-issued, valid 30 days: {}", pki.crl_path().display());
+            say!("CRL re-issued, valid 30 days: {}", pki.crl_path().display());
         }
         CertsCommand::Revoke { dir, cert } => {
             let pki = Pki::open(&dir)?;
             let pem = std::fs::read_to_string(&cert)
                 .with_context(|| format!("reading {}", cert.display()))?;
             let identity = pki.revoke(&pem)?;
-            println!(
+            say!(
                 "revoked {identity}; CRL re-issued: {}",
                 pki.crl_path().display()
             );
-            println!("servers enforce it on new connections once they reload it (SIGHUP)");
+            say!("servers enforce it on new connections once they reload it (SIGHUP)");
         }
     }
     Ok(())
@@ -498,7 +501,7 @@ async fn whoami(connect: ConnectArgs, json: bool) -> Result<()> {
         .map(|r| r.as_str_name().trim_start_matches("ROLE_").to_lowercase())
         .unwrap_or_else(|_| "unknown".to_owned());
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::json!({
                 "identity": me.identity,
@@ -510,21 +513,21 @@ async fn whoami(connect: ConnectArgs, json: bool) -> Result<()> {
             })
         );
     } else {
-        println!("identity:   {}", me.identity);
-        println!("federation: {}", me.federation);
-        println!("role:       {role}");
+        say!("identity:   {}", me.identity);
+        say!("federation: {}", me.federation);
+        say!("role:       {role}");
         if !me.member_id.is_empty() {
-            println!("member:     {}", me.member_id);
+            say!("member:     {}", me.member_id);
         }
         if !me.name.is_empty() {
-            println!("name:       {}", me.name);
+            say!("name:       {}", me.name);
         }
         let server = if me.server_member_id.is_empty() {
             "the coordinator".to_owned()
         } else {
             format!("{}'s node", me.server_member_id)
         };
-        println!("answered by {server} at {}", connect.endpoint);
+        say!("answered by {server} at {}", connect.endpoint);
     }
     Ok(())
 }
@@ -558,7 +561,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         _ = signals.interrupt.recv() => {}
         _ = signals.terminate.recv() => {}
     }
-    println!("\nstopping the demo federation");
+    say!("\nstopping the demo federation");
     federation.shutdown().await?;
     telemetry.shutdown();
     Ok(())
@@ -576,30 +579,30 @@ fn print_demo(
     incidents: &[String],
 ) {
     let coordinator = &manifest.coordinator;
-    println!(
+    say!(
         "fedmesh demo federation `{}` is running",
         manifest.federation
     );
-    println!("  coordinator   {}", coordinator.endpoint);
+    say!("  coordinator   {}", coordinator.endpoint);
     for member in &manifest.members {
-        println!(
+        say!(
             "  {:<13} {}",
             member.member_id.as_deref().unwrap_or("?"),
             member.endpoint
         );
     }
-    println!("  manifest      {}", manifest_path.display());
+    say!("  manifest      {}", manifest_path.display());
     if let Some(dashboard) = &coordinator.dashboard {
-        println!("  dashboard     {dashboard}");
+        say!("  dashboard     {dashboard}");
     }
     if !seeded.is_empty() {
-        println!("  offers        {} published now", seeded.join(", "));
+        say!("  offers        {} published now", seeded.join(", "));
     }
     if records > 0 {
-        println!("  usage         {records} example records reported on rennes2.collab");
+        say!("  usage         {records} example records reported on rennes2.collab");
     }
     if !incidents.is_empty() {
-        println!(
+        say!(
             "  incidents     {} (unistra's desk on rennes2.collab)",
             incidents.join(", ")
         );
@@ -617,21 +620,21 @@ fn print_demo(
             host_port(&party.endpoint)
         )
     };
-    println!("\nWith grpcurl, as {member_id}'s admin `{DEMO_ADMIN}`:");
-    println!("  {} list", grpcurl(first));
-    println!(
+    say!("\nWith grpcurl, as {member_id}'s admin `{DEMO_ADMIN}`:");
+    say!("  {} list", grpcurl(first));
+    say!(
         "  {} describe fedmesh.v1.NodeService.WhoAmI",
         grpcurl(first)
     );
-    println!("  {} fedmesh.v1.NodeService/WhoAmI", grpcurl(first));
-    println!("  {} grpc.health.v1.Health/Check", grpcurl(first));
-    println!(
+    say!("  {} fedmesh.v1.NodeService/WhoAmI", grpcurl(first));
+    say!("  {} grpc.health.v1.Health/Check", grpcurl(first));
+    say!(
         "  {} fedmesh.v1.RegistryService/ListNodes",
         grpcurl(coordinator)
     );
-    println!("\nWith the fedmesh CLI, act as a member's admin:");
+    say!("\nWith the fedmesh CLI, act as a member's admin:");
     for member in &manifest.members {
-        println!(
+        say!(
             "  export FEDMESH_ENDPOINT={} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
             member.endpoint,
             member.ca.display(),
@@ -639,32 +642,32 @@ fn print_demo(
             member.admin_key.display()
         );
     }
-    println!("  fedmesh whoami");
-    println!("  fedmesh catalogue search");
-    println!("  fedmesh catalogue search vidéo --json");
-    println!("  fedmesh offer list");
-    println!("  fedmesh catalogue watch");
-    println!("  fedmesh usage show --offer rennes2.collab");
-    println!("  fedmesh statement --member unistra --period 2026");
+    say!("  fedmesh whoami");
+    say!("  fedmesh catalogue search");
+    say!("  fedmesh catalogue search vidéo --json");
+    say!("  fedmesh offer list");
+    say!("  fedmesh catalogue watch");
+    say!("  fedmesh usage show --offer rennes2.collab");
+    say!("  fedmesh statement --member unistra --period 2026");
     let agent_cert = manifest.ca.with_file_name("rennes2-agent-meter.pem");
     let rennes2 = manifest
         .members
         .iter()
         .find(|m| m.member_id.as_deref() == Some("rennes2"));
     if let Some(rennes2) = rennes2.filter(|_| agent_cert.exists()) {
-        println!("\nAs rennes2's metering agent (usage reports, docs/usage.md):");
-        println!(
+        say!("\nAs rennes2's metering agent (usage reports, docs/usage.md):");
+        say!(
             "  export FEDMESH_ENDPOINT={} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
             rennes2.endpoint,
             rennes2.ca.display(),
             agent_cert.display(),
             agent_cert.with_extension("key").display()
         );
-        println!("  fedmesh usage report --file examples/usage/usage.csv");
+        say!("  fedmesh usage report --file examples/usage/usage.csv");
     }
-    println!(
+    say!(
         "\nOn the coordinator ({}): fedmesh metrics summary, fedmesh metrics sla --period <yyyy-mm>",
         coordinator.endpoint
     );
-    println!("\nPress Ctrl-C to stop.");
+    say!("\nPress Ctrl-C to stop.");
 }

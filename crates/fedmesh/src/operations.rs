@@ -10,6 +10,7 @@ use fedmesh_proto::pb;
 use fedmesh_store::backup::{self, Summary};
 
 use crate::cli::ConnectArgs;
+use crate::say;
 
 /// `fedmesh admin ...`.
 #[derive(Debug, Subcommand)]
@@ -52,7 +53,7 @@ pub async fn admin(command: AdminCommand) -> Result<()> {
             force,
         } => {
             let summary = backup_to(&connect, &out, force).await?;
-            println!(
+            say!(
                 "backup written to {}: {}",
                 out.display(),
                 describe(&summary)
@@ -62,7 +63,7 @@ pub async fn admin(command: AdminCommand) -> Result<()> {
             let bytes =
                 std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
             let summary = backup::restore(&bytes, &data_dir)?;
-            println!(
+            say!(
                 "restored {} into {}: {}",
                 from.display(),
                 data_dir.display(),
@@ -73,7 +74,7 @@ pub async fn admin(command: AdminCommand) -> Result<()> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let (summary, _) = backup::read(&bytes)?;
-            println!("{}: {}", file.display(), describe(&summary));
+            say!("{}: {}", file.display(), describe(&summary));
         }
     }
     Ok(())
@@ -90,6 +91,7 @@ fn describe(summary: &Summary) -> String {
 
 /// Streams a backup from the server into `out`: written to `<out>.partial`, checked whole
 /// (checksum, layout), synced, then renamed, so that `out` is only ever a complete backup.
+/// Both are created 0600 (an existing `.partial` is tightened first).
 pub async fn backup_to(connect: &ConnectArgs, out: &Path, force: bool) -> Result<Summary> {
     if out.exists() && !force {
         bail!(
@@ -117,7 +119,8 @@ pub async fn backup_to(connect: &ConnectArgs, out: &Path, force: bool) -> Result
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     {
-        let mut file = std::fs::File::create(&partial)
+        // Contacts and incident texts: readable by the operator alone from the first byte.
+        let mut file = fedmesh_tls::owner_only::create(&partial)
             .with_context(|| format!("creating {}", partial.display()))?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_all())

@@ -22,7 +22,9 @@ use fedmesh_proto::pb::usage_service_client::UsageServiceClient;
 use tonic::Code;
 
 use crate::cli::{CallFailed, ConnectArgs, call};
+use crate::inert::{Lines, inert};
 use crate::json;
+use crate::say;
 
 /// `fedmesh usage ...`.
 #[derive(Debug, Subcommand)]
@@ -531,7 +533,7 @@ async fn send_batches<R: Clone>(
         done += batch.len();
         progress.show(done);
     }
-    println!(
+    say!(
         "{} records: {} stored, {} already stored, {} refused",
         done,
         totals.accepted,
@@ -540,7 +542,8 @@ async fn send_batches<R: Clone>(
     );
     if !totals.refused.is_empty() {
         for line in &totals.refused {
-            eprintln!("{line}");
+            // The node's reasons quote the file's text.
+            eprintln!("{}", inert(line, Lines::Many));
         }
         bail!("{} record(s) refused", totals.refused.len());
     }
@@ -597,20 +600,25 @@ pub async fn usage(connect: &ConnectArgs, command: UsageCommand) -> Result<()> {
                     "usage": json::to_json("fedmesh.v1.GetUsageResponse", &usage)?,
                     "availability": json::to_json("fedmesh.v1.GetAvailabilityResponse", &availability)?,
                 });
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                say!("{}", crate::json::pretty(&value)?);
                 return Ok(());
             }
-            println!("{offer}, {}-{:02}", month.year, month.month);
+            say!("{offer}, {}-{:02}", month.year, month.month);
             if usage.aggregates.is_empty() {
-                println!("  no usage reported");
+                say!("  no usage reported");
             } else {
-                println!(
+                say!(
                     "  {:<28} {:<16} {:>14} {:>14} {:>16} {:>8}",
-                    "subscription", "metric", "last", "max", "sum", "records"
+                    "subscription",
+                    "metric",
+                    "last",
+                    "max",
+                    "sum",
+                    "records"
                 );
             }
             for a in &usage.aggregates {
-                println!(
+                say!(
                     "  {:<28} {:<16} {:>14} {:>14} {:>16} {:>8}",
                     a.subscription_id,
                     a.metric,
@@ -621,14 +629,14 @@ pub async fn usage(connect: &ConnectArgs, command: UsageCommand) -> Result<()> {
                 );
             }
             if let Some(s) = &availability.availability {
-                println!(
+                say!(
                     "  availability in the service window {:.3}% (SLA {}%), outside {:.3}% (SLO {}%)",
                     s.in_window_availability_percent,
                     availability.availability_sla_percent,
                     s.out_of_window_availability_percent,
                     availability.availability_slo_percent
                 );
-                println!(
+                say!(
                     "  downtime {} in the window, {} outside; maintenance {}; {} outages, {} probes",
                     hours(&s.in_window_downtime),
                     hours(&s.out_of_window_downtime),
@@ -656,7 +664,7 @@ pub async fn usage(connect: &ConnectArgs, command: UsageCommand) -> Result<()> {
                 return json::print("fedmesh.v1.GetCapacityResponse", &c);
             }
             let declared = c.declared.unwrap_or_default();
-            println!(
+            say!(
                 "{}: {} tenants of {} declared ({:.0}%), {} users per tenant at most",
                 c.offer_id,
                 c.tenant_count,
@@ -665,7 +673,7 @@ pub async fn usage(connect: &ConnectArgs, command: UsageCommand) -> Result<()> {
                 declared.max_users_per_tenant
             );
             for t in &c.tenants {
-                println!(
+                say!(
                     "  {:<28} {:<16} {:>6} declared {:>8} active {:>16} bytes",
                     t.subscription_id,
                     t.subscriber_member_id,
@@ -674,12 +682,17 @@ pub async fn usage(connect: &ConnectArgs, command: UsageCommand) -> Result<()> {
                     t.storage_bytes
                 );
             }
-            println!("  month     tenants  active users   storage bytes   requests");
+            say!("  month     tenants  active users   storage bytes   requests");
             for p in &c.trend {
                 let m = p.month.unwrap_or_default();
-                println!(
+                say!(
                     "  {}-{:02}  {:>7}  {:>12}  {:>14}  {:>9}",
-                    m.year, m.month, p.tenant_count, p.active_users, p.storage_bytes, p.requests
+                    m.year,
+                    m.month,
+                    p.tenant_count,
+                    p.active_users,
+                    p.storage_bytes,
+                    p.requests
                 );
             }
             Ok(())
@@ -844,10 +857,10 @@ pub async fn statement(
                 .iter()
                 .map(|s| json::to_json("fedmesh.v1.CostStatement", s))
                 .collect::<Result<Vec<_>>>()?;
-            println!("{}", serde_json::to_string_pretty(&values)?);
+            say!("{}", crate::json::pretty(&values)?);
         }
         StatementFormat::Csv => {
-            println!(
+            say!(
                 "subscription_id,offer_id,provider_member_id,subscriber_member_id,tenant_id,period_start,period_end,kind,description,quantity,unit_price,amount,currency"
             );
             for s in &statements {
@@ -863,7 +876,7 @@ pub async fn statement(
                         let v = m.as_ref().map_or(0, |m| m.amount_micros);
                         format!("{}.{:06}", v / 1_000_000, (v % 1_000_000).abs())
                     };
-                    println!(
+                    say!(
                         "{},{},{},{},{},{},{},{},{},{},{},{},{}",
                         csv_field(&s.subscription_id),
                         csv_field(&s.offer_id),
@@ -884,10 +897,10 @@ pub async fn statement(
         }
         StatementFormat::Text => {
             if statements.is_empty() {
-                println!("no billed tenancy of {member} on {}'s node", me.member_id);
+                say!("no billed tenancy of {member} on {}'s node", me.member_id);
             }
             for s in &statements {
-                println!(
+                say!(
                     "{} on {} (provider {}, tenant {}), {} to {}",
                     s.subscription_id,
                     s.offer_id,
@@ -897,9 +910,9 @@ pub async fn statement(
                     date_text(&s.period.as_ref().and_then(|p| p.end_date)),
                 );
                 for l in &s.lines {
-                    println!("  {:>16}  {}", euros(&l.amount), l.description);
+                    say!("  {:>16}  {}", euros(&l.amount), l.description);
                 }
-                println!("  {:>16}  total", euros(&s.total));
+                say!("  {:>16}  total", euros(&s.total));
             }
         }
     }
@@ -923,7 +936,7 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
             if json {
                 return json::print("fedmesh.v1.GetFederationSummaryResponse", &s);
             }
-            println!(
+            say!(
                 "{} members, {}/{} nodes up, {} offers ({} available, {} pilot), {} tenants, {} users",
                 s.member_count,
                 s.nodes_up,
@@ -953,11 +966,11 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
             if json {
                 return json::print("fedmesh.v1.GetOfferMetricsResponse", &m);
             }
-            println!("{} (provider {})", m.offer_id, m.provider_member_id);
-            println!("  month     tenants      users   storage bytes     requests");
+            say!("{} (provider {})", m.offer_id, m.provider_member_id);
+            say!("  month     tenants      users   storage bytes     requests");
             for p in &m.months {
                 let month = p.month.unwrap_or_default();
-                println!(
+                say!(
                     "  {}-{:02}  {:>7}  {:>9}  {:>14}  {:>11}",
                     month.year,
                     month.month,
@@ -985,11 +998,11 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                 return json::print("fedmesh.v1.GetMemberMetricsResponse", &m);
             }
             let month = m.month.unwrap_or_default();
-            println!("{}, {}-{:02}", m.member_id, month.year, month.month);
-            println!("  provides:");
+            say!("{}, {}-{:02}", m.member_id, month.year, month.month);
+            say!("  provides:");
             for p in &m.provided {
                 let f = p.metrics.unwrap_or_default();
-                println!(
+                say!(
                     "    {:<24} {:>3} tenants {:>9} users {:>16} bytes {:>11} requests  {}",
                     p.offer_id,
                     f.tenant_count,
@@ -999,7 +1012,7 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                     p.service_name
                 );
             }
-            println!("  subscribes to:");
+            say!("  subscribes to:");
             for s in &m.subscribed {
                 let state = pb::SubscriptionState::try_from(s.state)
                     .map(|s| {
@@ -1008,7 +1021,7 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                             .to_lowercase()
                     })
                     .unwrap_or_default();
-                println!(
+                say!(
                     "    {:<24} {:<11} {:>9} users {:>16} bytes {:>11} requests  ({})",
                     s.offer_id,
                     state,
@@ -1035,11 +1048,13 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
             if json {
                 return json::print("fedmesh.v1.GetIncidentStatisticsResponse", &r);
             }
-            println!("Incidents, {period}");
+            say!("Incidents, {period}");
             for o in &r.offers {
-                println!(
+                say!(
                     "  {:<28} opened {:>3}, still open at month end {:>3}",
-                    o.offer_id, o.opened_count, o.open_at_month_end
+                    o.offer_id,
+                    o.opened_count,
+                    o.open_at_month_end
                 );
                 for p in o.by_priority.iter().filter(|p| p.opened_count > 0) {
                     let median = |d: &Option<prost_types::Duration>| {
@@ -1047,7 +1062,7 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                             format!("{}h{:02}", d.seconds / 3600, d.seconds % 3600 / 60)
                         })
                     };
-                    println!(
+                    say!(
                         "    {:<3} opened {:>3} resolved {:>3}  median ack {} resolve {}  in time: ack {:.0}% resolve {:.0}%",
                         pb::Priority::try_from(p.priority)
                             .map(|p| p.as_str_name().trim_start_matches("PRIORITY_"))
@@ -1086,7 +1101,7 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                 return json::print("fedmesh.v1.ListOpenIncidentsResponse", &r);
             }
             if r.incidents.is_empty() {
-                println!("no open incident");
+                say!("no open incident");
             }
             for i in &r.incidents {
                 let states: Vec<String> = i
@@ -1102,7 +1117,7 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
                             .unwrap_or_default()
                     })
                     .collect();
-                println!(
+                say!(
                     "  {:<36} {:<18} {} → {}  sla {}  escalation level {}",
                     i.incident_id,
                     i.offer_id,
@@ -1129,11 +1144,11 @@ pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<(
             if json {
                 return json::print("fedmesh.v1.GetSlaComplianceResponse", &r);
             }
-            println!("SLA compliance, {period}");
+            say!("SLA compliance, {period}");
             for o in &r.offers {
                 let a = o.availability.clone().unwrap_or_default();
                 let verdict = |met: bool| if met { "met" } else { "MISSED" };
-                println!(
+                say!(
                     "  {:<28} in window {:>8.3}% (SLA {}% {})  outside {:>8.3}% (SLO {}% {})  requests in time {}/{} ({} {})",
                     o.offer_id,
                     a.in_window_availability_percent,

@@ -8,6 +8,7 @@ use fedmesh_proto::pb::node_service_client::NodeServiceClient;
 
 use crate::cli::{ConnectArgs, call};
 use crate::json;
+use crate::say;
 
 /// Days left before which `status` warns about the certificate.
 pub const CERT_WARNING_DAYS: i64 = 30;
@@ -138,7 +139,7 @@ pub async fn status(connect: &ConnectArgs, json_out: bool) -> Result<()> {
     }
     let (lines, attention) = render(endpoint, serving, &status, fedmesh_grpc::figures::now());
     for line in lines {
-        println!("{line}");
+        say!("{line}");
     }
     if attention {
         anyhow::bail!("something above needs attention");

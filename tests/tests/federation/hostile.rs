@@ -367,6 +367,48 @@ fn cases(world: &World) -> Vec<Case> {
             mentions: "priority",
         },
         Case {
+            name: "an incident summary that would set the provider's terminal title",
+            caller: Admin(RENNES2),
+            server: Server::Member(RENNES2),
+            path: "/fedmesh.v1.IncidentService/OpenIncident",
+            body: Message(
+                pb::OpenIncidentRequest {
+                    request_id: "hostile-osc".into(),
+                    offer_id: OFFER.into(),
+                    priority: pb::Priority::P3 as i32,
+                    summary: "Slow pages\x1b]0;pwned\x07".into(),
+                    description: "x".into(),
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            ),
+            expect: Code::InvalidArgument,
+            // As grpc-message carries it, percent-encoded.
+            mentions: "summary:%20must%20not%20contain%20control%20characters",
+        },
+        Case {
+            name: "a maintenance summary that would clear its tenants' screens (C1 CSI)",
+            caller: Admin(UNISTRA),
+            server: Server::Member(UNISTRA),
+            path: "/fedmesh.v1.OfferService/AnnounceMaintenance",
+            body: Message(
+                pb::AnnounceMaintenanceRequest {
+                    request_id: "hostile-csi".into(),
+                    offer_id: OFFER.into(),
+                    period: Some(pb::Period {
+                        start_time: ts(4_102_444_800, 0),
+                        end_time: ts(4_102_448_400, 0),
+                    }),
+                    summary: "Upgrade\u{9b}2J".into(),
+                    description: "Two lines:\n\tfine here.".into(),
+                }
+                .encode_to_vec(),
+            ),
+            expect: Code::InvalidArgument,
+            // As grpc-message carries it, percent-encoded.
+            mentions: "summary:%20must%20not%20contain%20control%20characters",
+        },
+        Case {
             name: "an out-of-range enum in a filter (offer status 42)",
             caller: Admin(UNISTRA),
             server: Server::Member(UNISTRA),

@@ -541,3 +541,79 @@ fn versions_compare_without_the_comment_list() {
         "a new event is a new version"
     );
 }
+
+#[test]
+fn texts_the_other_party_reads_refuse_control_characters_by_field() {
+    let osc = "\u{1b}]0;pwned\u{7}";
+    fn named<T: std::fmt::Debug>(result: Result<T, Refused>) -> String {
+        match result {
+            Err(Refused::Invalid { field, message }) => {
+                assert_eq!(message, "must not contain control characters");
+                field
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let request = |summary: &str, description: &str| pb::OpenIncidentRequest {
+        request_id: "r1".into(),
+        offer_id: "rennes2.collab".into(),
+        priority: pb::Priority::P3 as i32,
+        summary: summary.into(),
+        description: description.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        named(check_open(&request(&format!("Login {osc}fails"), ""))),
+        "summary"
+    );
+    // A summary is one line; a description may have lines and tabs, nothing else.
+    assert_eq!(named(check_open(&request("Login\nfails", ""))), "summary");
+    assert!(check_open(&request("Login fails", "since 9:00\n\tevery user")).is_ok());
+    assert_eq!(
+        named(check_open(&request("Login fails", "rtl \u{202e}txt.exe"))),
+        "description"
+    );
+
+    let at = paris(11, 23, 9, 0);
+    let open = opened(pb::Priority::P3, at);
+    let try_act = |party: Party, action: Action| act(&open, party, "x", "m", action, at, 86_400);
+    for (party, action, field) in [
+        (
+            Party::Provider,
+            Action::Assign {
+                assignee: format!("desk{osc}"),
+            },
+            "assignee",
+        ),
+        (
+            Party::Provider,
+            Action::Acknowledge {
+                comment: "on it \u{9b}2J".into(),
+            },
+            "comment",
+        ),
+        (
+            Party::Subscriber,
+            Action::Comment {
+                body: format!("still down{osc}"),
+                internal: false,
+            },
+            "body",
+        ),
+        (
+            Party::Subscriber,
+            Action::ChangePriority {
+                priority: pb::Priority::P2,
+                reason: "every\nuser".into(),
+            },
+            "reason",
+        ),
+    ] {
+        assert_eq!(named(try_act(party, action)), field);
+    }
+    let multi_line = Action::Comment {
+        body: "still down:\n\t- login\n\t- upload".into(),
+        internal: false,
+    };
+    assert!(try_act(Party::Subscriber, multi_line).is_ok());
+}

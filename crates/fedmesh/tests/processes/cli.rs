@@ -678,6 +678,53 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
     assert!(stdout.contains("stopping the demo federation"), "{stdout}");
 }
 
+/// The demo's secrets are the owner's alone, also when it reuses a directory whose files an
+/// older demo left world-readable.
+#[test]
+fn the_demo_writes_its_token_and_the_files_that_hold_it_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = dir.path().join("coordinator");
+    std::fs::create_dir_all(&coordinator).unwrap();
+    let token = coordinator.join("dashboard-token");
+    let config = coordinator.join("coordinator.toml");
+    std::fs::write(&token, "a-token-kept-from-an-older-demo").unwrap();
+    std::fs::write(&config, "# an older configuration\n").unwrap();
+    for file in [&token, &config] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    let mut demo = spawn_demo(dir.path(), 1, Stdio::null());
+    let manifest = dir.path().join("federation.json");
+    wait_file(&manifest, &mut demo);
+    signal(&demo, "INT");
+    assert!(wait_exit(&mut demo, Duration::from_secs(30)).success());
+
+    // The token was kept (printed links stay valid), and it is in the two files below.
+    assert_eq!(
+        std::fs::read_to_string(&token).unwrap(),
+        "a-token-kept-from-an-older-demo"
+    );
+    for file in [&token, &config, &manifest] {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.contains("a-token-kept-from-an-older-demo"),
+            "{}: {text}",
+            file.display()
+        );
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    for key in [
+        "coordinator.key",
+        "unistra-node.key",
+        "unistra-admin-ops.key",
+    ] {
+        assert_eq!(mode(&dir.path().join("pki").join(key)), 0o600, "{key}");
+    }
+    for data in ["coordinator/data", "unistra/data"] {
+        assert_eq!(mode(&dir.path().join(data)), 0o700, "{data}");
+    }
+}
+
 #[test]
 fn a_coordinator_drains_and_flushes_on_sigterm_with_json_logs() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,12 +1,17 @@
 //! Operating a running federation with the `fedmesh` binary: the health probe of containers
 //! and Kubernetes, and online backup then restore into a fresh node.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::common;
 use crate::common::{assert_fails, assert_ok, fedmesh, run};
 use fedmesh::federation::{FederationSpec, PartyManifest, RunningFederation};
 use fedmesh_proto::pb;
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
 
 fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -342,9 +347,24 @@ async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() 
         out.contains(&format!("schema version {}", fedmesh_store::SCHEMA_VERSION)),
         "{out}"
     );
+    // Contacts and incident texts: readable by the operator alone.
+    assert_eq!(mode(&file), 0o600);
     // An existing file is not overwritten unless asked.
     let err = assert_fails(&fedmesh_run(args.clone()).await);
     assert!(err.contains("exists"), "{err}");
+    // Overwritten on demand, an older world-readable file and a stale `.partial` left by an
+    // interrupted run end up 0600 too.
+    let partial = dir.path().join("rennes2.fmbak.partial");
+    std::fs::write(&partial, b"stale").unwrap();
+    for stale in [&file, &partial] {
+        std::fs::set_permissions(stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut forced = args.clone();
+    forced.push("--force".to_owned());
+    assert_ok(&fedmesh_run(forced).await);
+    assert_eq!(mode(&file), 0o600);
+    assert!(!partial.exists(), "the partial file was renamed");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), size);
 
     // Usage reported after the backup reaches the coordinator; the restore will lose it.
     let counted_at_backup = node_requests(&rennes2).await;
@@ -409,6 +429,7 @@ async fn a_backup_taken_online_restores_into_a_fresh_node_with_the_same_state() 
     };
     let out = assert_ok(&fedmesh_run(restore(&data)).await);
     assert!(out.contains("restored"), "{out}");
+    assert_eq!(mode(&data), 0o700, "the restored data directory");
     // Not over a database.
     let err = assert_fails(&fedmesh_run(restore(&data)).await);
     assert!(err.contains("is not empty"), "{err}");
