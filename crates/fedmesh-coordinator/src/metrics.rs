@@ -1,14 +1,20 @@
 //! `MetricsService`: the federation's figures, computed from what the coordinator replicated
 //! — the registry, the catalogue, tenancy histories (without contact data) and every
 //! provider's usage and availability records and incidents (without texts or people).
+//!
+//! What each caller sees (`docs/security.md`, "What each role sees"): the consortium (its
+//! operators and the coordinator itself) everything; a member its own tenancies and
+//! incidents in full, and of the others only per-offer counts — never who is a tenant of what
+//! or who opened which incident.
 
 use std::time::{Duration, SystemTime};
 
+use fedmesh_core::Identity;
 use fedmesh_core::liveness::{Liveness, liveness};
 use fedmesh_core::usage::{self, Month};
-use fedmesh_grpc::ServiceError;
 use fedmesh_grpc::error::{bounded_page, page_after, page_size};
 use fedmesh_grpc::figures::{self, calendar_of, month_field};
+use fedmesh_grpc::{ServiceError, caller};
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
 use tonic::{Request, Response, Status};
@@ -47,7 +53,18 @@ impl MetricsApi {
             .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32)
             .collect())
     }
+}
 
+/// Whether `viewer` may see who the parties of something between `provider` and `subscriber`
+/// are: the consortium, or one of the two members.
+fn party_or_consortium(viewer: &Identity, provider: &str, subscriber: &str) -> bool {
+    viewer.is_consortium()
+        || viewer
+            .member()
+            .is_some_and(|m| m.as_str() == provider || m.as_str() == subscriber)
+}
+
+impl MetricsApi {
     fn tenancies(&self, offer_id: &str) -> Result<Vec<pb::Subscription>, ServiceError> {
         Ok(self
             .store
@@ -140,6 +157,7 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         &self,
         request: Request<pb::GetMemberMetricsRequest>,
     ) -> Result<Response<pb::GetMemberMetricsResponse>, Status> {
+        let viewer = caller(&request)?.clone();
         let body = request.into_inner();
         let member: fedmesh_core::MemberId =
             body.member_id
@@ -186,7 +204,9 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
                     metrics: Some(figures::month_metrics(&records, &tenancies, month, &cal)),
                 });
             }
-            for tenancy in mine {
+            // Who is a tenant of what is the member's own (and the consortium's) to read.
+            let shown = viewer.is_consortium() || viewer.member() == Some(&member);
+            for tenancy in mine.into_iter().filter(|_| shown) {
                 let aggregates = usage::aggregate(
                     records
                         .iter()
@@ -238,6 +258,7 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         &self,
         request: Request<pb::ListOpenIncidentsRequest>,
     ) -> Result<Response<pb::ListOpenIncidentsResponse>, Status> {
+        let viewer = caller(&request)?.clone();
         let body = request.into_inner();
         let size = page_size(body.page_size, 100, 1000)?;
         let after = page_after(&body.page_token, |t| t.starts_with("INC-"))?;
@@ -253,6 +274,7 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
             .store
             .list_incidents(after, size + 1, |i| {
                 offers.contains_key(&i.offer_id)
+                    && party_or_consortium(&viewer, &i.provider_member_id, &i.subscriber_member_id)
                     && fedmesh_core::incident::is_open(i)
                     && i.escalation_level >= body.min_escalation_level
             })

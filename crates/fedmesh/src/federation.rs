@@ -104,8 +104,8 @@ pub struct PartyManifest {
     pub node_cert: PathBuf,
     /// Its own private key.
     pub node_key: PathBuf,
-    /// An admin certificate to call it with: the member's admin; for the coordinator, the first
-    /// member's admin (every member's admin may read the coordinator).
+    /// An admin certificate to call it with: the member's admin; for the coordinator, the
+    /// consortium operator `ops` (who reads every member's figures there).
     pub admin_cert: PathBuf,
     /// The admin's private key.
     pub admin_key: PathBuf,
@@ -461,6 +461,15 @@ impl RunningFederation {
 
         // The coordinator first: nodes need its port.
         let coordinator_cert = ensure_cert(&pki, &Identity::coordinator(federation.clone()))?;
+        let operator = ensure_cert(
+            &pki,
+            &Identity {
+                federation: federation.clone(),
+                principal: Principal::Operator {
+                    name: DEMO_ADMIN.to_owned(),
+                },
+            },
+        )?;
         let coordinator_dir = dir.join("coordinator");
         std::fs::create_dir_all(&coordinator_dir)?;
         let coordinator_config_path = coordinator_dir.join("coordinator.toml");
@@ -546,7 +555,6 @@ impl RunningFederation {
                 dashboard: None,
             });
         }
-        let first_admin = admins.first();
         let manifest = Manifest {
             federation: federation.to_string(),
             ca: pki.ca_path(),
@@ -557,9 +565,8 @@ impl RunningFederation {
                 ca: pki.ca_path(),
                 node_cert: coordinator_cert.cert_path.clone(),
                 node_key: coordinator_cert.key_path.clone(),
-                admin_cert: first_admin
-                    .map_or(coordinator_cert.cert_path.clone(), |a| a.cert_path.clone()),
-                admin_key: first_admin.map_or(coordinator_cert.key_path, |a| a.key_path.clone()),
+                admin_cert: operator.cert_path,
+                admin_key: operator.key_path,
                 config: coordinator_config_path,
                 metrics: coordinator_running
                     .metrics

@@ -7,6 +7,7 @@
 
 mod dashboard;
 mod deploy;
+mod disclosure;
 mod faults;
 mod foreign_clients;
 mod herd;

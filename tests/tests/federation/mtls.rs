@@ -267,10 +267,21 @@ async fn each_role_is_seen_with_its_identity() {
         (pb::Role::Agent, "unistra", "probe")
     );
 
-    // The coordinator answers too, and says it is the coordinator.
+    // A consortium operator is seen as one, on a node as on the coordinator.
+    let operator = fed.issue(&fed.uri("operator/alice"));
+    let me = whoami(fed.channel(&unistra.endpoint, &operator.cert_path, &operator.key_path))
+        .await
+        .unwrap();
+    assert_eq!(
+        (me.role(), me.member_id.as_str(), me.name.as_str()),
+        (pb::Role::Operator, "", "alice")
+    );
+
+    // The coordinator answers too, and says it is the coordinator; the test federation calls
+    // it as the consortium operator `ops`.
     let me = whoami(fed.as_admin(fed.coordinator())).await.unwrap();
     assert_eq!(me.server_member_id, "");
-    assert_eq!(me.identity, fed.uri("member/unistra/admin/ops"));
+    assert_eq!(me.identity, fed.uri("operator/ops"));
 }
 
 #[tokio::test]
