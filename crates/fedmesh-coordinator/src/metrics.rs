@@ -36,7 +36,7 @@ impl MetricsApi {
         self.store
             .catalogue_offer(offer_id)?
             .and_then(|c| c.offer)
-            .ok_or_else(|| ServiceError::NotFound(format!("offer {offer_id} not in the catalogue")))
+            .ok_or_else(|| ServiceError::no_offer(offer_id))
     }
 
     /// The offers a request is about: one by id, or every offer of the catalogue that is not
@@ -171,9 +171,7 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
             .map_err(ServiceError::from)?
             .is_none()
         {
-            return Err(
-                ServiceError::NotFound(format!("member {member} not in the registry")).into(),
-            );
+            return Err(ServiceError::no_member(member.as_str()).into());
         }
         let default_calendar = calendar_of(&pb::Offer::default());
         let month = match body.month {

@@ -186,9 +186,7 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
             .store
             .get_node(member.as_str())
             .map_err(ServiceError::from)?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("no node of member {member} is registered"))
-            })?;
+            .ok_or_else(|| ServiceError::no_member(member.as_str()))?;
         Ok(Response::new(pb::GetNodeResponse {
             node: Some(self.with_status(node, SystemTime::now())),
         }))

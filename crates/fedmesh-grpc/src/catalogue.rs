@@ -174,9 +174,7 @@ impl pb::catalogue_service_server::CatalogueService for CatalogueApi {
             .store
             .catalogue_offer(&offer_id)
             .map_err(ServiceError::from)?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("offer {offer_id} is not in the catalogue"))
-            })?;
+            .ok_or_else(|| ServiceError::no_offer(&offer_id))?;
         Ok(Response::new(pb::GetCatalogueOfferResponse {
             offer: Some(offer),
         }))

@@ -55,6 +55,36 @@ impl ServiceError {
             message: message.into(),
         }
     }
+
+    // The `NOT_FOUND` answers, one per kind of entity, built from the id the caller gave.
+    // An entity the caller may not see gets exactly the answer of an id that does not exist
+    // (design section 2, isolation rule): handlers build these here, never by hand, so the
+    // two cannot drift apart (`tests/tests/federation/not_found.rs` compares them).
+
+    /// No offer `offer_id`, or none whose figures the caller may see.
+    pub fn no_offer(offer_id: &str) -> Self {
+        Self::NotFound(format!("offer {offer_id} not found"))
+    }
+
+    /// No tenancy `subscription_id` that the caller may see.
+    pub fn no_subscription(subscription_id: &str) -> Self {
+        Self::NotFound(format!("subscription {subscription_id} not found"))
+    }
+
+    /// No incident `incident_id` that the caller may see.
+    pub fn no_incident(incident_id: &str) -> Self {
+        Self::NotFound(format!("incident {incident_id} not found"))
+    }
+
+    /// No maintenance window `maintenance_id` that the caller may see.
+    pub fn no_maintenance(maintenance_id: &str) -> Self {
+        Self::NotFound(format!("maintenance {maintenance_id} not found"))
+    }
+
+    /// No member `member_id` in the registry.
+    pub fn no_member(member_id: &str) -> Self {
+        Self::NotFound(format!("member {member_id} not found"))
+    }
 }
 
 impl From<ServiceError> for Status {

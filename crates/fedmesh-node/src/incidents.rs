@@ -32,10 +32,6 @@ use crate::subscriptions::request_key;
 /// How many open incidents the SLA clock check decodes at a time.
 const CLOCK_CHECK_PAGE: usize = 100;
 
-fn not_found(id: &str) -> ServiceError {
-    ServiceError::NotFound(format!("incident {id} not found"))
-}
-
 /// The service.
 #[derive(Debug, Clone)]
 pub struct IncidentApi {
@@ -132,7 +128,7 @@ impl IncidentApi {
         self.store
             .get_incident(id)?
             .filter(|i| self.visible(caller, i))
-            .ok_or_else(|| not_found(id))
+            .ok_or_else(|| ServiceError::no_incident(id))
     }
 
     /// Applies `action` to an incident of this node's offers, idempotently under the
@@ -157,7 +153,7 @@ impl IncidentApi {
             |current, _| {
                 let current = current
                     .filter(|i| self.visible(caller, i))
-                    .ok_or_else(|| not_found(incident_id))?;
+                    .ok_or_else(|| ServiceError::no_incident(incident_id))?;
                 let next = incident::act(
                     &current,
                     party,
@@ -210,7 +206,7 @@ impl IncidentApi {
         }
         // This member's own incident on another member's offer.
         if caller.role() != Role::Admin {
-            return Err(not_found(incident_id));
+            return Err(ServiceError::no_incident(incident_id));
         }
         // Fields and rights are checked here, so that a request that cannot succeed is not
         // queued; the status is the provider's to judge (this copy may lag behind it).
@@ -365,9 +361,7 @@ impl IncidentApi {
             .store
             .get_offer(&request.offer_id)?
             .filter(|o| o.provider_member_id == self.member.as_str())
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("offer {} not found", request.offer_id))
-            })?;
+            .ok_or_else(|| ServiceError::no_offer(&request.offer_id))?;
         let tenancy = self
             .store
             .list_subscriptions("", usize::MAX, |s| {
@@ -473,7 +467,8 @@ impl IncidentApi {
                     &current.incident_id,
                     None,
                     |stored, _| {
-                        let stored = stored.ok_or_else(|| not_found(&current.incident_id))?;
+                        let stored = stored
+                            .ok_or_else(|| ServiceError::no_incident(&current.incident_id))?;
                         if incident::alerted(&stored, kind, target) {
                             return Ok(stored);
                         }

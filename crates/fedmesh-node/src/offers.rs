@@ -102,7 +102,7 @@ impl pb::offer_service_server::OfferService for OfferApi {
             .store
             .get_offer(&offer_id)
             .map_err(ServiceError::from)?
-            .ok_or_else(|| ServiceError::NotFound(format!("offer {offer_id} not found")))?;
+            .ok_or_else(|| ServiceError::no_offer(&offer_id))?;
         Ok(Response::new(pb::GetOfferResponse { offer: Some(offer) }))
     }
 
@@ -148,9 +148,8 @@ impl pb::offer_service_server::OfferService for OfferApi {
                 self.member.as_str(),
                 &request.offer_id,
                 |current, revision| {
-                    let current = current.ok_or_else(|| {
-                        ServiceError::NotFound(format!("offer {} not found", request.offer_id))
-                    })?;
+                    let current =
+                        current.ok_or_else(|| ServiceError::no_offer(&request.offer_id))?;
                     Ok::<_, ServiceError>(offer::withdraw(
                         &current,
                         &request.etag,
@@ -201,7 +200,7 @@ impl pb::offer_service_server::OfferService for OfferApi {
             .store
             .get_offer(&body.offer_id)
             .map_err(ServiceError::from)?
-            .ok_or_else(|| ServiceError::NotFound(format!("offer {} not found", body.offer_id)))?;
+            .ok_or_else(|| ServiceError::no_offer(&body.offer_id))?;
         if offer.status == pb::OfferStatus::Withdrawn as i32 {
             return Err(ServiceError::FailedPrecondition(format!(
                 "offer {} is withdrawn",
@@ -237,7 +236,7 @@ impl pb::offer_service_server::OfferService for OfferApi {
                 .store
                 .get_maintenance(&id)
                 .map_err(ServiceError::from)?
-                .ok_or_else(|| ServiceError::NotFound(format!("maintenance {id} not found")))?,
+                .ok_or_else(|| ServiceError::no_maintenance(&id))?,
             Err(other) => return Err(ServiceError::from(other).into()),
         };
         // The offer's calendar lists it, so that availability excludes it (done again on a
@@ -248,9 +247,8 @@ impl pb::offer_service_server::OfferService for OfferApi {
                 self.member.as_str(),
                 &window.offer_id,
                 |current, revision| {
-                    let mut offer = current.ok_or_else(|| {
-                        ServiceError::NotFound(format!("offer {} not found", window.offer_id))
-                    })?;
+                    let mut offer =
+                        current.ok_or_else(|| ServiceError::no_offer(&window.offer_id))?;
                     let calendar = offer
                         .engagement
                         .get_or_insert_with(Default::default)

@@ -178,24 +178,45 @@ fn reason(field_value: &str) -> Result<&str, ServiceError> {
     Ok(field_value)
 }
 
+/// Whether `caller` may see `subscription` on `local`'s node: `local`'s admins (the provider
+/// of its own offers' tenancies, the subscriber of its copies of its tenancies elsewhere), or
+/// the subscriber member's node. Anything else is treated as not existing.
+pub(crate) fn visible(
+    caller: &Identity,
+    local: &MemberId,
+    subscription: &pb::Subscription,
+) -> bool {
+    match caller.role() {
+        Role::Admin => caller.member() == Some(local),
+        Role::Node => caller
+            .member()
+            .is_some_and(|m| m.as_str() == subscription.subscriber_member_id),
+        Role::Agent | Role::Coordinator | Role::Operator => false,
+    }
+}
+
+/// Tenancy `id` on `local`'s node if `caller` may see it; otherwise — whether it exists or
+/// not — the one `NOT_FOUND` of an unknown id. Every handler that takes a subscription id
+/// starts here, before any other lookup or check on the tenancy.
+pub(crate) fn find_visible(
+    store: &Store,
+    caller: &Identity,
+    local: &MemberId,
+    id: &str,
+) -> Result<pb::Subscription, ServiceError> {
+    store
+        .get_subscription(id)?
+        .filter(|s| visible(caller, local, s))
+        .ok_or_else(|| ServiceError::no_subscription(id))
+}
+
 impl SubscriptionApi {
-    /// Whether `caller` may see `subscription`: its subscriber's node, or this member's admins
-    /// (the provider). Anything else is treated as not existing.
     fn visible(&self, caller: &Identity, subscription: &pb::Subscription) -> bool {
-        match caller.role() {
-            Role::Admin => caller.member() == Some(&self.member),
-            Role::Node => caller
-                .member()
-                .is_some_and(|m| m.as_str() == subscription.subscriber_member_id),
-            Role::Agent | Role::Coordinator | Role::Operator => false,
-        }
+        visible(caller, &self.member, subscription)
     }
 
     fn find(&self, caller: &Identity, id: &str) -> Result<pb::Subscription, ServiceError> {
-        self.store
-            .get_subscription(id)?
-            .filter(|s| self.visible(caller, s))
-            .ok_or_else(|| ServiceError::NotFound(format!("subscription {id} not found")))
+        find_visible(&self.store, caller, &self.member, id)
     }
 
     /// What a journaled write made, or — when an earlier attempt of the same request already
@@ -234,9 +255,8 @@ impl SubscriptionApi {
             subscription_id,
             Some(&key),
             |current, _| {
-                let current = current.ok_or_else(|| {
-                    ServiceError::NotFound(format!("subscription {subscription_id} not found"))
-                })?;
+                let current =
+                    current.ok_or_else(|| ServiceError::no_subscription(subscription_id))?;
                 // This node runs the lifecycle of its own offers' tenancies only; its
                 // copies of this member's tenancies elsewhere follow their providers.
                 if current.provider_member_id != self.member.as_str() {
@@ -318,7 +338,7 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             .store
             .get_offer(&body.offer_id)
             .map_err(ServiceError::from)?
-            .ok_or_else(|| ServiceError::NotFound(format!("offer {} not found", body.offer_id)))?;
+            .ok_or_else(|| ServiceError::no_offer(&body.offer_id))?;
         let actor = identity.to_uri();
         let written =
             self.store
@@ -642,12 +662,8 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             &body.subscription_id,
             Some(&key),
             |current, _| {
-                let current = current.ok_or_else(|| {
-                    ServiceError::NotFound(format!(
-                        "subscription {} not found",
-                        body.subscription_id
-                    ))
-                })?;
+                let current =
+                    current.ok_or_else(|| ServiceError::no_subscription(&body.subscription_id))?;
                 subscription::change_users(
                     &current,
                     body.user_count,

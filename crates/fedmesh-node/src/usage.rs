@@ -51,10 +51,6 @@ impl Scope {
     }
 }
 
-fn not_found(offer_id: &str) -> ServiceError {
-    ServiceError::NotFound(format!("offer {offer_id} not found"))
-}
-
 impl UsageApi {
     /// The usage service of `member`'s node; `peers` reaches providers' nodes.
     pub fn new(store: Store, member: MemberId, peers: Peers) -> Self {
@@ -79,7 +75,7 @@ impl UsageApi {
             ServiceError::invalid("offer_id", "not an offer id (<member>.<service_id>)")
         })?;
         if caller.role() != Role::Admin {
-            return Err(not_found(offer_id));
+            return Err(ServiceError::no_offer(offer_id));
         }
         let channel = self.peers.channel(provider.as_str()).await.map_err(|e| {
             ServiceError::Unavailable(format!("cannot reach {provider}'s node: {e}"))
@@ -96,10 +92,10 @@ impl UsageApi {
         let offer = self
             .store
             .get_offer(offer_id)?
-            .ok_or_else(|| not_found(offer_id))?;
+            .ok_or_else(|| ServiceError::no_offer(offer_id))?;
         let scope = match caller.role() {
             Role::Admin | Role::Agent | Role::Coordinator => Scope::All,
-            Role::Operator => return Err(not_found(offer_id)),
+            Role::Operator => return Err(ServiceError::no_offer(offer_id)),
             Role::Node => {
                 let member = caller.member().map(|m| m.to_string()).unwrap_or_default();
                 let tenant = self
@@ -107,7 +103,7 @@ impl UsageApi {
                     .iter()
                     .any(|s| s.subscriber_member_id == member && usage::has_tenant(s.state));
                 if !tenant {
-                    return Err(not_found(offer_id));
+                    return Err(ServiceError::no_offer(offer_id));
                 }
                 Scope::Subscriber(member)
             }
@@ -333,7 +329,7 @@ impl pb::usage_service_server::UsageService for UsageApi {
             n => n as usize,
         };
         if !self.is_local(&body.offer_id) {
-            return Err(not_found(&body.offer_id).into());
+            return Err(ServiceError::no_offer(&body.offer_id).into());
         }
         let (offer, _) = self.local_offer(&identity, &body.offer_id)?;
         let cal = calendar_of(&offer);
@@ -406,16 +402,21 @@ impl pb::usage_service_server::UsageService for UsageApi {
             let (field, message) = message.split_once(": ").unwrap_or(("period", &message));
             ServiceError::invalid(field, message)
         })?;
-        let missing =
-            || ServiceError::NotFound(format!("subscription {} not found", body.subscription_id));
-        let subscription = self
-            .store
-            .get_subscription(&body.subscription_id)
-            .map_err(ServiceError::from)?
-            .ok_or_else(missing)?;
+        let missing = || ServiceError::no_subscription(&body.subscription_id);
+        // Who may see the tenancy is decided first, as for every subscription id: what is
+        // looked up next (its offer, its provider's node) must not tell anyone else it exists.
+        let subscription = crate::subscriptions::find_visible(
+            &self.store,
+            &identity,
+            &self.member,
+            &body.subscription_id,
+        )?;
         if subscription.provider_member_id != self.member.as_str() {
-            // A tenancy of this member on another member's offer: the provider computes it.
-            if subscription.subscriber_member_id != self.member.as_str() {
+            // A tenancy of this member on another member's offer: the provider computes it,
+            // asked by this node for this member's admin only.
+            if subscription.subscriber_member_id != self.member.as_str()
+                || identity.role() != Role::Admin
+            {
                 return Err(missing().into());
             }
             let (provider, mut client) = self.provider(&identity, &subscription.offer_id).await?;
@@ -423,16 +424,6 @@ impl pb::usage_service_server::UsageService for UsageApi {
                 .get_cost_statement(body)
                 .await
                 .map_err(|s| peer(&provider, s).into());
-        }
-        let allowed = match identity.role() {
-            Role::Admin => true,
-            Role::Node => identity
-                .member()
-                .is_some_and(|m| m.as_str() == subscription.subscriber_member_id),
-            Role::Agent | Role::Coordinator | Role::Operator => false,
-        };
-        if !allowed {
-            return Err(missing().into());
         }
         let offer = self
             .store

@@ -18,6 +18,7 @@ mod journal;
 mod limits;
 mod metrics;
 mod mtls;
+mod not_found;
 mod offboarding;
 mod offers;
 mod registry;
