@@ -335,8 +335,14 @@ pub fn port_of(endpoint: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port in {endpoint}"))
 }
 
-/// Sends a `GET` of `path` on `stream` with `headers`; the status code and the body.
-async fn get_on<S>(mut stream: S, authority: &str, path: &str, headers: &str) -> (u16, String)
+/// Sends a `GET` of `path` on `stream` with `headers`; the status code, the response's head
+/// (status line and headers) and the body.
+async fn get_on<S>(
+    mut stream: S,
+    authority: &str,
+    path: &str,
+    headers: &str,
+) -> (u16, String, String)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -376,7 +382,7 @@ where
     } else {
         body.to_owned()
     };
-    (status, body)
+    (status, head.to_owned(), body)
 }
 
 fn split_url<'a>(url: &'a str, scheme: &str) -> (&'a str, &'a str) {
@@ -392,18 +398,32 @@ pub async fn http_get(url: &str) -> (u16, String) {
     let stream = tokio::net::TcpStream::connect(authority)
         .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));
-    get_on(stream, authority, path, "").await
+    let (status, _, body) = get_on(stream, authority, path, "").await;
+    (status, body)
 }
 
 /// An HTTPS `GET` of `url` (test code: any failure panics) trusting the federation CA `ca_pem`, presenting `client` (a
 /// certificate and key file) when given, with extra request `headers` (`Name: value\r\n`).
-#[allow(clippy::unwrap_used)]
+/// A server that ends the connection without answering (a refused client certificate) gives
+/// status 0.
 pub async fn https_get(
     url: &str,
     ca_pem: &[u8],
     client: Option<(&Path, &Path)>,
     headers: &str,
 ) -> (u16, String) {
+    let (status, _, body) = https_get_with_head(url, ca_pem, client, headers).await;
+    (status, body)
+}
+
+/// Like [`https_get`], with the response's head (status line and headers) too.
+#[allow(clippy::unwrap_used)]
+pub async fn https_get_with_head(
+    url: &str,
+    ca_pem: &[u8],
+    client: Option<(&Path, &Path)>,
+    headers: &str,
+) -> (u16, String, String) {
     use rustls::pki_types::pem::PemObject as _;
     let (authority, path) = split_url(url, "https://");
     let mut roots = rustls::RootCertStore::empty();

@@ -125,6 +125,9 @@ impl CoordinatorConfig {
         self.storage
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
+        self.dashboard
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
         if self.registry.heartbeat_interval_ms == 0 {
             return Err(invalid(
                 "registry.heartbeat_interval_ms",

@@ -127,7 +127,8 @@ impl Coordinator {
             Some(
                 dashboard::Dashboard::bind(
                     &config.dashboard,
-                    &config.tls,
+                    tls.clone(),
+                    policy.clone(),
                     store.clone(),
                     Duration::from_millis(config.registry.stale_after_ms),
                 )

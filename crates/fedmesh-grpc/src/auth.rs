@@ -91,17 +91,24 @@ impl AccessPolicy {
 
     /// Decides on a call from the peer certificates of its connection and its path.
     pub fn admit(&self, peer_certs: Option<&[Vec<u8>]>, path: &str) -> Result<Identity, Status> {
+        let identity = self.identify(peer_certs)?;
+        self.authorize(identity, path)
+    }
+
+    /// Who holds a connection's client certificate (the TLS layer checked its chain and the
+    /// CRL): its identity, of this federation and not of a removed member. The gRPC layer and
+    /// the coordinator's dashboard identify their callers with it.
+    pub fn identify(&self, peer_certs: Option<&[Vec<u8>]>) -> Result<Identity, Status> {
         let leaf = peer_certs
             .and_then(|certs| certs.first())
             .ok_or_else(|| Status::unauthenticated("no client certificate was presented"))?;
         let identity = fedmesh_tls::identity_from_der(leaf)
             .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
-        self.authorize(identity, path)
+        self.check_member(&identity)?;
+        Ok(identity)
     }
 
-    /// Decides on a call by `identity` (read from its connection's client certificate) on
-    /// `path`.
-    pub fn authorize(&self, identity: Identity, path: &str) -> Result<Identity, Status> {
+    fn check_member(&self, identity: &Identity) -> Result<(), Status> {
         if identity.federation != self.federation {
             return Err(Status::unauthenticated(format!(
                 "client certificate: identity {identity} is not of federation {}",
@@ -115,6 +122,13 @@ impl AccessPolicy {
                 "member {member} was removed from the federation"
             )));
         }
+        Ok(())
+    }
+
+    /// Decides on a call by `identity` (read from its connection's client certificate) on
+    /// `path`.
+    pub fn authorize(&self, identity: Identity, path: &str) -> Result<Identity, Status> {
+        self.check_member(&identity)?;
         match decide(identity.role(), path) {
             Decision::Allow => {}
             Decision::DenyRole => {

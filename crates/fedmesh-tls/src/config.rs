@@ -193,10 +193,22 @@ pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsError>
 /// accepted (checked against the CRL) but not required — browsers without one authenticate
 /// otherwise.
 pub fn web_server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+    let crls = match &files.crl {
+        Some(crl) => load_crls(crl)?,
+        None => Vec::new(),
+    };
+    web_server_config_with_crls(files, crls)
+}
+
+/// Like [`web_server_config`], with CRLs given (DER) rather than read from `files.crl`.
+fn web_server_config_with_crls(
+    files: &TlsFiles,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+) -> Result<rustls::ServerConfig, TlsError> {
     let mut verifier = WebPkiClientVerifier::builder_with_provider(roots(&files.ca)?, provider())
         .allow_unauthenticated();
-    if let Some(crl) = &files.crl {
-        verifier = verifier.with_crls(load_crls(crl)?);
+    if !crls.is_empty() {
+        verifier = verifier.with_crls(crls);
     }
     let verifier = verifier
         .build()
@@ -314,12 +326,16 @@ pub fn client_config_expecting(
     Ok(config)
 }
 
-/// The server configuration in force, replaced atomically by [`Self::reload`] and
+/// The server configurations in force — the gRPC listener's and the dashboard's, from the
+/// same files and CRL — replaced atomically together by [`Self::reload`] and
 /// [`Self::apply_crl`].
 #[derive(Debug, Clone)]
 pub struct ReloadableServerConfig {
     files: TlsFiles,
     current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+    /// The web (dashboard) configuration: same certificate, CA and CRL, client certificate
+    /// optional.
+    web: Arc<RwLock<Arc<rustls::ServerConfig>>>,
     /// The CRL in the configuration in force.
     crl: Arc<RwLock<Option<Crl>>>,
     /// Modification time and size of the CA, certificate and key files loaded.
@@ -357,11 +373,13 @@ impl ReloadableServerConfig {
     /// Loads the files once; fails if they are unusable.
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
         let config = Arc::new(server_config(&files)?);
+        let web = Arc::new(web_server_config(&files)?);
         let crl = files.crl.as_ref().and_then(|p| load_crl_der(p).ok());
         let stamp = stamps(&files);
         Ok(Self {
             files,
             current: Arc::new(RwLock::new(config)),
+            web: Arc::new(RwLock::new(web)),
             crl: Arc::new(RwLock::new(crl)),
             stamp: Arc::new(RwLock::new(stamp)),
         })
@@ -417,21 +435,24 @@ impl ReloadableServerConfig {
                 "distributed CRL is not signed by the federation CA".to_owned(),
             ));
         }
-        let config = Arc::new(server_config_with_crls(
-            &self.files,
-            vec![CertificateRevocationListDer::from(der.to_vec())],
-        )?);
+        let crls = || vec![CertificateRevocationListDer::from(der.to_vec())];
+        let config = Arc::new(server_config_with_crls(&self.files, crls())?);
+        let web = Arc::new(web_server_config_with_crls(&self.files, crls())?);
         write_lock(&self.crl, Some((der.to_vec(), this_update)));
         write_lock(&self.current, config);
+        write_lock(&self.web, web);
         Ok(true)
     }
 
-    /// The configuration new connections use.
+    /// The configuration new gRPC connections use.
     pub fn current(&self) -> Arc<rustls::ServerConfig> {
-        match self.current.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        read_lock(&self.current)
+    }
+
+    /// The configuration new dashboard connections use: the same certificate, CA and CRL as
+    /// [`Self::current`], a client certificate optional, HTTP/1.1.
+    pub fn web(&self) -> Arc<rustls::ServerConfig> {
+        read_lock(&self.web)
     }
 
     /// Re-reads the certificate, key, CA and CRL. On error the previous configuration stays
@@ -441,18 +462,24 @@ impl ReloadableServerConfig {
         let kept = self
             .crl_in_force()
             .filter(|(_, t)| file.as_ref().is_none_or(|(_, f)| t > f));
-        let (config, crl) = match kept {
-            Some((der, t)) => (
-                server_config_with_crls(
-                    &self.files,
-                    vec![CertificateRevocationListDer::from(der.clone())],
-                )?,
-                Some((der, t)),
+        let (config, web, crl) = match kept {
+            Some((der, t)) => {
+                let crls = || vec![CertificateRevocationListDer::from(der.clone())];
+                (
+                    server_config_with_crls(&self.files, crls())?,
+                    web_server_config_with_crls(&self.files, crls())?,
+                    Some((der, t)),
+                )
+            }
+            None => (
+                server_config(&self.files)?,
+                web_server_config(&self.files)?,
+                file,
             ),
-            None => (server_config(&self.files)?, file),
         };
         write_lock(&self.crl, crl);
         write_lock(&self.current, Arc::new(config));
+        write_lock(&self.web, Arc::new(web));
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
-use fedmesh_tests::{TestFederation, example_offer, https_get, wait_for};
+use fedmesh_tests::{TestFederation, example_offer, https_get, https_get_with_head, wait_for};
 
 /// A federation where rennes2 is a tenant of unistra's collaboration offer and has opened an
 /// incident on it.
@@ -59,7 +59,7 @@ fn dashboard(fed: &TestFederation) -> (String, String) {
 }
 
 #[tokio::test]
-async fn the_json_api_needs_a_token_or_a_federation_certificate() {
+async fn the_json_api_shows_what_the_coordinator_replicated() {
     let (fed, incident) = federation().await;
     let (base, token) = dashboard(&fed);
     let ca = fed.ca_pem();
@@ -117,30 +117,6 @@ async fn the_json_api_needs_a_token_or_a_federation_certificate() {
         body.contains("unistra.collab"),
         "rennes2 subscribes to it: {body}"
     );
-
-    // No token, a wrong one: refused. A federation certificate: let in.
-    let (status, _) = https_get(&format!("{base}/api/overview"), &ca, None, "").await;
-    assert_eq!(status, 401);
-    let (status, _) = https_get(
-        &format!("{base}/api/overview"),
-        &ca,
-        None,
-        "Authorization: Bearer wrong\r\n",
-    )
-    .await;
-    assert_eq!(status, 401);
-    let admin = fed.member(2);
-    let (status, _) = https_get(
-        &format!("{base}/api/overview"),
-        &ca,
-        Some((&admin.admin_cert, &admin.admin_key)),
-        "",
-    )
-    .await;
-    assert_eq!(status, 200);
-    // ?token= once sets a cookie.
-    let (status, _) = https_get(&format!("{base}/?token={token}"), &ca, None, "").await;
-    assert_eq!(status, 200);
     let (status, _) = https_get(
         &format!("{base}/api/offers/unistra.nothing"),
         &ca,
@@ -149,6 +125,269 @@ async fn the_json_api_needs_a_token_or_a_federation_certificate() {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+/// Every page and API path × every kind of caller: the dashboard identifies a client
+/// certificate as the gRPC layer does and lets in only the consortium (its operators, the
+/// coordinator) or the token.
+#[tokio::test]
+async fn only_the_consortium_reads_the_dashboard() {
+    let (fed, _) = federation().await;
+    let (base, token) = dashboard(&fed);
+    let ca = fed.ca_pem();
+    let operator = fed.issue(&fed.uri("operator/alice"));
+    let agent = fed.issue(&fed.uri("member/unistra/agent/probe"));
+    let leaver = fed.issue(&fed.uri("operator/leaver"));
+    fed.running
+        .pki
+        .revoke(&String::from_utf8(fedmesh_tests::read(&leaver.cert_path)).unwrap())
+        .unwrap();
+    fed.running.reload_tls().unwrap();
+    // Certificates the federation CA signed for what is no identity of this federation:
+    // another federation's operator, and no URI SAN at all.
+    let crafted = tempfile::tempdir().unwrap();
+    let craft = |name: &str, uri: Option<&str>| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        if let Some(uri) = uri {
+            params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = fed.running.pki.sign(&mut params, &key).unwrap();
+        let (cert_path, key_path) = (
+            crafted.path().join(format!("{name}.pem")),
+            crafted.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_path, pem).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    };
+    let foreign = craft("foreign", Some("spiffe://other.example/operator/eve"));
+    let anonymous = craft("anonymous", None);
+    let coordinator = fed.coordinator();
+    let (unistra, rennes2) = (fed.member(0), fed.member(1));
+    type Who<'a> = (
+        &'a str,
+        Option<(&'a std::path::Path, &'a std::path::Path)>,
+        String,
+        u16,
+    );
+    let mut callers: Vec<Who<'_>> = vec![
+        (
+            "an operator",
+            Some((&operator.cert_path, &operator.key_path)),
+            String::new(),
+            200,
+        ),
+        (
+            "the coordinator",
+            Some((&coordinator.node_cert, &coordinator.node_key)),
+            String::new(),
+            200,
+        ),
+        (
+            "the token",
+            None,
+            format!("Authorization: Bearer {token}\r\n"),
+            200,
+        ),
+        (
+            "the token cookie",
+            None,
+            format!("Cookie: fedmesh_dashboard={token}\r\n"),
+            200,
+        ),
+        (
+            "a member's admin",
+            Some((&unistra.admin_cert, &unistra.admin_key)),
+            String::new(),
+            403,
+        ),
+        (
+            "a member's node",
+            Some((&rennes2.node_cert, &rennes2.node_key)),
+            String::new(),
+            403,
+        ),
+        (
+            "an agent",
+            Some((&agent.cert_path, &agent.key_path)),
+            String::new(),
+            403,
+        ),
+        ("nobody", None, String::new(), 401),
+        (
+            "a wrong token",
+            None,
+            "Authorization: Bearer wrong\r\n".into(),
+            401,
+        ),
+        (
+            "a token one character short",
+            None,
+            format!("Authorization: Bearer {}\r\n", &token[1..]),
+            401,
+        ),
+        // Refused by the TLS layer (the CRL in force): no answer at all.
+        (
+            "a revoked operator",
+            Some((&leaver.cert_path, &leaver.key_path)),
+            String::new(),
+            0,
+        ),
+    ];
+    callers.push((
+        "another federation's operator",
+        Some((&foreign.0, &foreign.1)),
+        String::new(),
+        401,
+    ));
+    callers.push((
+        "a certificate without identity",
+        Some((&anonymous.0, &anonymous.1)),
+        String::new(),
+        401,
+    ));
+    let paths = [
+        "/",
+        "/incidents",
+        "/offers/unistra.collab",
+        "/members/rennes2",
+        "/api/overview",
+        "/api/incidents",
+        "/api/offers/unistra.collab",
+        "/api/members/rennes2",
+    ];
+    for (who, client, headers, expected) in &callers {
+        for path in paths {
+            let (status, head, body) =
+                https_get_with_head(&format!("{base}{path}"), &ca, *client, headers).await;
+            assert_eq!(status, *expected, "{who} on {path}: {body}");
+            if status != 0 {
+                for header in [
+                    "content-security-policy: default-src 'none'; script-src 'self'",
+                    "frame-ancestors 'none'",
+                    "x-content-type-options: nosniff",
+                    "referrer-policy: no-referrer",
+                    "cache-control: no-store",
+                ] {
+                    assert!(
+                        head.to_ascii_lowercase().contains(header),
+                        "{who} on {path}: no `{header}` in\n{head}"
+                    );
+                }
+            }
+        }
+    }
+
+    // `?token=` sets the cookie and sends the browser to the same page without the token.
+    let (status, head, _) = https_get_with_head(
+        &format!("{base}/offers/unistra.collab?token={token}&lang=fr"),
+        &ca,
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(status, 303, "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("location: /offers/unistra.collab?lang=fr\r\n"),
+        "{head}"
+    );
+    assert!(
+        lower.contains(&format!(
+            "set-cookie: fedmesh_dashboard={token}; path=/; secure; httponly; samesite=strict"
+        )),
+        "{head}"
+    );
+}
+
+/// What members wrote is shown as text, never run: an offer's name with markup, an address
+/// with markup in its path.
+#[tokio::test]
+async fn every_value_on_a_page_is_escaped() {
+    let (fed, _) = federation().await;
+    let (base, token) = dashboard(&fed);
+    let ca = fed.ca_pem();
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let mut hostile = example_offer("otp");
+    hostile.service_id = "evil".into();
+    hostile.service_name = "<script>alert(1)</script><img src=x onerror=alert(2)>".into();
+    fed.publish(2, hostile).await;
+    let page = wait_for("the offer on the overview", Duration::from_secs(10), || {
+        let (url, ca, bearer) = (format!("{base}/"), ca.clone(), bearer.clone());
+        async move {
+            let (_, body) = https_get(&url, &ca, None, &bearer).await;
+            body.contains("rouen.evil").then_some(body)
+        }
+    })
+    .await;
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(!page.contains("<img src=x"), "{page}");
+    let escaped = |html: &str| {
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+            || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+    };
+    assert!(escaped(&page), "{page}");
+    let (_, detail) = https_get(&format!("{base}/offers/rouen.evil"), &ca, None, &bearer).await;
+    assert!(
+        escaped(&detail) && !detail.contains("<script>alert"),
+        "{detail}"
+    );
+    // The address is not reflected into a page.
+    for path in [
+        "/offers/rouen.x%3C%2Ftitle%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "/members/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    ] {
+        let (status, body) = https_get(&format!("{base}{path}"), &ca, None, &bearer).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!body.contains("<script"), "{path}: {body}");
+    }
+}
+
+/// The peer certificate a TLS server presents on `port` (DER), to a client speaking `alpn`.
+async fn served_certificate(port: u16, ca: &[u8], alpn: &[u8]) -> Vec<u8> {
+    let mut config = fedmesh_tests::tls_client(ca, None, &[&rustls::version::TLS13]);
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A rotated certificate reaches the dashboard with the gRPC listener, on the same reload.
+#[tokio::test]
+async fn the_dashboard_serves_a_rotated_certificate() {
+    let (fed, _) = federation().await;
+    let (base, _) = dashboard(&fed);
+    let ca = fed.ca_pem();
+    let port = fedmesh_tests::port_of(base.trim_end_matches('/'));
+    let grpc = fedmesh_tests::port_of(&fed.coordinator().endpoint);
+    let before = served_certificate(port, &ca, b"http/1.1").await;
+    assert_eq!(before, served_certificate(grpc, &ca, b"h2").await);
+    let coordinator: fedmesh_core::Identity = fed.uri("coordinator").parse().unwrap();
+    fed.running
+        .pki
+        .issue(
+            &coordinator,
+            &["localhost".to_owned(), "127.0.0.1".to_owned()],
+            fedmesh_tls::pki::Validity::days_from_now(30),
+        )
+        .unwrap();
+    fed.running.reload_tls().unwrap();
+    let after = served_certificate(port, &ca, b"http/1.1").await;
+    assert_ne!(
+        after, before,
+        "the dashboard still serves the old certificate"
+    );
+    assert_eq!(after, served_certificate(grpc, &ca, b"h2").await);
 }
 
 /// Debian's Chromium, if installed (`.ci/run` installs it and requires it).

@@ -35,7 +35,12 @@ async fn every_coordinator_read_shows_each_caller_what_its_role_allows() {
     let federation = TestFederation::start(3).await;
     federation.running.seed_example_offers().await.unwrap();
     federation.running.seed_example_usage().await.unwrap();
-    let incidents = federation.running.seed_example_incidents().await.unwrap().len();
+    let incidents = federation
+        .running
+        .seed_example_incidents()
+        .await
+        .unwrap()
+        .len();
     assert_eq!(incidents, 2);
     let coordinator = federation.coordinator().clone();
     let endpoint = coordinator.endpoint.clone();

@@ -1,0 +1,183 @@
+//! The dashboard's words in French and English. A template reads them as fields of
+//! [`Words`]: a word missing from a language, or a template naming a word that does not exist,
+//! fails to compile.
+
+/// The language of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    Fr,
+    En,
+}
+
+impl Lang {
+    /// From `?lang=`, else the browser's `Accept-Language`; English by default.
+    pub(crate) fn pick(asked: Option<&str>) -> Self {
+        match asked {
+            Some(l) if l.starts_with("fr") => Lang::Fr,
+            _ => Lang::En,
+        }
+    }
+
+    /// The page's `lang` attribute and `?lang=` value.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Lang::Fr => "fr",
+            Lang::En => "en",
+        }
+    }
+
+    /// The other language: its code and its name in itself.
+    pub(crate) fn other(self) -> (&'static str, &'static str) {
+        match self {
+            Lang::Fr => ("en", "English"),
+            Lang::En => ("fr", "Français"),
+        }
+    }
+
+    /// The words of this language.
+    pub(crate) fn words(self) -> &'static Words {
+        match self {
+            Lang::Fr => &FR,
+            Lang::En => &EN,
+        }
+    }
+}
+
+/// Every word the pages show.
+#[derive(Debug)]
+pub(crate) struct Words {
+    pub(crate) federation: &'static str,
+    pub(crate) members: &'static str,
+    pub(crate) nodes_up: &'static str,
+    pub(crate) offers: &'static str,
+    pub(crate) tenants: &'static str,
+    pub(crate) users: &'static str,
+    pub(crate) member: &'static str,
+    pub(crate) node: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) status: &'static str,
+    pub(crate) heartbeat: &'static str,
+    pub(crate) lag: &'static str,
+    pub(crate) offer: &'static str,
+    pub(crate) provider: &'static str,
+    pub(crate) incidents: &'static str,
+    pub(crate) incident: &'static str,
+    pub(crate) priority: &'static str,
+    pub(crate) sla: &'static str,
+    pub(crate) escalation: &'static str,
+    pub(crate) subscriber: &'static str,
+    pub(crate) engagement: &'static str,
+    pub(crate) availability: &'static str,
+    pub(crate) in_window: &'static str,
+    pub(crate) outside: &'static str,
+    pub(crate) trend: &'static str,
+    pub(crate) maintenance: &'static str,
+    pub(crate) none: &'static str,
+    pub(crate) provides: &'static str,
+    pub(crate) subscribes: &'static str,
+    pub(crate) incident_stats: &'static str,
+    pub(crate) in_time: &'static str,
+    pub(crate) target: &'static str,
+    pub(crate) month: &'static str,
+    pub(crate) up: &'static str,
+    pub(crate) stale: &'static str,
+    pub(crate) refreshed: &'static str,
+    pub(crate) on_time: &'static str,
+    pub(crate) at_risk: &'static str,
+    pub(crate) breached: &'static str,
+}
+
+const FR: Words = Words {
+    federation: "Fédération",
+    members: "Membres",
+    nodes_up: "nœuds actifs",
+    offers: "Offres",
+    tenants: "Abonnés",
+    users: "Utilisateurs",
+    member: "Membre",
+    node: "Nœud",
+    version: "Version",
+    status: "État",
+    heartbeat: "Dernier signe de vie",
+    lag: "Retard de réplication",
+    offer: "Offre",
+    provider: "Fournisseur",
+    incidents: "Incidents en cours",
+    incident: "Incident",
+    priority: "Priorité",
+    sla: "État SLA",
+    escalation: "Escalade",
+    subscriber: "Abonné",
+    engagement: "Engagement de service",
+    availability: "Disponibilité",
+    in_window: "dans la plage",
+    outside: "hors plage",
+    trend: "Utilisateurs par mois",
+    maintenance: "Maintenances à venir",
+    none: "aucun",
+    provides: "Fournit",
+    subscribes: "Est abonné à",
+    incident_stats: "Incidents du mois",
+    in_time: "traités dans les délais",
+    target: "objectif",
+    month: "Mois",
+    up: "actif",
+    stale: "muet",
+    refreshed: "actualisé automatiquement",
+    on_time: "dans les délais",
+    at_risk: "menacé",
+    breached: "dépassé",
+};
+
+const EN: Words = Words {
+    federation: "Federation",
+    members: "Members",
+    nodes_up: "nodes up",
+    offers: "Offers",
+    tenants: "Tenants",
+    users: "Users",
+    member: "Member",
+    node: "Node",
+    version: "Version",
+    status: "Status",
+    heartbeat: "Last heartbeat",
+    lag: "Replication lag",
+    offer: "Offer",
+    provider: "Provider",
+    incidents: "Incidents in progress",
+    incident: "Incident",
+    priority: "Priority",
+    sla: "SLA state",
+    escalation: "Escalation",
+    subscriber: "Subscriber",
+    engagement: "Service engagement",
+    availability: "Availability",
+    in_window: "in the window",
+    outside: "outside",
+    trend: "Users per month",
+    maintenance: "Upcoming maintenance",
+    none: "none",
+    provides: "Provides",
+    subscribes: "Subscribes to",
+    incident_stats: "Incidents this month",
+    in_time: "handled in time",
+    target: "target",
+    month: "Month",
+    up: "up",
+    stale: "stale",
+    refreshed: "refreshed automatically",
+    on_time: "on time",
+    at_risk: "at risk",
+    breached: "breached",
+};
+
+impl Words {
+    /// The word of an SLA clock state (`on_time`, `at_risk`, `breached`).
+    pub(crate) fn sla_state(&self, state: &str) -> &'static str {
+        match state {
+            "breached" => self.breached,
+            "at_risk" => self.at_risk,
+            _ => self.on_time,
+        }
+    }
+}
