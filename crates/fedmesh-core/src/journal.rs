@@ -35,6 +35,26 @@ pub fn visible(
     }
 }
 
+/// Whether `caller` may see any entry of `kind` in `local`'s journal: the coordinator and the
+/// node's own admins every kind; another member's node offers, tenancies, incidents and
+/// maintenance windows (which of them, [`visible`] says), never usage or availability records.
+/// Lets a reader pass over entries of other kinds without decoding them.
+pub fn may_see_kind(caller: &Identity, local: &MemberId, kind: i32) -> bool {
+    if caller.role() == Role::Coordinator
+        || (caller.role() == Role::Admin && caller.member() == Some(local))
+    {
+        return true;
+    }
+    caller.role() == Role::Node
+        && matches!(
+            pb::EntityKind::try_from(kind),
+            Ok(pb::EntityKind::Offer
+                | pb::EntityKind::Subscription
+                | pb::EntityKind::Incident
+                | pb::EntityKind::MaintenanceWindow)
+        )
+}
+
 /// What of `entry` a reader receives: the coordinator gets tenancies without the
 /// subscriber's contact or the names in their history, and incidents without texts or people
 /// (GDPR minimisation: it needs counts, states and clocks, not people); a subscriber's node

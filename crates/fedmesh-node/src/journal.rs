@@ -1,6 +1,12 @@
 //! `JournalService`: how every other party follows this node's changes. `Watch` streams the
 //! backlog after a revision, a caught-up marker, then live entries, each filtered by what the
 //! caller may see; only durable entries are ever sent.
+//!
+//! A reader's cost follows what it may read, not the journal's size: entries of kinds it may
+//! never see (another member's node and usage records) are passed over without decoding their
+//! payload, every read of the store runs off the async runtime, and one `ListEntries` call
+//! looks at no more than [`SCAN`] entries (it answers a shorter page, possibly empty, with the
+//! token to go on).
 
 use fedmesh_core::{Identity, MemberId};
 use fedmesh_grpc::error::page_size;
@@ -17,6 +23,8 @@ use tonic::{Request, Response, Status};
 const PAGE_BYTES: usize = 1024 * 1024;
 /// Entries read per batch.
 const BATCH: usize = 256;
+/// The most journal entries one `ListEntries` call looks at.
+pub const SCAN: usize = 4096;
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -61,6 +69,45 @@ impl Filter {
             kinds,
             store,
         })
+    }
+
+    /// Whether entries of `kind` may be for this reader at all (decided before decoding).
+    fn wants(&self, kind: i32) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && fedmesh_core::journal::may_see_kind(&self.caller, &self.local, kind)
+    }
+
+    /// Up to `limit` entries after `since` this reader may see, shaped for it, looking at no
+    /// more than `scan` entries; and the last revision looked at. Blocks on the store.
+    fn read(
+        &self,
+        since: u64,
+        limit: usize,
+        scan: usize,
+    ) -> Result<(Vec<pb::JournalEntry>, u64), fedmesh_store::StoreError> {
+        let (entries, last) = self
+            .store
+            .journal_scan(since, limit, scan, |kind| self.wants(kind))?;
+        let kept = entries
+            .into_iter()
+            .filter(|e| self.keeps(e))
+            .map(|e| self.shape(e))
+            .collect();
+        Ok((kept, last))
+    }
+
+    /// [`Self::read`] off the async runtime.
+    async fn read_off_runtime(
+        &self,
+        since: u64,
+        limit: usize,
+        scan: usize,
+    ) -> Result<(Vec<pb::JournalEntry>, u64), ServiceError> {
+        let filter = self.clone();
+        tokio::task::spawn_blocking(move || filter.read(since, limit, scan))
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("reading the journal: {e}")))?
+            .map_err(ServiceError::from)
     }
 
     fn keeps(&self, entry: &pb::JournalEntry) -> bool {
@@ -112,18 +159,18 @@ async fn watch(
     let mut caught_up_sent = false;
     loop {
         let head = *durable.borrow_and_update();
-        let entries = match store.journal_entries(cursor, BATCH) {
-            Ok(entries) => entries,
-            Err(e) => return sink.fail(ServiceError::from(e).into()).await,
+        let (entries, last) = match filter.read_off_runtime(cursor, BATCH, BATCH * 4).await {
+            Ok(read) => read,
+            Err(e) => return sink.fail(e.into()).await,
         };
-        let full_batch = entries.len() == BATCH;
         for entry in entries {
-            cursor = entry.revision;
-            if filter.keeps(&entry) && !sink.send(event(Event::Entry(filter.shape(entry)))).await {
+            if !sink.send(event(Event::Entry(entry))).await {
                 return;
             }
         }
-        if full_batch {
+        let more = last > cursor && last < head;
+        cursor = last;
+        if more {
             continue;
         }
         if !caught_up_sent {
@@ -198,39 +245,33 @@ impl pb::journal_service_server::JournalService for JournalApi {
         let (_, last_revision) = self.store.journal_bounds().map_err(ServiceError::from)?;
         let mut entries = Vec::new();
         let mut bytes = 0;
-        let mut full = false;
+        let mut scanned = 0;
         // At most PAGE_BYTES, and what one response may carry.
         let page_bytes = PAGE_BYTES.min(self.store.max_entry_bytes().saturating_sub(1024));
-        // Scan until the page is full (in entries or in bytes: an entry may hold a batch of
-        // 1,000 usage records) or the journal ends; hidden entries are skipped.
-        while !full && cursor < last_revision {
-            let batch = self
-                .store
-                .journal_entries(cursor, BATCH)
-                .map_err(ServiceError::from)?;
-            if batch.is_empty() {
+        // Read until the page is full (in entries or in bytes: an entry may hold a batch of
+        // 1,000 usage records), the journal ends, or SCAN entries were looked at.
+        'page: while entries.len() < size && cursor < last_revision && scanned < SCAN {
+            let scan = BATCH.min(SCAN - scanned);
+            let (batch, last) = filter
+                .read_off_runtime(cursor, size - entries.len(), scan)
+                .await?;
+            if last == cursor {
                 break;
             }
+            scanned += scan;
             for entry in batch {
-                if entries.len() == size {
-                    full = true;
-                    break;
+                // With its field tag and length prefix in the response.
+                let encoded = prost::Message::encoded_len(&entry);
+                let len = encoded + prost::length_delimiter_len(encoded) + 1;
+                if !entries.is_empty() && bytes + len > page_bytes {
+                    // The page ends before this entry: the next one starts with it.
+                    cursor = entry.revision.saturating_sub(1);
+                    break 'page;
                 }
-                let revision = entry.revision;
-                if filter.keeps(&entry) {
-                    let shaped = filter.shape(entry);
-                    // With its field tag and length prefix in the response.
-                    let encoded = prost::Message::encoded_len(&shaped);
-                    let len = encoded + prost::length_delimiter_len(encoded) + 1;
-                    if !entries.is_empty() && bytes + len > page_bytes {
-                        full = true;
-                        break;
-                    }
-                    bytes += len;
-                    entries.push(shaped);
-                }
-                cursor = revision;
+                bytes += len;
+                entries.push(entry);
             }
+            cursor = last;
         }
         let next_page_token = if cursor < last_revision {
             cursor.to_string()

@@ -54,6 +54,16 @@ const OFFER: Entity<pb::Offer> = Entity {
     payload: pb::journal_entry::Payload::Offer,
 };
 
+/// The head of a journal entry: the fields of [`pb::JournalEntry`] a reader filters on, with
+/// the same tags, so that decoding it skips the payload's bytes without parsing them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct EntryHead {
+    #[prost(uint64, tag = "1")]
+    revision: u64,
+    #[prost(int32, tag = "4")]
+    entity_kind: i32,
+}
+
 /// What an idempotency record of a request waiting in the outbox says it made.
 pub const QUEUED: &str = "queued";
 
@@ -280,6 +290,43 @@ impl Store {
                 decode(JOURNAL_TREE, &k, &raw)
             })
             .collect()
+    }
+
+    /// Reads the durable journal after `since` for one reader: at most `limit` entries whose
+    /// kind `wanted` accepts, looking at no more than `scan` entries in all. An entry of an
+    /// unwanted kind is passed over without decoding its payload (a batch of a thousand usage
+    /// records costs a reader that may not see it a few bytes), so a reader's cost follows what
+    /// it may read, not the journal's size. Returns the entries and the last revision looked
+    /// at (`since` when nothing was). Blocks on sled: call it off the async runtime.
+    pub fn journal_scan(
+        &self,
+        since: u64,
+        limit: usize,
+        scan: usize,
+        wanted: impl Fn(i32) -> bool,
+    ) -> Result<(Vec<pb::JournalEntry>, u64), StoreError> {
+        let durable = self.journal.durable();
+        let mut last = since;
+        let mut out = Vec::new();
+        if since >= durable {
+            return Ok((out, last));
+        }
+        for item in self
+            .tree(JOURNAL_TREE)?
+            .range(key(since.saturating_add(1))..=key(durable))
+            .take(scan.max(1))
+        {
+            let (k, raw) = item?;
+            let head: EntryHead = decode(JOURNAL_TREE, &k, &raw)?;
+            last = head.revision;
+            if wanted(head.entity_kind) {
+                out.push(decode(JOURNAL_TREE, &k, &raw)?);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok((out, last))
     }
 
     /// The first revision in the journal (0 when empty) and the last durable one.

@@ -591,7 +591,12 @@ mod tests {
         };
         assert!(DashboardConfig::default().validate().is_ok(), "no token");
         assert!(with(&"a1".repeat(16)).validate().is_ok());
-        for bad in ["", "secret", &"a".repeat(31), &format!("{}!", "a".repeat(40))] {
+        for bad in [
+            "",
+            "secret",
+            &"a".repeat(31),
+            &format!("{}!", "a".repeat(40)),
+        ] {
             let (key, message) = with(bad).validate().unwrap_err();
             assert_eq!(key, "dashboard.token", "{bad}");
             assert!(message.contains("at least 32"), "{message}");
