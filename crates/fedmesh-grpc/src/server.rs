@@ -100,6 +100,9 @@ pub struct ServerLimits {
     /// Pending TLS handshakes one source address may hold, so that one source cannot take
     /// the whole pool with handshakes it starts and never finishes.
     pub max_pending_handshakes_per_address: usize,
+    /// Server streams (watches, backups, reflection sessions) one caller identity may have
+    /// open at once; past it a new one is refused with `RESOURCE_EXHAUSTED`.
+    pub max_streams_per_identity: usize,
     /// Longest a unary call (or a stream until its first response) may take, in milliseconds.
     pub request_timeout_ms: u64,
     /// Interval of HTTP/2 keep-alive pings to detect dead peers, in milliseconds.
@@ -127,6 +130,7 @@ impl Default for ServerLimits {
             client_hello_timeout_ms: 2_000,
             max_pending_handshakes: 128,
             max_pending_handshakes_per_address: 32,
+            max_streams_per_identity: 32,
             request_timeout_ms: 30_000,
             keepalive_interval_ms: 30_000,
             shutdown_grace_ms: 10_000,
@@ -139,7 +143,7 @@ impl Default for ServerLimits {
 impl ServerLimits {
     /// Checks that every limit is usable; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let positive: [(&str, u64); 15] = [
+        let positive: [(&str, u64); 16] = [
             (
                 "max_decoding_message_bytes",
                 self.max_decoding_message_bytes as u64,
@@ -170,6 +174,10 @@ impl ServerLimits {
             (
                 "max_pending_handshakes_per_address",
                 self.max_pending_handshakes_per_address as u64,
+            ),
+            (
+                "max_streams_per_identity",
+                self.max_streams_per_identity as u64,
             ),
             ("request_timeout_ms", self.request_timeout_ms),
             ("keepalive_interval_ms", self.keepalive_interval_ms),
@@ -448,6 +456,12 @@ impl GrpcServer {
             .layer(crate::rate::RateLayer::new(
                 limits.max_calls_per_second_per_peer,
                 limits.max_call_burst_per_peer,
+            ))
+            // Then refuse a stream past the caller's share before its handler starts; the
+            // place is held until the response body is dropped (the stream ended or its client
+            // went away).
+            .layer(crate::stream_limit::StreamLimitLayer::new(
+                limits.max_streams_per_identity,
             ))
             .layer(DeadlineLayer::new(Duration::from_millis(
                 limits.request_timeout_ms,
