@@ -87,6 +87,32 @@ async fn a_silent_client_is_disconnected_after_the_handshake_timeout() {
 }
 
 #[tokio::test]
+async fn a_client_hello_is_awaited_only_briefly() {
+    // The full handshake may take 30 s; the ClientHello must come within 200 ms.
+    let fed = TestFederation::start_with(
+        0,
+        &[
+            "limits.handshake_timeout_ms=30000",
+            "limits.client_hello_timeout_ms=200",
+        ],
+        &[],
+    )
+    .await;
+    let port = fedmesh_tests::port_of(&fed.coordinator().endpoint);
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer))
+        .await
+        .expect("a connection without a ClientHello was kept past the ClientHello timeout");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "expected end of stream, got {read:?}"
+    );
+}
+
+#[tokio::test]
 async fn limits_are_validated_with_the_key_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = fedmesh::federation::FederationSpec::new(dir.path(), 0);
