@@ -147,7 +147,9 @@ async fn overhead(seconds: u64, concurrency: usize) {
         tls,
         fedmesh_tls::listener::ListenerLimits {
             handshake_timeout: Duration::from_secs(10),
+            client_hello_timeout: Duration::from_secs(2),
             max_pending_handshakes: 128,
+            max_pending_handshakes_per_address: 32,
         },
     );
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -106,6 +106,7 @@ async fn watch(
                 return sink.fail(stopping_status()).await;
             },
             () = stopping.wait() => return sink.fail(stopping_status()).await,
+            () = sink.closed() => return,
             () = tokio::time::sleep(HEARTBEAT) => {
                 if !sink.send(marker(cursor, false)).await {
                     return;

@@ -8,6 +8,7 @@
 //! - [`client`]: mTLS channels to other parties.
 //! - [`catalogue`]: `CatalogueService` over a store's catalogue (coordinator and node caches).
 //! - [`stream`]: server streams fed by a task, with backpressure.
+//! - [`stream_limit`]: concurrent server streams capped per caller identity.
 //! - [`error`]: service errors and their one mapping to gRPC statuses.
 //! - [`node_info`]: `NodeService` (who am I, what is this server), served everywhere.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod node_info;
 pub mod rate;
 pub mod server;
 pub mod stream;
+pub mod stream_limit;
 pub mod trace;
 
 pub use auth::{AccessPolicy, AuthLayer, RemovedMembers, caller};

@@ -89,8 +89,20 @@ pub struct ServerLimits {
     pub max_pending_reset_streams: usize,
     /// Time a client has to complete its TLS handshake, in milliseconds.
     pub handshake_timeout_ms: u64,
-    /// TLS handshakes in progress at once; further connections wait.
+    /// Time a client has, once connected, to send its TLS ClientHello, in milliseconds
+    /// (capped by `handshake_timeout_ms`). Until then its connection is idle and is the
+    /// first closed when the pending pool is full.
+    pub client_hello_timeout_ms: u64,
+    /// TLS handshakes in progress at once. When full, the oldest connection that has not
+    /// sent its ClientHello is closed for a new one; if every one has, further connections
+    /// wait.
     pub max_pending_handshakes: usize,
+    /// Pending TLS handshakes one source address may hold, so that one source cannot take
+    /// the whole pool with handshakes it starts and never finishes.
+    pub max_pending_handshakes_per_address: usize,
+    /// Server streams (watches, backups, reflection sessions) one caller identity may have
+    /// open at once; past it a new one is refused with `RESOURCE_EXHAUSTED`.
+    pub max_streams_per_identity: usize,
     /// Longest a unary call (or a stream until its first response) may take, in milliseconds.
     pub request_timeout_ms: u64,
     /// Interval of HTTP/2 keep-alive pings to detect dead peers, in milliseconds.
@@ -115,7 +127,10 @@ impl Default for ServerLimits {
             max_header_list_bytes: 16 * 1024,
             max_pending_reset_streams: 20,
             handshake_timeout_ms: 10_000,
+            client_hello_timeout_ms: 2_000,
             max_pending_handshakes: 128,
+            max_pending_handshakes_per_address: 32,
+            max_streams_per_identity: 32,
             request_timeout_ms: 30_000,
             keepalive_interval_ms: 30_000,
             shutdown_grace_ms: 10_000,
@@ -128,7 +143,7 @@ impl Default for ServerLimits {
 impl ServerLimits {
     /// Checks that every limit is usable; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let positive: [(&str, u64); 13] = [
+        let positive: [(&str, u64); 16] = [
             (
                 "max_decoding_message_bytes",
                 self.max_decoding_message_bytes as u64,
@@ -154,7 +169,16 @@ impl ServerLimits {
                 self.max_pending_reset_streams as u64,
             ),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("client_hello_timeout_ms", self.client_hello_timeout_ms),
             ("max_pending_handshakes", self.max_pending_handshakes as u64),
+            (
+                "max_pending_handshakes_per_address",
+                self.max_pending_handshakes_per_address as u64,
+            ),
+            (
+                "max_streams_per_identity",
+                self.max_streams_per_identity as u64,
+            ),
             ("request_timeout_ms", self.request_timeout_ms),
             ("keepalive_interval_ms", self.keepalive_interval_ms),
             ("shutdown_grace_ms", self.shutdown_grace_ms),
@@ -412,7 +436,9 @@ impl GrpcServer {
                 self.tls,
                 ListenerLimits {
                     handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
+                    client_hello_timeout: Duration::from_millis(limits.client_hello_timeout_ms),
                     max_pending_handshakes: limits.max_pending_handshakes,
+                    max_pending_handshakes_per_address: limits.max_pending_handshakes_per_address,
                 },
             ),
             move |accepted| accepted.map(|stream| connections.track(stream)),
@@ -430,6 +456,12 @@ impl GrpcServer {
             .layer(crate::rate::RateLayer::new(
                 limits.max_calls_per_second_per_peer,
                 limits.max_call_burst_per_peer,
+            ))
+            // Then refuse a stream past the caller's share before its handler starts; the
+            // place is held until the response body is dropped (the stream ended or its client
+            // went away).
+            .layer(crate::stream_limit::StreamLimitLayer::new(
+                limits.max_streams_per_identity,
             ))
             .layer(DeadlineLayer::new(Duration::from_millis(
                 limits.request_timeout_ms,

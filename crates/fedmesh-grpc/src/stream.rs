@@ -1,5 +1,11 @@
 //! Server streams backed by a task: the task produces items into a bounded channel (so a slow
 //! client slows the task, not the server's memory) and ends when the client goes away.
+//!
+//! What a stream costs while open matters: one identity may hold
+//! `limits.max_streams_per_identity` of them, every member and node some. Items travel boxed
+//! (a channel reserves its slots in blocks of 32, and a `WatchCatalogueResponse` is about 1 KiB
+//! inline: 64 unboxed slots held up to 100 KiB per stream), a few at a time, and producers
+//! wait on [`Sink::closed`] so that a task ends when its client goes, not at its next item.
 
 use std::future::Future;
 use std::time::Duration;
@@ -8,8 +14,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-/// Items in flight per stream before the producer waits for the client.
-const BUFFER: usize = 64;
+/// Items in flight per stream before the producer waits for the client; HTTP/2 and the
+/// socket buffer more behind them.
+const BUFFER: usize = 8;
 
 /// How long a quiet stream waits before it sends a heartbeat, so that both ends notice a
 /// dead connection.
@@ -22,13 +29,20 @@ pub type ResponseStream<T> =
 /// Sends stream items; `send` returns `false` once the client has gone.
 #[derive(Debug)]
 pub struct Sink<T> {
-    tx: mpsc::Sender<Result<T, Status>>,
+    tx: mpsc::Sender<Result<Box<T>, Status>>,
 }
 
 impl<T> Sink<T> {
     /// Sends one item; `false` when the client has gone away.
     pub async fn send(&self, item: T) -> bool {
-        self.tx.send(Ok(item)).await.is_ok()
+        self.tx.send(Ok(Box::new(item))).await.is_ok()
+    }
+
+    /// Completes once the client has gone away (the stream was reset or its connection
+    /// closed): a producer waiting for news selects on it too, so that it ends at once
+    /// rather than at its next item.
+    pub async fn closed(&self) {
+        self.tx.closed().await;
     }
 
     /// Ends the stream with an error status.
@@ -74,5 +88,8 @@ where
 {
     let (tx, rx) = mpsc::channel(BUFFER);
     tokio::spawn(produce(Sink { tx }));
-    Box::pin(ReceiverStream::new(rx))
+    Box::pin(tokio_stream::StreamExt::map(
+        ReceiverStream::new(rx),
+        |item| item.map(|boxed| *boxed),
+    ))
 }

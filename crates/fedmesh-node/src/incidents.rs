@@ -824,6 +824,8 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
                 }
                 tokio::select! {
                     changed = journal.changed() => if changed.is_err() { return },
+                    // Without heartbeats, only this notices a client that went away.
+                    () = sink.closed() => return,
                     () = stopping.wait() => {
                         sink.fail(stopping_status()).await;
                         return;

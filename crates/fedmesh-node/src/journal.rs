@@ -188,6 +188,7 @@ async fn watch(
                 return sink.fail(stopping_status()).await;
             },
             () = stopping.wait() => return sink.fail(stopping_status()).await,
+            () = sink.closed() => return,
             () = tokio::time::sleep(HEARTBEAT) => {
                 let beat = pb::WatchHeartbeat {
                     server_time: Some(std::time::SystemTime::now().into()),

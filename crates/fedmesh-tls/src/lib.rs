@@ -6,8 +6,9 @@
 //! - [`identity`]: read and check the identity in a peer certificate.
 //! - [`config`]: rustls server (TLS 1.3, client certificate required, CRL enforced) and client
 //!   configurations, reloadable from disk.
-//! - [`listener`]: accepts TCP connections, runs handshakes under a timeout and a concurrency
-//!   cap, and hands established TLS streams to the gRPC server.
+//! - [`listener`]: accepts TCP connections, runs handshakes under timeouts and a bounded pool
+//!   of pending handshakes (`pending`, which idle connections cannot hold), and hands
+//!   established TLS streams to the gRPC server.
 //! - [`owner_only`]: files created readable by their owner only (keys, tokens, backups).
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod identity;
 pub mod listener;
 pub mod owner_only;
+mod pending;
 pub mod pki;
 
 pub use config::{ReloadableServerConfig, TlsError, TlsFiles};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
 use fedmesh_tests::TestFederation;
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
 #[tokio::test]
@@ -87,6 +87,32 @@ async fn a_silent_client_is_disconnected_after_the_handshake_timeout() {
 }
 
 #[tokio::test]
+async fn a_client_hello_is_awaited_only_briefly() {
+    // The full handshake may take 30 s; the ClientHello must come within 200 ms.
+    let fed = TestFederation::start_with(
+        0,
+        &[
+            "limits.handshake_timeout_ms=30000",
+            "limits.client_hello_timeout_ms=200",
+        ],
+        &[],
+    )
+    .await;
+    let port = fedmesh_tests::port_of(&fed.coordinator().endpoint);
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer))
+        .await
+        .expect("a connection without a ClientHello was kept past the ClientHello timeout");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "expected end of stream, got {read:?}"
+    );
+}
+
+#[tokio::test]
 async fn limits_are_validated_with_the_key_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = fedmesh::federation::FederationSpec::new(dir.path(), 0);
@@ -99,7 +125,7 @@ async fn limits_are_validated_with_the_key_named() {
 }
 
 #[tokio::test]
-async fn pending_handshakes_are_capped_and_later_connections_wait() {
+async fn a_handshake_past_its_client_hello_keeps_its_place_and_later_connections_wait() {
     // One handshake at a time, 300 ms to complete it.
     let fed = TestFederation::start_with(
         0,
@@ -110,28 +136,35 @@ async fn pending_handshakes_are_capped_and_later_connections_wait() {
         &[],
     )
     .await;
-    let port = fed
-        .coordinator()
-        .endpoint
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse::<u16>().ok())
-        .unwrap();
-    // A silent connection takes the only handshake slot...
-    let _silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let port = fedmesh_tests::port_of(&fed.coordinator().endpoint);
+    // A connection that sends its ClientHello and then stalls takes the only place: unlike an
+    // idle one (tests/federation/starvation.rs), it is not closed to make room...
+    let config = fedmesh_tests::tls_client(&fed.ca_pem(), None, &[&rustls::version::TLS13]);
+    let mut hello = Vec::new();
+    rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap()
+    .write_tls(&mut hello)
+    .unwrap();
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    tokio::task::yield_now().await;
-    // ...so a real client is served only once it has been dropped, not refused.
+    stalled.write_all(&hello).await.unwrap();
+    // The server answers the ClientHello: the connection holds its place.
+    let mut buffer = [0u8; 64];
+    assert!(stalled.read(&mut buffer).await.unwrap() > 0);
+    // ...so a real client is served only once the stalled handshake has timed out, not refused.
     let started = std::time::Instant::now();
     let mut registry = RegistryServiceClient::new(fed.as_admin(fed.coordinator()));
     registry
         .get_crl(pb::GetCrlRequest {})
         .await
-        .expect("served after the slot frees");
+        .expect("served after the place frees");
     assert!(
         started.elapsed() >= Duration::from_millis(150),
-        "the call did not wait for the handshake slot ({:?})",
+        "the call did not wait for the handshake place ({:?})",
         started.elapsed()
     );
 }

@@ -23,6 +23,7 @@ mod offboarding;
 mod offers;
 mod registry;
 mod shutdown;
+mod starvation;
 mod subscriptions;
 mod tls_alerts;
 mod usage;
