@@ -629,7 +629,7 @@ fn print_demo(
     say!("  {} fedmesh.v1.NodeService/WhoAmI", grpcurl(first));
     say!("  {} grpc.health.v1.Health/Check", grpcurl(first));
     say!(
-        "  {} fedmesh.v1.RegistryService/ListNodes",
+        "  {} fedmesh.v1.RegistryService/ListNodes   # as the consortium operator `{DEMO_ADMIN}`",
         grpcurl(coordinator)
     );
     say!("\nWith the fedmesh CLI, act as a member's admin:");
@@ -666,8 +666,17 @@ fn print_demo(
         say!("  fedmesh usage report --file examples/usage/usage.csv");
     }
     say!(
-        "\nOn the coordinator ({}): fedmesh metrics summary, fedmesh metrics sla --period <yyyy-mm>",
-        coordinator.endpoint
+        "\nOn the coordinator, as the consortium operator `{DEMO_ADMIN}` (every member's figures; a member's admin sees its own, docs/security.md):"
     );
+    say!(
+        "  export FEDMESH_ENDPOINT={} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
+        coordinator.endpoint,
+        coordinator.ca.display(),
+        coordinator.admin_cert.display(),
+        coordinator.admin_key.display()
+    );
+    say!("  fedmesh metrics summary");
+    say!("  fedmesh metrics open");
+    say!("  fedmesh metrics sla --period <yyyy-mm>");
     say!("\nPress Ctrl-C to stop.");
 }
