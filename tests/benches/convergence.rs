@@ -18,17 +18,9 @@ use std::time::{Duration, Instant};
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
+use fedmesh_tests::bench::{arg, percentile};
 use fedmesh_tests::{TestFederation, example_offer};
 use tonic::Streaming;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Reads a catalogue watch until the offer shows `version`; returns when it arrived.
 async fn until_version(
@@ -61,11 +53,6 @@ async fn watch(channel: fedmesh_grpc::GrpcChannel) -> Streaming<pb::WatchCatalog
     // Skip the snapshot.
     while !stream.message().await.unwrap().unwrap().caught_up {}
     stream
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 fn report(name: &str, mut samples: Vec<Duration>) {

@@ -16,22 +16,10 @@ use std::time::{Duration, Instant};
 
 use fedmesh_proto::pb;
 use fedmesh_tests::TestFederation;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use fedmesh_tests::bench::arg;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
+    fedmesh_tests::bench::percentile(sorted, p).as_secs_f64() * 1000.0
 }
 
 /// `calls` sequential `ListOffers` of the provider's admin: their latencies, sorted.

@@ -23,20 +23,12 @@ use std::time::{Duration, Instant};
 use fedmesh_proto::pb;
 use fedmesh_store::usage::Filed;
 use fedmesh_store::{Cursor, Store};
+use fedmesh_tests::bench::arg;
 use fedmesh_tests::{TestFederation, example_offer};
 use prost::Message as _;
 
 const BATCH: usize = 1000;
 const OCT_5: i64 = 1_791_151_200;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Resets the process's peak resident memory (Linux `clear_refs`), so that the next reading
 /// covers one phase.

@@ -31,24 +31,8 @@ use std::time::{Duration, Instant};
 use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
 use fedmesh_grpc::{ClientOptions, ClientPem, GrpcChannel};
 use fedmesh_proto::pb;
+use fedmesh_tests::bench::{arg, percentile};
 use fedmesh_tests::{SplitMix64, TestFederation, dir_bytes};
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)

@@ -24,16 +24,8 @@ use std::time::{Duration, Instant};
 use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
 use fedmesh_grpc::{ClientOptions, ClientPem, GrpcChannel};
 use fedmesh_proto::pb;
+use fedmesh_tests::bench::arg;
 use fedmesh_tests::{TestFederation, port_of};
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)

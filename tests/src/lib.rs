@@ -3,6 +3,7 @@
 //! helpers the integration tests share.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod hostile;
 pub mod proxy;
 pub mod raw;
