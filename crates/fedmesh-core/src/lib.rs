@@ -11,6 +11,7 @@
 //!   arithmetic.
 //! - [`usage`] and [`cost`]: usage and availability records, monthly figures, SLA
 //!   availability and cost statements.
+//! - [`maintenance`]: what a maintenance announcement must hold.
 //! - [`incident`]: incidents between institutions and their SLA clocks in service time.
 //! - [`subscription`]: request decisions and the tenancy lifecycle.
 //! - [`trust`]: what a follower may apply from another member's journal.
@@ -30,6 +31,7 @@ pub mod identity;
 pub mod incident;
 pub mod journal;
 pub mod liveness;
+pub mod maintenance;
 pub mod offer;
 pub mod span;
 pub mod subscription;

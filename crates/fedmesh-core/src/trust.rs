@@ -342,7 +342,7 @@ pub fn check_incident(
 }
 
 /// Checks a maintenance window `source` announced: its id, provider and offer are `source`'s
-/// and it passes the checks of an announcement.
+/// and it passes the checks of an announcement ([`crate::maintenance::check`]).
 pub fn check_maintenance(
     source: &MemberId,
     window: &pb::MaintenanceWindow,
@@ -357,25 +357,9 @@ pub fn check_maintenance(
         source,
     )?;
     own_offer("maintenance window", id, &window.offer_id, source)?;
-    crate::calendar::closed_period("period", window.period.as_ref())
+    crate::maintenance::check(window.period.as_ref(), &window.summary, &window.description)
+        .map(|_| ())
         .map_err(|e| invalid("maintenance window", id, e))
-        .and_then(|period| {
-            if period.len() > usage::MAX_OUTAGE {
-                return Err(invalid(
-                    "maintenance window",
-                    id,
-                    "period: longer than 31 days",
-                ));
-            }
-            Ok(())
-        })?;
-    let opening = pb::OpenIncidentRequest {
-        summary: window.summary.clone(),
-        description: window.description.clone(),
-        priority: pb::Priority::P4 as i32,
-        ..Default::default()
-    };
-    incident::check_open(&opening).map_err(|e| invalid("maintenance window", id, e))
 }
 
 /// Checks every record of a usage batch `source` journaled: each is on one of `source`'s

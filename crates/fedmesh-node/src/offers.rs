@@ -178,24 +178,16 @@ impl pb::offer_service_server::OfferService for OfferApi {
         let key =
             crate::subscriptions::request_key(&identity, "AnnounceMaintenance", &body.request_id)?;
         self.local_offer_id(&body.offer_id)?;
-        let period = fedmesh_core::calendar::closed_period("period", body.period.as_ref())
-            .map_err(ServiceError::from)?;
+        let period = fedmesh_core::maintenance::check(
+            body.period.as_ref(),
+            &body.summary,
+            &body.description,
+        )
+        .map_err(ServiceError::from)?;
         let at = fedmesh_grpc::figures::now();
         if period.end <= at {
             return Err(ServiceError::invalid("period.end_time", "is already past").into());
         }
-        if period.len() > fedmesh_core::usage::MAX_OUTAGE {
-            return Err(ServiceError::invalid("period", "longer than 31 days").into());
-        }
-        if body.summary.trim().is_empty() || body.summary.len() > 200 {
-            return Err(ServiceError::invalid("summary", "required, at most 200 bytes").into());
-        }
-        if body.description.len() > 16 * 1024 {
-            return Err(ServiceError::invalid("description", "at most 16 KiB").into());
-        }
-        // Every tenant's people read them: inert on their screens.
-        text::check("summary", &body.summary, Lines::One).map_err(ServiceError::from)?;
-        text::check("description", &body.description, Lines::Many).map_err(ServiceError::from)?;
         let offer = self
             .store
             .get_offer(&body.offer_id)
