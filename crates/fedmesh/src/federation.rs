@@ -477,7 +477,10 @@ impl RunningFederation {
         // It is written again every time, so that a file from an older demo ends up 0600 too.
         let token_path = coordinator_dir.join("dashboard-token");
         let dashboard_token = match std::fs::read_to_string(&token_path) {
-            Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+            // One the dashboard would refuse (an older demo's, too short) is replaced.
+            Ok(token) if fedmesh_coordinator::dashboard::acceptable_token(token.trim()) => {
+                token.trim().to_owned()
+            }
             _ => crate::admin::new_request_id()?,
         };
         secret(&token_path, dashboard_token.as_bytes())?;

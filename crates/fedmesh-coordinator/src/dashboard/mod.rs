@@ -75,10 +75,7 @@ impl DashboardConfig {
         let Some(token) = &self.token else {
             return Ok(());
         };
-        let shaped = token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if token.len() < MIN_TOKEN_LEN || !shaped {
+        if !acceptable_token(token) {
             return Err((
                 "dashboard.token".to_owned(),
                 format!(
@@ -88,6 +85,15 @@ impl DashboardConfig {
         }
         Ok(())
     }
+}
+
+/// Whether `token` may be the dashboard's: at least [`MIN_TOKEN_LEN`] characters of
+/// `A-Z a-z 0-9 - _`.
+pub fn acceptable_token(token: &str) -> bool {
+    token.len() >= MIN_TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Compares two byte strings in a time that depends only on their lengths.

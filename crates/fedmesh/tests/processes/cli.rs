@@ -687,7 +687,7 @@ fn the_demo_writes_its_token_and_the_files_that_hold_it_0600() {
     std::fs::create_dir_all(&coordinator).unwrap();
     let token = coordinator.join("dashboard-token");
     let config = coordinator.join("coordinator.toml");
-    std::fs::write(&token, "a-token-kept-from-an-older-demo").unwrap();
+    std::fs::write(&token, "a-token-kept-from-an-older-demo-0123").unwrap();
     std::fs::write(&config, "# an older configuration\n").unwrap();
     for file in [&token, &config] {
         std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -702,12 +702,12 @@ fn the_demo_writes_its_token_and_the_files_that_hold_it_0600() {
     // The token was kept (printed links stay valid), and it is in the two files below.
     assert_eq!(
         std::fs::read_to_string(&token).unwrap(),
-        "a-token-kept-from-an-older-demo"
+        "a-token-kept-from-an-older-demo-0123"
     );
     for file in [&token, &config, &manifest] {
         let text = std::fs::read_to_string(file).unwrap();
         assert!(
-            text.contains("a-token-kept-from-an-older-demo"),
+            text.contains("a-token-kept-from-an-older-demo-0123"),
             "{}: {text}",
             file.display()
         );
