@@ -156,7 +156,8 @@ fn forged_journal(
 /// journal the coordinator follows: the coordinator refuses every such entry (counted by
 /// reason), applies rouen's honest offer after them, and rennes2's offer, incidents and
 /// figures stay rennes2's — at the coordinator, in unistra's cached catalogue, after a journal
-/// that changes identity, and while rennes2 keeps publishing.
+/// that changes identity and then serves an entry too large to receive, and while rennes2
+/// keeps publishing.
 #[tokio::test]
 async fn a_hostile_journal_changes_nothing_of_another_member_at_the_coordinator() {
     let (mut federation, incidents) = seeded().await;
@@ -270,6 +271,15 @@ async fn a_hostile_journal_changes_nothing_of_another_member_at_the_coordinator(
     later.offer_id = "rouen.later".into();
     later.service_id = "later".into();
     entries.push(entry(9, Payload::Offer(later)));
+    // Then an entry larger than any message the coordinator accepts (5 MiB): rouen's own
+    // replication stops there; nobody else's does (below).
+    let mut oversized = own.offer.clone().unwrap();
+    oversized.offer_id = "rouen.oversized".into();
+    oversized.service_id = "oversized".into();
+    if let Some(d) = oversized.description.as_mut() {
+        d.en = "x".repeat(5 * 1024 * 1024);
+    }
+    entries.push(entry(10, Payload::Offer(oversized)));
     // Its node comes back elsewhere (a new endpoint: the coordinator's follower reconnects)
     // with a journal of another identity.
     drop(hostile);
@@ -286,6 +296,12 @@ async fn a_hostile_journal_changes_nothing_of_another_member_at_the_coordinator(
         .await
         .unwrap();
     assert_eq!(after.offer, collab.offer);
+
+    assert!(
+        catalogue_offer(&federation, &coordinator, "rouen.oversized")
+            .await
+            .is_none()
+    );
 
     // Honest members keep converging: rennes2 publishes a new version, which reaches the
     // coordinator and unistra's cached catalogue.
