@@ -45,13 +45,7 @@ impl MetricsApi {
         if !offer_id.is_empty() {
             return Ok(vec![self.offer(offer_id)?]);
         }
-        Ok(self
-            .store
-            .catalogue_offers()?
-            .into_iter()
-            .filter_map(|c| c.offer)
-            .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32)
-            .collect())
+        Ok(self.store.live_catalogue_offers()?)
     }
 }
 

@@ -47,13 +47,7 @@ pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn()
         let mut incidents: BTreeMap<&str, f64> =
             [("on_time", 0.0), ("at_risk", 0.0), ("breached", 0.0)].into();
         let at = figures::now();
-        let offers: Vec<pb::Offer> = store
-            .catalogue_offers()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| c.offer)
-            .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32)
-            .collect();
+        let offers: Vec<pb::Offer> = store.live_catalogue_offers().unwrap_or_default();
         // One pass over the incidents for every offer: each open one counted with its offer's
         // clocks.
         let terms: BTreeMap<&str, (pb::ServiceEngagement, _)> = offers

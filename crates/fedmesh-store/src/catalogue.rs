@@ -283,6 +283,17 @@ impl Store {
             .collect()
     }
 
+    /// The offers of the catalogue that are not withdrawn, in offer id order: what the
+    /// coordinator's figures and dashboard count.
+    pub fn live_catalogue_offers(&self) -> Result<Vec<pb::Offer>, StoreError> {
+        Ok(self
+            .catalogue_offers()?
+            .into_iter()
+            .filter_map(|c| c.offer)
+            .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32)
+            .collect())
+    }
+
     /// Durable catalogue changes above `since`, at most `limit`, in order.
     pub fn catalogue_changes(
         &self,

@@ -202,16 +202,6 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    fn live_offers(&self) -> Result<Vec<pb::Offer>, StoreError> {
-        Ok(self
-            .store
-            .catalogue_offers()?
-            .into_iter()
-            .filter_map(|c| c.offer)
-            .filter(|o| o.status != pb::OfferStatus::Withdrawn as i32)
-            .collect())
-    }
-
     fn offer_row(&self, o: &pb::Offer) -> Result<OfferRow, StoreError> {
         Ok(OfferRow {
             offer_id: o.offer_id.clone(),
@@ -224,7 +214,8 @@ impl Source {
     }
 
     fn offer_rows(&self) -> Result<Vec<OfferRow>, StoreError> {
-        self.live_offers()?
+        self.store
+            .live_catalogue_offers()?
             .iter()
             .map(|o| self.offer_row(o))
             .collect()
@@ -302,7 +293,7 @@ impl Source {
     /// `/incidents` and `/api/incidents`.
     pub(crate) fn incidents(&self) -> Result<Incidents, StoreError> {
         Ok(Incidents {
-            incidents: self.incident_rows(&self.live_offers()?)?,
+            incidents: self.incident_rows(&self.store.live_catalogue_offers()?)?,
         })
     }
 
@@ -406,7 +397,7 @@ impl Source {
         let Some(node) = self.store.get_node(member)? else {
             return Ok(None);
         };
-        let offers = self.live_offers()?;
+        let offers = self.store.live_catalogue_offers()?;
         let mut provides = Vec::new();
         let mut subscribes = Vec::new();
         for offer in &offers {
