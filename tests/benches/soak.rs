@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
-use fedmesh_grpc::{ClientOptions, ClientPem, GrpcChannel};
+use fedmesh_grpc::GrpcChannel;
 use fedmesh_proto::pb;
-use fedmesh_tests::bench::{arg, percentile};
+use fedmesh_tests::bench::{arg, channel, percentile};
 use fedmesh_tests::{SplitMix64, TestFederation, dir_bytes};
 
 fn ms(d: Duration) -> String {
@@ -223,15 +223,6 @@ fn host(dir: PathBuf, members: usize, cache_mb: u64) {
         }
         drop(federation);
     });
-}
-
-fn channel(manifest: &Manifest, endpoint: &str, cert: &Path, key: &Path) -> GrpcChannel {
-    let pem = ClientPem {
-        ca: std::fs::read(&manifest.ca).unwrap(),
-        cert: std::fs::read(cert).unwrap(),
-        key: std::fs::read(key).unwrap(),
-    };
-    fedmesh_grpc::connect_pem(endpoint, &pem, ClientOptions::default()).unwrap()
 }
 
 /// Resident memory (MiB) and open file descriptors of process `pid`.

@@ -18,13 +18,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
-use fedmesh_grpc::{ClientOptions, ClientPem, GrpcChannel};
+use fedmesh_grpc::GrpcChannel;
 use fedmesh_proto::pb;
-use fedmesh_tests::bench::arg;
+use fedmesh_tests::bench::{arg, channel};
 use fedmesh_tests::{TestFederation, port_of};
 
 fn ms(d: Duration) -> String {
@@ -124,15 +124,6 @@ fn host(dir: PathBuf, members: usize) {
         }
         drop(federation);
     });
-}
-
-fn channel(manifest: &Manifest, endpoint: &str, cert: &Path, key: &Path) -> GrpcChannel {
-    let pem = ClientPem {
-        ca: std::fs::read(&manifest.ca).unwrap(),
-        cert: std::fs::read(cert).unwrap(),
-        key: std::fs::read(key).unwrap(),
-    };
-    fedmesh_grpc::connect_pem(endpoint, &pem, ClientOptions::default()).unwrap()
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -21,3 +21,20 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
+
+/// A channel to `endpoint` of a federation described by `manifest` (one a benchmark runs in a
+/// child process), presenting the certificate and key in the given files.
+#[allow(clippy::unwrap_used)]
+pub fn channel(
+    manifest: &fedmesh::federation::Manifest,
+    endpoint: &str,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> fedmesh_grpc::GrpcChannel {
+    let pem = fedmesh_grpc::ClientPem {
+        ca: std::fs::read(&manifest.ca).unwrap(),
+        cert: std::fs::read(cert).unwrap(),
+        key: std::fs::read(key).unwrap(),
+    };
+    fedmesh_grpc::connect_pem(endpoint, &pem, fedmesh_grpc::ClientOptions::default()).unwrap()
+}
