@@ -327,6 +327,25 @@ pub fn tls_client(
     config
 }
 
+/// The certificate a TLS server on `port` presents to a new connection (DER), to a client
+/// trusting `ca_pem` and speaking `alpn` (`h2` for gRPC, `http/1.1` for the dashboard).
+#[allow(clippy::unwrap_used)]
+pub async fn served_certificate(port: u16, ca_pem: &[u8], alpn: &[u8]) -> Vec<u8> {
+    let mut config = tls_client(ca_pem, None, &[&rustls::version::TLS13]);
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
 /// The port of an `https://host:port` endpoint.
 pub fn port_of(endpoint: &str) -> u16 {
     endpoint

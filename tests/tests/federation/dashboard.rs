@@ -345,23 +345,6 @@ async fn every_value_on_a_page_is_escaped() {
     }
 }
 
-/// The peer certificate a TLS server presents on `port` (DER), to a client speaking `alpn`.
-async fn served_certificate(port: u16, ca: &[u8], alpn: &[u8]) -> Vec<u8> {
-    let mut config = fedmesh_tests::tls_client(ca, None, &[&rustls::version::TLS13]);
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
-}
-
 /// A rotated certificate reaches the dashboard with the gRPC listener, on the same reload.
 #[tokio::test]
 async fn the_dashboard_serves_a_rotated_certificate() {
@@ -370,8 +353,11 @@ async fn the_dashboard_serves_a_rotated_certificate() {
     let ca = fed.ca_pem();
     let port = fedmesh_tests::port_of(base.trim_end_matches('/'));
     let grpc = fedmesh_tests::port_of(&fed.coordinator().endpoint);
-    let before = served_certificate(port, &ca, b"http/1.1").await;
-    assert_eq!(before, served_certificate(grpc, &ca, b"h2").await);
+    let before = fedmesh_tests::served_certificate(port, &ca, b"http/1.1").await;
+    assert_eq!(
+        before,
+        fedmesh_tests::served_certificate(grpc, &ca, b"h2").await
+    );
     let coordinator: fedmesh_core::Identity = fed.uri("coordinator").parse().unwrap();
     fed.running
         .pki
@@ -382,12 +368,15 @@ async fn the_dashboard_serves_a_rotated_certificate() {
         )
         .unwrap();
     fed.running.reload_tls().unwrap();
-    let after = served_certificate(port, &ca, b"http/1.1").await;
+    let after = fedmesh_tests::served_certificate(port, &ca, b"http/1.1").await;
     assert_ne!(
         after, before,
         "the dashboard still serves the old certificate"
     );
-    assert_eq!(after, served_certificate(grpc, &ca, b"h2").await);
+    assert_eq!(
+        after,
+        fedmesh_tests::served_certificate(grpc, &ca, b"h2").await
+    );
 }
 
 /// Debian's Chromium, if installed (`.ci/run` installs it and requires it).

@@ -386,33 +386,6 @@ async fn a_node_cannot_answer_for_another_member() {
     );
 }
 
-/// The certificate a server presents to a new TLS connection (DER).
-async fn served_certificate(port: u16, fed: &TestFederation) -> Vec<u8> {
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&fed.ca_pem()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
-}
-
 #[tokio::test]
 async fn a_rotated_certificate_is_picked_up_without_restart_or_failing_calls() {
     use pb::journal_service_client::JournalServiceClient;
@@ -420,7 +393,7 @@ async fn a_rotated_certificate_is_picked_up_without_restart_or_failing_calls() {
     let fed = TestFederation::start(1).await;
     let node = fed.member(0);
     let port = fedmesh_tests::port_of(&node.endpoint);
-    let before = served_certificate(port, &fed).await;
+    let before = fedmesh_tests::served_certificate(port, &fed.ca_pem(), b"h2").await;
     // A call in progress: a journal watch opened before the rotation.
     let mut watch = JournalServiceClient::new(fed.as_admin(node))
         .watch(pb::WatchRequest::default())
@@ -455,7 +428,10 @@ async fn a_rotated_certificate_is_picked_up_without_restart_or_failing_calls() {
     fedmesh_tests::wait_for(
         "new connections to get the new certificate",
         std::time::Duration::from_secs(10),
-        || async { (served_certificate(port, &fed).await == expected).then_some(()) },
+        || async {
+            (fedmesh_tests::served_certificate(port, &fed.ca_pem(), b"h2").await == expected)
+                .then_some(())
+        },
     )
     .await;
     // The call in progress goes on, and new calls work.
