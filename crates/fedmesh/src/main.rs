@@ -632,14 +632,22 @@ fn print_demo(
         "  {} fedmesh.v1.RegistryService/ListNodes   # as the consortium operator `{DEMO_ADMIN}`",
         grpcurl(coordinator)
     );
+    // The variables that make the CLI act as the holder of `cert` on `endpoint`.
+    let export = |endpoint: &str, ca: &Path, cert: &Path, key: &Path| {
+        say!(
+            "  export FEDMESH_ENDPOINT={endpoint} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+    };
     say!("\nWith the fedmesh CLI, act as a member's admin:");
     for member in &manifest.members {
-        say!(
-            "  export FEDMESH_ENDPOINT={} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
-            member.endpoint,
-            member.ca.display(),
-            member.admin_cert.display(),
-            member.admin_key.display()
+        export(
+            &member.endpoint,
+            &member.ca,
+            &member.admin_cert,
+            &member.admin_key,
         );
     }
     say!("  fedmesh whoami");
@@ -656,24 +664,22 @@ fn print_demo(
         .find(|m| m.member_id.as_deref() == Some("rennes2"));
     if let Some(rennes2) = rennes2.filter(|_| agent_cert.exists()) {
         say!("\nAs rennes2's metering agent (usage reports, docs/usage.md):");
-        say!(
-            "  export FEDMESH_ENDPOINT={} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
-            rennes2.endpoint,
-            rennes2.ca.display(),
-            agent_cert.display(),
-            agent_cert.with_extension("key").display()
+        export(
+            &rennes2.endpoint,
+            &rennes2.ca,
+            &agent_cert,
+            &agent_cert.with_extension("key"),
         );
         say!("  fedmesh usage report --file examples/usage/usage.csv");
     }
     say!(
         "\nOn the coordinator, as the consortium operator `{DEMO_ADMIN}` (every member's figures; a member's admin sees its own, docs/security.md):"
     );
-    say!(
-        "  export FEDMESH_ENDPOINT={} FEDMESH_CA={} FEDMESH_CERT={} FEDMESH_KEY={}",
-        coordinator.endpoint,
-        coordinator.ca.display(),
-        coordinator.admin_cert.display(),
-        coordinator.admin_key.display()
+    export(
+        &coordinator.endpoint,
+        &coordinator.ca,
+        &coordinator.admin_cert,
+        &coordinator.admin_key,
     );
     say!("  fedmesh metrics summary");
     say!("  fedmesh metrics open");
