@@ -92,13 +92,7 @@ impl Coordinator {
         let removed = policy.removed();
         removed.replace(store.removed_members()?.into_iter().map(|m| m.member_id));
         let metrics = if config.metrics.enabled {
-            let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
-                .await
-                .map_err(|source| fedmesh_grpc::StartError::BindOther {
-                    key: "metrics.listen",
-                    addr: config.metrics.listen,
-                    source,
-                })?;
+            let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen).await?;
             let metrics = fedmesh_grpc::metrics::Metrics::new(monitoring::snapshot(
                 store.clone(),
                 config.tls.cert.clone(),

@@ -369,9 +369,16 @@ impl Metrics {
             .await
     }
 
-    /// Binds the metrics listener (before serving, so the port is known).
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-        tokio::net::TcpListener::bind(addr).await
+    /// Binds the metrics listener at `addr`, the `metrics.listen` key (before serving, so the
+    /// port is known); a taken address is reported as such, naming the key.
+    pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, crate::StartError> {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| crate::StartError::BindOther {
+                key: "metrics.listen",
+                addr,
+                source,
+            })
     }
 }
 

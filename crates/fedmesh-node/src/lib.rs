@@ -149,13 +149,7 @@ impl Node {
         let usage_api =
             usage::UsageApi::new(store.clone(), validated.member.clone(), peers.clone());
         let metrics = if config.metrics.enabled {
-            let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen)
-                .await
-                .map_err(|source| fedmesh_grpc::StartError::BindOther {
-                    key: "metrics.listen",
-                    addr: config.metrics.listen,
-                    source,
-                })?;
+            let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen).await?;
             let metrics = fedmesh_grpc::metrics::Metrics::new(metrics::snapshot(
                 store.clone(),
                 validated.member.clone(),
