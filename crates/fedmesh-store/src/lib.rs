@@ -14,8 +14,10 @@
 //! - [`outbox`]: writes waiting for another member's node, and known peer endpoints.
 //! - [`registry`]: the coordinator's directory of member nodes.
 //! - [`backup`]: consistent online snapshots and their restore.
+//! - [`archive`]: what left the hot trees, in files next to the database.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod backup;
 pub mod catalogue;
 pub mod incidents;
