@@ -1,5 +1,6 @@
 //! fedmesh domain logic, free of I/O so that it is unit-tested directly.
 //!
+//! - [`clock`]: the instant business time is reckoned at (accelerated in soaks).
 //! - [`identity`]: the SPIFFE-style identities of design section 2 and the member ids in them.
 //! - [`authz`]: the role × RPC table, deny by default.
 //! - [`liveness`]: when a registered node counts as stale.
@@ -23,6 +24,7 @@
 pub mod authz;
 pub mod calendar;
 pub mod catalogue;
+pub mod clock;
 pub mod config;
 pub mod cost;
 pub mod endpoint;
