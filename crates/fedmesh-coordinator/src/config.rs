@@ -30,6 +30,9 @@ pub struct CoordinatorConfig {
     /// `[storage]`: how the database is opened.
     #[serde(default)]
     pub storage: fedmesh_grpc::server::StorageConfig,
+    /// `[clock]`: the federation's clock (accelerated for soaks only).
+    #[serde(default)]
+    pub clock: fedmesh_grpc::server::ClockConfig,
     /// The coordinator's certificate, key, the federation CA and CRL. Required.
     pub tls: TlsFiles,
     /// Registry behaviour.
@@ -123,6 +126,9 @@ impl CoordinatorConfig {
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
         self.storage
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
+        self.clock
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
         self.dashboard

@@ -63,6 +63,7 @@ impl Coordinator {
     /// Validates the configuration, opens the database, loads TLS and binds the listener.
     pub async fn bind(config: CoordinatorConfig) -> Result<Self, CoordinatorError> {
         let validated = config.validate()?;
+        config.clock.apply()?;
         let Foundation {
             store,
             tls,

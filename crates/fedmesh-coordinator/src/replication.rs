@@ -422,7 +422,7 @@ impl NodeFollower {
                 Some(pb::CatalogueOffer {
                     provider_display_name: self.member.clone(),
                     source_revision: entry.revision,
-                    replicate_time: Some(SystemTime::now().into()),
+                    replicate_time: Some(fedmesh_core::clock::now_timestamp()),
                     provider_node_up: true,
                     tenant_count,
                     user_count,

@@ -32,11 +32,19 @@ pub fn advice(not_after: i64, now: i64) -> Option<(bool, String)> {
     }
 }
 
+/// The system clock's now in seconds: a certificate expires in real time, whatever the
+/// federation's clock says.
+fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Checks the certificate in `cert` now and every few hours until `stop`.
 pub async fn watch_certificate(cert: PathBuf, mut stop: watch::Receiver<bool>) {
     loop {
         match fedmesh_tls::config::cert_not_after(&cert) {
-            Ok(not_after) => match advice(not_after, crate::figures::now()) {
+            Ok(not_after) => match advice(not_after, system_now()) {
                 Some((true, message)) => tracing::error!(cert = %cert.display(), "{message}"),
                 Some((false, message)) => tracing::warn!(cert = %cert.display(), "{message}"),
                 None => {}

@@ -10,11 +10,9 @@ use fedmesh_store::{Store, StoreError};
 /// The longest range of months one request may cover.
 pub const MAX_MONTHS: usize = 36;
 
-/// The instant now, in whole seconds.
+/// The instant now on the federation's clock ([`fedmesh_core::clock`]), in whole seconds.
 pub fn now() -> Secs {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as Secs)
+    fedmesh_core::clock::now_secs()
 }
 
 /// The calendar of an offer (the design's default when the offer has none).

@@ -61,6 +61,69 @@ impl StorageConfig {
     }
 }
 
+/// Section `[clock]` of the node and coordinator configuration files: the federation's clock
+/// ([`fedmesh_core::clock`]). For soaks and rehearsals only: a production party leaves it
+/// alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    /// How many seconds of business time (months, SLA clocks, retention) pass in one second of
+    /// the system clock, from `anchor_unix_ms` on. 1: the system clock.
+    pub speed: f64,
+    /// The system instant (Unix milliseconds) from which the clock runs faster; 0: the first
+    /// start of a party in this process. Give every process of a soak the same value.
+    pub anchor_unix_ms: u64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        Self {
+            speed: 1.0,
+            anchor_unix_ms: 0,
+        }
+    }
+}
+
+impl ClockConfig {
+    /// Checks the values; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !self.speed.is_finite() || !(1.0..=1_000_000.0).contains(&self.speed) {
+            return Err((
+                "clock.speed".to_owned(),
+                format!("{} is not between 1 and 1000000", self.speed),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets this process's clock. A party of a process whose clock already runs at this speed
+    /// with no anchor of its own joins it.
+    pub fn apply(&self) -> Result<(), fedmesh_core::config::ConfigError> {
+        use fedmesh_core::clock;
+        if self.speed == 1.0 {
+            return Ok(());
+        }
+        let anchor = match (self.anchor_unix_ms, clock::acceleration()) {
+            (0, Some(running)) if running.speed == self.speed => return Ok(()),
+            (0, _) => std::time::SystemTime::now(),
+            (ms, _) => std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        };
+        clock::accelerate(clock::Acceleration {
+            anchor,
+            speed: self.speed,
+        })
+        .map_err(|e| fedmesh_core::config::ConfigError::Invalid {
+            key: "clock.speed".to_owned(),
+            message: e.to_string(),
+        })?;
+        tracing::warn!(
+            speed = self.speed,
+            "the federation's clock runs faster than the system's: for soaks and rehearsals only"
+        );
+        Ok(())
+    }
+}
+
 /// What a `WatchResponse` adds around the journal entry it carries (its field key and length).
 const WATCH_ENVELOPE_BYTES: usize = 16;
 

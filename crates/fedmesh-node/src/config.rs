@@ -37,6 +37,9 @@ pub struct NodeConfig {
     /// `[storage]`: how the database is opened.
     #[serde(default)]
     pub storage: fedmesh_grpc::server::StorageConfig,
+    /// `[clock]`: the federation's clock (accelerated for soaks only).
+    #[serde(default)]
+    pub clock: fedmesh_grpc::server::ClockConfig,
     /// The node's certificate, key, the federation CA and CRL. Required.
     pub tls: TlsFiles,
     /// How to reach the coordinator.
@@ -240,6 +243,9 @@ impl NodeConfig {
         self.storage
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
+        self.clock
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
         let share = self.incidents.at_risk_share;
         if !(share > 0.0 && share < 1.0) {
             return Err(invalid(
@@ -320,6 +326,8 @@ mod tests {
             ("coordinator.retry_max_ms=1", "coordinator.retry_max_ms"),
             ("storage.cache_mb=0", "storage.cache_mb"),
             ("storage.cache_mb=70000", "storage.cache_mb"),
+            ("clock.speed=0.5", "clock.speed"),
+            ("clock.speed=2000000", "clock.speed"),
             (
                 "limits.max_concurrent_streams=0",
                 "limits.max_concurrent_streams",

@@ -86,6 +86,7 @@ impl Node {
     /// Validates the configuration, opens the database, loads TLS and binds the listener.
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
         let validated = config.validate()?;
+        config.clock.apply()?;
         let Foundation {
             store,
             tls,

@@ -39,7 +39,7 @@ impl OfferApi {
 }
 
 fn now() -> prost_types::Timestamp {
-    std::time::SystemTime::now().into()
+    fedmesh_core::clock::now_timestamp()
 }
 
 #[tonic::async_trait]

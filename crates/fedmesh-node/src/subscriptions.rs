@@ -147,7 +147,7 @@ impl SubscriptionApi {
 }
 
 fn now() -> prost_types::Timestamp {
-    std::time::SystemTime::now().into()
+    fedmesh_core::clock::now_timestamp()
 }
 
 /// Checks a client request id and makes the key of its idempotency record.

@@ -190,7 +190,7 @@ struct OfferContext {
 }
 
 fn stamp_time() -> prost_types::Timestamp {
-    std::time::SystemTime::now().into()
+    fedmesh_core::clock::now_timestamp()
 }
 
 #[tonic::async_trait]

@@ -152,7 +152,7 @@ impl Store {
             {
                 return Ok((Applied::Duplicate, None));
             }
-            let now = std::time::SystemTime::now().into();
+            let now = fedmesh_core::clock::now_timestamp();
             let change = offer.map(|offer| upserted(revision, offer, now));
             let encoded_cursor = position.map(prost::Message::encode_to_vec);
             let result: Result<(), TransactionError<()>> = (&catalogue, &log, &cursors)

@@ -32,7 +32,7 @@ pub enum WriteError<E> {
 }
 
 fn now() -> prost_types::Timestamp {
-    std::time::SystemTime::now().into()
+    fedmesh_core::clock::now_timestamp()
 }
 
 /// How one kind of entity is stored and journaled.

@@ -27,10 +27,9 @@ pub struct RequestRecord {
     pub recorded_at_unix: i64,
 }
 
+/// Now on the federation's clock, in Unix seconds.
 pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    fedmesh_core::clock::now_secs()
 }
 
 /// One migration: from `to - 1` to `to`.

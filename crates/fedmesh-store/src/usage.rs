@@ -236,7 +236,7 @@ fn new_records<'a>(records: &'a [Filed], ids: &sled::Tree) -> Result<Sorted<'a>,
 }
 
 fn now() -> prost_types::Timestamp {
-    std::time::SystemTime::now().into()
+    fedmesh_core::clock::now_timestamp()
 }
 
 impl Store {
