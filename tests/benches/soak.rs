@@ -12,12 +12,19 @@
 //!    node, usage reports by rennes2's agent, incidents opened and commented by unistra's desk
 //!    through its node. Every `--sample-seconds`: throughput, p50/p99 latency, errors, and the
 //!    federation process's resident memory and open file descriptors, and the size of its
-//!    files on disk (its databases). `--cache-mb` sets `storage.cache_mb` for every party (64
-//!    by default); `FEDMESH_SOAK_WRAP` runs the federation process under a profiler
-//!    (`heaptrack -o /tmp/soak`).
+//!    files on disk (its databases, and apart the archives beside them). `--cache-mb` sets
+//!    `storage.cache_mb` for every party (64 by default); `FEDMESH_SOAK_WRAP` runs the
+//!    federation process under a profiler (`heaptrack -o /tmp/soak`).
+//! 3. **Years.** `--clock-speed 17520` runs the federation's clock (`clock.speed`) that much
+//!    faster: a year of business time in 30 minutes. Usage is then reported for the business
+//!    hour just ended (so months fill, close and leave the hot state), and each incident is
+//!    resolved by the provider and closed by the desk after its comments (so incidents end
+//!    and retire). Each window also shows the business date. The summary compares the growth
+//!    of memory and of the databases over the last third with their level in the first.
 //!
 //! ```sh
 //! cargo bench -p fedmesh-tests --bench soak -- --minutes 10 --nodes 20
+//! cargo bench -p fedmesh-tests --bench soak -- --minutes 30 --nodes 20 --clock-speed 17520 --overhead-seconds 0
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -202,13 +209,17 @@ async fn overhead(seconds: u64, concurrency: usize) {
 // ---------------------------------------------------------------------------------------------
 // 2. Soak: the federation in a child process (this binary with `--host`).
 
-fn host(dir: PathBuf, members: usize, cache_mb: u64) {
+fn host(dir: PathBuf, members: usize, cache_mb: u64, clock: Clock) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut spec = FederationSpec::new(&dir, members);
-        let cache = format!("storage.cache_mb={cache_mb}");
-        spec.coordinator_settings.push(cache.clone());
-        spec.node_settings.push(cache);
+        let mut settings = vec![format!("storage.cache_mb={cache_mb}")];
+        if clock.speed > 1.0 {
+            settings.push(format!("clock.speed={}", clock.speed));
+            settings.push(format!("clock.anchor_unix_ms={}", clock.anchor_ms));
+        }
+        spec.coordinator_settings.extend(settings.iter().cloned());
+        spec.node_settings.extend(settings);
         let federation = RunningFederation::start(spec).await.unwrap();
         federation.seed_example_offers().await.unwrap();
         federation.seed_example_usage().await.unwrap();
@@ -223,6 +234,52 @@ fn host(dir: PathBuf, members: usize, cache_mb: u64) {
         }
         drop(federation);
     });
+}
+
+/// The federation's clock in a soak: its speed, and the system instant (Unix ms) it runs faster
+/// from, the same in this process and the federation's.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    speed: f64,
+    anchor_ms: u64,
+}
+
+impl Clock {
+    fn apply(self) {
+        if self.speed > 1.0 {
+            fedmesh_core::clock::accelerate(fedmesh_core::clock::Acceleration {
+                anchor: std::time::UNIX_EPOCH + Duration::from_millis(self.anchor_ms),
+                speed: self.speed,
+            })
+            .unwrap();
+        }
+    }
+}
+
+/// The size of the federation's databases, and of the archives beside them (MiB).
+fn disk_sample(dir: &Path) -> (f64, f64) {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let archives: u64 = std::fs::read_dir(dir)
+        .map(|parties| {
+            parties
+                .flatten()
+                .map(|party| dir_bytes(&party.path().join("data").join("archive")))
+                .sum()
+        })
+        .unwrap_or(0);
+    (mib(dir_bytes(dir).saturating_sub(archives)), mib(archives))
+}
+
+/// Growth over the last third of `samples` as a share of the level in the first third.
+fn growth_share(samples: &[f64]) -> Option<f64> {
+    let third = samples.len() / 3;
+    if third == 0 {
+        return None;
+    }
+    let first = samples[..third].iter().sum::<f64>() / third as f64;
+    let last = &samples[samples.len() - third..];
+    let growth = last[last.len() - 1] - last[0];
+    Some(growth / first)
 }
 
 /// Resident memory (MiB) and open file descriptors of process `pid`.
@@ -254,6 +311,7 @@ struct Soak {
     distinct: u64,
     read_only: bool,
     cache_mb: u64,
+    clock: Clock,
 }
 
 async fn soak(settings: Soak) {
@@ -266,7 +324,10 @@ async fn soak(settings: Soak) {
         distinct,
         read_only,
         cache_mb,
+        clock,
     } = settings;
+    clock.apply();
+    let years = clock.speed > 1.0;
     let dir = tempfile::tempdir().unwrap();
     // FEDMESH_SOAK_WRAP runs the federation under a profiler, e.g. "heaptrack -o /tmp/soak".
     let wrap = std::env::var("FEDMESH_SOAK_WRAP").unwrap_or_default();
@@ -284,6 +345,8 @@ async fn soak(settings: Soak) {
         .arg(dir.path())
         .arg(members.to_string())
         .arg(cache_mb.to_string())
+        .arg(clock.speed.to_string())
+        .arg(clock.anchor_ms.to_string())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -316,6 +379,12 @@ async fn soak(settings: Soak) {
         &unistra.admin_cert,
         &unistra.admin_key,
     );
+    let provider = channel(
+        &manifest,
+        &rennes2.endpoint,
+        &rennes2.admin_cert,
+        &rennes2.admin_key,
+    );
     let readers: Vec<GrpcChannel> = manifest
         .members
         .iter()
@@ -346,9 +415,10 @@ async fn soak(settings: Soak) {
     let mut workers = Vec::new();
     for w in 0..concurrency {
         let (window, stop, counter) = (window.clone(), stop.clone(), counter.clone());
-        let (agent, desk, readers, subscription) = (
+        let (agent, desk, provider, readers, subscription) = (
             agent.clone(),
             desk.clone(),
+            provider.clone(),
             readers.clone(),
             tenancy.subscription_id.clone(),
         );
@@ -378,11 +448,17 @@ async fn soak(settings: Soak) {
                     // 10 records, one hour each, spread over 2025 (a year the demo leaves alone).
                     // With --distinct-batches, ids repeat after that many batches: the reports
                     // then store nothing new (duplicates), which tells data growth from leaks.
+                    // Over years, the business hour just ended.
                     let batch = if distinct > 0 { n % distinct } else { n };
+                    let hour_ended = fedmesh_core::clock::now_secs().div_euclid(3600) * 3600;
                     let records = (0..10)
                         .map(|i| {
                             let slot = (batch * 10 + i) % (365 * 24);
-                            let start = 1_735_689_600 + slot as i64 * 3600;
+                            let start = if years {
+                                hour_ended - 3600
+                            } else {
+                                1_735_689_600 + slot as i64 * 3600
+                            };
                             pb::UsageRecord {
                                 record_id: format!("soak-{batch}-{i}"),
                                 offer_id: "rennes2.collab".into(),
@@ -422,6 +498,35 @@ async fn soak(settings: Soak) {
                     let mut client =
                         pb::incident_service_client::IncidentServiceClient::new(desk.clone());
                     match incident.take() {
+                        // Over years, incidents end: resolved by the provider, closed by the
+                        // desk.
+                        Some((id, 5)) if years => {
+                            let r = pb::incident_service_client::IncidentServiceClient::new(
+                                provider.clone(),
+                            )
+                            .set_incident_status(pb::SetIncidentStatusRequest {
+                                request_id: format!("soak-resolve-{w}-{n}"),
+                                incident_id: id.clone(),
+                                status: pb::IncidentStatus::Resolved as i32,
+                                resolution: "fixed by the soak".into(),
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ());
+                            incident = Some((id, 6));
+                            ("incident resolve", r)
+                        }
+                        Some((id, 6)) if years => {
+                            let r = client
+                                .close_incident(pb::CloseIncidentRequest {
+                                    request_id: format!("soak-close-{w}-{n}"),
+                                    incident_id: id,
+                                    ..Default::default()
+                                })
+                                .await
+                                .map(|_| ());
+                            ("incident close", r)
+                        }
                         Some((id, comments)) if comments < 5 => {
                             let r = client
                                 .comment_incident(pb::CommentIncidentRequest {
@@ -485,9 +590,9 @@ async fn soak(settings: Soak) {
         "\n## Soak: {members} members, {rate:.0} calls/s paced over {concurrency} workers, {minutes} min, sled cache {cache_mb} MiB per database\n"
     );
     println!(
-        "| t | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds | on disk |"
+        "| t | business day | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds | databases | archives |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let pid: u32 = std::fs::read_to_string(dir.path().join("ready"))
         .unwrap()
         .parse()
@@ -497,6 +602,7 @@ async fn soak(settings: Soak) {
     let mut total_errors = 0u64;
     let mut first_sample: Option<(f64, usize)> = None;
     let mut last_sample = (0.0, 0);
+    let (mut rss_samples, mut disk_samples) = (Vec::new(), Vec::new());
     while soak_started.elapsed() < length {
         tokio::time::sleep(Duration::from_secs(sample)).await;
         let taken = std::mem::take(&mut *window.lock().unwrap());
@@ -523,14 +629,24 @@ async fn soak(settings: Soak) {
         let (rss, fds) = process_sample(pid);
         first_sample.get_or_insert((rss, fds));
         last_sample = (rss, fds);
-        let disk = dir_bytes(dir.path()) as f64 / (1024.0 * 1024.0);
+        let (disk, archives) = disk_sample(dir.path());
+        rss_samples.push(rss);
+        disk_samples.push(disk);
+        let day = jiff::Timestamp::from_second(fedmesh_core::clock::now_secs())
+            .map(|t| t.strftime("%Y-%m-%d").to_string())
+            .unwrap_or_default();
         println!(
-            "| {:.0} s | {:.0} | {} | {} | {} | {errors} | {rss:.0} MiB | {fds} | {disk:.0} MiB |",
+            "| {:.0} s | {day} | {:.0} | {} | {} | {} | {errors} | {rss:.0} MiB | {fds} | {disk:.0} MiB | {archives:.0} MiB |",
             soak_started.elapsed().as_secs_f64(),
             count as f64 / sample as f64,
             cell(&["catalogue search"]),
             cell(&["usage report (10 records)"]),
-            cell(&["incident open", "incident comment"]),
+            cell(&[
+                "incident open",
+                "incident comment",
+                "incident resolve",
+                "incident close"
+            ]),
         );
     }
     stop.store(true, Ordering::Relaxed);
@@ -543,6 +659,14 @@ async fn soak(settings: Soak) {
         counter.load(Ordering::Relaxed),
         last_sample.0,
         last_sample.1
+    );
+    let share = |samples: &[f64]| {
+        growth_share(samples).map_or("n/a".to_owned(), |g| format!("{:+.1} %", g * 100.0))
+    };
+    println!(
+        "growth over the last third, as a share of the first third's level: memory {}, databases {}",
+        share(&rss_samples),
+        share(&disk_samples)
     );
     std::fs::write(dir.path().join("stop"), b"").unwrap();
     let stopping = Instant::now();
@@ -559,7 +683,11 @@ fn main() {
         let dir = PathBuf::from(&args[i + 1]);
         let members = args[i + 2].parse().unwrap();
         let cache_mb = args[i + 3].parse().unwrap();
-        host(dir, members, cache_mb);
+        let clock = Clock {
+            speed: args[i + 4].parse().unwrap(),
+            anchor_ms: args[i + 5].parse().unwrap(),
+        };
+        host(dir, members, cache_mb, clock);
         return;
     }
     // As in the binary: a subscriber at INFO, so that each call's span is really built (its
@@ -577,6 +705,12 @@ fn main() {
     let distinct: u64 = arg("--distinct-batches", 0);
     let read_only = arg("--read-only", 0u8) == 1;
     let cache_mb: u64 = arg("--cache-mb", 64);
+    let clock = Clock {
+        speed: arg("--clock-speed", 1.0),
+        anchor_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         if overhead_seconds > 0 {
@@ -592,6 +726,7 @@ fn main() {
                 distinct,
                 read_only,
                 cache_mb,
+                clock,
             })
             .await;
         }
