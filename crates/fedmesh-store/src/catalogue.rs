@@ -15,7 +15,7 @@ use crate::log::key;
 use crate::{Store, StoreError, decode};
 
 pub(crate) const CATALOGUE_LOG_TREE: &str = "catalogue_log";
-const CATALOGUE_TREE: &str = "catalogue";
+pub(crate) const CATALOGUE_TREE: &str = "catalogue";
 pub(crate) const CURSORS_TREE: &str = "cursors";
 
 /// How far a source has been applied: which journal (its id changes if the source's store is
@@ -150,6 +150,10 @@ impl Store {
                 && stored.journal_id == position.journal_id
                 && position.revision <= stored.revision
             {
+                return Ok((Applied::Duplicate, None));
+            }
+            // A source being resynced moves its cursor only when the snapshot is complete.
+            if position.is_some() && self.resyncing(source)?.is_some() {
                 return Ok((Applied::Duplicate, None));
             }
             let now = std::time::SystemTime::now().into();
@@ -322,6 +326,11 @@ impl Store {
     /// The last durable catalogue revision.
     pub fn catalogue_revision(&self) -> u64 {
         self.catalogue_log.durable()
+    }
+
+    /// The catalogue log's compaction point: changes up to it are gone (0 when none is).
+    pub fn catalogue_compacted(&self) -> Result<u64, StoreError> {
+        self.compacted(crate::compact::LogKind::Catalogue)
     }
 }
 
