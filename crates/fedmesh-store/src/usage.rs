@@ -395,10 +395,7 @@ impl Store {
 
     /// The buckets (keys and values) that file `records` on the coordinator. A provider
     /// journals a record once: an id twice in one entry is kept once all the same.
-    pub(crate) fn filed_buckets(
-        &self,
-        records: &[Filed],
-    ) -> Result<Vec<KeyValue>, StoreError> {
+    pub(crate) fn filed_buckets(&self, records: &[Filed]) -> Result<Vec<KeyValue>, StoreError> {
         let mut seen = std::collections::HashSet::new();
         let fresh: Vec<&Filed> = records
             .iter()

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod compaction;
 mod dashboard;
 mod deploy;
 mod disclosure;
