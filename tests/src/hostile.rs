@@ -21,6 +21,21 @@ use crate::TestFederation;
 struct Journal {
     id: String,
     entries: Vec<pb::JournalEntry>,
+    /// Revisions up to this one are compacted away: a watch below it is told so.
+    compacted: u64,
+    /// What `GetSnapshot` sends, before its end marker at the last revision.
+    snapshot: Vec<pb::JournalEntry>,
+}
+
+impl Journal {
+    fn last_revision(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|e| e.revision)
+            .max()
+            .unwrap_or(0)
+            .max(self.compacted)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -40,6 +55,18 @@ impl JournalService for Served {
     ) -> Result<Response<fedmesh_grpc::stream::ResponseStream<pb::WatchResponse>>, Status> {
         let since = request.into_inner().since_revision;
         let journal = self.get();
+        if since < journal.compacted {
+            let mut status = Status::out_of_range("revision compacted");
+            status.metadata_mut().insert(
+                fedmesh_grpc::error::COMPACT_REVISION_HEADER,
+                journal
+                    .compacted
+                    .to_string()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("metadata: {e}")),
+            );
+            return Err(status);
+        }
         let last_revision = journal
             .entries
             .iter()
@@ -89,16 +116,33 @@ impl JournalService for Served {
         let journal = self.get();
         Ok(Response::new(pb::GetJournalInfoResponse {
             member_id: String::new(),
+            first_revision: journal.compacted + 1,
+            last_revision: journal.last_revision(),
             journal_id: journal.id,
-            first_revision: 1,
-            last_revision: journal
-                .entries
-                .iter()
-                .map(|e| e.revision)
-                .max()
-                .unwrap_or(0),
             server_time: Some(std::time::SystemTime::now().into()),
         }))
+    }
+
+    async fn get_snapshot(
+        &self,
+        _request: Request<pb::GetSnapshotRequest>,
+    ) -> Result<Response<fedmesh_grpc::stream::ResponseStream<pb::GetSnapshotResponse>>, Status>
+    {
+        use pb::get_snapshot_response::Item;
+        let journal = self.get();
+        let end = pb::SnapshotEnd {
+            revision: journal.last_revision(),
+            journal_id: journal.id.clone(),
+            item_count: journal.snapshot.len() as u64,
+        };
+        let items: Vec<Result<pb::GetSnapshotResponse, Status>> = journal
+            .snapshot
+            .into_iter()
+            .map(Item::Entry)
+            .chain([Item::End(end)])
+            .map(|item| Ok(pb::GetSnapshotResponse { item: Some(item) }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
     }
 }
 
@@ -179,6 +223,25 @@ impl HostileNode {
             *journal = Journal {
                 id: journal_id.to_owned(),
                 entries,
+                ..Journal::default()
+            };
+        }
+    }
+
+    /// Serves journal `journal_id` compacted through revision `compacted` (nothing after it),
+    /// whose `GetSnapshot` sends `snapshot`, from now on.
+    pub fn serve_compacted(
+        &self,
+        journal_id: &str,
+        compacted: u64,
+        snapshot: Vec<pb::JournalEntry>,
+    ) {
+        if let Ok(mut journal) = self.served.0.lock() {
+            *journal = Journal {
+                id: journal_id.to_owned(),
+                entries: Vec::new(),
+                compacted,
+                snapshot,
             };
         }
     }

@@ -56,6 +56,10 @@ pub struct CoordinatorConfig {
     /// Prometheus `/metrics` (port 9465 by default).
     #[serde(default = "fedmesh_grpc::metrics::MetricsConfig::coordinator")]
     pub metrics: fedmesh_grpc::metrics::MetricsConfig,
+    /// `[catalogue]`: how the catalogue change log compacts (its followers are the nodes'
+    /// catalogue caches).
+    #[serde(default)]
+    pub catalogue: fedmesh_grpc::compaction::CompactionConfig,
 }
 
 /// Section `[registry]`.
@@ -133,6 +137,9 @@ impl CoordinatorConfig {
             .map_err(|(key, message)| invalid(&key, message))?;
         self.dashboard
             .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
+        self.catalogue
+            .validate("catalogue")
             .map_err(|(key, message)| invalid(&key, message))?;
         if self.registry.heartbeat_interval_ms == 0 {
             return Err(invalid(

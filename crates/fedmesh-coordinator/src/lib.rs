@@ -57,6 +57,7 @@ pub struct Coordinator {
     metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
     dashboard: Option<dashboard::Dashboard>,
     cert: std::path::PathBuf,
+    compaction: fedmesh_grpc::compaction::CompactionConfig,
 }
 
 impl Coordinator {
@@ -208,6 +209,7 @@ impl Coordinator {
             metrics,
             dashboard,
             cert: config.tls.cert.clone(),
+            compaction: config.catalogue.clone(),
         })
     }
 
@@ -243,6 +245,12 @@ impl Coordinator {
     ) -> Result<(), CoordinatorError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let replication = tokio::spawn(self.replicator.run(stop_rx.clone()));
+        let compaction = tokio::spawn(fedmesh_grpc::compaction::run(
+            self.store.clone(),
+            vec![fedmesh_store::compact::LogKind::Catalogue],
+            self.compaction,
+            stop_rx.clone(),
+        ));
         let dashboard = self
             .dashboard
             .map(|dashboard| tokio::spawn(dashboard.serve(stop_rx.clone())));
@@ -293,6 +301,7 @@ impl Coordinator {
         };
         let result = self.server.serve(shutdown).await;
         let _ = replication.await;
+        let _ = compaction.await;
         for task in [metrics, dashboard, Some(expiry), Some(rotation), crl]
             .into_iter()
             .flatten()

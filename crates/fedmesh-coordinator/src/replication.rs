@@ -115,11 +115,14 @@ impl Replicator {
             // Anti-entropy: a follower behind what its node reports for several sweeps is
             // restarted from its cursor.
             let cursor = self.store.cursor(&member)?.map_or(0, |c| c.revision);
+            // A resync moves the cursor only at its end, and restarting it starts it over: a
+            // follower resyncing is not lagging.
+            let resyncing = self.store.resyncing(&member)?.is_some();
             let restart = match followers.get_mut(&member) {
                 None => true,
                 Some(f) if f.endpoint != node.endpoint || f.task.is_finished() => true,
                 Some(f) => {
-                    f.lagging_sweeps = if cursor < node.journal_revision {
+                    f.lagging_sweeps = if cursor < node.journal_revision && !resyncing {
                         f.lagging_sweeps + 1
                     } else {
                         0
@@ -278,6 +281,19 @@ impl NodeFollower {
             }
             None => 0,
         };
+        // A resync interrupted (its mark is still there), or a cursor whose next entries were
+        // compacted away: the node's state comes from a snapshot first.
+        let interrupted = match self.store.resyncing(&self.member) {
+            Ok(mark) => mark.is_some(),
+            Err(e) => return Ended::Store(e),
+        };
+        let mut since = since;
+        if interrupted || info.first_revision > since.saturating_add(1) {
+            since = match self.resync(&mut client, &info.journal_id).await {
+                Ok(revision) => revision,
+                Err(ended) => return ended,
+            };
+        }
         let mut stream = match client
             .watch(pb::WatchRequest {
                 since_revision: since,
@@ -286,6 +302,14 @@ impl NodeFollower {
             .await
         {
             Ok(response) => response.into_inner(),
+            Err(status) if fedmesh_grpc::error::compact_revision(&status).is_some() => {
+                // Compacted between GetJournalInfo and Watch: resync, then the next session
+                // watches from the snapshot's revision.
+                return match self.resync(&mut client, &info.journal_id).await {
+                    Ok(_) => Ended::Status(status),
+                    Err(ended) => ended,
+                };
+            }
             Err(status) => return Ended::Status(status),
         };
         // Revisions of one stream only go up: an entry at or below the last one is refused.
@@ -368,7 +392,6 @@ impl NodeFollower {
     /// ([`fedmesh_core::trust::check_entry`]): an entry it may not say is refused, counted, and
     /// passed over (the cursor moves past it), and nothing of it is applied.
     async fn apply(&self, journal_id: &str, entry: pb::JournalEntry) -> Result<(), StoreError> {
-        use fedmesh_core::trust;
         // The follower of a member removed meanwhile stops applying before its task ends.
         if self.removed.contains(&self.member) {
             return Ok(());
@@ -378,18 +401,9 @@ impl NodeFollower {
             revision: entry.revision,
         };
         // The node's copies of others' tenancies and incidents (it is their subscriber) are
-        // followed at their provider.
-        if trust::is_copy_of_others(&self.member_id, &entry) {
-            self.store
-                .apply_catalogue(&self.member, Some(&position), None)?;
-            return Ok(());
-        }
-        let now = fedmesh_grpc::figures::now();
-        if let Err(rejected) =
-            trust::check_entry(&self.member_id, &entry, trust::Follower::Coordinator, now)
-        {
-            self.rejections
-                .refuse(&self.member, entry.revision, &rejected);
+        // followed at their provider; an entry the node may not say is refused. Either way the
+        // cursor moves past it.
+        if !self.admits(&entry) {
             self.store
                 .apply_catalogue(&self.member, Some(&position), None)?;
             return Ok(());
@@ -411,7 +425,23 @@ impl NodeFollower {
             self.store.apply_records(&self.member, &position, records)?;
             return Ok(());
         }
-        let offer = match entry.payload {
+        let offer = self.catalogue_change(entry)?;
+        if let Applied::Changed(revision) =
+            self.store
+                .apply_catalogue(&self.member, Some(&position), offer)?
+        {
+            self.store.catalogue_durable(revision).await?;
+        }
+        Ok(())
+    }
+
+    /// What an offer or tenancy entry changes in the catalogue (tenancies are stored on the
+    /// way: only their counts reach the catalogue).
+    fn catalogue_change(
+        &self,
+        entry: pb::JournalEntry,
+    ) -> Result<Option<pb::CatalogueOffer>, StoreError> {
+        Ok(match entry.payload {
             Some(pb::journal_entry::Payload::Offer(offer)) => {
                 let (tenant_count, user_count) = self
                     .store
@@ -451,12 +481,126 @@ impl NodeFollower {
                     })
             }
             _ => None,
-        };
-        if let Applied::Changed(revision) =
+        })
+    }
+
+    /// Whether the node may say `entry` ([`fedmesh_core::trust::check_entry`]), and not merely
+    /// repeat what another member said (its copies as a subscriber, followed at their
+    /// provider). A refusal is counted.
+    fn admits(&self, entry: &pb::JournalEntry) -> bool {
+        use fedmesh_core::trust;
+        if trust::is_copy_of_others(&self.member_id, entry) {
+            return false;
+        }
+        let now = fedmesh_grpc::figures::now();
+        match trust::check_entry(&self.member_id, entry, trust::Follower::Coordinator, now) {
+            Ok(()) => true,
+            Err(rejected) => {
+                self.rejections
+                    .refuse(&self.member, entry.revision, &rejected);
+                false
+            }
+        }
+    }
+
+    /// Replaces what the coordinator holds from the node with the node's snapshot (see
+    /// [`fedmesh_store::resync`]), and returns the revision to watch from. Interrupted, the
+    /// resync mark stays and the next session starts it again.
+    async fn resync(
+        &self,
+        client: &mut JournalServiceClient<fedmesh_grpc::GrpcChannel>,
+        journal_id: &str,
+    ) -> Result<u64, Ended> {
+        tracing::warn!(member = %self.member, journal = %journal_id, "resyncing the node's journal from a snapshot");
+        let (store, member, journal) = (
+            self.store.clone(),
+            self.member.clone(),
+            journal_id.to_owned(),
+        );
+        match tokio::task::spawn_blocking(move || store.begin_resync(&member, &journal)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(Ended::Store(e)),
+            Err(e) => return Err(Ended::Client(format!("starting a resync: {e}"))),
+        }
+        let mut stream = client
+            .get_snapshot(pb::GetSnapshotRequest::default())
+            .await
+            .map_err(Ended::Status)?
+            .into_inner();
+        let mut seen = fedmesh_store::resync::Seen::default();
+        let mut applied = 0u64;
+        loop {
+            let message = stream
+                .message()
+                .await
+                .map_err(Ended::Status)?
+                .ok_or_else(|| Ended::Status(tonic::Status::unavailable("snapshot ended early")))?;
+            match message.item {
+                Some(pb::get_snapshot_response::Item::Entry(entry)) => {
+                    if self.removed.contains(&self.member) {
+                        return Err(Ended::Client("member removed during its resync".into()));
+                    }
+                    self.apply_snapshot_item(journal_id, entry, &mut seen)
+                        .map_err(Ended::Store)?;
+                    applied += 1;
+                }
+                Some(pb::get_snapshot_response::Item::End(end)) => {
+                    if end.journal_id != journal_id {
+                        return Err(Ended::Client(format!(
+                            "the snapshot is of journal {}, not {journal_id}",
+                            end.journal_id
+                        )));
+                    }
+                    let finished = self
+                        .store
+                        .finish_resync(&self.member, journal_id, end.revision, &seen)
+                        .map_err(Ended::Store)?;
+                    if let Some(revision) = finished.catalogue_revision {
+                        self.store
+                            .catalogue_durable(revision)
+                            .await
+                            .map_err(Ended::Store)?;
+                    }
+                    self.store.flush().await.map_err(Ended::Store)?;
+                    tracing::info!(member = %self.member, revision = end.revision, items = applied, removed_offers = finished.offers, removed_tenancies = finished.tenancies, removed_incidents = finished.incidents, "resync complete");
+                    return Ok(end.revision);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Applies one item of the node's snapshot, checked as a journal entry would be.
+    fn apply_snapshot_item(
+        &self,
+        journal_id: &str,
+        entry: pb::JournalEntry,
+        seen: &mut fedmesh_store::resync::Seen,
+    ) -> Result<(), StoreError> {
+        if !self.admits(&entry) {
+            return Ok(());
+        }
+        if let Some(pb::journal_entry::Payload::Incident(incident)) = &entry.payload {
+            seen.incidents.insert(incident.incident_id.clone());
+            return self.store.put_snapshot_incident(incident);
+        }
+        if let Some(records) = self.filed_records(&entry)? {
             self.store
-                .apply_catalogue(&self.member, Some(&position), offer)?
-        {
-            self.store.catalogue_durable(revision).await?;
+                .apply_snapshot_records(&self.member, journal_id, records)?;
+            return Ok(());
+        }
+        match &entry.payload {
+            Some(pb::journal_entry::Payload::Offer(offer)) => {
+                seen.offers.insert(offer.offer_id.clone());
+            }
+            Some(pb::journal_entry::Payload::Subscription(subscription)) => {
+                seen.tenancies.insert(subscription.subscription_id.clone());
+            }
+            _ => {}
+        }
+        let offer = self.catalogue_change(entry)?;
+        if offer.is_some() {
+            self.store.apply_catalogue(&self.member, None, offer)?;
         }
         Ok(())
     }

@@ -110,6 +110,7 @@ pub const RULES: &[Rule] = &[
     rule(JOURNAL, "Watch", READERS),
     rule(JOURNAL, "ListEntries", READERS),
     rule(JOURNAL, "GetJournalInfo", READERS),
+    rule(JOURNAL, "GetSnapshot", READERS),
     // Coordinator: nodes register and heartbeat; nodes, admins, the coordinator and the
     // consortium's operators read the directory (agents only report, design section 2).
     rule(REGISTRY, "RegisterNode", &[Node]),

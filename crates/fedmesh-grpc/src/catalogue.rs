@@ -5,8 +5,11 @@
 use fedmesh_core::catalogue::Query;
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
+use fedmesh_store::compact::LogKind;
 use tonic::{Request, Response, Status};
 
+use crate::caller;
+use crate::compaction::FollowerProgress;
 use crate::error::{ServiceError, bounded_page, page_after, page_size};
 use crate::stream::{HEARTBEAT, ResponseStream, Sink, Stopping, spawn_stream, stopping_status};
 
@@ -45,12 +48,26 @@ fn marker(last_revision: u64, caught_up: bool) -> pb::WatchCatalogueResponse {
     }
 }
 
+/// The answer to a watcher whose `since` was compacted away: it resyncs by watching from 0
+/// (the whole catalogue, then what follows).
+fn compacted(requested: u64, compacted: u64) -> ServiceError {
+    ServiceError::Compacted {
+        log: "catalogue",
+        requested,
+        compacted,
+        first: compacted + 1,
+        resync: "WatchCatalogue with since_revision 0 (the whole catalogue, then the changes after it; offers not in it are gone)",
+    }
+}
+
 /// Streams a watch: the snapshot (from 0) or the changes after `since`, a caught-up marker,
-/// then live changes, with heartbeats when quiet.
+/// then live changes, with heartbeats when quiet. A `since` compacted away was refused
+/// before; if compaction passes the stream while it reads, it ends the same way.
 async fn watch(
     store: Store,
     query: Query,
     since: u64,
+    mut progress: FollowerProgress,
     mut stopping: Stopping,
     sink: Sink<pb::WatchCatalogueResponse>,
 ) {
@@ -77,6 +94,14 @@ async fn watch(
             Ok(changes) => changes,
             Err(e) => return sink.fail(ServiceError::from(e).into()).await,
         };
+        // Checked after reading: a change above the cursor removed during the read would show.
+        match store.catalogue_compacted() {
+            Ok(point) if point > cursor => {
+                return sink.fail(compacted(cursor, point).into()).await;
+            }
+            Ok(_) => {}
+            Err(e) => return sink.fail(ServiceError::from(e).into()).await,
+        }
         let full_batch = changes.len() == BATCH;
         for change in changes {
             cursor = change.revision;
@@ -92,6 +117,7 @@ async fn watch(
                 }
             }
         }
+        progress.sent(cursor);
         if full_batch {
             continue;
         }
@@ -185,12 +211,24 @@ impl pb::catalogue_service_server::CatalogueService for CatalogueApi {
         &self,
         request: Request<pb::WatchCatalogueRequest>,
     ) -> Result<Response<ResponseStream<pb::WatchCatalogueResponse>>, Status> {
+        let who = caller(&request)?.to_string();
         let request = request.into_inner();
         let query = Query::watch(&request).map_err(ServiceError::from)?;
+        let since = request.since_revision;
+        let point = self
+            .store
+            .catalogue_compacted()
+            .map_err(ServiceError::from)?;
+        // 0 asks for the whole catalogue, and a revision above the head is from a catalogue
+        // that started over: both get a snapshot. Anything else needs the changes after it.
+        if since != 0 && since < point && since <= self.store.catalogue_revision() {
+            return Err(compacted(since, point).into());
+        }
+        let progress = FollowerProgress::start(self.store.clone(), LogKind::Catalogue, who, since);
         let store = self.store.clone();
         let stopping = self.stopping.clone();
         Ok(Response::new(spawn_stream(move |sink| {
-            watch(store, query, request.since_revision, stopping, sink)
+            watch(store, query, since, progress, stopping, sink)
         })))
     }
 }

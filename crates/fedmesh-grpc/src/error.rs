@@ -42,6 +42,24 @@ pub enum ServiceError {
     /// A dependency of the server (a file, another party) is unavailable for now.
     #[error("{0}")]
     Unavailable(String),
+    /// A follower asked for a revision of a log that was compacted away: it must resync from
+    /// a snapshot. Sent as `OUT_OF_RANGE` with the compaction point in the response metadata
+    /// ([`COMPACT_REVISION_HEADER`]).
+    #[error(
+        "revision {requested} was compacted: this {log} holds revisions from {first}; resync from {resync}, then follow from the revision it ends at"
+    )]
+    Compacted {
+        /// Which log (`journal`, `catalogue`).
+        log: &'static str,
+        /// The revision asked for.
+        requested: u64,
+        /// The compaction point: the last revision removed.
+        compacted: u64,
+        /// The first revision held.
+        first: u64,
+        /// Where the snapshot is (`JournalService.GetSnapshot`, or `WatchCatalogue` from 0).
+        resync: &'static str,
+    },
     /// The storage layer failed; details are logged, not sent.
     #[error("storage failure")]
     Store(#[from] fedmesh_store::StoreError),
@@ -87,9 +105,34 @@ impl ServiceError {
     }
 }
 
+/// The response metadata key carrying a log's compaction point in a `Compacted` answer, so
+/// that clients read it without parsing the message.
+pub const COMPACT_REVISION_HEADER: &str = "fedmesh-compact-revision";
+
+/// The compaction point of a status answered for [`ServiceError::Compacted`], if it is one.
+pub fn compact_revision(status: &Status) -> Option<u64> {
+    if status.code() != tonic::Code::OutOfRange {
+        return None;
+    }
+    status
+        .metadata()
+        .get(COMPACT_REVISION_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         match &error {
+            ServiceError::Compacted { compacted, .. } => {
+                let mut status = Status::out_of_range(error.to_string());
+                if let Ok(value) = compacted.to_string().parse() {
+                    status.metadata_mut().insert(COMPACT_REVISION_HEADER, value);
+                }
+                status
+            }
             ServiceError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
             ServiceError::NotFound(_) => Status::not_found(error.to_string()),
             ServiceError::PermissionDenied(_) => Status::permission_denied(error.to_string()),

@@ -6,6 +6,7 @@
 //! - [`deadline`]: the per-request deadline layer (`DEADLINE_EXCEEDED`, never `INTERNAL`).
 //! - [`server`]: explicit limits, health, reflection (v1 and v1alpha), graceful shutdown.
 //! - [`client`]: mTLS channels to other parties.
+//! - [`compaction`]: how logs compact (settings, the periodic task, followers' progress).
 //! - [`catalogue`]: `CatalogueService` over a store's catalogue (coordinator and node caches).
 //! - [`stream`]: server streams fed by a task, with backpressure.
 //! - [`stream_limit`]: concurrent server streams capped per caller identity.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod backup;
 pub mod catalogue;
 pub mod client;
+pub mod compaction;
 pub mod connections;
 pub mod deadline;
 pub mod error;

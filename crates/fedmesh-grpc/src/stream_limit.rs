@@ -29,6 +29,7 @@ pub const STREAMING_METHODS: &[&str] = &[
     "/fedmesh.v1.AdminService/Backup",
     "/fedmesh.v1.CatalogueService/WatchCatalogue",
     "/fedmesh.v1.IncidentService/WatchIncident",
+    "/fedmesh.v1.JournalService/GetSnapshot",
     "/fedmesh.v1.JournalService/Watch",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

@@ -75,6 +75,27 @@ impl CatalogueFollower {
         }
     }
 
+    /// Removes from the cache every offer a complete snapshot did not hold.
+    async fn drop_unseen(
+        &self,
+        seen: &std::collections::HashSet<String>,
+    ) -> Result<(), StoreError> {
+        let mut last = None;
+        for offer in self.store.catalogue_offers()? {
+            let Some(id) = offer.offer.map(|o| o.offer_id) else {
+                continue;
+            };
+            if !seen.contains(&id) {
+                tracing::info!(offer = %id, "an offer no longer in the catalogue left the cache");
+                last = self.store.remove_catalogue_offer(&id)?.or(last);
+            }
+        }
+        if let Some(revision) = last {
+            self.store.catalogue_durable(revision).await?;
+        }
+        Ok(())
+    }
+
     async fn follow(&self, backoff: &mut Backoff) -> Ended {
         let since = match self.store.cursor(SOURCE) {
             Ok(cursor) => cursor.map_or(0, |c| c.revision),
@@ -89,11 +110,17 @@ impl CatalogueFollower {
             .await
         {
             Ok(response) => response.into_inner(),
+            // Our cursor was compacted away: the whole catalogue again, from 0.
+            Err(status) if fedmesh_grpc::error::compact_revision(&status).is_some() => {
+                return Ended::Reset;
+            }
             Err(status) => return Ended::Status(status),
         };
         // From 0 the coordinator sends a snapshot first: its items are applied as they come
-        // and the cursor is set once it is complete.
+        // and, once it is complete, the offers it did not hold leave the cache (withdrawn or
+        // removed while the cache was away) and the cursor is set.
         let mut in_snapshot = since == 0;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let message = match stream.message().await {
                 Ok(Some(message)) => message,
@@ -108,6 +135,7 @@ impl CatalogueFollower {
                     journal_id: String::new(),
                     revision: change.revision,
                 };
+                let removed = change.kind == pb::CatalogueChangeKind::Removed as i32;
                 // An offer is cached only as its provider may have published it; a refused
                 // change moves the cursor past it.
                 let offer = change.offer.filter(|offer| {
@@ -119,6 +147,26 @@ impl CatalogueFollower {
                         }
                     }
                 });
+                if removed {
+                    if offer.is_some() {
+                        match self.store.remove_catalogue_offer(&change.offer_id) {
+                            Ok(Some(revision)) => {
+                                if let Err(e) = self.store.catalogue_durable(revision).await {
+                                    return Ended::Store(e);
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => return Ended::Store(e),
+                        }
+                    }
+                    if let Err(e) = self.store.set_cursor(SOURCE, &position) {
+                        return Ended::Store(e);
+                    }
+                    continue;
+                }
+                if in_snapshot && offer.is_some() {
+                    seen.insert(change.offer_id.clone());
+                }
                 let applied =
                     self.store
                         .apply_catalogue(SOURCE, (!in_snapshot).then_some(&position), offer);
@@ -138,6 +186,9 @@ impl CatalogueFollower {
                 }
                 if in_snapshot {
                     in_snapshot = false;
+                    if let Err(e) = self.drop_unseen(&seen).await {
+                        return Ended::Store(e);
+                    }
                     let cursor = Cursor {
                         journal_id: String::new(),
                         revision: message.last_revision,

@@ -66,6 +66,9 @@ pub struct NodeConfig {
     /// How long client request ids are remembered.
     #[serde(default)]
     pub idempotency: Idempotency,
+    /// `[journal]`: how the journal (and the node's catalogue cache log) compacts.
+    #[serde(default)]
+    pub journal: fedmesh_grpc::compaction::CompactionConfig,
 }
 
 /// Section `[idempotency]`: the records that make a repeated client request (same
@@ -262,6 +265,9 @@ impl NodeConfig {
                 ),
             ));
         }
+        self.journal
+            .validate("journal")
+            .map_err(|(key, message)| invalid(&key, message))?;
         if self.idempotency.sweep_interval_ms == 0 {
             return Err(invalid(
                 "idempotency.sweep_interval_ms",

@@ -9,6 +9,7 @@
 //! token to go on).
 
 use fedmesh_core::{Identity, MemberId};
+use fedmesh_grpc::compaction::FollowerProgress;
 use fedmesh_grpc::error::page_size;
 use fedmesh_grpc::stream::{
     HEARTBEAT, ResponseStream, Sink, Stopping, spawn_stream, stopping_status,
@@ -17,6 +18,7 @@ use fedmesh_grpc::{ServiceError, caller};
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::watch_response::Event;
 use fedmesh_store::Store;
+use fedmesh_store::compact::LogKind;
 use tonic::{Request, Response, Status};
 
 /// The most bytes of entries one `ListEntries` page carries (at least one entry is sent).
@@ -25,6 +27,28 @@ const PAGE_BYTES: usize = 1024 * 1024;
 const BATCH: usize = 256;
 /// The most journal entries one `ListEntries` call looks at.
 pub const SCAN: usize = 4096;
+/// Record buckets read per batch of a snapshot.
+const SNAPSHOT_BATCH: usize = 64;
+
+/// The answer to a reader whose cursor is below the journal's compaction point.
+fn compacted(requested: u64, point: u64) -> ServiceError {
+    ServiceError::Compacted {
+        log: "journal",
+        requested,
+        compacted: point,
+        first: point + 1,
+        resync: "JournalService.GetSnapshot",
+    }
+}
+
+/// Refuses a read after `since` when entries after it were compacted away.
+fn check_not_compacted(store: &Store, since: u64) -> Result<(), ServiceError> {
+    let point = store.compacted(LogKind::Journal)?;
+    if since < point {
+        return Err(compacted(since, point));
+    }
+    Ok(())
+}
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -151,6 +175,7 @@ async fn watch(
     store: Store,
     filter: Filter,
     since: u64,
+    mut progress: FollowerProgress,
     mut stopping: Stopping,
     sink: Sink<pb::WatchResponse>,
 ) {
@@ -163,6 +188,11 @@ async fn watch(
             Ok(read) => read,
             Err(e) => return sink.fail(e.into()).await,
         };
+        // Checked after reading: an entry above the cursor removed during the read shows here,
+        // and the follower resyncs rather than miss it.
+        if let Err(e) = check_not_compacted(&store, cursor) {
+            return sink.fail(e.into()).await;
+        }
         for entry in entries {
             if !sink.send(event(Event::Entry(entry))).await {
                 return;
@@ -170,6 +200,7 @@ async fn watch(
         }
         let more = last > cursor && last < head;
         cursor = last;
+        progress.sent(cursor);
         if more {
             continue;
         }
@@ -202,6 +233,93 @@ async fn watch(
     }
 }
 
+fn snapshot_item(entry: pb::JournalEntry) -> pb::GetSnapshotResponse {
+    pb::GetSnapshotResponse {
+        item: Some(pb::get_snapshot_response::Item::Entry(entry)),
+    }
+}
+
+/// Streams a snapshot: its entities the reader may see, then the record buckets (if it may see
+/// records), a batch at a time off the runtime, then the end marker.
+async fn send_snapshot(
+    store: Store,
+    filter: Filter,
+    snapshot: fedmesh_store::snapshot::JournalSnapshot,
+    sink: Sink<pb::GetSnapshotResponse>,
+) {
+    let mut count = 0u64;
+    let entities = match snapshot.entities(|kind| filter.wants(kind)) {
+        Ok(entities) => entities,
+        Err(e) => return sink.fail(ServiceError::from(e).into()).await,
+    };
+    for entry in entities {
+        // A subscription's visibility reads the store: off the runtime, a few at a time.
+        let reader = filter.clone();
+        let kept =
+            tokio::task::spawn_blocking(move || reader.keeps(&entry).then(|| reader.shape(entry)))
+                .await
+                .ok()
+                .flatten();
+        if let Some(entry) = kept {
+            count += 1;
+            if !sink.send(snapshot_item(entry)).await {
+                return;
+            }
+        }
+    }
+    let records = [
+        pb::EntityKind::UsageRecord,
+        pb::EntityKind::AvailabilityRecord,
+    ];
+    if records.iter().any(|kind| filter.wants(*kind as i32)) {
+        let snapshot = std::sync::Arc::new(snapshot.clone());
+        let mut from = Vec::new();
+        loop {
+            let (reader, taken, start) = (store.clone(), snapshot.clone(), from.clone());
+            let page = match tokio::task::spawn_blocking(move || {
+                reader.snapshot_records(&taken, &start, SNAPSHOT_BATCH)
+            })
+            .await
+            {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) => return sink.fail(ServiceError::from(e).into()).await,
+                Err(e) => {
+                    let error = ServiceError::Unavailable(format!("reading a snapshot: {e}"));
+                    return sink.fail(error.into()).await;
+                }
+            };
+            for entry in page.items {
+                if filter.keeps(&entry) {
+                    count += 1;
+                    if !sink.send(snapshot_item(entry)).await {
+                        return;
+                    }
+                }
+            }
+            match page.next {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+    }
+    if !store.snapshot_intact(&snapshot) {
+        let error = ServiceError::Unavailable(
+            "records changed while the snapshot was read (a month closed); ask again".into(),
+        );
+        return sink.fail(error.into()).await;
+    }
+    let end = pb::SnapshotEnd {
+        revision: snapshot.revision,
+        journal_id: snapshot.journal_id.clone(),
+        item_count: count,
+    };
+    let _ = sink
+        .send(pb::GetSnapshotResponse {
+            item: Some(pb::get_snapshot_response::Item::End(end)),
+        })
+        .await;
+}
+
 #[tonic::async_trait]
 impl pb::journal_service_server::JournalService for JournalApi {
     async fn watch(
@@ -211,15 +329,52 @@ impl pb::journal_service_server::JournalService for JournalApi {
         let identity = caller(&request)?.clone();
         let request = request.into_inner();
         let filter = Filter::new(
+            identity.clone(),
+            self.member.clone(),
+            request.entity_kinds,
+            self.store.clone(),
+        )?;
+        let since = request.since_revision;
+        check_not_compacted(&self.store, since)?;
+        let progress = FollowerProgress::start(
+            self.store.clone(),
+            LogKind::Journal,
+            identity.to_string(),
+            since,
+        );
+        let store = self.store.clone();
+        let stopping = self.stopping.clone();
+        Ok(Response::new(spawn_stream(move |sink| {
+            watch(store, filter, since, progress, stopping, sink)
+        })))
+    }
+
+    async fn get_snapshot(
+        &self,
+        request: Request<pb::GetSnapshotRequest>,
+    ) -> Result<Response<ResponseStream<pb::GetSnapshotResponse>>, Status> {
+        let identity = caller(&request)?.clone();
+        let request = request.into_inner();
+        let filter = Filter::new(
             identity,
             self.member.clone(),
             request.entity_kinds,
             self.store.clone(),
         )?;
         let store = self.store.clone();
-        let stopping = self.stopping.clone();
+        let member = self.member.to_string();
+        let snapshot = tokio::task::spawn_blocking(move || store.journal_snapshot(&member))
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("taking a snapshot: {e}")))?
+            .map_err(ServiceError::from)?;
+        // Nothing is sent that a crash could undo.
+        self.store
+            .journal_durable(snapshot.revision)
+            .await
+            .map_err(ServiceError::from)?;
+        let store = self.store.clone();
         Ok(Response::new(spawn_stream(move |sink| {
-            watch(store, filter, request.since_revision, stopping, sink)
+            send_snapshot(store, filter, snapshot, sink)
         })))
     }
 
@@ -236,6 +391,7 @@ impl pb::journal_service_server::JournalService for JournalApi {
             request.entity_kinds,
             self.store.clone(),
         )?;
+        let who = filter.caller.to_string();
         let mut cursor = if request.page_token.is_empty() {
             request.since_revision
         } else {
@@ -243,7 +399,13 @@ impl pb::journal_service_server::JournalService for JournalApi {
                 ServiceError::invalid("page_token", "not a token from a previous page")
             })?
         };
+        check_not_compacted(&self.store, cursor)?;
+        if request.page_token.is_empty() {
+            // A reader paging on is not a new cursor: its first page said where it stands.
+            fedmesh_grpc::compaction::note(&self.store, LogKind::Journal, &who, cursor);
+        }
         let (_, last_revision) = self.store.journal_bounds().map_err(ServiceError::from)?;
+        let request_cursor = cursor;
         let mut entries = Vec::new();
         let mut bytes = 0;
         let mut scanned = 0;
@@ -274,6 +436,8 @@ impl pb::journal_service_server::JournalService for JournalApi {
             }
             cursor = last;
         }
+        // A page read across a compaction may have missed entries: the reader resyncs.
+        check_not_compacted(&self.store, request_cursor)?;
         let next_page_token = if cursor < last_revision {
             cursor.to_string()
         } else {

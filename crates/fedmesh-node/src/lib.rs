@@ -77,6 +77,7 @@ pub struct Node {
     incidents: incidents::IncidentApi,
     clock_check: Duration,
     idempotency: config::Idempotency,
+    compaction: fedmesh_grpc::compaction::CompactionConfig,
     notifier: Option<notify::Notifier>,
     metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
     cert: std::path::PathBuf,
@@ -303,6 +304,7 @@ impl Node {
             incidents: incident_api,
             clock_check: Duration::from_millis(config.incidents.clock_check_interval_ms),
             idempotency: config.idempotency.clone(),
+            compaction: config.journal.clone(),
             notifier,
             metrics,
             cert: config.tls.cert.clone(),
@@ -364,6 +366,15 @@ impl Node {
             self.idempotency,
             stop_rx.clone(),
         )));
+        let compaction = Some(tokio::spawn(fedmesh_grpc::compaction::run(
+            self.store.clone(),
+            vec![
+                fedmesh_store::compact::LogKind::Journal,
+                fedmesh_store::compact::LogKind::Catalogue,
+            ],
+            self.compaction,
+            stop_rx.clone(),
+        )));
         let metrics = self.metrics.map(|(metrics, listener)| {
             let mut stop = stop_rx;
             tokio::spawn(async move {
@@ -388,6 +399,7 @@ impl Node {
             clocks,
             notifier,
             requests,
+            compaction,
             metrics,
             expiry,
             rotation,

@@ -516,6 +516,13 @@ impl Forwarder {
         }
     }
 
+    /// What a subscriber's node mirrors of its providers' journals.
+    const MIRRORED: [i32; 3] = [
+        pb::EntityKind::Subscription as i32,
+        pb::EntityKind::Incident as i32,
+        pb::EntityKind::MaintenanceWindow as i32,
+    ];
+
     /// Follows, for each provider this member has tenancies with, its journal of this
     /// member's tenancies.
     async fn follow_providers(self, mut stop: watch::Receiver<bool>) {
@@ -557,6 +564,65 @@ impl Forwarder {
         }
     }
 
+    /// Mirrors `provider`'s snapshot of what concerns this member (its tenancies, incidents and
+    /// maintenance windows), each item checked and applied as a journal entry would be (a copy
+    /// never goes back to an older version), then moves the cursor to the snapshot's revision
+    /// and returns it. Interrupted, the cursor has not moved and the next session starts again.
+    async fn resync(
+        &self,
+        provider: &str,
+        client: &mut JournalServiceClient<fedmesh_grpc::GrpcChannel>,
+        journal_id: &str,
+    ) -> Result<u64, tonic::Status> {
+        tracing::info!(provider, "resyncing the provider's journal from a snapshot");
+        let internal = |e: StoreError| tonic::Status::internal(e.to_string());
+        let mut stream = client
+            .get_snapshot(pb::GetSnapshotRequest {
+                entity_kinds: Self::MIRRORED.to_vec(),
+            })
+            .await?
+            .into_inner();
+        loop {
+            let Some(message) = stream.message().await? else {
+                return Err(tonic::Status::unavailable("snapshot ended early"));
+            };
+            match message.item {
+                Some(pb::get_snapshot_response::Item::Entry(entry)) => {
+                    let revision = entry.revision;
+                    let mirrored = match entry.payload {
+                        Some(pb::journal_entry::Payload::Subscription(s)) => {
+                            self.mirror(provider, revision, s).await
+                        }
+                        Some(pb::journal_entry::Payload::Incident(i)) => {
+                            self.mirror_incident(provider, revision, i).await
+                        }
+                        Some(pb::journal_entry::Payload::MaintenanceWindow(m)) => {
+                            self.mirror_maintenance(provider, revision, m).await
+                        }
+                        _ => Ok(()),
+                    };
+                    mirrored.map_err(internal)?;
+                }
+                Some(pb::get_snapshot_response::Item::End(end)) => {
+                    if end.journal_id != journal_id {
+                        return Err(tonic::Status::unavailable(
+                            "the provider's journal changed during the snapshot",
+                        ));
+                    }
+                    let cursor = Cursor {
+                        journal_id: end.journal_id,
+                        revision: end.revision,
+                    };
+                    self.store
+                        .set_cursor(&format!("journal:{provider}"), &cursor)
+                        .map_err(internal)?;
+                    return Ok(end.revision);
+                }
+                None => {}
+            }
+        }
+    }
+
     async fn follow(self, provider: String, mut stop: watch::Receiver<bool>) {
         let source = format!("journal:{provider}");
         let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
@@ -587,17 +653,29 @@ impl Forwarder {
                     }
                     _ => 0,
                 };
-                let mut stream = client
+                // Entries after our cursor compacted away: the provider's snapshot first.
+                let since = if info.first_revision > since.saturating_add(1) {
+                    self.resync(&provider, &mut client, &info.journal_id)
+                        .await?
+                } else {
+                    since
+                };
+                let watched = client
                     .watch(pb::WatchRequest {
                         since_revision: since,
-                        entity_kinds: vec![
-                            pb::EntityKind::Subscription as i32,
-                            pb::EntityKind::Incident as i32,
-                            pb::EntityKind::MaintenanceWindow as i32,
-                        ],
+                        entity_kinds: Self::MIRRORED.to_vec(),
                     })
-                    .await?
-                    .into_inner();
+                    .await;
+                let mut stream = match watched {
+                    Ok(response) => response.into_inner(),
+                    Err(status) if fedmesh_grpc::error::compact_revision(&status).is_some() => {
+                        // Compacted meanwhile: resync; the next session watches from there.
+                        self.resync(&provider, &mut client, &info.journal_id)
+                            .await?;
+                        return Err(status);
+                    }
+                    Err(status) => return Err(status),
+                };
                 // Revisions of one stream only go up: an entry at or below the last one is
                 // refused.
                 let mut last = since;

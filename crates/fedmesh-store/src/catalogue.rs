@@ -15,7 +15,7 @@ use crate::log::key;
 use crate::{Store, StoreError, decode};
 
 pub(crate) const CATALOGUE_LOG_TREE: &str = "catalogue_log";
-const CATALOGUE_TREE: &str = "catalogue";
+pub(crate) const CATALOGUE_TREE: &str = "catalogue";
 pub(crate) const CURSORS_TREE: &str = "cursors";
 
 /// How far a source has been applied: which journal (its id changes if the source's store is
@@ -152,7 +152,15 @@ impl Store {
             {
                 return Ok((Applied::Duplicate, None));
             }
+<<<<<<< HEAD
             let now = fedmesh_core::clock::now_timestamp();
+=======
+            // A source being resynced moves its cursor only when the snapshot is complete.
+            if position.is_some() && self.resyncing(source)?.is_some() {
+                return Ok((Applied::Duplicate, None));
+            }
+            let now = std::time::SystemTime::now().into();
+>>>>>>> compact
             let change = offer.map(|offer| upserted(revision, offer, now));
             let encoded_cursor = position.map(prost::Message::encode_to_vec);
             let result: Result<(), TransactionError<()>> = (&catalogue, &log, &cursors)
@@ -322,6 +330,11 @@ impl Store {
     /// The last durable catalogue revision.
     pub fn catalogue_revision(&self) -> u64 {
         self.catalogue_log.durable()
+    }
+
+    /// The catalogue log's compaction point: changes up to it are gone (0 when none is).
+    pub fn catalogue_compacted(&self) -> Result<u64, StoreError> {
+        self.compacted(crate::compact::LogKind::Catalogue)
     }
 }
 

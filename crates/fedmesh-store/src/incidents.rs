@@ -175,10 +175,10 @@ impl Store {
         let incidents = self.tree(INCIDENTS_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;
         self.catalogue_log.append(|_| {
-            if let Some(stored) = self.cursor(source)?
-                && stored.journal_id == position.journal_id
-                && position.revision <= stored.revision
-            {
+            let applied = self.cursor(source)?.is_some_and(|stored| {
+                stored.journal_id == position.journal_id && position.revision <= stored.revision
+            });
+            if applied || self.resyncing(source)?.is_some() {
                 return Ok((Applied::Duplicate, None));
             }
             let newer = self

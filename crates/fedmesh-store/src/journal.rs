@@ -329,13 +329,20 @@ impl Store {
         Ok((out, last))
     }
 
-    /// The first revision in the journal (0 when empty) and the last durable one.
+    /// The first revision held in the journal (0 when empty; after a compaction, the one
+    /// after the compaction point) and the last durable one.
     pub fn journal_bounds(&self) -> Result<(u64, u64), StoreError> {
         let first = self
             .tree(JOURNAL_TREE)?
             .first()?
             .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(0);
+        let compacted = self.compacted(crate::compact::LogKind::Journal)?;
+        let first = if compacted > 0 {
+            first.max(compacted + 1)
+        } else {
+            first
+        };
         Ok((first, self.journal.durable()))
     }
 

@@ -8,24 +8,30 @@
 //! - [`Store`]: opening, the schema check, durable flush.
 //! - [`journal`]: the node journal and the entities written with it (offers).
 //! - [`catalogue`]: the federation catalogue, its change log and replication cursors.
+//! - [`compact`]: compaction of the journal and the catalogue log, and their known followers.
 //! - [`subscriptions`]: tenant subscriptions, with idempotency records.
 //! - [`incidents`]: incidents and maintenance windows.
 //! - [`usage`]: usage and availability records, filed by offer and month or time.
 //! - [`outbox`]: writes waiting for another member's node, and known peer endpoints.
 //! - [`registry`]: the coordinator's directory of member nodes.
 //! - [`backup`]: consistent online snapshots and their restore.
+//! - [`snapshot`]: a node's state at one journal revision, for followers that resync.
+//! - [`resync`]: a follower's resync from a source's snapshot, on the coordinator.
 //! - [`archive`]: what left the hot trees, in files next to the database.
 #![forbid(unsafe_code)]
 
 pub mod archive;
 pub mod backup;
 pub mod catalogue;
+pub mod compact;
 pub mod incidents;
 pub mod journal;
 mod log;
 pub mod migrate;
 pub mod outbox;
 pub mod registry;
+pub mod resync;
+pub mod snapshot;
 pub mod subscriptions;
 pub mod usage;
 
@@ -108,6 +114,8 @@ pub struct Store {
     writes: std::sync::Arc<parking_lot::RwLock<()>>,
     /// [`StoreOptions::max_entry_bytes`].
     max_entry_bytes: usize,
+    /// Counts removals and rewrites of record buckets ([`Store::buckets_rewritten`]).
+    buckets_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// sled's page cache per database (its default is 1 GiB); hot entities and the journal's tail
@@ -179,8 +187,9 @@ impl Store {
                 Err(other) => return Err(StoreError::Sled(other)),
             }
         };
-        let journal = log::Log::open(&db, journal::JOURNAL_TREE)?;
-        let catalogue_log = log::Log::open(&db, catalogue::CATALOGUE_LOG_TREE)?;
+        let journal = log::Log::open(&db, journal::JOURNAL_TREE, b"journal_compacted")?;
+        let catalogue_log =
+            log::Log::open(&db, catalogue::CATALOGUE_LOG_TREE, b"catalogue_compacted")?;
         let store = Self {
             db,
             path: dir.to_owned(),
@@ -189,6 +198,7 @@ impl Store {
             flush_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             writes: std::sync::Arc::new(parking_lot::RwLock::new(())),
             max_entry_bytes: options.max_entry_bytes,
+            buckets_epoch: std::sync::Arc::default(),
         };
         store.check_schema()?;
         Ok(store)

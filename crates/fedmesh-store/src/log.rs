@@ -27,13 +27,26 @@ struct LogState {
 }
 
 impl Log {
-    /// Opens the log over `tree`, whose last key is the last revision written.
-    pub(crate) fn open(db: &sled::Db, tree: &'static str) -> Result<Self, StoreError> {
+    /// Opens the log over `tree`, whose last key is the last revision written, or, if every
+    /// entry was compacted away, the compaction point in the `meta` tree under
+    /// `compacted_key` (compaction keeps the head, but the sequence must never go back).
+    pub(crate) fn open(
+        db: &sled::Db,
+        tree: &'static str,
+        compacted_key: &[u8],
+    ) -> Result<Self, StoreError> {
+        let revision = |raw: &[u8]| raw.try_into().ok().map(u64::from_be_bytes);
         let last = db
             .open_tree(tree)?
             .last()?
-            .and_then(|(key, _)| key.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .and_then(|(key, _)| revision(&key))
             .unwrap_or(0);
+        let compacted = db
+            .open_tree(crate::META_TREE)?
+            .get(compacted_key)?
+            .and_then(|raw| revision(&raw))
+            .unwrap_or(0);
+        let last = last.max(compacted);
         let (durable, _) = watch::channel(last);
         Ok(Self {
             state: Arc::new(LogState {

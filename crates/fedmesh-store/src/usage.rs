@@ -157,6 +157,9 @@ fn buckets(fresh: &[&Filed]) -> BTreeMap<(u8, String, u32), Vec<u8>> {
     usage.chain(availability).collect()
 }
 
+/// A key and its value, to write.
+pub(crate) type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// What storing a batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stored {
@@ -366,29 +369,16 @@ impl Store {
         let cursors = self.tree(CURSORS_TREE)?;
         // Serialized with the catalogue's writes, which move the same cursors.
         self.catalogue_log.append(|_| {
-            if let Some(stored) = self.cursor(source)?
-                && (stored.journal_id != position.journal_id
-                    || position.revision <= stored.revision)
-            {
+            let counted = self.cursor(source)?.is_some_and(|stored| {
+                stored.journal_id != position.journal_id || position.revision <= stored.revision
+            });
+            if counted || self.resyncing(source)?.is_some() {
                 // Already counted, or from a journal the source no longer has (a follower
                 // still reading it): counting it would count a record twice once the new
                 // journal is read, so only [`Store::forget_records`] moves to another one.
                 return Ok((Applied::Duplicate, None));
             }
-            // A provider journals a record once: an id twice in one entry is kept once all
-            // the same.
-            let mut seen = std::collections::HashSet::new();
-            let fresh: Vec<&Filed> = records
-                .iter()
-                .filter(|record| seen.insert(record.id_key()))
-                .collect();
-            let mut filed = Vec::new();
-            for ((tag, offer, month), value) in buckets(&fresh) {
-                filed.push((
-                    bucket_key(tag, &offer, month, self.db.generate_id()?),
-                    value,
-                ));
-            }
+            let filed = self.filed_buckets(&records)?;
             let cursor = position.encode_to_vec();
             let result: Result<(), TransactionError<()>> =
                 (&bucket_tree, &cursors).transaction(|(bucket_tree, cursors)| {
@@ -401,6 +391,24 @@ impl Store {
             result.map_err(StoreError::from_transaction)?;
             Ok((Applied::CursorOnly, None))
         })
+    }
+
+    /// The buckets (keys and values) that file `records` on the coordinator. A provider
+    /// journals a record once: an id twice in one entry is kept once all the same.
+    pub(crate) fn filed_buckets(&self, records: &[Filed]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<&Filed> = records
+            .iter()
+            .filter(|record| seen.insert(record.id_key()))
+            .collect();
+        let mut filed = Vec::new();
+        for ((tag, offer, month), value) in buckets(&fresh) {
+            filed.push((
+                bucket_key(tag, &offer, month, self.db.generate_id()?),
+                value,
+            ));
+        }
+        Ok(filed)
     }
 
     /// Forgets the records replicated from `source` (those of its offers, `source.*`) and
@@ -447,6 +455,7 @@ impl Store {
                     bucket_tree.apply_batch(batch)?;
                 }
             }
+            self.buckets_rewritten();
             // The cursor moves last: interrupted, the forget is done again.
             let cursor = Cursor {
                 journal_id: journal_id.to_owned(),

@@ -1,0 +1,340 @@
+//! Journals that compact: a follower down across a compaction is told so, resyncs from a
+//! snapshot and ends with exact figures; one restarted during its resync too; a catalogue
+//! cache sees what changed while it was away; and a snapshot item a member may not say is
+//! refused as a journal entry would be.
+
+use std::time::Duration;
+
+use fedmesh_grpc::GrpcChannel as Channel;
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
+use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
+use fedmesh_proto::pb::metrics_service_client::MetricsServiceClient;
+use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
+use fedmesh_proto::pb::usage_service_client::UsageServiceClient;
+use fedmesh_tests::proxy::{FaultProxy, Toxics};
+use fedmesh_tests::{TestFederation, example_offer, wait_for};
+
+const UNISTRA: usize = 0;
+const RENNES2: usize = 1;
+const OFFER: &str = "unistra.collab";
+/// 5 October 2026, 00:00 in Paris.
+const OCT_5: i64 = 1_791_151_200;
+/// Every node compacts its journal to its last entry, at once, ten times a second.
+const COMPACT_AT_ONCE: [&str; 4] = [
+    "journal.keep_entries=1",
+    "journal.keep_days=0",
+    "journal.max_keep_days=0",
+    "journal.compact_interval_ms=100",
+];
+
+async fn october_requests(coordinator: Channel) -> Option<i64> {
+    let month = pb::YearMonth {
+        year: 2026,
+        month: 10,
+    };
+    let metrics = MetricsServiceClient::new(coordinator)
+        .get_offer_metrics(pb::GetOfferMetricsRequest {
+            offer_id: OFFER.into(),
+            from_month: Some(month),
+            to_month: Some(month),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    metrics.months.into_iter().next().map(|m| m.request_count)
+}
+
+/// An offer of unistra's with a tenancy of rennes2's, known to the coordinator; returns the
+/// tenancy id.
+async fn provider_with_tenant(fed: &TestFederation) -> String {
+    fed.publish(UNISTRA, example_offer("collaboration")).await;
+    SubscriptionServiceClient::new(fed.as_admin(fed.member(RENNES2)))
+        .request_subscription(pb::RequestSubscriptionRequest {
+            request_id: "req-1".into(),
+            offer_id: OFFER.into(),
+            user_count: 100,
+            contact_email: "dsi@example.org".into(),
+            accepted_terms_version: example_offer("collaboration").terms_version,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap()
+        .subscription_id
+}
+
+/// Reports `batches` batches of 20 one-request records from `first`; how many were accepted.
+async fn report(fed: &TestFederation, tenancy: &str, first: u32, batches: u32) -> i64 {
+    let agent = fed.issue(&fed.uri("member/unistra/agent/probe"));
+    let mut agent = UsageServiceClient::new(fed.channel(
+        &fed.member(UNISTRA).endpoint,
+        &agent.cert_path,
+        &agent.key_path,
+    ));
+    let mut accepted = 0;
+    for batch in first..first + batches {
+        let records = (0..20)
+            .map(|i| pb::UsageRecord {
+                record_id: format!("r{batch}-{i}"),
+                offer_id: OFFER.into(),
+                subscription_id: tenancy.into(),
+                metric: "requests".into(),
+                value: 1.0,
+                period: Some(pb::Period {
+                    start_time: Some(prost_types::Timestamp {
+                        seconds: OCT_5 + i64::from(batch) * 60,
+                        nanos: 0,
+                    }),
+                    end_time: Some(prost_types::Timestamp {
+                        seconds: OCT_5 + i64::from(batch) * 60 + 60,
+                        nanos: 0,
+                    }),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        accepted += i64::from(
+            agent
+                .report_usage(pb::ReportUsageRequest { records })
+                .await
+                .unwrap()
+                .into_inner()
+                .accepted_count,
+        );
+    }
+    accepted
+}
+
+/// Waits until unistra's journal holds nothing at or below `revision` any more.
+async fn compacted_past(fed: &TestFederation, revision: u64) -> u64 {
+    let journal = JournalServiceClient::new(fed.as_admin(fed.member(UNISTRA)));
+    wait_for(
+        "unistra's journal compacted past the coordinator's cursor",
+        Duration::from_secs(10),
+        || {
+            let mut journal = journal.clone();
+            async move {
+                let info = journal
+                    .get_journal_info(pb::GetJournalInfoRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                (info.first_revision > revision + 1).then_some(info.first_revision)
+            }
+        },
+    )
+    .await
+}
+
+async fn last_revision(fed: &TestFederation) -> u64 {
+    JournalServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .get_journal_info(pb::GetJournalInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .last_revision
+}
+
+async fn wait_exact(coordinator: &Channel, expected: i64, what: &str) {
+    wait_for(what, Duration::from_secs(30), || {
+        let coordinator = coordinator.clone();
+        async move { (october_requests(coordinator).await? == expected).then_some(()) }
+    })
+    .await;
+}
+
+/// The coordinator is down while unistra's journal compacts past its cursor. A watch from a
+/// compacted revision answers `OUT_OF_RANGE` with the compaction point in the metadata; the
+/// restarted coordinator resyncs from unistra's snapshot, and its totals equal what unistra
+/// acknowledged, then follow live.
+#[tokio::test]
+async fn a_coordinator_down_across_a_compaction_resyncs_with_exact_totals() {
+    let mut fed = TestFederation::start_with(2, &[], &COMPACT_AT_ONCE).await;
+    let tenancy = provider_with_tenant(&fed).await;
+    let coordinator = fed.as_admin(fed.coordinator());
+    let mut acknowledged = report(&fed, &tenancy, 0, 5).await;
+    wait_exact(
+        &coordinator,
+        acknowledged,
+        "the first records at the coordinator",
+    )
+    .await;
+
+    fed.running.stop_coordinator().await.unwrap();
+    let stopped_at = last_revision(&fed).await;
+    acknowledged += report(&fed, &tenancy, 5, 20).await;
+    let first = compacted_past(&fed, stopped_at).await;
+
+    // What a follower with an old cursor is told.
+    let refused = JournalServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .watch(pb::WatchRequest {
+            since_revision: stopped_at,
+            entity_kinds: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    assert!(refused.message().contains("GetSnapshot"), "{refused:?}");
+    let point = fedmesh_grpc::error::compact_revision(&refused).expect("the compaction point");
+    assert!(point + 1 >= first, "{point} {first}");
+
+    fed.running.restart_coordinator().await.unwrap();
+    wait_exact(
+        &coordinator,
+        acknowledged,
+        "the coordinator's totals after its resync",
+    )
+    .await;
+    // And live from the snapshot's revision: new records count once.
+    acknowledged += report(&fed, &tenancy, 25, 3).await;
+    wait_exact(&coordinator, acknowledged, "live records after the resync").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(october_requests(coordinator).await, Some(acknowledged));
+}
+
+/// The coordinator resyncs from unistra through a link that cuts every connection before the
+/// snapshot is complete: it counts part of it, again and again, and is stopped in the middle.
+/// Restarted over a sound link, it ends with exactly what unistra acknowledged.
+#[tokio::test]
+async fn a_coordinator_restarted_during_its_resync_counts_each_record_once() {
+    let mut fed = TestFederation::start_with(2, &[], &COMPACT_AT_ONCE).await;
+    let inbound = FaultProxy::start(fed.running.member_addr(UNISTRA).unwrap()).await;
+    fed.running
+        .restart_member_with(UNISTRA, &[format!("advertise={}", inbound.endpoint())])
+        .await
+        .unwrap();
+    let tenancy = provider_with_tenant(&fed).await;
+    let coordinator = fed.as_admin(fed.coordinator());
+    let mut acknowledged = report(&fed, &tenancy, 0, 2).await;
+    wait_exact(
+        &coordinator,
+        acknowledged,
+        "the first records at the coordinator",
+    )
+    .await;
+
+    fed.running.stop_coordinator().await.unwrap();
+    let stopped_at = last_revision(&fed).await;
+    // About 200 KB of records: several times what the cut link lets through.
+    acknowledged += report(&fed, &tenancy, 2, 80).await;
+    compacted_past(&fed, stopped_at).await;
+    inbound.set(Toxics {
+        data_limit: Some(48 * 1024),
+        ..Toxics::default()
+    });
+    fed.running.restart_coordinator().await.unwrap();
+    let partial = wait_for(
+        "the coordinator in the middle of its resync",
+        Duration::from_secs(30),
+        || {
+            let coordinator = coordinator.clone();
+            async move {
+                let counted = october_requests(coordinator).await?;
+                (counted > 0 && counted < acknowledged).then_some(counted)
+            }
+        },
+    )
+    .await;
+    fed.running.stop_coordinator().await.unwrap();
+    inbound.set(Toxics::default());
+    fed.running.restart_coordinator().await.unwrap();
+    wait_exact(
+        &coordinator,
+        acknowledged,
+        "exact totals after the interrupted resync",
+    )
+    .await;
+    assert!(partial < acknowledged);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(october_requests(coordinator).await, Some(acknowledged));
+}
+
+async fn cached_offer(channel: Channel, offer_id: &str) -> Option<pb::CatalogueOffer> {
+    CatalogueServiceClient::new(channel)
+        .get_catalogue_offer(pb::GetCatalogueOfferRequest {
+            offer_id: offer_id.into(),
+        })
+        .await
+        .ok()?
+        .into_inner()
+        .offer
+}
+
+/// Rennes2's node is down while unistra withdraws an offer and the coordinator's catalogue
+/// log compacts past rennes2's cursor: a watch from that cursor is told so, and the restarted
+/// node's cache reloads the catalogue and shows the offer withdrawn.
+#[tokio::test]
+async fn a_catalogue_cache_down_across_a_compaction_sees_a_withdrawn_offer() {
+    let coordinator_settings = [
+        "catalogue.keep_entries=1",
+        "catalogue.keep_days=0",
+        "catalogue.max_keep_days=0",
+        "catalogue.compact_interval_ms=100",
+    ];
+    let mut fed = TestFederation::start_with(2, &coordinator_settings, &[]).await;
+    fed.publish(UNISTRA, example_offer("collaboration")).await;
+    let rennes2 = fed.as_admin(fed.member(RENNES2));
+    wait_for(
+        "the offer in rennes2's cache",
+        Duration::from_secs(10),
+        || cached_offer(rennes2.clone(), OFFER),
+    )
+    .await;
+    fed.running.stop_member(RENNES2).await.unwrap();
+    let coordinator = fed.as_admin(fed.coordinator());
+    let before = CatalogueServiceClient::new(coordinator.clone())
+        .watch_catalogue(pb::WatchCatalogueRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .last_revision;
+    pb::offer_service_client::OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .withdraw_offer(pb::WithdrawOfferRequest {
+            offer_id: OFFER.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // One change more, so that the withdrawal is not the head (which always stays).
+    fed.publish(UNISTRA, example_offer("otp")).await;
+    let refused = wait_for(
+        "the coordinator's catalogue compacted past rennes2's cursor",
+        Duration::from_secs(10),
+        || {
+            let coordinator = coordinator.clone();
+            async move {
+                let answer = CatalogueServiceClient::new(coordinator)
+                    .watch_catalogue(pb::WatchCatalogueRequest {
+                        since_revision: before,
+                        ..Default::default()
+                    })
+                    .await;
+                answer.err()
+            }
+        },
+    )
+    .await;
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    assert!(fedmesh_grpc::error::compact_revision(&refused).is_some());
+
+    fed.running.restart_member(RENNES2).await.unwrap();
+    wait_for(
+        "the offer withdrawn in rennes2's cache",
+        Duration::from_secs(20),
+        || {
+            let rennes2 = rennes2.clone();
+            async move {
+                let offer = cached_offer(rennes2, OFFER).await?.offer?;
+                (offer.status == pb::OfferStatus::Withdrawn as i32).then_some(())
+            }
+        },
+    )
+    .await;
+}
