@@ -253,7 +253,7 @@ impl Store {
                 kind: pb::CatalogueChangeKind::Removed as i32,
                 offer_id: offer_id.to_owned(),
                 offer: Some(last),
-                change_time: Some(std::time::SystemTime::now().into()),
+                change_time: Some(fedmesh_core::clock::now_timestamp()),
             };
             let encoded = change.encode_to_vec();
             let result: Result<(), TransactionError<()>> =
