@@ -152,15 +152,11 @@ impl Store {
             {
                 return Ok((Applied::Duplicate, None));
             }
-<<<<<<< HEAD
-            let now = fedmesh_core::clock::now_timestamp();
-=======
             // A source being resynced moves its cursor only when the snapshot is complete.
             if position.is_some() && self.resyncing(source)?.is_some() {
                 return Ok((Applied::Duplicate, None));
             }
-            let now = std::time::SystemTime::now().into();
->>>>>>> compact
+            let now = fedmesh_core::clock::now_timestamp();
             let change = offer.map(|offer| upserted(revision, offer, now));
             let encoded_cursor = position.map(prost::Message::encode_to_vec);
             let result: Result<(), TransactionError<()>> = (&catalogue, &log, &cursors)
