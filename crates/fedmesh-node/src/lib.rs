@@ -17,6 +17,7 @@
 //! - [`notify`]: incident and maintenance events posted to the institution's helpdesk.
 #![forbid(unsafe_code)]
 
+mod archived;
 pub mod catalogue_cache;
 pub mod config;
 pub mod crl;
