@@ -183,6 +183,16 @@ pub fn entry(revision: u64, payload: pb::journal_entry::Payload) -> pb::JournalE
     }
 }
 
+/// The value of `fedmesh_replication_rejected_total{member,reason}` on a `/metrics` page.
+pub fn rejected(page: &str, member: &str, reason: &str) -> u64 {
+    let prefix =
+        format!("fedmesh_replication_rejected_total{{member=\"{member}\",reason=\"{reason}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 impl HostileNode {
     /// Starts a node presenting `party`'s node certificate (the member's real one) on a free
     /// loopback port, serving an empty journal.

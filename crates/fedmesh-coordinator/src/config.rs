@@ -60,6 +60,10 @@ pub struct CoordinatorConfig {
     /// catalogue caches).
     #[serde(default)]
     pub catalogue: fedmesh_grpc::compaction::CompactionConfig,
+    /// `[retention]`: when ended entities (closed incidents, tenancies in a final state,
+    /// withdrawn catalogue offers) leave the hot trees for the archive.
+    #[serde(default)]
+    pub retention: fedmesh_grpc::retention::RetentionConfig,
 }
 
 /// Section `[registry]`.
@@ -140,6 +144,9 @@ impl CoordinatorConfig {
             .map_err(|(key, message)| invalid(&key, message))?;
         self.catalogue
             .validate("catalogue")
+            .map_err(|(key, message)| invalid(&key, message))?;
+        self.retention
+            .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
         if self.registry.heartbeat_interval_ms == 0 {
             return Err(invalid(

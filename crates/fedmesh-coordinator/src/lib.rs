@@ -58,6 +58,7 @@ pub struct Coordinator {
     dashboard: Option<dashboard::Dashboard>,
     cert: std::path::PathBuf,
     compaction: fedmesh_grpc::compaction::CompactionConfig,
+    retention: fedmesh_grpc::retention::RetentionConfig,
 }
 
 impl Coordinator {
@@ -210,6 +211,7 @@ impl Coordinator {
             dashboard,
             cert: config.tls.cert.clone(),
             compaction: config.catalogue.clone(),
+            retention: config.retention.clone(),
         })
     }
 
@@ -249,6 +251,11 @@ impl Coordinator {
             self.store.clone(),
             vec![fedmesh_store::compact::LogKind::Catalogue],
             self.compaction,
+            stop_rx.clone(),
+        ));
+        let retention = tokio::spawn(fedmesh_grpc::retention::run(
+            self.store.clone(),
+            self.retention,
             stop_rx.clone(),
         ));
         let dashboard = self
@@ -302,6 +309,7 @@ impl Coordinator {
         let result = self.server.serve(shutdown).await;
         let _ = replication.await;
         let _ = compaction.await;
+        let _ = retention.await;
         for task in [metrics, dashboard, Some(expiry), Some(rotation), crl]
             .into_iter()
             .flatten()

@@ -403,7 +403,7 @@ impl NodeFollower {
         // The node's copies of others' tenancies and incidents (it is their subscriber) are
         // followed at their provider; an entry the node may not say is refused. Either way the
         // cursor moves past it.
-        if !self.admits(&entry) {
+        if !self.admits(&entry) || self.archived_here(&entry)? {
             self.store
                 .apply_catalogue(&self.member, Some(&position), None)?;
             return Ok(());
@@ -482,6 +482,19 @@ impl NodeFollower {
             }
             _ => None,
         })
+    }
+
+    /// Whether the entity of `entry` was archived here after the coordinator's retention of
+    /// ended things: a replayed or resynced copy of it does not come back.
+    fn archived_here(&self, entry: &pb::JournalEntry) -> Result<bool, StoreError> {
+        use pb::journal_entry::Payload;
+        let (kind, id) = match &entry.payload {
+            Some(Payload::Incident(i)) => (pb::EntityKind::Incident, &i.incident_id),
+            Some(Payload::Subscription(s)) => (pb::EntityKind::Subscription, &s.subscription_id),
+            Some(Payload::Offer(o)) => (pb::EntityKind::Offer, &o.offer_id),
+            _ => return Ok(false),
+        };
+        Ok(self.store.retired(kind, id)?.is_some())
     }
 
     /// Whether the node may say `entry` ([`fedmesh_core::trust::check_entry`]), and not merely
@@ -577,7 +590,7 @@ impl NodeFollower {
         entry: pb::JournalEntry,
         seen: &mut fedmesh_store::resync::Seen,
     ) -> Result<(), StoreError> {
-        if !self.admits(&entry) {
+        if !self.admits(&entry) || self.archived_here(&entry)? {
             return Ok(());
         }
         if let Some(pb::journal_entry::Payload::Incident(incident)) = &entry.payload {

@@ -15,6 +15,7 @@
 //! - [`maintenance`]: what a maintenance announcement must hold.
 //! - [`incident`]: incidents between institutions and their SLA clocks in service time.
 //! - [`subscription`]: request decisions and the tenancy lifecycle.
+//! - [`retention`]: when an entity has ended, and may leave the hot state after a retention.
 //! - [`trust`]: what a follower may apply from another member's journal.
 //! - [`text`]: text that crosses members is inert: no control characters, no bidi overrides.
 //! - [`config`]: layering of defaults, a TOML file and `FEDMESH_*` variables into typed
@@ -35,6 +36,7 @@ pub mod journal;
 pub mod liveness;
 pub mod maintenance;
 pub mod offer;
+pub mod retention;
 pub mod span;
 pub mod subscription;
 pub mod text;

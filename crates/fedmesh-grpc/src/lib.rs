@@ -7,6 +7,7 @@
 //! - [`server`]: explicit limits, health, reflection (v1 and v1alpha), graceful shutdown.
 //! - [`client`]: mTLS channels to other parties.
 //! - [`compaction`]: how logs compact (settings, the periodic task, followers' progress).
+//! - [`retention`]: when ended entities leave the hot trees (settings, the periodic task).
 //! - [`catalogue`]: `CatalogueService` over a store's catalogue (coordinator and node caches).
 //! - [`stream`]: server streams fed by a task, with backpressure.
 //! - [`stream_limit`]: concurrent server streams capped per caller identity.
@@ -28,6 +29,7 @@ pub mod malformed;
 pub mod metrics;
 pub mod node_info;
 pub mod rate;
+pub mod retention;
 pub mod server;
 pub mod stream;
 pub mod stream_limit;

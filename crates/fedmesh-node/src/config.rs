@@ -69,6 +69,9 @@ pub struct NodeConfig {
     /// `[journal]`: how the journal (and the node's catalogue cache log) compacts.
     #[serde(default)]
     pub journal: fedmesh_grpc::compaction::CompactionConfig,
+    /// `[retention]`: when ended entities leave the hot trees for the archive.
+    #[serde(default)]
+    pub retention: fedmesh_grpc::retention::RetentionConfig,
 }
 
 /// Section `[idempotency]`: the records that make a repeated client request (same
@@ -268,6 +271,19 @@ impl NodeConfig {
         self.journal
             .validate("journal")
             .map_err(|(key, message)| invalid(&key, message))?;
+        self.retention
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
+        // A closed incident may be reopened within that delay: it must still be here.
+        if self.retention.ended_days < self.incidents.reopen_within_days {
+            return Err(invalid(
+                "retention.ended_days",
+                format!(
+                    "{} is less than incidents.reopen_within_days ({})",
+                    self.retention.ended_days, self.incidents.reopen_within_days
+                ),
+            ));
+        }
         if self.idempotency.sweep_interval_ms == 0 {
             return Err(invalid(
                 "idempotency.sweep_interval_ms",
@@ -340,6 +356,9 @@ mod tests {
             ),
             ("incidents.at_risk_share=1.5", "incidents.at_risk_share"),
             ("idempotency.retention_days=0", "idempotency.retention_days"),
+            ("retention.ended_days=5", "retention.ended_days"),
+            ("retention.ended_days=36501", "retention.ended_days"),
+            ("retention.interval_ms=0", "retention.interval_ms"),
             (
                 "idempotency.sweep_interval_ms=0",
                 "idempotency.sweep_interval_ms",

@@ -124,11 +124,23 @@ impl IncidentApi {
         )
     }
 
+    /// The incident `id` if `caller` may see it; an archived one is answered as such.
     fn find(&self, caller: &Identity, id: &str) -> Result<pb::Incident, ServiceError> {
-        self.store
+        if let Some(incident) = self
+            .store
             .get_incident(id)?
             .filter(|i| self.visible(caller, i))
-            .ok_or_else(|| ServiceError::no_incident(id))
+        {
+            return Ok(incident);
+        }
+        let archived = crate::archived::answer(
+            &self.store,
+            caller,
+            &self.member,
+            pb::EntityKind::Incident,
+            id,
+        )?;
+        Err(archived.unwrap_or_else(|| ServiceError::no_incident(id)))
     }
 
     /// Applies `action` to an incident of this node's offers, idempotently under the

@@ -465,3 +465,79 @@ impl pb::journal_service_server::JournalService for JournalApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fedmesh_proto::pb::journal_service_server::JournalService as _;
+    use tokio_stream::StreamExt as _;
+
+    use super::*;
+
+    /// More entities than the stream's buffer holds, so that its producer waits for the
+    /// reader before it reaches its end.
+    const OFFERS: usize = 40;
+
+    #[tokio::test]
+    async fn a_snapshot_read_across_a_bucket_rewrite_answers_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..OFFERS {
+            let id = format!("unistra.s{n}");
+            store
+                .update_offer("unistra", &id, |_, _| {
+                    Ok::<_, ()>(pb::Offer {
+                        offer_id: id.clone(),
+                        provider_member_id: "unistra".into(),
+                        ..Default::default()
+                    })
+                })
+                .unwrap();
+        }
+        let member: MemberId = "unistra".parse().unwrap();
+        let (_stop, stopping) = Stopping::new();
+        let api = JournalApi::new(store.clone(), member, stopping);
+        let snapshot = |api: JournalApi| async move {
+            let mut request = Request::new(pb::GetSnapshotRequest::default());
+            request
+                .extensions_mut()
+                .insert(Identity::coordinator("fed".parse().unwrap()));
+            api.get_snapshot(request).await.unwrap().into_inner()
+        };
+
+        // Undisturbed, the snapshot ends with its end marker.
+        let whole: Vec<_> = snapshot(api.clone()).await.collect().await;
+        assert_eq!(whole.len(), OFFERS + 1);
+        assert!(matches!(
+            whole.last(),
+            Some(Ok(pb::GetSnapshotResponse {
+                item: Some(pb::get_snapshot_response::Item::End(_))
+            }))
+        ));
+
+        // Buckets rewritten while it is read (a month closed): no end marker, UNAVAILABLE.
+        let mut stream = snapshot(api).await;
+        let first = stream.next().await.unwrap().unwrap();
+        assert!(matches!(
+            first.item,
+            Some(pb::get_snapshot_response::Item::Entry(_))
+        ));
+        store.buckets_rewritten();
+        let rest: Vec<_> = stream.collect().await;
+        assert!(
+            rest.iter().all(|item| !matches!(
+                item,
+                Ok(pb::GetSnapshotResponse {
+                    item: Some(pb::get_snapshot_response::Item::End(_))
+                })
+            )),
+            "a snapshot read across a rewrite has no end"
+        );
+        match rest.last() {
+            Some(Err(status)) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                assert!(status.message().contains("ask again"), "{status:?}");
+            }
+            other => panic!("the snapshot did not fail: {other:?}"),
+        }
+    }
+}

@@ -17,6 +17,7 @@
 //! - [`notify`]: incident and maintenance events posted to the institution's helpdesk.
 #![forbid(unsafe_code)]
 
+mod archived;
 pub mod catalogue_cache;
 pub mod config;
 pub mod crl;
@@ -78,6 +79,7 @@ pub struct Node {
     clock_check: Duration,
     idempotency: config::Idempotency,
     compaction: fedmesh_grpc::compaction::CompactionConfig,
+    retention: fedmesh_grpc::retention::RetentionConfig,
     notifier: Option<notify::Notifier>,
     metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
     cert: std::path::PathBuf,
@@ -305,6 +307,7 @@ impl Node {
             clock_check: Duration::from_millis(config.incidents.clock_check_interval_ms),
             idempotency: config.idempotency.clone(),
             compaction: config.journal.clone(),
+            retention: config.retention.clone(),
             notifier,
             metrics,
             cert: config.tls.cert.clone(),
@@ -375,6 +378,11 @@ impl Node {
             self.compaction,
             stop_rx.clone(),
         )));
+        let retention = Some(tokio::spawn(fedmesh_grpc::retention::run(
+            self.store.clone(),
+            self.retention,
+            stop_rx.clone(),
+        )));
         let metrics = self.metrics.map(|(metrics, listener)| {
             let mut stop = stop_rx;
             tokio::spawn(async move {
@@ -400,6 +408,7 @@ impl Node {
             notifier,
             requests,
             compaction,
+            retention,
             metrics,
             expiry,
             rotation,

@@ -339,6 +339,14 @@ impl Forwarder {
         }) {
             return Ok(());
         }
+        // Archived here after this node's retention: its copy does not come back.
+        if self
+            .store
+            .retired(pb::EntityKind::Subscription, &incoming.subscription_id)?
+            .is_some()
+        {
+            return Ok(());
+        }
         let id = incoming.subscription_id.clone();
         let written =
             self.store
@@ -376,6 +384,14 @@ impl Forwarder {
         if !self.admits(provider, revision, |source, me| {
             trust::check_incident(source, &incoming, me)
         }) {
+            return Ok(());
+        }
+        // Archived here after this node's retention: its copy does not come back.
+        if self
+            .store
+            .retired(pb::EntityKind::Incident, &incoming.incident_id)?
+            .is_some()
+        {
             return Ok(());
         }
         let id = incoming.incident_id.clone();
@@ -419,6 +435,14 @@ impl Forwarder {
         if !self.admits(provider, revision, |source, _| {
             trust::check_maintenance(source, &incoming)
         }) {
+            return Ok(());
+        }
+        // Archived here after this node's retention: its copy does not come back.
+        if self
+            .store
+            .retired(pb::EntityKind::MaintenanceWindow, &incoming.maintenance_id)?
+            .is_some()
+        {
             return Ok(());
         }
         let id = incoming.maintenance_id.clone();

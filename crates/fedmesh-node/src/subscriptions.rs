@@ -195,8 +195,9 @@ pub(crate) fn visible(
     }
 }
 
-/// Tenancy `id` on `local`'s node if `caller` may see it; otherwise — whether it exists or
-/// not — the one `NOT_FOUND` of an unknown id. Every handler that takes a subscription id
+/// Tenancy `id` on `local`'s node if `caller` may see it; archived, `FAILED_PRECONDITION`
+/// saying so to whoever could see it; otherwise — whether it exists or not — the one
+/// `NOT_FOUND` of an unknown id. Every handler that takes a subscription id
 /// starts here, before any other lookup or check on the tenancy.
 pub(crate) fn find_visible(
     store: &Store,
@@ -204,10 +205,14 @@ pub(crate) fn find_visible(
     local: &MemberId,
     id: &str,
 ) -> Result<pb::Subscription, ServiceError> {
-    store
+    if let Some(subscription) = store
         .get_subscription(id)?
         .filter(|s| visible(caller, local, s))
-        .ok_or_else(|| ServiceError::no_subscription(id))
+    {
+        return Ok(subscription);
+    }
+    let archived = crate::archived::answer(store, caller, local, pb::EntityKind::Subscription, id)?;
+    Err(archived.unwrap_or_else(|| ServiceError::no_subscription(id)))
 }
 
 impl SubscriptionApi {

@@ -18,6 +18,7 @@
 //! - [`snapshot`]: a node's state at one journal revision, for followers that resync.
 //! - [`resync`]: a follower's resync from a source's snapshot, on the coordinator.
 //! - [`archive`]: what left the hot trees, in files next to the database.
+//! - [`retire`]: ended entities leave the hot trees for the archive after their retention.
 #![forbid(unsafe_code)]
 
 pub mod archive;
@@ -31,6 +32,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod registry;
 pub mod resync;
+pub mod retire;
 pub mod snapshot;
 pub mod subscriptions;
 pub mod usage;

@@ -9,7 +9,9 @@
 //! 2. Snapshot items are applied: entities idempotently (they replace what is held), records
 //!    with [`Store::apply_snapshot_records`], which counts them only under the mark.
 //! 3. [`Store::finish_resync`], once the snapshot's end marker arrived: what is held from the
-//!    source and was not in the snapshot goes, and the cursor moves to the snapshot's revision
+//!    source and was not in the snapshot goes, unless it ended (a closed incident, a tenancy in
+//!    a final state, a withdrawn offer: the source archived it, and this store's own retention
+//!    archives it in turn), and the cursor moves to the snapshot's revision
 //!    in the same transaction that removes the mark.
 //!
 //! Interrupted anywhere (a dropped stream, the coordinator restarted), the mark stays and the
@@ -17,6 +19,8 @@
 //! counted again, so none counts twice and none is lost.
 
 use std::collections::HashSet;
+
+use fedmesh_core::retention;
 
 use fedmesh_proto::pb;
 use prost::Message as _;
@@ -146,7 +150,9 @@ impl Store {
     }
 
     /// Ends the resync of `source` from `journal_id` at the snapshot's `revision`: what is held
-    /// from the source and not in `seen` goes (offers as `REMOVED` catalogue changes, so that
+    /// from the source, not in `seen` and not ended goes (an ended entity the snapshot no longer
+    /// holds was archived by the source; this store archives it by its own retention of ended
+    /// things, [`crate::retire`], after the figures that count it were reported) (offers as `REMOVED` catalogue changes, so that
     /// nodes' caches drop them; the tenant counts of offers that lost a tenancy are
     /// recomputed), then the cursor moves to `revision` and the mark goes, in one transaction.
     /// Does nothing if no resync of that journal is under way.
@@ -170,6 +176,14 @@ impl Store {
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             if !seen.tenancies.contains(&id) {
                 let tenancy: crate::Tenancy = decode(TENANCIES_TREE, &k, &raw)?;
+                // Ended: the source may have archived it; this store's retention does too.
+                if tenancy
+                    .subscription
+                    .as_ref()
+                    .is_some_and(|s| retention::subscription_ended(s).is_some())
+                {
+                    continue;
+                }
                 let _writing = self.writing();
                 tenancies.remove(&k)?;
                 recount.insert(tenancy.offer_id);
@@ -182,6 +196,7 @@ impl Store {
             let incident: pb::Incident = decode(INCIDENTS_TREE, &k, &raw)?;
             if incident.provider_member_id == source
                 && !seen.incidents.contains(&incident.incident_id)
+                && retention::incident_ended(&incident).is_none()
             {
                 let _writing = self.writing();
                 incidents.remove(&k)?;
@@ -207,7 +222,10 @@ impl Store {
         }
         for offer in self.catalogue_offers()? {
             let Some(inner) = &offer.offer else { continue };
-            if inner.provider_member_id == source && !seen.offers.contains(&inner.offer_id) {
+            if inner.provider_member_id == source
+                && !seen.offers.contains(&inner.offer_id)
+                && retention::offer_ended(inner).is_none()
+            {
                 if let Some(r) = self.remove_catalogue_offer(&inner.offer_id)? {
                     finished.catalogue_revision = Some(r);
                 }
@@ -342,6 +360,29 @@ mod tests {
                 }),
             )
             .unwrap();
+        // Withdrawn: the source may have archived it; it stays until this store's retention.
+        store
+            .apply_catalogue(
+                "unistra",
+                None,
+                Some(pb::CatalogueOffer {
+                    offer: Some(pb::Offer {
+                        offer_id: "unistra.withdrawn".into(),
+                        provider_member_id: "unistra".into(),
+                        status: pb::OfferStatus::Withdrawn as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        let closed = pb::Incident {
+            incident_id: "INC-20261005-100000-unistra-4".into(),
+            provider_member_id: "unistra".into(),
+            status: pb::IncidentStatus::Closed as i32,
+            ..Default::default()
+        };
+        store.put_snapshot_incident(&closed).unwrap();
         let finished = store
             .finish_resync("unistra", "j", 10, &Seen::default())
             .unwrap();
@@ -350,6 +391,15 @@ mod tests {
             "an offer the snapshot does not hold goes"
         );
         assert!(store.catalogue_offer("unistra.gone").unwrap().is_none());
+        assert!(
+            store
+                .catalogue_offer("unistra.withdrawn")
+                .unwrap()
+                .is_some(),
+            "an ended offer stays"
+        );
+        assert_eq!(finished.incidents, 0, "a closed incident stays");
+        assert!(store.get_incident(&closed.incident_id).unwrap().is_some());
         assert_eq!(count(&store), 3);
         assert_eq!(store.resyncing("unistra").unwrap(), None);
         assert_eq!(store.cursor("unistra").unwrap(), Some(at(10)));

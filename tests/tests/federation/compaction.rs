@@ -338,3 +338,251 @@ async fn a_catalogue_cache_down_across_a_compaction_sees_a_withdrawn_offer() {
     )
     .await;
 }
+
+/// Rennes2's node turns hostile and answers every follower that its journal was compacted:
+/// the coordinator and its tenant unistra's node resync from its snapshot. The snapshot claims
+/// rouen's offer and names a maintenance window in rouen's namespace: each such item is
+/// refused as a journal entry would be (counted in `fedmesh_replication_rejected_total`) and
+/// changes nothing, while rennes2's honest items after them are applied.
+#[tokio::test]
+async fn a_hostile_snapshot_item_is_refused_as_a_journal_entry_would_be() {
+    use fedmesh_proto::pb::journal_entry::Payload;
+    use fedmesh_tests::hostile::{HostileNode, entry, rejected};
+    const ROUEN: usize = 2;
+    let mut fed = TestFederation::start(3).await;
+    fed.running.seed_example_offers().await.unwrap();
+    // Unistra becomes a tenant of rennes2's collaboration platform, and opens incidents.
+    fed.running.seed_example_usage().await.unwrap();
+    fed.running.seed_example_incidents().await.unwrap();
+    let (coordinator, unistra, rennes2) = (
+        fed.coordinator().clone(),
+        fed.member(UNISTRA).clone(),
+        fed.member(RENNES2).clone(),
+    );
+    let at_coordinator = fed.as_admin(&coordinator);
+    let collab = wait_for(
+        "rennes2.collab at the coordinator",
+        Duration::from_secs(10),
+        || cached_offer(at_coordinator.clone(), "rennes2.collab"),
+    )
+    .await;
+    let pod = wait_for(
+        "rouen.pod at the coordinator",
+        Duration::from_secs(10),
+        || cached_offer(at_coordinator.clone(), "rouen.pod"),
+    )
+    .await;
+    let pod = pod.offer.unwrap();
+    assert_eq!(fed.member(ROUEN).member_id.as_deref(), Some("rouen"));
+
+    let mut stolen = pod.clone();
+    stolen.provider_member_id = "rennes2".into();
+    stolen.service_name = "Video (new provider)".into();
+    let window = |id: &str, summary: &str| pb::MaintenanceWindow {
+        maintenance_id: id.into(),
+        offer_id: "rennes2.collab".into(),
+        provider_member_id: "rennes2".into(),
+        period: Some(pb::Period {
+            start_time: Some(prost_types::Timestamp {
+                seconds: 4_102_444_800,
+                nanos: 0,
+            }),
+            end_time: Some(prost_types::Timestamp {
+                seconds: 4_102_452_000,
+                nanos: 0,
+            }),
+        }),
+        summary: summary.into(),
+        ..Default::default()
+    };
+    let foreign = window("MW-20991231-rouen-7", "Moved: see https://phishing.example");
+    let honest_window = window("MW-20991231-rennes2-900", "Planned upgrade");
+    let mut honest_offer = collab.offer.clone().unwrap();
+    honest_offer.service_name = "Collaboration (resynced)".into();
+
+    fed.running.stop_member(RENNES2).await.unwrap();
+    let hostile = HostileNode::start(&fed, &rennes2).await;
+    hostile.serve_compacted(
+        "forged-snapshot",
+        40,
+        vec![
+            entry(40, Payload::Offer(stolen)),
+            entry(40, Payload::MaintenanceWindow(foreign.clone())),
+            entry(40, Payload::Offer(honest_offer)),
+            entry(40, Payload::MaintenanceWindow(honest_window.clone())),
+        ],
+    );
+    hostile.register(&fed, &rennes2).await;
+
+    // The coordinator applies the honest offer, which came after the refused items.
+    wait_for(
+        "rennes2's honest offer from its snapshot at the coordinator",
+        Duration::from_secs(20),
+        || {
+            let channel = at_coordinator.clone();
+            async move {
+                let offer = cached_offer(channel, "rennes2.collab").await?.offer?;
+                (offer.service_name == "Collaboration (resynced)").then_some(())
+            }
+        },
+    )
+    .await;
+    let after = cached_offer(at_coordinator.clone(), "rouen.pod")
+        .await
+        .and_then(|c| c.offer);
+    assert_eq!(after, Some(pod), "rouen's offer is rouen's");
+    let (_, page) = fedmesh_tests::http_get(coordinator.metrics.as_ref().unwrap()).await;
+    assert!(
+        rejected(&page, "rennes2", "foreign_id") >= 2,
+        "the claimed offer and the foreign window refused at the coordinator:\n{page}"
+    );
+
+    // Unistra's mirror takes rennes2's honest window, not the one in rouen's namespace.
+    let at_unistra = fed.as_admin(&unistra);
+    let windows = || {
+        let channel = at_unistra.clone();
+        async move {
+            pb::offer_service_client::OfferServiceClient::new(channel)
+                .list_maintenance(pb::ListMaintenanceRequest {
+                    offer_id: "rennes2.collab".into(),
+                    page_size: 500,
+                    ..Default::default()
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner().maintenance_windows)
+        }
+    };
+    wait_for(
+        "rennes2's honest window mirrored on unistra's node from the snapshot",
+        Duration::from_secs(20),
+        || async {
+            windows()
+                .await?
+                .iter()
+                .any(|w| w.maintenance_id == honest_window.maintenance_id)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !windows()
+            .await
+            .unwrap()
+            .iter()
+            .any(|w| w.maintenance_id == foreign.maintenance_id),
+        "a window in rouen's namespace is not mirrored"
+    );
+    let (_, page) = fedmesh_tests::http_get(unistra.metrics.as_ref().unwrap()).await;
+    assert_eq!(rejected(&page, "rennes2", "foreign_id"), 1, "{page}");
+    drop(hostile);
+}
+
+/// Rennes2's node, a tenant of unistra's, is down while unistra suspends the tenancy and
+/// resolves rennes2's incident, and unistra's journal compacts past what rennes2 mirrored.
+/// Restarted, rennes2's node resyncs from unistra's snapshot: its copies reach unistra's
+/// current state.
+#[tokio::test]
+async fn a_subscriber_mirror_down_across_a_compaction_resyncs() {
+    let mut fed = TestFederation::start_with(2, &[], &COMPACT_AT_ONCE).await;
+    let tenancy = provider_with_tenant(&fed).await;
+    let (provider, subscriber) = (
+        fed.as_admin(fed.member(UNISTRA)),
+        fed.as_admin(fed.member(RENNES2)),
+    );
+    let incident = pb::incident_service_client::IncidentServiceClient::new(subscriber.clone())
+        .open_incident(pb::OpenIncidentRequest {
+            request_id: "inc-1".into(),
+            offer_id: OFFER.into(),
+            provider_member_id: "unistra".into(),
+            subscription_id: tenancy.clone(),
+            priority: pb::Priority::P3 as i32,
+            summary: "Users cannot log in".into(),
+            description: "Since 9:00, every login ends on an error page.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap()
+        .incident_id;
+    let mirrored = || {
+        let (subscriber, tenancy, incident) =
+            (subscriber.clone(), tenancy.clone(), incident.clone());
+        async move {
+            let subscription = SubscriptionServiceClient::new(subscriber.clone())
+                .get_subscription(pb::GetSubscriptionRequest {
+                    subscription_id: tenancy,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .subscription?;
+            let incident = pb::incident_service_client::IncidentServiceClient::new(subscriber)
+                .get_incident(pb::GetIncidentRequest {
+                    incident_id: incident,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .incident?;
+            Some((subscription.state(), incident.status()))
+        }
+    };
+    wait_for(
+        "the tenancy and the incident mirrored on rennes2's node",
+        Duration::from_secs(10),
+        || async {
+            (mirrored().await? == (pb::SubscriptionState::Active, pb::IncidentStatus::New))
+                .then_some(())
+        },
+    )
+    .await;
+
+    fed.running.stop_member(RENNES2).await.unwrap();
+    let stopped_at = last_revision(&fed).await;
+    SubscriptionServiceClient::new(provider.clone())
+        .suspend_subscription(pb::SuspendSubscriptionRequest {
+            request_id: "suspend-1".into(),
+            subscription_id: tenancy.clone(),
+            reason: "Unpaid invoice".into(),
+        })
+        .await
+        .unwrap();
+    let mut desk = pb::incident_service_client::IncidentServiceClient::new(provider);
+    desk.acknowledge_incident(pb::AcknowledgeIncidentRequest {
+        request_id: "ack-1".into(),
+        incident_id: incident.clone(),
+        comment: String::new(),
+    })
+    .await
+    .unwrap();
+    desk.set_incident_status(pb::SetIncidentStatusRequest {
+        request_id: "resolve-1".into(),
+        incident_id: incident.clone(),
+        status: pb::IncidentStatus::Resolved as i32,
+        comment: String::new(),
+        resolution: "Certificate renewed".into(),
+    })
+    .await
+    .unwrap();
+    // One change more, so that the resolution is not the head (which always stays).
+    fed.publish(UNISTRA, example_offer("otp")).await;
+    compacted_past(&fed, stopped_at).await;
+
+    fed.running.restart_member(RENNES2).await.unwrap();
+    wait_for(
+        "rennes2's copies at unistra's current state after its resync",
+        Duration::from_secs(20),
+        || async {
+            (mirrored().await?
+                == (
+                    pb::SubscriptionState::Suspended,
+                    pb::IncidentStatus::Resolved,
+                ))
+                .then_some(())
+        },
+    )
+    .await;
+}

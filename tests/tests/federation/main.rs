@@ -24,6 +24,7 @@ mod not_found;
 mod offboarding;
 mod offers;
 mod registry;
+mod retention;
 mod shutdown;
 mod starvation;
 mod subscriptions;
