@@ -13,6 +13,7 @@
 //! - [`usage`]: usage and availability records, filed by offer and month or time.
 //! - [`outbox`]: writes waiting for another member's node, and known peer endpoints.
 //! - [`registry`]: the coordinator's directory of member nodes.
+//! - [`reports`]: closed months and their monthly reports.
 //! - [`backup`]: consistent online snapshots and their restore.
 //! - [`archive`]: what left the hot trees, in files next to the database.
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ mod log;
 pub mod migrate;
 pub mod outbox;
 pub mod registry;
+pub mod reports;
 pub mod subscriptions;
 pub mod usage;
 
