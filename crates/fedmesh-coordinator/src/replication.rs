@@ -407,6 +407,23 @@ impl NodeFollower {
             }
             return Ok(());
         }
+        if let Some(pb::journal_entry::Payload::MonthlyReport(report)) = &entry.payload {
+            // An offer report (the entry was checked, its month too): that month is read from
+            // it from now on, and its records' buckets go.
+            match fedmesh_core::usage::Month::from_proto("month", report.month.as_ref()) {
+                Ok(month) => self.store.apply_report(
+                    &self.member,
+                    &position,
+                    report,
+                    month.key(),
+                    month.previous().previous().key(),
+                )?,
+                Err(_) => self
+                    .store
+                    .apply_catalogue(&self.member, Some(&position), None)?,
+            };
+            return Ok(());
+        }
         if let Some(records) = self.filed_records(&entry)? {
             self.store.apply_records(&self.member, &position, records)?;
             return Ok(());

@@ -64,6 +64,16 @@ pub fn month_availability(
     offer: &pb::Offer,
     month: Month,
 ) -> Result<(pb::AvailabilitySummary, Vec<pb::Outage>), StoreError> {
+    month_availability_at(store, offer, month, now())
+}
+
+/// [`month_availability`] as of `at` (the month up to `at` when it has not ended).
+pub fn month_availability_at(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+    at: Secs,
+) -> Result<(pb::AvailabilitySummary, Vec<pb::Outage>), StoreError> {
     let cal = calendar_of(offer);
     let span = month.span(&cal);
     // Outages are at most MAX_OUTAGE long, and the probe before the month tells whether the
@@ -73,7 +83,7 @@ pub fn month_availability(
         Month::of_day((span.start - MAX_OUTAGE).div_euclid(86_400)).key(),
         Month::of_day(span.end.div_euclid(86_400)).key(),
     )?;
-    let mut summary = usage::availability(&cal, span, now(), &records);
+    let mut summary = usage::availability(&cal, span, at, &records);
     summary.offer_id = offer.offer_id.clone();
     let outages = records
         .into_iter()
@@ -172,10 +182,22 @@ pub fn incident_statistics(
     offer: &pb::Offer,
     month: Month,
 ) -> Result<pb::OfferIncidentStatistics, StoreError> {
+    incident_statistics_at(store, offer, month, now(), |_| true)
+}
+
+/// [`incident_statistics`] as of `at`, over the incidents `keep` accepts (a tenancy's own,
+/// for its monthly report).
+pub fn incident_statistics_at(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+    at: Secs,
+    keep: impl Fn(&pb::Incident) -> bool,
+) -> Result<pb::OfferIncidentStatistics, StoreError> {
     let cal = calendar_of(offer);
     let span = month.span(&cal);
-    let at = now();
-    let incidents = offer_incidents(store, offer, at)?;
+    let mut incidents = offer_incidents(store, offer, at)?;
+    incidents.retain(|i| keep(i));
     let in_month = |t: Option<&prost_types::Timestamp>| {
         t.is_some_and(|t| (span.start..span.end).contains(&t.seconds))
     };
@@ -274,9 +296,18 @@ pub fn sla_compliance(
     offer: &pb::Offer,
     month: Month,
 ) -> Result<pb::OfferSlaCompliance, StoreError> {
-    let (summary, _) = month_availability(store, offer, month)?;
+    sla_compliance_at(store, offer, month, now())
+}
+
+/// [`sla_compliance`] as of `at`.
+pub fn sla_compliance_at(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+    at: Secs,
+) -> Result<pb::OfferSlaCompliance, StoreError> {
+    let (summary, _) = month_availability_at(store, offer, month, at)?;
     let span = month.span(&calendar_of(offer));
-    let at = now();
     let due: Vec<pb::SlaClock> = offer_incidents(store, offer, at)?
         .iter()
         .filter_map(|i| clock_of(i, pb::SlaTarget::Resolve).copied())
@@ -370,7 +401,18 @@ pub fn month_metrics(
     month: Month,
     cal: &Calendar,
 ) -> pb::OfferMonthMetrics {
-    let end = (month.span(cal).end - 1).min(now());
+    month_metrics_at(records, tenancies, month, cal, now())
+}
+
+/// [`month_metrics`] as of `at`.
+pub fn month_metrics_at(
+    records: &[pb::UsageRecord],
+    tenancies: &[pb::Subscription],
+    month: Month,
+    cal: &Calendar,
+    at: Secs,
+) -> pb::OfferMonthMetrics {
+    let end = (month.span(cal).end - 1).min(at);
     let tenant_count = tenancies
         .iter()
         .filter(|s| usage::is_served(usage::state_at(s, end)))

@@ -439,6 +439,31 @@ impl Forwarder {
         }
     }
 
+    /// Stores a provider's monthly report of a tenancy of this member (checked like every
+    /// entry from another member), unless the copy held has as long a history.
+    pub async fn mirror_report(
+        &self,
+        provider: &str,
+        revision: u64,
+        incoming: pb::MonthlyReport,
+    ) -> Result<(), StoreError> {
+        if !self.admits(provider, revision, |source, me| {
+            trust::check_report(source, &incoming, me)
+        }) {
+            return Ok(());
+        }
+        let id = incoming.report_id.clone();
+        match self.store.mirror_report(self.member.as_str(), incoming) {
+            Ok(Some(revision)) => self.store.journal_durable(revision).await,
+            Ok(None) => Ok(()),
+            Err(e @ StoreError::EntryTooLarge { .. }) => {
+                tracing::error!(provider, report = %id, error = %e, "report not mirrored: raise limits.max_encoding_message_bytes to the provider's");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Delivers the outbox until `stop`, then follows providers' journals.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let mirror = tokio::spawn(self.clone().follow_providers(stop.clone()));
@@ -594,6 +619,7 @@ impl Forwarder {
                             pb::EntityKind::Subscription as i32,
                             pb::EntityKind::Incident as i32,
                             pb::EntityKind::MaintenanceWindow as i32,
+                            pb::EntityKind::MonthlyReport as i32,
                         ],
                     })
                     .await?
@@ -623,6 +649,9 @@ impl Forwarder {
                             }
                             Some(pb::journal_entry::Payload::MaintenanceWindow(m)) => {
                                 self.mirror_maintenance(&provider, revision, m).await
+                            }
+                            Some(pb::journal_entry::Payload::MonthlyReport(r)) => {
+                                self.mirror_report(&provider, revision, r).await
                             }
                             _ => Ok(()),
                         };

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod closing;
 mod dashboard;
 mod deploy;
 mod disclosure;
