@@ -277,3 +277,133 @@ fn metric_totals(records: &[pb::UsageRecord]) -> Vec<pb::MetricTotal> {
     }
     totals.into_values().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use fedmesh_core::calendar;
+    use fedmesh_store::usage::Filed;
+
+    use super::*;
+
+    const OFFER: &str = "unistra.collab";
+
+    fn at(y: i32, m: u32, d: u32, hour: i64) -> Secs {
+        calendar::days_from_civil(y, m, d) * 86_400 + hour * 3600
+    }
+
+    fn ts(seconds: Secs) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos: 0 })
+    }
+
+    /// A store with unistra's offer (published in November 2026), one tenancy approved on
+    /// 2 November, and November usage of it.
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .update_offer::<()>("unistra", OFFER, |_, _| {
+                Ok(pb::Offer {
+                    offer_id: OFFER.into(),
+                    provider_member_id: "unistra".into(),
+                    create_time: ts(at(2026, 11, 1, 9)),
+                    ..Default::default()
+                })
+            })
+            .unwrap();
+        store
+            .update_subscription::<()>("unistra", "unistra.s2", None, |_, _| {
+                Ok(pb::Subscription {
+                    subscription_id: "unistra.s2".into(),
+                    offer_id: OFFER.into(),
+                    provider_member_id: "unistra".into(),
+                    subscriber_member_id: "rouen".into(),
+                    state: pb::SubscriptionState::Active as i32,
+                    history: vec![pb::SubscriptionStateChange {
+                        to_state: pb::SubscriptionState::Active as i32,
+                        change_time: ts(at(2026, 11, 2, 10)),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+            })
+            .unwrap();
+        let record = |id: &str, value: f64| {
+            Filed::Usage(
+                pb::UsageRecord {
+                    record_id: id.into(),
+                    offer_id: OFFER.into(),
+                    subscription_id: "unistra.s2".into(),
+                    metric: "active_users".into(),
+                    value,
+                    period: Some(pb::Period {
+                        start_time: ts(at(2026, 11, 10, 9)),
+                        end_time: ts(at(2026, 11, 10, 10)),
+                    }),
+                    ..Default::default()
+                },
+                202_611,
+            )
+        };
+        store
+            .store_records("unistra", vec![record("u1", 120.0), record("u2", 150.0)])
+            .unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn closing_is_decided_by_the_instant_and_done_once_even_after_a_crash() {
+        let (_dir, store) = store();
+        let closer = Closer::new(store.clone(), "unistra".parse().unwrap(), 5);
+        let november = Month::new(2026, 11).unwrap();
+        // Before the grace period ends, nothing closes.
+        let (early, _) = closer.close_due(at(2026, 12, 5, 12)).unwrap();
+        assert_eq!(early, Pass::default());
+        assert_eq!(store.record_id_keys(OFFER).unwrap(), 2);
+        // A pass interrupted after the mark and the offer report: the next one writes only
+        // what is missing, as of the same instant.
+        let close_time = closing::close_time(&calendar_of(&pb::Offer::default()), november, 5);
+        store.mark_closing(OFFER, 202_611, close_time).unwrap();
+        let offer = store.get_offer(OFFER).unwrap().unwrap();
+        let first = closer.reports(&offer, november, close_time).unwrap();
+        assert_eq!(first.len(), 2, "the offer's report and the tenancy's");
+        store.write_report("unistra", first[0].clone()).unwrap();
+        let (pass, revision) = closer.close_due(at(2026, 12, 9, 12)).unwrap();
+        assert_eq!(pass.closed, [(OFFER.to_owned(), november)]);
+        assert_eq!(pass.reports, 1, "the tenancy's report only");
+        assert!(revision.is_some());
+        let tenancy = store.get_report("unistra.s2/2026-11").unwrap().unwrap();
+        assert_eq!(
+            tenancy, first[1],
+            "computed as of the month's closing instant"
+        );
+        assert_eq!(
+            tenancy.tenant_usage.first().map(|a| a.max_value),
+            Some(150.0)
+        );
+        // The statement bills the days served from 2 November.
+        let statement = tenancy.statement.unwrap();
+        assert!(
+            statement
+                .lines
+                .iter()
+                .any(|l| l.kind == pb::CostLineKind::TenantFee as i32),
+            "{statement:?}"
+        );
+        // The month's id keys are gone, its records archived.
+        assert_eq!(store.record_id_keys(OFFER).unwrap(), 0);
+        assert!(
+            store
+                .usage_records(OFFER, 202_611, 202_611)
+                .unwrap()
+                .is_empty()
+        );
+        // Done: a later pass closes December only (no records, one offer report, and the
+        // tenancy's, served in December).
+        let (later, _) = closer.close_due(at(2027, 1, 9, 12)).unwrap();
+        assert_eq!(
+            later.closed,
+            [(OFFER.to_owned(), Month::new(2026, 12).unwrap())]
+        );
+        assert_eq!(store.list_reports("", 100, |_| true).unwrap().len(), 4);
+    }
+}
