@@ -111,6 +111,11 @@ pub const RULES: &[Rule] = &[
     // tenancies' reports, mirrored from the providers).
     rule(REPORT, "ListReports", ADMIN),
     rule(REPORT, "GetReport", ADMIN),
+    // Corrections: the provider's admin adjusts and answers; the subscriber contests (its
+    // admin on its own node, which delivers it as itself to the provider's node).
+    rule(REPORT, "IssueAdjustment", ADMIN),
+    rule(REPORT, "ContestReport", PEER),
+    rule(REPORT, "AnswerContestation", ADMIN),
     // Journal: replication by the coordinator and subscriber nodes; admins for diagnosis.
     rule(JOURNAL, "Watch", READERS),
     rule(JOURNAL, "ListEntries", READERS),

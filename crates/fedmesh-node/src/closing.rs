@@ -8,7 +8,8 @@
 //!    are refused, and every batch stored before is in what follows;
 //! 2. its reports are computed from the records as of the month's closing instant and written,
 //!    journaled, each once: the offer report (aggregates without people, for the coordinator)
-//!    and one per tenancy served in the month or with usage in it (for its subscriber);
+//!    and one per tenancy served in the month, with usage in it, or with adjustments issued in
+//!    it (for its subscriber; its statement carries them);
 //! 3. its usage records, and the availability records no later report needs, move to the
 //!    archive and their keys leave the database.
 //!
@@ -173,8 +174,16 @@ impl Closer {
         let with_usage: BTreeSet<&str> =
             records.iter().map(|r| r.subscription_id.as_str()).collect();
         for tenancy in &tenancies {
+            // Adjustments of earlier closed months issued in this one are on its statement.
+            let adjustments = crate::reports::adjustment_lines(
+                &self.store,
+                &tenancy.subscription_id,
+                Days::month(month),
+                &cal,
+            )?;
             if !served_during(tenancy, span.start, span.end)
                 && !with_usage.contains(tenancy.subscription_id.as_str())
+                && adjustments.is_empty()
             {
                 continue;
             }
@@ -191,7 +200,17 @@ impl Closer {
             {
                 users.insert(month, largest);
             }
-            let statement = cost::statement(offer, tenancy, &cal, Days::month(month), &users, at);
+            let mut statement =
+                cost::statement(offer, tenancy, &cal, Days::month(month), &users, at);
+            statement.lines.extend(adjustments);
+            statement.total = statement.total.map(|total| pb::Money {
+                amount_micros: statement
+                    .lines
+                    .iter()
+                    .map(|l| l.amount.as_ref().map_or(0, |m| m.amount_micros))
+                    .sum(),
+                ..total
+            });
             let id = tenancy.subscription_id.clone();
             reports.push(pb::MonthlyReport {
                 report_id: format!("{id}/{month}"),

@@ -292,6 +292,7 @@ impl Node {
                     pb::report_service_server::ReportServiceServer::new(reports::ReportApi::new(
                         store.clone(),
                         validated.member.clone(),
+                        forwarder.clone(),
                     )),
                     limits
                 ),

@@ -17,6 +17,7 @@ use fedmesh_grpc::metrics::Rejections;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
 use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
+use fedmesh_proto::pb::report_service_client::ReportServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_proto::pb::watch_response::Event;
 use fedmesh_store::{Cursor, OutboxItem, Store, StoreError};
@@ -75,6 +76,8 @@ pub enum Delivered {
     Subscription(pb::Subscription),
     /// An incident (as this member may see it).
     Incident(pb::Incident),
+    /// A monthly report of a tenancy of this member (boxed: the largest of the three).
+    Report(Box<pb::MonthlyReport>),
 }
 
 /// Sends this member's requests to providers and mirrors the answers.
@@ -149,7 +152,8 @@ impl Forwarder {
             .await
             .map_err(Undelivered::Retry)?;
         let mut subscriptions = SubscriptionServiceClient::new(channel.clone());
-        let mut incidents = IncidentServiceClient::new(channel);
+        let mut incidents = IncidentServiceClient::new(channel.clone());
+        let mut reports = ReportServiceClient::new(channel);
         fn decode<M: prost::Message + Default>(raw: &[u8]) -> Result<M, Undelivered> {
             M::decode(raw).map_err(|e| {
                 Undelivered::Refused(tonic::Status::internal(format!("corrupt outbox item: {e}")))
@@ -193,6 +197,14 @@ impl Forwarder {
                 .change_priority(decode::<pb::ChangePriorityRequest>(raw)?)
                 .await
                 .map(|r| r.into_inner().incident.map(Delivered::Incident)),
+            "ContestReport" => reports
+                .contest_report(decode::<pb::ContestReportRequest>(raw)?)
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .report
+                        .map(|report| Delivered::Report(Box::new(report)))
+                }),
             other => {
                 return Err(Undelivered::Refused(tonic::Status::internal(format!(
                     "unknown outbox rpc {other}"
@@ -213,6 +225,7 @@ impl Forwarder {
         match delivered {
             Delivered::Subscription(s) => self.mirror(provider, 0, s).await,
             Delivered::Incident(i) => self.mirror_incident(provider, 0, i).await,
+            Delivered::Report(r) => self.mirror_report(provider, 0, *r).await,
         }
     }
 
@@ -240,6 +253,20 @@ impl Forwarder {
     ) -> Result<Option<pb::Incident>, ServiceError> {
         Ok(match self.forward(provider, rpc, request).await? {
             Some(Delivered::Incident(i)) => Some(i),
+            _ => None,
+        })
+    }
+
+    /// Like [`Forwarder::send_or_queue`], for a contestation of a report: the provider's
+    /// report, or `None` when queued.
+    pub async fn send_report<M: prost::Message>(
+        &self,
+        provider: &str,
+        rpc: &str,
+        request: &M,
+    ) -> Result<Option<pb::MonthlyReport>, ServiceError> {
+        Ok(match self.forward(provider, rpc, request).await? {
+            Some(Delivered::Report(r)) => Some(*r),
             _ => None,
         })
     }
@@ -279,6 +306,7 @@ impl Forwarder {
                 let admitted = self.admits(provider, 0, |source, me| match &delivered {
                     Delivered::Subscription(s) => trust::check_subscription(source, s, me),
                     Delivered::Incident(i) => trust::check_incident(source, i, me),
+                    Delivered::Report(r) => trust::check_report(source, r, me),
                 });
                 if !admitted {
                     return Err(ServiceError::Peer {

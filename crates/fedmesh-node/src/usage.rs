@@ -688,13 +688,24 @@ impl UsageApi {
         let at = now();
         let mut statement =
             cost::statement(offer, subscription, &cal, period, &BTreeMap::new(), at);
-        statement.lines = segments
-            .into_iter()
-            .flat_map(|segment| match segment {
-                Ok(days) => cost::statement(offer, subscription, &cal, days, &users, at).lines,
-                Err(lines) => lines,
-            })
-            .collect();
+        let mut lines = Vec::new();
+        for segment in segments {
+            match segment {
+                Ok(days) => {
+                    lines
+                        .extend(cost::statement(offer, subscription, &cal, days, &users, at).lines);
+                    // Adjustments of closed months issued on these days.
+                    lines.extend(crate::reports::adjustment_lines(
+                        &self.store,
+                        &subscription.subscription_id,
+                        days,
+                        &cal,
+                    )?);
+                }
+                Err(closed) => lines.extend(closed),
+            }
+        }
+        statement.lines = lines;
         let total = statement
             .lines
             .iter()

@@ -182,6 +182,34 @@ impl Store {
         }
     }
 
+    /// Appends an event to the history of report `report_id` (on the provider's node),
+    /// journaled, with the idempotency record `request_key`: `event` gets the report and the
+    /// event's sequence and returns the event, or refuses. A request applied before answers
+    /// [`WriteError::Repeated`].
+    pub fn append_report_event<E>(
+        &self,
+        member_id: &str,
+        report_id: &str,
+        request_key: &[u8],
+        event: impl FnOnce(&pb::MonthlyReport, u64) -> Result<pb::ReportEvent, E>,
+    ) -> Result<(pb::MonthlyReport, u64), WriteError<Option<E>>> {
+        let _writing = self.writing();
+        self.write_journaled(
+            &REPORT,
+            member_id,
+            report_id,
+            Some(request_key),
+            |current, _| {
+                let mut report = current.ok_or(None)?;
+                let sequence = report.history.len() as u64 + 1;
+                let mut added = event(&report, sequence).map_err(Some)?;
+                added.sequence = sequence;
+                report.history.push(added);
+                Ok(report)
+            },
+        )
+    }
+
     /// A report by id.
     pub fn get_report(&self, report_id: &str) -> Result<Option<pb::MonthlyReport>, StoreError> {
         self.tree(REPORTS_TREE)?

@@ -192,9 +192,29 @@ async fn reports_seen_by(
         .collect()
 }
 
-#[tokio::test]
-async fn a_closed_month_is_reported_once_to_each_party_with_the_live_figures() {
-    let mut fed = TestFederation::start(3).await;
+/// A federation where unistra's offer has two tenants (rennes2's, rouen's) with usage and an
+/// outage reported last month; returns the tenancies, the month and an instant in it.
+struct Reported {
+    fed: TestFederation,
+    rennes2: String,
+    rouen: String,
+    month: Month,
+    at: i64,
+    agent: fedmesh_tls::pki::Issued,
+}
+
+impl Reported {
+    fn agent(&self) -> UsageServiceClient<Channel> {
+        UsageServiceClient::new(self.fed.channel(
+            &self.fed.member(UNISTRA).endpoint,
+            &self.agent.cert_path,
+            &self.agent.key_path,
+        ))
+    }
+}
+
+async fn last_month_reported() -> Reported {
+    let fed = TestFederation::start(3).await;
     OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
         .publish_offer(pb::PublishOfferRequest {
             offer: Some(example_offer("collaboration")),
@@ -206,28 +226,32 @@ async fn a_closed_month_is_reported_once_to_each_party_with_the_live_figures() {
     let rouen = subscribe(&fed, ROUEN).await;
     let (month, at) = last_month();
     let agent_cert = fed.issue(&fed.uri("member/unistra/agent/meter"));
-    let agent = |fed: &TestFederation| {
-        UsageServiceClient::new(fed.channel(
-            &fed.member(UNISTRA).endpoint,
-            &agent_cert.cert_path,
-            &agent_cert.key_path,
-        ))
+    let reported = Reported {
+        fed,
+        rennes2,
+        rouen,
+        month,
+        at,
+        agent: agent_cert,
     };
-    let stored = agent(&fed)
+    let (rennes2, rouen) = (&reported.rennes2, &reported.rouen);
+    let stored = reported
+        .agent()
         .report_usage(pb::ReportUsageRequest {
             records: vec![
-                usage("a1", &rennes2, "active_users", 120.0, at),
-                usage("a2", &rennes2, "active_users", 140.0, at + 24 * HOUR),
-                usage("q1", &rennes2, "requests", 500.0, at),
-                usage("b1", &rouen, "active_users", 80.0, at),
-                usage("q2", &rouen, "requests", 250.0, at),
+                usage("a1", rennes2, "active_users", 120.0, at),
+                usage("a2", rennes2, "active_users", 140.0, at + 24 * HOUR),
+                usage("q1", rennes2, "requests", 500.0, at),
+                usage("b1", rouen, "active_users", 80.0, at),
+                usage("q2", rouen, "requests", 250.0, at),
             ],
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(stored.accepted_count, 5, "{:?}", stored.rejections);
-    agent(&fed)
+    reported
+        .agent()
         .report_availability(pb::ReportAvailabilityRequest {
             records: vec![pb::AvailabilityRecord {
                 record_id: "o1".into(),
@@ -245,6 +269,26 @@ async fn a_closed_month_is_reported_once_to_each_party_with_the_live_figures() {
         })
         .await
         .unwrap();
+    reported
+}
+
+#[tokio::test]
+async fn a_closed_month_is_reported_once_to_each_party_with_the_live_figures() {
+    let Reported {
+        mut fed,
+        rennes2,
+        rouen,
+        month,
+        at,
+        agent: agent_cert,
+    } = last_month_reported().await;
+    let agent = |fed: &TestFederation| {
+        UsageServiceClient::new(fed.channel(
+            &fed.member(UNISTRA).endpoint,
+            &agent_cert.cert_path,
+            &agent_cert.key_path,
+        ))
+    };
     // The live figures, once the coordinator counts every request.
     let live = wait_for(
         "the coordinator's live figures",
@@ -384,4 +428,211 @@ async fn a_closed_month_is_reported_once_to_each_party_with_the_live_figures() {
     assert_eq!(list(&mut own_reports).await, reports);
     assert_eq!(reports_seen_by(&fed, fed.coordinator()).await.len(), 1);
     assert_eq!(seen(&fed, &rennes2, month).await, live);
+}
+
+/// The history of report `id` as `member`'s node holds it, once it has `len` events.
+async fn history_on(
+    fed: &TestFederation,
+    member: usize,
+    id: &str,
+    len: usize,
+) -> Vec<pb::ReportEvent> {
+    let client = ReportServiceClient::new(fed.as_admin(fed.member(member)));
+    wait_for(
+        &format!("{len} events in the history of {id} on member {member}'s node"),
+        Duration::from_secs(15),
+        || {
+            let mut client = client.clone();
+            let id = id.to_owned();
+            async move {
+                let report = client
+                    .get_report(pb::GetReportRequest { report_id: id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .report?;
+                (report.history.len() == len).then_some(report.history)
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn closed_months_are_corrected_by_adjustments_and_contested_through_the_outbox() {
+    let Reported {
+        mut fed,
+        rennes2,
+        month,
+        ..
+    } = last_month_reported().await;
+    fed.running
+        .restart_member_with(UNISTRA, &["usage.close_after_days=0".to_owned()])
+        .await
+        .unwrap();
+    let report_id = format!("{rennes2}/{month}");
+    history_on(&fed, UNISTRA, &report_id, 0).await;
+    let mut provider = ReportServiceClient::new(fed.as_admin(fed.member(UNISTRA)));
+    let adjustment =
+        |request_id: &str, month: Month, reason: &str, currency: &str| pb::IssueAdjustmentRequest {
+            request_id: request_id.into(),
+            subscription_id: rennes2.clone(),
+            month: Some(month.to_proto()),
+            amount: Some(pb::Money {
+                currency_code: currency.into(),
+                amount_micros: -50_000_000,
+            }),
+            quantity: -120.0,
+            reason: reason.into(),
+        };
+
+    // Bad adjustments: the field is named, an open month is a precondition.
+    for (request, code, field) in [
+        (
+            adjustment("x1", month, "", ""),
+            Code::InvalidArgument,
+            "reason",
+        ),
+        (
+            adjustment("x2", month, "refund", "USD"),
+            Code::InvalidArgument,
+            "amount.currency_code",
+        ),
+        (
+            adjustment("x3", month.next(), "refund", ""),
+            Code::FailedPrecondition,
+            "month",
+        ),
+    ] {
+        let refused = provider.issue_adjustment(request).await.unwrap_err();
+        assert_eq!(refused.code(), code, "{}", refused.message());
+        assert!(
+            refused.message().starts_with(field),
+            "{}",
+            refused.message()
+        );
+    }
+
+    // The provider's admin adjusts the closed month; a retry changes nothing.
+    let reason = "requests counted twice on the 5th";
+    let adjusted = provider
+        .issue_adjustment(adjustment("adj-1", month, reason, ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(adjusted.history.len(), 1);
+    let event = &adjusted.history[0];
+    assert_eq!(event.kind(), pb::ReportEventKind::Adjusted);
+    assert_eq!(event.adjustment_id, format!("{report_id}/a1"));
+    let again = provider
+        .issue_adjustment(adjustment("adj-1", month, reason, ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(again, adjusted, "the retry answers with the first result");
+
+    // It is on the next statement (this month's), with its reason and the month it
+    // corrects, as the subscriber reads it through its own node.
+    let today = fedmesh_grpc::figures::now().div_euclid(86_400);
+    let statement = UsageServiceClient::new(fed.as_admin(fed.member(RENNES2)))
+        .get_cost_statement(pb::GetCostStatementRequest {
+            subscription_id: rennes2.clone(),
+            period: Some(
+                fedmesh_core::cost::Days {
+                    first: today - 1,
+                    last: today + 1,
+                }
+                .to_proto(),
+            ),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .statement
+        .unwrap();
+    let line = statement
+        .lines
+        .iter()
+        .find(|l| l.kind() == pb::CostLineKind::Adjustment)
+        .unwrap_or_else(|| panic!("no adjustment line: {statement:?}"));
+    assert_eq!(line.reason, reason);
+    assert_eq!(line.corrected_month, Some(month.to_proto()));
+    assert_eq!(
+        line.amount.as_ref().map(|m| m.amount_micros),
+        Some(-50_000_000)
+    );
+    // The subscriber's node receives the report's history.
+    history_on(&fed, RENNES2, &report_id, 1).await;
+
+    // The subscriber contests through its own node; the provider answers.
+    let mut subscriber = ReportServiceClient::new(fed.as_admin(fed.member(RENNES2)));
+    let contest = |request_id: &str| pb::ContestReportRequest {
+        request_id: request_id.into(),
+        report_id: report_id.clone(),
+        reason: "our users were on holiday that week".into(),
+    };
+    let contested = subscriber
+        .contest_report(contest("c1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!contested.queued);
+    let history = contested.report.unwrap().history;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].kind(), pb::ReportEventKind::Contested);
+    assert!(
+        history[1].actor.contains("member/rennes2"),
+        "{}",
+        history[1].actor
+    );
+    let wrong = provider
+        .answer_contestation(pb::AnswerContestationRequest {
+            request_id: "ans-0".into(),
+            report_id: report_id.clone(),
+            contestation_sequence: 1,
+            answer: "no".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::InvalidArgument);
+    assert!(wrong.message().starts_with("contestation_sequence"));
+    provider
+        .answer_contestation(pb::AnswerContestationRequest {
+            request_id: "ans-1".into(),
+            report_id: report_id.clone(),
+            contestation_sequence: 2,
+            answer: "the adjustment of the 5th covers it".into(),
+        })
+        .await
+        .unwrap();
+    let mirrored = history_on(&fed, RENNES2, &report_id, 3).await;
+    assert_eq!(mirrored[2].kind(), pb::ReportEventKind::Answered);
+    assert_eq!(mirrored[2].answers_sequence, 2);
+    // Another member cannot contest rennes2's report, and rouen's node does not hold it.
+    let foreign = ReportServiceClient::new(fed.as_admin(fed.member(ROUEN)))
+        .contest_report(contest("c9"))
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::NotFound);
+
+    // The provider's node down: the contestation waits in the outbox, then arrives.
+    fed.running.stop_member(UNISTRA).await.unwrap();
+    let queued = subscriber
+        .contest_report(contest("c2"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(queued.queued && queued.report.is_none());
+    fed.running.restart_member(UNISTRA).await.unwrap();
+    let arrived = history_on(&fed, RENNES2, &report_id, 4).await;
+    assert_eq!(arrived[3].kind(), pb::ReportEventKind::Contested);
+    // The coordinator never receives a tenancy report, nor its history.
+    assert_eq!(
+        reports_seen_by(&fed, fed.coordinator()).await,
+        [format!("{OFFER}/{month}")]
+    );
 }
