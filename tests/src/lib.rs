@@ -51,9 +51,6 @@ impl TestFederation {
         spec.node_settings = [
             "coordinator.retry_initial_ms=50",
             "coordinator.retry_max_ms=200",
-            // The tests report usage of fixed past months (October 2026): they stay open for
-            // a year unless a test sets a shorter grace period to close them.
-            "usage.close_after_days=366",
         ]
         .into_iter()
         .chain(nodes.iter().copied())
