@@ -6,7 +6,7 @@
 //! - [`admin`]: `fedmesh offer ...` and `fedmesh catalogue ...`.
 //! - [`incidents_cli`]: `fedmesh incident ...` and `fedmesh maintenance ...`.
 //! - [`reports`]: `fedmesh usage`, `availability`, `statement` and `metrics`.
-//! - [`report_cli`]: `fedmesh report list|show`, the monthly reports of closed months.
+//! - [`report_cli`]: `fedmesh report ...`, the monthly reports of closed months and their corrections.
 //! - [`status`]: `fedmesh status`.
 //! - [`operations`]: `fedmesh admin backup|restore|inspect`.
 //! - [`health`]: `fedmesh health`, the probe of containers and Kubernetes.

@@ -1,6 +1,7 @@
-//! `fedmesh report list|show`: the monthly reports of closed months, on one's own node (a
-//! provider's reports of its offers, a subscriber's reports of its tenancies, mirrored from
-//! the providers). Texts in reports come from the provider: printed inert.
+//! `fedmesh report list|show|adjust|contest|answer`: the monthly reports of closed months, on
+//! one's own node (a provider's reports of its offers, a subscriber's reports of its tenancies,
+//! mirrored from the providers), and their corrections. Texts in reports come from the other
+//! party: printed inert.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -32,6 +33,57 @@ pub enum ReportCommand {
         /// The report id.
         report_id: String,
     },
+    /// Corrects a closed month of a tenancy of your offer (provider): charged, or credited
+    /// with a negative amount, on the statement of this month.
+    Adjust {
+        /// The tenancy.
+        #[arg(long)]
+        subscription: String,
+        /// The closed month corrected (2026-11).
+        #[arg(long)]
+        month: Month,
+        /// The amount in the offer's currency (-50 or 12.5).
+        #[arg(long, allow_negative_numbers = true)]
+        amount: f64,
+        /// The quantity corrected, for the record.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        quantity: f64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Your request id, to retry safely (a random one by default).
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Contests a report of your tenancy (subscriber): your node delivers it to the provider.
+    Contest {
+        /// The report id.
+        report_id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Your request id, to retry safely (a random one by default).
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Answers a contestation of a report of your offer (provider).
+    Answer {
+        /// The report id.
+        report_id: String,
+        /// The contestation's sequence in the report's history.
+        #[arg(long)]
+        contestation: u64,
+        /// The answer.
+        #[arg(long)]
+        answer: String,
+        /// Your request id, to retry safely (a random one by default).
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+}
+
+fn request_id(given: Option<String>) -> Result<String> {
+    given.map_or_else(crate::admin::new_request_id, Ok)
 }
 
 fn percent(value: f64) -> String {
@@ -119,6 +171,94 @@ pub async fn report(connect: &ConnectArgs, command: ReportCommand, json_out: boo
                 return json::print("fedmesh.v1.MonthlyReport", &report);
             }
             show(&report);
+        }
+        ReportCommand::Adjust {
+            subscription,
+            month,
+            amount,
+            quantity,
+            reason,
+            request_id: id,
+        } => {
+            let report = call(
+                endpoint,
+                client.issue_adjustment(pb::IssueAdjustmentRequest {
+                    request_id: request_id(id)?,
+                    subscription_id: subscription,
+                    month: Some(month.to_proto()),
+                    amount: Some(pb::Money {
+                        currency_code: String::new(),
+                        amount_micros: (amount * 1e6).round() as i64,
+                    }),
+                    quantity,
+                    reason,
+                }),
+            )
+            .await?
+            .report
+            .unwrap_or_default();
+            if json_out {
+                return json::print("fedmesh.v1.MonthlyReport", &report);
+            }
+            if let Some(event) = report.history.last() {
+                say!(
+                    "adjustment {} recorded on {}: {} on the statement of this month",
+                    event.adjustment_id,
+                    report.report_id,
+                    money(event.amount.as_ref())
+                );
+            }
+        }
+        ReportCommand::Contest {
+            report_id,
+            reason,
+            request_id: id,
+        } => {
+            let answer = call(
+                endpoint,
+                client.contest_report(pb::ContestReportRequest {
+                    request_id: request_id(id)?,
+                    report_id: report_id.clone(),
+                    reason,
+                }),
+            )
+            .await?;
+            if json_out {
+                return json::print("fedmesh.v1.ContestReportResponse", &answer);
+            }
+            if answer.queued {
+                say!(
+                    "{report_id} contested: queued, the provider's node is unreachable; it is delivered when it answers"
+                );
+            } else {
+                say!("{report_id} contested: recorded by the provider");
+            }
+        }
+        ReportCommand::Answer {
+            report_id,
+            contestation,
+            answer,
+            request_id: id,
+        } => {
+            let report = call(
+                endpoint,
+                client.answer_contestation(pb::AnswerContestationRequest {
+                    request_id: request_id(id)?,
+                    report_id,
+                    contestation_sequence: contestation,
+                    answer,
+                }),
+            )
+            .await?
+            .report
+            .unwrap_or_default();
+            if json_out {
+                return json::print("fedmesh.v1.MonthlyReport", &report);
+            }
+            say!(
+                "answered contestation #{contestation} of {}",
+                report.report_id
+            );
         }
     }
     Ok(())
