@@ -218,6 +218,20 @@ impl Store {
             .transpose()
     }
 
+    /// The report with the greatest id starting with `prefix` (`<offer_id>/`: the offer's
+    /// last closed month, ids sorting by month).
+    pub fn last_report_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<pb::MonthlyReport>, StoreError> {
+        self.tree(REPORTS_TREE)?
+            .scan_prefix(prefix.as_bytes())
+            .next_back()
+            .transpose()?
+            .map(|(key, raw)| decode(REPORTS_TREE, &key, &raw))
+            .transpose()
+    }
+
     /// Up to `limit` reports with an id after `after`, in id order, that `keep` accepts.
     pub fn list_reports(
         &self,

@@ -422,6 +422,38 @@ async fn a_closed_month_is_reported_once_to_each_party_with_the_live_figures() {
     let closed = seen(&fed, &rennes2, month).await;
     assert_eq!(closed, live);
 
+    // The dashboard shows the offer's last closed month from its report.
+    let url = fed.coordinator().dashboard.clone().unwrap();
+    let (base, token) = url.split_once("/?token=").unwrap();
+    let (url, ca, bearer) = (
+        format!("{base}/api/overview"),
+        fed.ca_pem(),
+        format!("Authorization: Bearer {token}\r\n"),
+    );
+    let expected = offer_report.compliance.clone().unwrap();
+    let shown = wait_for(
+        "the last closed month on the dashboard",
+        Duration::from_secs(15),
+        || {
+            let (url, ca, bearer) = (url.clone(), ca.clone(), bearer.clone());
+            async move {
+                let (_, body) = fedmesh_tests::https_get(&url, &ca, None, &bearer).await;
+                let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let closed = json["offers"][0]["last_closed"].clone();
+                closed.is_object().then_some(closed)
+            }
+        },
+    )
+    .await;
+    assert_eq!(shown["month"], month.to_string());
+    assert_eq!(shown["sla_met"], expected.sla_met);
+    assert_eq!(
+        shown["in_window_percent"].as_f64(),
+        expected
+            .availability
+            .map(|a| a.in_window_availability_percent)
+    );
+
     // Closing again (a restart) writes no second report.
     fed.running.restart_member(UNISTRA).await.unwrap();
     own_reports = ReportServiceClient::new(fed.as_admin(fed.member(UNISTRA)));
