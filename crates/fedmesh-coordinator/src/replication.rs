@@ -409,13 +409,15 @@ impl NodeFollower {
         }
         if let Some(pb::journal_entry::Payload::MonthlyReport(report)) = &entry.payload {
             // An offer report (the entry was checked, its month too): that month is read from
-            // it from now on, and its records' buckets go.
+            // it from now on. The month before's usage buckets go (kept one more month: the
+            // latest users of a tenant that has not reported yet this month are read there),
+            // and the availability no later month reads.
             match fedmesh_core::usage::Month::from_proto("month", report.month.as_ref()) {
                 Ok(month) => self.store.apply_report(
                     &self.member,
                     &position,
                     report,
-                    month.key(),
+                    month.previous().key(),
                     month.previous().previous().key(),
                 )?,
                 Err(_) => self

@@ -44,12 +44,27 @@ pub fn month_usage(
 }
 
 /// The active users of `offer` now: for each tenant, the latest `active_users` reported this
-/// month, or last month when it has not reported yet this month; summed.
+/// month, or last month when it has not reported yet this month; summed. Last month, once
+/// closed and its records archived (on the provider's node), is read from its tenancy reports.
 pub fn latest_active_users(store: &Store, offer: &pb::Offer) -> Result<f64, StoreError> {
     let current = current_month(&calendar_of(offer));
     let mut latest: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
     for month in [current.previous(), current] {
         let records = month_usage(store, &offer.offer_id, month)?;
+        if records.is_empty() && month < current {
+            let closed = month.to_proto();
+            let reports = store.list_reports("", usize::MAX, |r| {
+                r.offer_id == offer.offer_id
+                    && r.scope == pb::ReportScope::Tenancy as i32
+                    && r.month.as_ref() == Some(&closed)
+            })?;
+            for agg in reports.into_iter().flat_map(|r| r.tenant_usage) {
+                if agg.metric == "active_users" {
+                    latest.insert(agg.subscription_id, agg.last_value);
+                }
+            }
+            continue;
+        }
         for agg in usage::aggregate(records.iter().filter(|r| r.metric == "active_users")) {
             latest.insert(agg.subscription_id, agg.last_value);
         }

@@ -257,18 +257,20 @@ impl Store {
     }
 
     /// Applies an offer report replicated from `source`'s journal at `position` (on the
-    /// coordinator): the month's records are then read from the report, so the buckets of
-    /// its usage (and of the availability of UTC months up to `availability_through`) are
-    /// dropped first, then the report is stored with the cursor moved in one transaction. A
-    /// crash between the two drops them again when the entry is applied again.
+    /// coordinator): the month's figures are then read from the report, so the usage buckets
+    /// of `usage_month` (`yyyymm`) and the availability buckets of UTC months up to
+    /// `availability_through` are dropped first, then the report is stored with the cursor
+    /// moved in one transaction. A crash between the two drops them again when the entry is
+    /// applied again.
     pub fn apply_report(
         &self,
         source: &str,
         position: &Cursor,
         report: &pb::MonthlyReport,
-        month: u32,
+        usage_month: u32,
         availability_through: u32,
     ) -> Result<Applied, StoreError> {
+        let month = usage_month;
         let _writing = self.writing();
         let reports = self.tree(REPORTS_TREE)?;
         let cursors = self.tree(CURSORS_TREE)?;
