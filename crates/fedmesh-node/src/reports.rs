@@ -89,8 +89,13 @@ fn reason<'a>(field: &str, value: &'a str) -> Result<&'a str, ServiceError> {
     Ok(value)
 }
 
+/// The instant of an event, on the clock statements are reckoned with (an adjustment lands
+/// on the statement of the day it was issued).
 fn now_stamp() -> prost_types::Timestamp {
-    std::time::SystemTime::now().into()
+    prost_types::Timestamp {
+        seconds: fedmesh_grpc::figures::now(),
+        nanos: 0,
+    }
 }
 
 /// The adjustment lines of `subscription_id` issued on the days `days` (local days of `cal`):
