@@ -172,6 +172,7 @@ pub fn entry(revision: u64, payload: pb::journal_entry::Payload) -> pb::JournalE
         }
         Payload::UsageRecords(_) => (pb::EntityKind::UsageRecord, String::new()),
         Payload::AvailabilityRecords(_) => (pb::EntityKind::AvailabilityRecord, String::new()),
+        Payload::MonthlyReport(r) => (pb::EntityKind::MonthlyReport, r.report_id.clone()),
     };
     pb::JournalEntry {
         revision,

@@ -59,6 +59,16 @@ fn party_or_consortium(viewer: &Identity, provider: &str, subscriber: &str) -> b
 }
 
 impl MetricsApi {
+    /// The offer report of `offer_id`'s `month`, once the provider closed it: the figures of
+    /// a closed month are read from it (its records' buckets are gone).
+    fn report(
+        &self,
+        offer_id: &str,
+        month: Month,
+    ) -> Result<Option<pb::MonthlyReport>, ServiceError> {
+        Ok(self.store.get_report(&format!("{offer_id}/{month}"))?)
+    }
+
     fn tenancies(&self, offer_id: &str) -> Result<Vec<pb::Subscription>, ServiceError> {
         Ok(self
             .store
@@ -136,6 +146,10 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         let tenancies = self.tenancies(&offer.offer_id)?;
         let mut months = Vec::new();
         for month in figures::months(from, to)? {
+            if let Some(metrics) = self.report(&offer.offer_id, month)?.and_then(|r| r.metrics) {
+                months.push(metrics);
+                continue;
+            }
             let records = figures::month_usage(&self.store, &offer.offer_id, month)
                 .map_err(ServiceError::from)?;
             months.push(figures::month_metrics(&records, &tenancies, month, &cal));
@@ -190,10 +204,14 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
                 .map_err(ServiceError::from)?;
             if is_provider {
                 let cal = calendar_of(&offer);
+                let metrics = match self.report(&offer.offer_id, month)?.and_then(|r| r.metrics) {
+                    Some(closed) => closed,
+                    None => figures::month_metrics(&records, &tenancies, month, &cal),
+                };
                 provided.push(pb::ProvidedOffer {
                     offer_id: offer.offer_id.clone(),
                     service_name: offer.service_name.clone(),
-                    metrics: Some(figures::month_metrics(&records, &tenancies, month, &cal)),
+                    metrics: Some(metrics),
                 });
             }
             // Who is a tenant of what is the member's own (and the consortium's) to read.
@@ -240,9 +258,14 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         let offers = self
             .offers(&body.offer_id)?
             .iter()
-            .map(|offer| figures::incident_statistics(&self.store, offer, month))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(ServiceError::from)?;
+            .map(|offer| match self.report(&offer.offer_id, month)? {
+                Some(pb::MonthlyReport {
+                    incidents: Some(closed),
+                    ..
+                }) => Ok(closed),
+                _ => Ok(figures::incident_statistics(&self.store, offer, month)?),
+            })
+            .collect::<Result<Vec<_>, ServiceError>>()?;
         Ok(Response::new(pb::GetIncidentStatisticsResponse { offers }))
     }
 
@@ -297,9 +320,14 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         let offers = self
             .offers(&body.offer_id)?
             .iter()
-            .map(|offer| figures::sla_compliance(&self.store, offer, month))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(ServiceError::from)?;
+            .map(|offer| match self.report(&offer.offer_id, month)? {
+                Some(pb::MonthlyReport {
+                    compliance: Some(closed),
+                    ..
+                }) => Ok(closed),
+                _ => Ok(figures::sla_compliance(&self.store, offer, month)?),
+            })
+            .collect::<Result<Vec<_>, ServiceError>>()?;
         Ok(Response::new(pb::GetSlaComplianceResponse { offers }))
     }
 }

@@ -421,6 +421,25 @@ impl NodeFollower {
             }
             return Ok(());
         }
+        if let Some(pb::journal_entry::Payload::MonthlyReport(report)) = &entry.payload {
+            // An offer report (the entry was checked, its month too): that month is read from
+            // it from now on. The month before's usage buckets go (kept one more month: the
+            // latest users of a tenant that has not reported yet this month are read there),
+            // and the availability no later month reads.
+            match reported_months(report) {
+                Some((usage_month, availability_through)) => self.store.apply_report(
+                    &self.member,
+                    &position,
+                    report,
+                    usage_month,
+                    availability_through,
+                )?,
+                None => self
+                    .store
+                    .apply_catalogue(&self.member, Some(&position), None)?,
+            };
+            return Ok(());
+        }
         if let Some(records) = self.filed_records(&entry)? {
             self.store.apply_records(&self.member, &position, records)?;
             return Ok(());
@@ -602,6 +621,13 @@ impl NodeFollower {
                 .apply_snapshot_records(&self.member, journal_id, records)?;
             return Ok(());
         }
+        if let Some(pb::journal_entry::Payload::MonthlyReport(report)) = &entry.payload {
+            if let Some((usage_month, availability_through)) = reported_months(report) {
+                self.store
+                    .put_snapshot_report(report, usage_month, availability_through)?;
+            }
+            return Ok(());
+        }
         match &entry.payload {
             Some(pb::journal_entry::Payload::Offer(offer)) => {
                 seen.offers.insert(offer.offer_id.clone());
@@ -617,4 +643,13 @@ impl NodeFollower {
         }
         Ok(())
     }
+}
+
+/// The months whose buckets an offer report of month M replaces on the coordinator: the usage of
+/// the month before M (M's own stays one more month: the latest users of a tenant that has not
+/// reported yet this month are read there) and the availability no later month reads (UTC
+/// months up to two before M). `None` for a report without a valid month (refused before).
+fn reported_months(report: &pb::MonthlyReport) -> Option<(u32, u32)> {
+    let month = fedmesh_core::usage::Month::from_proto("month", report.month.as_ref()).ok()?;
+    Some((month.previous().key(), month.previous().previous().key()))
 }

@@ -47,6 +47,7 @@ const REGISTRY: &str = "fedmesh.v1.RegistryService";
 const CATALOGUE: &str = "fedmesh.v1.CatalogueService";
 const METRICS: &str = "fedmesh.v1.MetricsService";
 const ADMIN_SERVICE: &str = "fedmesh.v1.AdminService";
+const REPORT: &str = "fedmesh.v1.ReportService";
 
 /// The table (design section 2). Health and reflection are open to every authenticated caller.
 pub const RULES: &[Rule] = &[
@@ -106,6 +107,15 @@ pub const RULES: &[Rule] = &[
     rule(INCIDENT, "ReopenIncident", PEER),
     rule(INCIDENT, "ChangePriority", PEER),
     rule(INCIDENT, "WatchIncident", PEER),
+    // Monthly reports: a node's own admins read those it holds (a subscriber's, its own
+    // tenancies' reports, mirrored from the providers).
+    rule(REPORT, "ListReports", ADMIN),
+    rule(REPORT, "GetReport", ADMIN),
+    // Corrections: the provider's admin adjusts and answers; the subscriber contests (its
+    // admin on its own node, which delivers it as itself to the provider's node).
+    rule(REPORT, "IssueAdjustment", ADMIN),
+    rule(REPORT, "ContestReport", PEER),
+    rule(REPORT, "AnswerContestation", ADMIN),
     // Journal: replication by the coordinator and subscriber nodes; admins for diagnosis.
     rule(JOURNAL, "Watch", READERS),
     rule(JOURNAL, "ListEntries", READERS),

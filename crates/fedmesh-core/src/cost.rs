@@ -175,6 +175,7 @@ pub fn statement(
             quantity: 1.0,
             unit_price: Some(money(grid.setup_fee_micros)),
             amount: Some(money(grid.setup_fee_micros)),
+            ..Default::default()
         });
     }
     // Days billed, grouped by (month, days in that year).
@@ -209,6 +210,7 @@ pub fn statement(
             quantity,
             unit_price: Some(money(grid.per_tenant_per_year_micros)),
             amount: Some(money(amount)),
+            ..Default::default()
         });
     }
     for (month, (days, year_days)) in &by_month {
@@ -231,6 +233,7 @@ pub fn statement(
                 users * days,
                 *year_days,
             ))),
+            ..Default::default()
         });
     }
     let total = lines

@@ -8,7 +8,8 @@ use crate::identity::{Identity, MemberId, Role};
 /// federation; the coordinator sees every entry; the node's own admins see their own journal.
 /// A subscriber member's node sees its own tenancies, its own incidents, and the maintenance
 /// announced on offers it is a tenant of (`is_tenant(offer_id)` tells, for the caller's
-/// member).
+/// member). Monthly reports: the subscriber's node sees its own tenancies' reports, the
+/// coordinator offer reports only (aggregates without people), never a tenancy's.
 pub fn visible(
     entry: &pb::JournalEntry,
     caller: &Identity,
@@ -16,10 +17,14 @@ pub fn visible(
     is_tenant: &dyn Fn(&str) -> bool,
 ) -> bool {
     use pb::journal_entry::Payload;
-    if caller.role() == Role::Coordinator
-        || (caller.role() == Role::Admin && caller.member() == Some(local))
-    {
+    if caller.role() == Role::Admin && caller.member() == Some(local) {
         return true;
+    }
+    if caller.role() == Role::Coordinator {
+        return match &entry.payload {
+            Some(Payload::MonthlyReport(r)) => r.scope == pb::ReportScope::Offer as i32,
+            _ => true,
+        };
     }
     let node_of = |member: &str| {
         caller.role() == Role::Node && caller.member().is_some_and(|m| m.as_str() == member)
@@ -31,13 +36,17 @@ pub fn visible(
         Some(Payload::MaintenanceWindow(m)) => {
             caller.role() == Role::Node && is_tenant(&m.offer_id)
         }
+        Some(Payload::MonthlyReport(r)) => {
+            r.scope == pb::ReportScope::Tenancy as i32 && node_of(&r.subscriber_member_id)
+        }
         _ => false,
     }
 }
 
 /// Whether `caller` may see any entry of `kind` in `local`'s journal: the coordinator and the
 /// node's own admins every kind; another member's node offers, tenancies, incidents and
-/// maintenance windows (which of them, [`visible`] says), never usage or availability records.
+/// maintenance windows and monthly reports (which of them, [`visible`] says), never usage or
+/// availability records.
 /// Lets a reader pass over entries of other kinds without decoding them.
 pub fn may_see_kind(caller: &Identity, local: &MemberId, kind: i32) -> bool {
     if caller.role() == Role::Coordinator
@@ -51,7 +60,8 @@ pub fn may_see_kind(caller: &Identity, local: &MemberId, kind: i32) -> bool {
             Ok(pb::EntityKind::Offer
                 | pb::EntityKind::Subscription
                 | pb::EntityKind::Incident
-                | pb::EntityKind::MaintenanceWindow)
+                | pb::EntityKind::MaintenanceWindow
+                | pb::EntityKind::MonthlyReport)
         )
 }
 
@@ -181,6 +191,43 @@ mod tests {
             seen.comments.is_empty(),
             "internal comments stay with the provider"
         );
+    }
+
+    #[test]
+    fn tenancy_reports_reach_their_subscriber_and_offer_reports_the_coordinator() {
+        let local: MemberId = "unistra".parse().unwrap();
+        let rouen: Identity = "spiffe://f/member/rouen/node".parse().unwrap();
+        let rennes2: Identity = "spiffe://f/member/rennes2/node".parse().unwrap();
+        let coordinator: Identity = "spiffe://f/coordinator".parse().unwrap();
+        let operator: Identity = "spiffe://f/operator/ops".parse().unwrap();
+        let own_admin: Identity = "spiffe://f/member/unistra/admin/ops".parse().unwrap();
+        let report = |scope: pb::ReportScope, subscriber: &str| pb::JournalEntry {
+            entity_kind: pb::EntityKind::MonthlyReport as i32,
+            payload: Some(pb::journal_entry::Payload::MonthlyReport(
+                pb::MonthlyReport {
+                    scope: scope as i32,
+                    subscriber_member_id: subscriber.into(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        let tenancy = report(pb::ReportScope::Tenancy, "rouen");
+        let offer = report(pb::ReportScope::Offer, "");
+        let sees = |e: &pb::JournalEntry, who: &Identity| visible(e, who, &local, &|_| true);
+        assert!(sees(&tenancy, &rouen), "its own tenancy's report");
+        assert!(!sees(&tenancy, &rennes2), "another member's tenancy report");
+        assert!(
+            !sees(&offer, &rouen),
+            "offer reports are not for subscribers' nodes"
+        );
+        assert!(
+            !sees(&tenancy, &coordinator),
+            "never a tenancy report for the coordinator"
+        );
+        assert!(sees(&offer, &coordinator));
+        assert!(!sees(&offer, &operator) && !sees(&tenancy, &operator));
+        assert!(sees(&offer, &own_admin) && sees(&tenancy, &own_admin));
     }
 
     #[test]

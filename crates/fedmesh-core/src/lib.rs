@@ -12,6 +12,7 @@
 //!   arithmetic.
 //! - [`usage`] and [`cost`]: usage and availability records, monthly figures, SLA
 //!   availability and cost statements.
+//! - [`closing`]: when an offer's month closes, and what a record of a closed month is told.
 //! - [`maintenance`]: what a maintenance announcement must hold.
 //! - [`incident`]: incidents between institutions and their SLA clocks in service time.
 //! - [`subscription`]: request decisions and the tenancy lifecycle.
@@ -26,6 +27,7 @@ pub mod authz;
 pub mod calendar;
 pub mod catalogue;
 pub mod clock;
+pub mod closing;
 pub mod config;
 pub mod cost;
 pub mod endpoint;

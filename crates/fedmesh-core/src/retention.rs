@@ -60,14 +60,17 @@ pub fn maintenance_ended(window: &pb::MaintenanceWindow) -> Option<Secs> {
 }
 
 /// When the entity of a journal payload ended, if it did; records never end (closing months
-/// takes care of them).
+/// takes care of them), nor do monthly reports (a few a month, kept: they are the record of
+/// what was billed).
 pub fn ended(payload: &Payload) -> Option<Secs> {
     match payload {
         Payload::Incident(i) => incident_ended(i),
         Payload::Subscription(s) => subscription_ended(s),
         Payload::Offer(o) => offer_ended(o),
         Payload::MaintenanceWindow(m) => maintenance_ended(m),
-        Payload::UsageRecords(_) | Payload::AvailabilityRecords(_) => None,
+        Payload::UsageRecords(_) | Payload::AvailabilityRecords(_) | Payload::MonthlyReport(_) => {
+            None
+        }
     }
 }
 

@@ -401,6 +401,123 @@ pub fn check_availability(
     Ok(())
 }
 
+/// Checks a monthly report `source` journaled, as `follower` would apply it: its id, offer and
+/// provider are `source`'s; an offer report names no tenancy, subscriber, tenant usage or
+/// statement (aggregates without people), and only a subscriber's own tenancy reports reach
+/// its node; its figures are percentages and counts, its texts inert.
+pub fn check_report(
+    source: &MemberId,
+    report: &pb::MonthlyReport,
+    follower: Follower<'_>,
+) -> Result<(), Rejected> {
+    let id = &report.report_id;
+    let what = "monthly report";
+    owned_by(
+        what,
+        id,
+        "provider_member_id",
+        &report.provider_member_id,
+        source,
+    )?;
+    own_offer(what, id, &report.offer_id, source)?;
+    let month = usage::Month::from_proto("month", report.month.as_ref())
+        .map_err(|e| invalid(what, id, e))?;
+    let expected = |of: &str| {
+        if id == &format!("{of}/{month}") {
+            Ok(())
+        } else {
+            Err(invalid(
+                what,
+                id,
+                format_args!("report_id: must be `{of}/{month}`"),
+            ))
+        }
+    };
+    match pb::ReportScope::try_from(report.scope) {
+        Ok(pb::ReportScope::Offer) => {
+            if let Follower::Subscriber(me) = follower {
+                return Err(rejected(
+                    Reason::NotParty,
+                    format!("{what} {id} is an offer report, not a tenancy report of {me}"),
+                ));
+            }
+            expected(&report.offer_id)?;
+            if !report.subscription_id.is_empty()
+                || !report.subscriber_member_id.is_empty()
+                || !report.tenant_usage.is_empty()
+                || report.statement.is_some()
+            {
+                return Err(invalid(
+                    what,
+                    id,
+                    "an offer report names no tenancy, subscriber, tenant usage or statement",
+                ));
+            }
+        }
+        Ok(pb::ReportScope::Tenancy) => {
+            if follower == Follower::Coordinator {
+                return Err(rejected(
+                    Reason::NotParty,
+                    format!("{what} {id}: the coordinator takes offer reports only"),
+                ));
+            }
+            let sub = &report.subscription_id;
+            in_namespace("tenancy", sub, subscription_owner(sub), source)?;
+            expected(sub)?;
+            party(what, id, &report.subscriber_member_id, source, follower)?;
+            if let Some(statement) = &report.statement
+                && (statement.subscription_id != *sub || statement.offer_id != report.offer_id)
+            {
+                return Err(invalid(what, id, "statement: of another tenancy"));
+            }
+            if report
+                .tenant_usage
+                .iter()
+                .any(|a| a.subscription_id != *sub)
+            {
+                return Err(invalid(what, id, "tenant_usage: of another tenancy"));
+            }
+        }
+        _ => return Err(invalid(what, id, "scope: unknown")),
+    }
+    let percent = |v: f64| (0.0..=100.0).contains(&v);
+    if let Some(c) = &report.compliance {
+        let a = c.availability.clone().unwrap_or_default();
+        if !(percent(a.in_window_availability_percent)
+            && percent(a.out_of_window_availability_percent)
+            && percent(c.requests_in_time_percent)
+            && c.request_count >= 0
+            && (0..=c.request_count).contains(&c.requests_in_time))
+        {
+            return Err(invalid(what, id, "compliance: not percentages and counts"));
+        }
+    }
+    let mut texts: Vec<(&str, &str)> = report
+        .outages
+        .iter()
+        .map(|o| ("outages.description", o.description.as_str()))
+        .collect();
+    texts.extend(
+        report
+            .history
+            .iter()
+            .map(|e| ("history.reason", e.reason.as_str())),
+    );
+    if let Some(statement) = &report.statement {
+        texts.extend(
+            statement
+                .lines
+                .iter()
+                .map(|l| ("statement.lines.description", l.description.as_str())),
+        );
+    }
+    for (field, text) in texts {
+        crate::text::check(field, text, crate::text::Lines::Many)
+            .map_err(|e| invalid(what, id, e))?;
+    }
+    Ok(())
+}
+
 /// Whether an entry of `source`'s journal is its copy of another member's entity: a tenancy
 /// or incident where `source` is the subscriber (mirrored from the provider), or a maintenance
 /// window another provider announced. Such copies are the provider's word, which a follower
@@ -418,6 +535,9 @@ pub fn is_copy_of_others(source: &MemberId, entry: &pb::JournalEntry) -> bool {
             subscriber_copy(&i.provider_member_id, &i.subscriber_member_id)
         }
         Some(Payload::MaintenanceWindow(m)) => m.provider_member_id != source.as_str(),
+        Some(Payload::MonthlyReport(r)) => {
+            subscriber_copy(&r.provider_member_id, &r.subscriber_member_id)
+        }
         _ => false,
     }
 }
@@ -439,6 +559,7 @@ pub fn check_entry(
         Some(Payload::MaintenanceWindow(_)) => pb::EntityKind::MaintenanceWindow,
         Some(Payload::UsageRecords(_)) => pb::EntityKind::UsageRecord,
         Some(Payload::AvailabilityRecords(_)) => pb::EntityKind::AvailabilityRecord,
+        Some(Payload::MonthlyReport(_)) => pb::EntityKind::MonthlyReport,
     };
     if entry.entity_kind != kind as i32 {
         return Err(rejected(
@@ -465,6 +586,7 @@ pub fn check_entry(
         (Some(Payload::Subscription(s)), _) => check_subscription(source, s, follower),
         (Some(Payload::Incident(i)), _) => check_incident(source, i, follower),
         (Some(Payload::MaintenanceWindow(m)), _) => check_maintenance(source, m),
+        (Some(Payload::MonthlyReport(r)), _) => check_report(source, r, follower),
         (Some(Payload::UsageRecords(batch)), Follower::Coordinator) => {
             check_usage(source, batch, now)
         }

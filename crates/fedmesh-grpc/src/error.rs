@@ -219,6 +219,9 @@ impl From<fedmesh_store::usage::RecordError> for ServiceError {
             fedmesh_store::usage::RecordError::Conflict { .. } => Self::AlreadyExists(format!(
                 "{error}; nothing of this batch was stored (give the new content a new record_id)"
             )),
+            fedmesh_store::usage::RecordError::Closed { .. } => {
+                Self::FailedPrecondition(format!("{error}; nothing of this batch was stored"))
+            }
             fedmesh_store::usage::RecordError::Store(e) => Self::Store(e),
         }
     }

@@ -42,12 +42,27 @@ pub fn month_usage(
 }
 
 /// The active users of `offer` now: for each tenant, the latest `active_users` reported this
-/// month, or last month when it has not reported yet this month; summed.
+/// month, or last month when it has not reported yet this month; summed. Last month, once
+/// closed and its records archived (on the provider's node), is read from its tenancy reports.
 pub fn latest_active_users(store: &Store, offer: &pb::Offer) -> Result<f64, StoreError> {
     let current = current_month(&calendar_of(offer));
     let mut latest: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
     for month in [current.previous(), current] {
         let records = month_usage(store, &offer.offer_id, month)?;
+        if records.is_empty() && month < current {
+            let closed = month.to_proto();
+            let reports = store.list_reports("", usize::MAX, |r| {
+                r.offer_id == offer.offer_id
+                    && r.scope == pb::ReportScope::Tenancy as i32
+                    && r.month.as_ref() == Some(&closed)
+            })?;
+            for agg in reports.into_iter().flat_map(|r| r.tenant_usage) {
+                if agg.metric == "active_users" {
+                    latest.insert(agg.subscription_id, agg.last_value);
+                }
+            }
+            continue;
+        }
         for agg in usage::aggregate(records.iter().filter(|r| r.metric == "active_users")) {
             latest.insert(agg.subscription_id, agg.last_value);
         }
@@ -62,6 +77,16 @@ pub fn month_availability(
     offer: &pb::Offer,
     month: Month,
 ) -> Result<(pb::AvailabilitySummary, Vec<pb::Outage>), StoreError> {
+    month_availability_at(store, offer, month, now())
+}
+
+/// [`month_availability`] as of `at` (the month up to `at` when it has not ended).
+pub fn month_availability_at(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+    at: Secs,
+) -> Result<(pb::AvailabilitySummary, Vec<pb::Outage>), StoreError> {
     let cal = calendar_of(offer);
     let span = month.span(&cal);
     // Outages are at most MAX_OUTAGE long, and the probe before the month tells whether the
@@ -71,7 +96,7 @@ pub fn month_availability(
         Month::of_day((span.start - MAX_OUTAGE).div_euclid(86_400)).key(),
         Month::of_day(span.end.div_euclid(86_400)).key(),
     )?;
-    let mut summary = usage::availability(&cal, span, now(), &records);
+    let mut summary = usage::availability(&cal, span, at, &records);
     summary.offer_id = offer.offer_id.clone();
     let outages = records
         .into_iter()
@@ -170,10 +195,22 @@ pub fn incident_statistics(
     offer: &pb::Offer,
     month: Month,
 ) -> Result<pb::OfferIncidentStatistics, StoreError> {
+    incident_statistics_at(store, offer, month, now(), |_| true)
+}
+
+/// [`incident_statistics`] as of `at`, over the incidents `keep` accepts (a tenancy's own,
+/// for its monthly report).
+pub fn incident_statistics_at(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+    at: Secs,
+    keep: impl Fn(&pb::Incident) -> bool,
+) -> Result<pb::OfferIncidentStatistics, StoreError> {
     let cal = calendar_of(offer);
     let span = month.span(&cal);
-    let at = now();
-    let incidents = offer_incidents(store, offer, at)?;
+    let mut incidents = offer_incidents(store, offer, at)?;
+    incidents.retain(|i| keep(i));
     let in_month = |t: Option<&prost_types::Timestamp>| {
         t.is_some_and(|t| (span.start..span.end).contains(&t.seconds))
     };
@@ -272,9 +309,18 @@ pub fn sla_compliance(
     offer: &pb::Offer,
     month: Month,
 ) -> Result<pb::OfferSlaCompliance, StoreError> {
-    let (summary, _) = month_availability(store, offer, month)?;
+    sla_compliance_at(store, offer, month, now())
+}
+
+/// [`sla_compliance`] as of `at`.
+pub fn sla_compliance_at(
+    store: &Store,
+    offer: &pb::Offer,
+    month: Month,
+    at: Secs,
+) -> Result<pb::OfferSlaCompliance, StoreError> {
+    let (summary, _) = month_availability_at(store, offer, month, at)?;
     let span = month.span(&calendar_of(offer));
-    let at = now();
     let due: Vec<pb::SlaClock> = offer_incidents(store, offer, at)?
         .iter()
         .filter_map(|i| clock_of(i, pb::SlaTarget::Resolve).copied())
@@ -368,7 +414,18 @@ pub fn month_metrics(
     month: Month,
     cal: &Calendar,
 ) -> pb::OfferMonthMetrics {
-    let end = (month.span(cal).end - 1).min(now());
+    month_metrics_at(records, tenancies, month, cal, now())
+}
+
+/// [`month_metrics`] as of `at`.
+pub fn month_metrics_at(
+    records: &[pb::UsageRecord],
+    tenancies: &[pb::Subscription],
+    month: Month,
+    cal: &Calendar,
+    at: Secs,
+) -> pb::OfferMonthMetrics {
+    let end = (month.span(cal).end - 1).min(at);
     let tenant_count = tenancies
         .iter()
         .filter(|s| usage::is_served(usage::state_at(s, end)))

@@ -72,6 +72,30 @@ pub struct NodeConfig {
     /// `[retention]`: when ended entities leave the hot trees for the archive.
     #[serde(default)]
     pub retention: fedmesh_grpc::retention::RetentionConfig,
+    /// When the months of this node's offers close.
+    #[serde(default)]
+    pub usage: UsageSettings,
+}
+
+/// Section `[usage]`: closing months (docs/usage.md, "Closed months").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageSettings {
+    /// Days after an offer's month ends (on its calendar) before it closes: records of it are
+    /// taken until then, and refused after (0–366).
+    pub close_after_days: u32,
+    /// How often the node closes the months that are due, in milliseconds (also once at
+    /// start).
+    pub close_check_interval_ms: u64,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        Self {
+            close_after_days: fedmesh_core::closing::DEFAULT_CLOSE_AFTER_DAYS,
+            close_check_interval_ms: 3_600_000,
+        }
+    }
 }
 
 /// Section `[idempotency]`: the records that make a repeated client request (same
@@ -290,6 +314,22 @@ impl NodeConfig {
                 "must be positive".into(),
             ));
         }
+        if self.usage.close_after_days > fedmesh_core::closing::MAX_CLOSE_AFTER_DAYS {
+            return Err(invalid(
+                "usage.close_after_days",
+                format!(
+                    "{} is not between 0 and {}",
+                    self.usage.close_after_days,
+                    fedmesh_core::closing::MAX_CLOSE_AFTER_DAYS
+                ),
+            ));
+        }
+        if self.usage.close_check_interval_ms == 0 {
+            return Err(invalid(
+                "usage.close_check_interval_ms",
+                "must be positive".into(),
+            ));
+        }
         if self.incidents.clock_check_interval_ms == 0 {
             return Err(invalid(
                 "incidents.clock_check_interval_ms",
@@ -359,6 +399,11 @@ mod tests {
             ("retention.ended_days=5", "retention.ended_days"),
             ("retention.ended_days=36501", "retention.ended_days"),
             ("retention.interval_ms=0", "retention.interval_ms"),
+            ("usage.close_after_days=367", "usage.close_after_days"),
+            (
+                "usage.close_check_interval_ms=0",
+                "usage.close_check_interval_ms",
+            ),
             (
                 "idempotency.sweep_interval_ms=0",
                 "idempotency.sweep_interval_ms",

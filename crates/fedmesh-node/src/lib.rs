@@ -8,6 +8,8 @@
 //! - [`catalogue_cache`]: the cached federation catalogue, served while the coordinator is down.
 //! - [`subscriptions`]: `SubscriptionService`, the provider side of tenancies.
 //! - [`usage`]: `UsageService`, usage and availability reports and the figures from them.
+//! - [`closing`]: closing the months of the member's offers into monthly reports.
+//! - [`reports`]: `ReportService`, the monthly reports the node holds.
 //! - [`outbox`], [`peers`]: this member's own tenancy requests, sent or queued, and mirrored.
 //! - [`registration`]: registering with the coordinator and heartbeating.
 //! - [`Node`]: opens the database, binds, serves until shut down.
@@ -19,6 +21,7 @@
 
 mod archived;
 pub mod catalogue_cache;
+pub mod closing;
 pub mod config;
 pub mod crl;
 pub mod incidents;
@@ -29,6 +32,7 @@ pub mod offers;
 pub mod outbox;
 pub mod peers;
 pub mod registration;
+pub mod reports;
 pub mod subscriptions;
 pub mod usage;
 
@@ -80,6 +84,8 @@ pub struct Node {
     idempotency: config::Idempotency,
     compaction: fedmesh_grpc::compaction::CompactionConfig,
     retention: fedmesh_grpc::retention::RetentionConfig,
+    closer: closing::Closer,
+    close_check: Duration,
     notifier: Option<notify::Notifier>,
     metrics: Option<(fedmesh_grpc::metrics::Metrics, tokio::net::TcpListener)>,
     cert: std::path::PathBuf,
@@ -150,8 +156,12 @@ impl Node {
             ClientOptions::default(),
             removed.clone(),
         );
-        let usage_api =
-            usage::UsageApi::new(store.clone(), validated.member.clone(), peers.clone());
+        let usage_api = usage::UsageApi::new(
+            store.clone(),
+            validated.member.clone(),
+            peers.clone(),
+            config.usage.close_after_days,
+        );
         let metrics = if config.metrics.enabled {
             let listener = fedmesh_grpc::metrics::Metrics::bind(config.metrics.listen).await?;
             let metrics = fedmesh_grpc::metrics::Metrics::new(metrics::snapshot(
@@ -281,6 +291,17 @@ impl Node {
                 ),
             )
             .add_service(
+                "fedmesh.v1.ReportService",
+                with_message_limits!(
+                    pb::report_service_server::ReportServiceServer::new(reports::ReportApi::new(
+                        store.clone(),
+                        validated.member.clone(),
+                        forwarder.clone(),
+                    )),
+                    limits
+                ),
+            )
+            .add_service(
                 "fedmesh.v1.AdminService",
                 with_message_limits!(
                     pb::admin_service_server::AdminServiceServer::new(
@@ -293,6 +314,11 @@ impl Node {
                     limits
                 ),
             );
+        let closer = closing::Closer::new(
+            store.clone(),
+            validated.member.clone(),
+            config.usage.close_after_days,
+        );
         tracing::info!(member = %validated.member, addr = %local_addr, advertise = %advertise, data_dir = %config.data_dir.display(), "node listening");
         Ok(Self {
             server,
@@ -308,6 +334,8 @@ impl Node {
             idempotency: config.idempotency.clone(),
             compaction: config.journal.clone(),
             retention: config.retention.clone(),
+            closer,
+            close_check: Duration::from_millis(config.usage.close_check_interval_ms),
             notifier,
             metrics,
             cert: config.tls.cert.clone(),
@@ -383,6 +411,9 @@ impl Node {
             self.retention,
             stop_rx.clone(),
         )));
+        let closing = Some(tokio::spawn(
+            self.closer.run(self.close_check, stop_rx.clone()),
+        ));
         let metrics = self.metrics.map(|(metrics, listener)| {
             let mut stop = stop_rx;
             tokio::spawn(async move {
@@ -409,6 +440,7 @@ impl Node {
             requests,
             compaction,
             retention,
+            closing,
             metrics,
             expiry,
             rotation,

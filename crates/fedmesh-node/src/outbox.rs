@@ -17,6 +17,7 @@ use fedmesh_grpc::metrics::Rejections;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
 use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
+use fedmesh_proto::pb::report_service_client::ReportServiceClient;
 use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_proto::pb::watch_response::Event;
 use fedmesh_store::{Cursor, OutboxItem, Store, StoreError};
@@ -75,6 +76,8 @@ pub enum Delivered {
     Subscription(pb::Subscription),
     /// An incident (as this member may see it).
     Incident(pb::Incident),
+    /// A monthly report of a tenancy of this member (boxed: the largest of the three).
+    Report(Box<pb::MonthlyReport>),
 }
 
 /// Sends this member's requests to providers and mirrors the answers.
@@ -149,7 +152,8 @@ impl Forwarder {
             .await
             .map_err(Undelivered::Retry)?;
         let mut subscriptions = SubscriptionServiceClient::new(channel.clone());
-        let mut incidents = IncidentServiceClient::new(channel);
+        let mut incidents = IncidentServiceClient::new(channel.clone());
+        let mut reports = ReportServiceClient::new(channel);
         fn decode<M: prost::Message + Default>(raw: &[u8]) -> Result<M, Undelivered> {
             M::decode(raw).map_err(|e| {
                 Undelivered::Refused(tonic::Status::internal(format!("corrupt outbox item: {e}")))
@@ -193,6 +197,14 @@ impl Forwarder {
                 .change_priority(decode::<pb::ChangePriorityRequest>(raw)?)
                 .await
                 .map(|r| r.into_inner().incident.map(Delivered::Incident)),
+            "ContestReport" => reports
+                .contest_report(decode::<pb::ContestReportRequest>(raw)?)
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .report
+                        .map(|report| Delivered::Report(Box::new(report)))
+                }),
             other => {
                 return Err(Undelivered::Refused(tonic::Status::internal(format!(
                     "unknown outbox rpc {other}"
@@ -213,6 +225,7 @@ impl Forwarder {
         match delivered {
             Delivered::Subscription(s) => self.mirror(provider, 0, s).await,
             Delivered::Incident(i) => self.mirror_incident(provider, 0, i).await,
+            Delivered::Report(r) => self.mirror_report(provider, 0, *r).await,
         }
     }
 
@@ -240,6 +253,20 @@ impl Forwarder {
     ) -> Result<Option<pb::Incident>, ServiceError> {
         Ok(match self.forward(provider, rpc, request).await? {
             Some(Delivered::Incident(i)) => Some(i),
+            _ => None,
+        })
+    }
+
+    /// Like [`Forwarder::send_or_queue`], for a contestation of a report: the provider's
+    /// report, or `None` when queued.
+    pub async fn send_report<M: prost::Message>(
+        &self,
+        provider: &str,
+        rpc: &str,
+        request: &M,
+    ) -> Result<Option<pb::MonthlyReport>, ServiceError> {
+        Ok(match self.forward(provider, rpc, request).await? {
+            Some(Delivered::Report(r)) => Some(*r),
             _ => None,
         })
     }
@@ -279,6 +306,7 @@ impl Forwarder {
                 let admitted = self.admits(provider, 0, |source, me| match &delivered {
                     Delivered::Subscription(s) => trust::check_subscription(source, s, me),
                     Delivered::Incident(i) => trust::check_incident(source, i, me),
+                    Delivered::Report(r) => trust::check_report(source, r, me),
                 });
                 if !admitted {
                     return Err(ServiceError::Peer {
@@ -463,6 +491,31 @@ impl Forwarder {
         }
     }
 
+    /// Stores a provider's monthly report of a tenancy of this member (checked like every
+    /// entry from another member), unless the copy held has as long a history.
+    pub async fn mirror_report(
+        &self,
+        provider: &str,
+        revision: u64,
+        incoming: pb::MonthlyReport,
+    ) -> Result<(), StoreError> {
+        if !self.admits(provider, revision, |source, me| {
+            trust::check_report(source, &incoming, me)
+        }) {
+            return Ok(());
+        }
+        let id = incoming.report_id.clone();
+        match self.store.mirror_report(self.member.as_str(), incoming) {
+            Ok(Some(revision)) => self.store.journal_durable(revision).await,
+            Ok(None) => Ok(()),
+            Err(e @ StoreError::EntryTooLarge { .. }) => {
+                tracing::error!(provider, report = %id, error = %e, "report not mirrored: raise limits.max_encoding_message_bytes to the provider's");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Delivers the outbox until `stop`, then follows providers' journals.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let mirror = tokio::spawn(self.clone().follow_providers(stop.clone()));
@@ -541,10 +594,11 @@ impl Forwarder {
     }
 
     /// What a subscriber's node mirrors of its providers' journals.
-    const MIRRORED: [i32; 3] = [
+    const MIRRORED: [i32; 4] = [
         pb::EntityKind::Subscription as i32,
         pb::EntityKind::Incident as i32,
         pb::EntityKind::MaintenanceWindow as i32,
+        pb::EntityKind::MonthlyReport as i32,
     ];
 
     /// Follows, for each provider this member has tenancies with, its journal of this
@@ -588,8 +642,33 @@ impl Forwarder {
         }
     }
 
-    /// Mirrors `provider`'s snapshot of what concerns this member (its tenancies, incidents and
-    /// maintenance windows), each item checked and applied as a journal entry would be (a copy
+    /// Mirrors one entry of `provider`'s journal, or one item of its snapshot, of the kinds
+    /// this member mirrors ([`Self::MIRRORED`]); others are passed over.
+    async fn mirror_entry(
+        &self,
+        provider: &str,
+        entry: pb::JournalEntry,
+    ) -> Result<(), StoreError> {
+        let revision = entry.revision;
+        match entry.payload {
+            Some(pb::journal_entry::Payload::Subscription(s)) => {
+                self.mirror(provider, revision, s).await
+            }
+            Some(pb::journal_entry::Payload::Incident(i)) => {
+                self.mirror_incident(provider, revision, i).await
+            }
+            Some(pb::journal_entry::Payload::MaintenanceWindow(m)) => {
+                self.mirror_maintenance(provider, revision, m).await
+            }
+            Some(pb::journal_entry::Payload::MonthlyReport(r)) => {
+                self.mirror_report(provider, revision, r).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Mirrors `provider`'s snapshot of what concerns this member (its tenancies, incidents,
+    /// maintenance windows and monthly reports), each item checked and applied as a journal entry would be (a copy
     /// never goes back to an older version), then moves the cursor to the snapshot's revision
     /// and returns it. Interrupted, the cursor has not moved and the next session starts again.
     async fn resync(
@@ -612,20 +691,7 @@ impl Forwarder {
             };
             match message.item {
                 Some(pb::get_snapshot_response::Item::Entry(entry)) => {
-                    let revision = entry.revision;
-                    let mirrored = match entry.payload {
-                        Some(pb::journal_entry::Payload::Subscription(s)) => {
-                            self.mirror(provider, revision, s).await
-                        }
-                        Some(pb::journal_entry::Payload::Incident(i)) => {
-                            self.mirror_incident(provider, revision, i).await
-                        }
-                        Some(pb::journal_entry::Payload::MaintenanceWindow(m)) => {
-                            self.mirror_maintenance(provider, revision, m).await
-                        }
-                        _ => Ok(()),
-                    };
-                    mirrored.map_err(internal)?;
+                    self.mirror_entry(provider, entry).await.map_err(internal)?;
                 }
                 Some(pb::get_snapshot_response::Item::End(end)) => {
                     if end.journal_id != journal_id {
@@ -716,19 +782,9 @@ impl Forwarder {
                             continue;
                         }
                         last = revision;
-                        let mirrored = match entry.payload {
-                            Some(pb::journal_entry::Payload::Subscription(s)) => {
-                                self.mirror(&provider, revision, s).await
-                            }
-                            Some(pb::journal_entry::Payload::Incident(i)) => {
-                                self.mirror_incident(&provider, revision, i).await
-                            }
-                            Some(pb::journal_entry::Payload::MaintenanceWindow(m)) => {
-                                self.mirror_maintenance(&provider, revision, m).await
-                            }
-                            _ => Ok(()),
-                        };
-                        mirrored.map_err(|e| tonic::Status::internal(e.to_string()))?;
+                        self.mirror_entry(&provider, entry)
+                            .await
+                            .map_err(|e| tonic::Status::internal(e.to_string()))?;
                         let cursor = Cursor {
                             journal_id: info.journal_id.clone(),
                             revision,

@@ -11,8 +11,9 @@
 //! - On a subscriber's node: its admin asks about another member's offer, and the node asks the
 //!   provider's node (as itself, so the provider scopes the answer to this member).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use fedmesh_core::closing;
 use fedmesh_core::cost::{self, Days};
 use fedmesh_core::usage::{self, MAX_BATCH, Month};
 use fedmesh_core::{Identity, MemberId, Role};
@@ -32,6 +33,20 @@ pub struct UsageApi {
     store: Store,
     member: MemberId,
     peers: Peers,
+    close_after_days: u32,
+}
+
+/// A checked batch: what to store, what was refused, and the months it touches.
+struct Batch {
+    filed: Vec<Filed>,
+    rejections: Vec<pb::RecordRejection>,
+    /// The closed months records were refused for.
+    closed: BTreeSet<(String, Month)>,
+    /// How many records were refused for a closed month.
+    closed_count: usize,
+    /// The (offer, month on its calendar) of every record to store: checked again when the
+    /// batch is stored, under the lock closing takes.
+    months: BTreeSet<(String, u32)>,
 }
 
 /// What a caller may see of one of this node's offers.
@@ -52,12 +67,14 @@ impl Scope {
 }
 
 impl UsageApi {
-    /// The usage service of `member`'s node; `peers` reaches providers' nodes.
-    pub fn new(store: Store, member: MemberId, peers: Peers) -> Self {
+    /// The usage service of `member`'s node; `peers` reaches providers' nodes; the months of
+    /// its offers close `close_after_days` after they end.
+    pub fn new(store: Store, member: MemberId, peers: Peers, close_after_days: u32) -> Self {
         Self {
             store,
             member,
             peers,
+            close_after_days,
         }
     }
 
@@ -111,20 +128,46 @@ impl UsageApi {
         Ok((offer, scope))
     }
 
+    /// The offer report of `offer_id`'s `month` once the month closed: its figures are read
+    /// from the reports from then on.
+    fn offer_report(
+        &self,
+        offer_id: &str,
+        month: Month,
+    ) -> Result<Option<pb::MonthlyReport>, ServiceError> {
+        Ok(self.store.get_report(&format!("{offer_id}/{month}"))?)
+    }
+
+    /// The tenancy reports of `offer_id`'s closed `month`.
+    fn tenancy_reports(
+        &self,
+        offer_id: &str,
+        month: Month,
+    ) -> Result<Vec<pb::MonthlyReport>, ServiceError> {
+        let month = month.to_proto();
+        Ok(self.store.list_reports("", usize::MAX, |r| {
+            r.offer_id == offer_id
+                && r.scope == pb::ReportScope::Tenancy as i32
+                && r.month.as_ref() == Some(&month)
+        })?)
+    }
+
     fn tenancies(&self, offer_id: &str) -> Result<Vec<pb::Subscription>, ServiceError> {
         Ok(self.store.list_subscriptions("", usize::MAX, |s| {
             s.offer_id == offer_id && s.provider_member_id == self.member.as_str()
         })?)
     }
 
-    /// Checks and files a batch; the offers of the batch are looked up once each.
+    /// Checks and files a batch; the offers of the batch are looked up once each. A record of
+    /// a closed month (on its offer's calendar, at `now`) is refused after its other checks.
     fn file<R>(
         &self,
         records: Vec<R>,
+        now: fedmesh_core::span::Secs,
         mut check: impl FnMut(usize, R, &OfferContext) -> Result<Filed, String>,
         offer_of: impl Fn(&R) -> String,
         record_id: impl Fn(&R) -> String,
-    ) -> Result<(Vec<Filed>, Vec<pb::RecordRejection>), ServiceError> {
+    ) -> Result<Batch, ServiceError> {
         if records.len() > MAX_BATCH {
             return Err(ServiceError::invalid(
                 "records",
@@ -132,8 +175,14 @@ impl UsageApi {
             ));
         }
         let mut offers: HashMap<String, Option<OfferContext>> = HashMap::new();
-        let mut filed = Vec::with_capacity(records.len());
-        let mut rejections = Vec::new();
+        let mut batch = Batch {
+            filed: Vec::with_capacity(records.len()),
+            rejections: Vec::new(),
+            closed: BTreeSet::new(),
+            closed_count: 0,
+            months: BTreeSet::new(),
+        };
+        let mut closed_months: HashMap<(String, Month), bool> = HashMap::new();
         for (i, record) in records.into_iter().enumerate() {
             let offer_id = offer_of(&record);
             if !offers.contains_key(&offer_id) {
@@ -158,27 +207,74 @@ impl UsageApi {
                 )),
                 Some(context) => check(i, record, context),
             };
-            match outcome {
-                Ok(f) => filed.push(f),
-                Err(reason) => rejections.push(pb::RecordRejection {
+            let filed = match outcome {
+                Ok(f) => f,
+                Err(reason) => {
+                    batch.rejections.push(pb::RecordRejection {
+                        record_id: id,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let Some(context) = offers.get(&offer_id).and_then(Option::as_ref) else {
+                continue;
+            };
+            let (month, field) = closing_month(&filed, &context.calendar, i);
+            let key = (offer_id.clone(), month);
+            let closed = match closed_months.get(&key) {
+                Some(&closed) => closed,
+                None => {
+                    let closed = self.store.closed_month(&offer_id, month.key())?.is_some()
+                        || closing::is_closed(&context.calendar, month, self.close_after_days, now);
+                    closed_months.insert(key.clone(), closed);
+                    closed
+                }
+            };
+            if closed {
+                batch.rejections.push(pb::RecordRejection {
                     record_id: id,
-                    reason,
-                }),
+                    reason: closing::refusal(&field, &offer_id, month, self.member.as_str()),
+                });
+                batch.closed_count += 1;
+                batch.closed.insert(key);
+                continue;
             }
+            batch.months.insert((offer_id, month.key()));
+            batch.filed.push(filed);
         }
-        Ok((filed, rejections))
+        Ok(batch)
     }
 
-    async fn store(&self, filed: Vec<Filed>) -> Result<(i32, i32), ServiceError> {
+    /// Stores a checked batch: `Ok(None)` when one of its months closed meanwhile (check it
+    /// again: those records are refused now). A call whose every record falls in a closed
+    /// month answers `FAILED_PRECONDITION` naming the months.
+    async fn store(&self, batch: Batch) -> Result<Option<(i32, i32)>, ServiceError> {
+        if batch.filed.is_empty()
+            && batch.closed_count > 0
+            && batch.closed_count == batch.rejections.len()
+        {
+            let months: Vec<(String, Month)> = batch.closed.into_iter().collect();
+            return Err(ServiceError::FailedPrecondition(closing::all_closed(
+                &months,
+            )));
+        }
         let store = self.store.clone();
         let member = self.member.to_string();
-        let stored = tokio::task::spawn_blocking(move || store.store_records(&member, filed))
-            .await
-            .map_err(|e| ServiceError::Unavailable(format!("storing the batch failed: {e}")))??;
+        let months: Vec<(String, u32)> = batch.months.into_iter().collect();
+        let filed = batch.filed;
+        let stored =
+            tokio::task::spawn_blocking(move || store.store_open_records(&member, filed, &months))
+                .await
+                .map_err(|e| ServiceError::Unavailable(format!("storing the batch failed: {e}")))?;
+        let stored = match stored {
+            Err(fedmesh_store::usage::RecordError::Closed { .. }) => return Ok(None),
+            other => other?,
+        };
         if let Some(revision) = stored.revision {
             self.store.journal_durable(revision).await?;
         }
-        Ok((stored.accepted as i32, stored.duplicates as i32))
+        Ok(Some((stored.accepted as i32, stored.duplicates as i32)))
     }
 }
 
@@ -187,6 +283,30 @@ struct OfferContext {
     offer: pb::Offer,
     calendar: fedmesh_core::calendar::Calendar,
     tenancies: Vec<pb::Subscription>,
+}
+
+/// The month a filed record belongs to on its offer's calendar, which closes, and the field
+/// that says so.
+fn closing_month(
+    filed: &Filed,
+    cal: &fedmesh_core::calendar::Calendar,
+    i: usize,
+) -> (Month, String) {
+    match filed {
+        Filed::Usage(record, _) => (
+            usage::usage_month(record, cal),
+            format!("records[{i}].period.start_time"),
+        ),
+        Filed::Availability(record, _) => (
+            Month::of_day(cal.local_day(usage::observed_at(record))),
+            match record.observation {
+                Some(pb::availability_record::Observation::Outage(_)) => {
+                    format!("records[{i}].outage.period.start_time")
+                }
+                _ => format!("records[{i}].probe.probe_time"),
+            },
+        ),
+    }
 }
 
 fn stamp_time() -> prost_types::Timestamp {
@@ -201,25 +321,35 @@ impl pb::usage_service_server::UsageService for UsageApi {
     ) -> Result<Response<pb::ReportUsageResponse>, Status> {
         let reporter = caller(&request)?.to_string();
         let records = request.into_inner().records;
-        let (now, time) = (now(), stamp_time());
-        let (filed, rejections) = self.file(
-            records,
-            |i, mut record, context| {
-                usage::check_usage(i, &mut record, &context.offer, &context.tenancies, now)?;
-                record.record_time = Some(time);
-                record.reported_by = reporter.clone();
-                let month = usage::usage_month(&record, &context.calendar).key();
-                Ok(Filed::Usage(record, month))
-            },
-            |r| r.offer_id.clone(),
-            |r| r.record_id.clone(),
-        )?;
-        let (accepted_count, duplicate_count) = self.store(filed).await?;
-        Ok(Response::new(pb::ReportUsageResponse {
-            accepted_count,
-            duplicate_count,
-            rejections,
-        }))
+        // A month that closes while the batch is stored refuses its records: checked again.
+        for _ in 0..2 {
+            let (now, time) = (now(), stamp_time());
+            let batch = self.file(
+                records.clone(),
+                now,
+                |i, mut record, context| {
+                    usage::check_usage(i, &mut record, &context.offer, &context.tenancies, now)?;
+                    record.record_time = Some(time);
+                    record.reported_by = reporter.clone();
+                    let month = usage::usage_month(&record, &context.calendar).key();
+                    Ok(Filed::Usage(record, month))
+                },
+                |r| r.offer_id.clone(),
+                |r| r.record_id.clone(),
+            )?;
+            let rejections = batch.rejections.clone();
+            if let Some((accepted_count, duplicate_count)) = self.store(batch).await? {
+                return Ok(Response::new(pb::ReportUsageResponse {
+                    accepted_count,
+                    duplicate_count,
+                    rejections,
+                }));
+            }
+        }
+        Err(ServiceError::Aborted(
+            "months kept closing while the batch was stored: send it again".into(),
+        )
+        .into())
     }
 
     async fn report_availability(
@@ -228,25 +358,34 @@ impl pb::usage_service_server::UsageService for UsageApi {
     ) -> Result<Response<pb::ReportAvailabilityResponse>, Status> {
         let reporter = caller(&request)?.to_string();
         let records = request.into_inner().records;
-        let (now, time) = (now(), stamp_time());
-        let (filed, rejections) = self.file(
-            records,
-            |i, mut record, _| {
-                usage::check_availability(i, &record, now)?;
-                record.record_time = Some(time);
-                record.reported_by = reporter.clone();
-                let month = Month::of_day(usage::observed_at(&record).div_euclid(86_400)).key();
-                Ok(Filed::Availability(record, month))
-            },
-            |r| r.offer_id.clone(),
-            |r| r.record_id.clone(),
-        )?;
-        let (accepted_count, duplicate_count) = self.store(filed).await?;
-        Ok(Response::new(pb::ReportAvailabilityResponse {
-            accepted_count,
-            duplicate_count,
-            rejections,
-        }))
+        for _ in 0..2 {
+            let (now, time) = (now(), stamp_time());
+            let batch = self.file(
+                records.clone(),
+                now,
+                |i, mut record, _| {
+                    usage::check_availability(i, &record, now)?;
+                    record.record_time = Some(time);
+                    record.reported_by = reporter.clone();
+                    let month = Month::of_day(usage::observed_at(&record).div_euclid(86_400)).key();
+                    Ok(Filed::Availability(record, month))
+                },
+                |r| r.offer_id.clone(),
+                |r| r.record_id.clone(),
+            )?;
+            let rejections = batch.rejections.clone();
+            if let Some((accepted_count, duplicate_count)) = self.store(batch).await? {
+                return Ok(Response::new(pb::ReportAvailabilityResponse {
+                    accepted_count,
+                    duplicate_count,
+                    rejections,
+                }));
+            }
+        }
+        Err(ServiceError::Aborted(
+            "months kept closing while the batch was stored: send it again".into(),
+        )
+        .into())
     }
 
     async fn get_usage(
@@ -271,13 +410,32 @@ impl pb::usage_service_server::UsageService for UsageApi {
             .filter(|s| scope.sees(s))
             .map(|s| (s.subscription_id.clone(), s))
             .collect();
-        let records = figures::month_usage(&self.store, &offer.offer_id, month)
-            .map_err(ServiceError::from)?;
-        let aggregates = usage::aggregate(records.iter().filter(|r| {
-            visible.contains_key(&r.subscription_id)
-                && (body.subscription_id.is_empty() || r.subscription_id == body.subscription_id)
-                && (body.metrics.is_empty() || body.metrics.contains(&r.metric))
-        }));
+        let wanted = |subscription_id: &str, metric: &str| {
+            visible.contains_key(subscription_id)
+                && (body.subscription_id.is_empty() || subscription_id == body.subscription_id)
+                && (body.metrics.is_empty() || body.metrics.iter().any(|m| m == metric))
+        };
+        let aggregates = if self.offer_report(&offer.offer_id, month)?.is_some() {
+            // A closed month: its tenancy reports hold the aggregates.
+            let mut aggregates: Vec<pb::UsageAggregate> = self
+                .tenancy_reports(&offer.offer_id, month)?
+                .into_iter()
+                .flat_map(|r| r.tenant_usage)
+                .filter(|a| wanted(&a.subscription_id, &a.metric))
+                .collect();
+            aggregates.sort_by(|a, b| {
+                (&a.subscription_id, &a.metric).cmp(&(&b.subscription_id, &b.metric))
+            });
+            aggregates
+        } else {
+            let records = figures::month_usage(&self.store, &offer.offer_id, month)
+                .map_err(ServiceError::from)?;
+            usage::aggregate(
+                records
+                    .iter()
+                    .filter(|r| wanted(&r.subscription_id, &r.metric)),
+            )
+        };
         Ok(Response::new(pb::GetUsageResponse {
             offer_id: offer.offer_id,
             month: Some(month.to_proto()),
@@ -300,6 +458,16 @@ impl pb::usage_service_server::UsageService for UsageApi {
                 .map_err(|s| peer(&provider, s).into());
         }
         let (offer, _) = self.local_offer(&identity, &body.offer_id)?;
+        if let Some(report) = self.offer_report(&offer.offer_id, month)? {
+            // A closed month: the figures of its report.
+            let compliance = report.compliance.unwrap_or_default();
+            return Ok(Response::new(pb::GetAvailabilityResponse {
+                availability: compliance.availability,
+                availability_sla_percent: compliance.availability_sla_percent,
+                availability_slo_percent: compliance.availability_slo_percent,
+                outages: report.outages,
+            }));
+        }
         let (summary, outages) =
             figures::month_availability(&self.store, &offer, month).map_err(ServiceError::from)?;
         let engagement = offer.engagement.unwrap_or_default();
@@ -342,12 +510,25 @@ impl pb::usage_service_server::UsageService for UsageApi {
         let mut trend = Vec::with_capacity(months);
         let mut latest: BTreeMap<(String, String), f64> = BTreeMap::new();
         for _ in 0..months {
-            let records = figures::month_usage(&self.store, &offer.offer_id, month)
-                .map_err(ServiceError::from)?;
-            for agg in usage::aggregate(&records) {
-                latest.insert((agg.subscription_id, agg.metric), agg.last_value);
-            }
-            let m = figures::month_metrics(&records, &tenancies, month, &cal);
+            let m = match self.offer_report(&offer.offer_id, month)? {
+                // A closed month: its reports.
+                Some(report) => {
+                    for report in self.tenancy_reports(&offer.offer_id, month)? {
+                        for agg in report.tenant_usage {
+                            latest.insert((agg.subscription_id, agg.metric), agg.last_value);
+                        }
+                    }
+                    report.metrics.unwrap_or_default()
+                }
+                None => {
+                    let records = figures::month_usage(&self.store, &offer.offer_id, month)
+                        .map_err(ServiceError::from)?;
+                    for agg in usage::aggregate(&records) {
+                        latest.insert((agg.subscription_id, agg.metric), agg.last_value);
+                    }
+                    figures::month_metrics(&records, &tenancies, month, &cal)
+                }
+            };
             trend.push(pb::CapacityPoint {
                 month: m.month,
                 tenant_count: m.tenant_count,
@@ -430,30 +611,110 @@ impl pb::usage_service_server::UsageService for UsageApi {
             .get_offer(&subscription.offer_id)
             .map_err(ServiceError::from)?
             .ok_or_else(missing)?;
-        let cal = calendar_of(&offer);
-        let mut users = BTreeMap::new();
-        let mut month = Month::of_day(period.first);
-        while month.first_day() <= period.last {
-            let records = figures::month_usage(&self.store, &offer.offer_id, month)
-                .map_err(ServiceError::from)?;
-            let largest = records
-                .iter()
-                .filter(|r| {
-                    r.subscription_id == subscription.subscription_id && r.metric == "active_users"
-                })
-                .map(|r| r.value)
-                .fold(None, |max: Option<f64>, v| {
-                    Some(max.map_or(v, |m| m.max(v)))
-                });
-            if let Some(largest) = largest {
-                users.insert(month, largest);
-            }
-            month = month.next();
-        }
-        let statement = cost::statement(&offer, &subscription, &cal, period, &users, now());
+        let statement = self.statement(&offer, &subscription, period)?;
         Ok(Response::new(pb::GetCostStatementResponse {
             statement: Some(statement),
         }))
+    }
+}
+
+impl UsageApi {
+    /// The statement of `subscription` over `period`: the lines of the closed months the
+    /// period covers whole come from their tenancy reports, the rest is computed from the
+    /// offer's grid, the tenancy's history and its usage (or, for a closed month the period
+    /// covers in part, the usage of its report).
+    fn statement(
+        &self,
+        offer: &pb::Offer,
+        subscription: &pb::Subscription,
+        period: Days,
+    ) -> Result<pb::CostStatement, ServiceError> {
+        let cal = calendar_of(offer);
+        let mut users = BTreeMap::new();
+        // Runs of days computed live, and the report lines of whole closed months, in order.
+        let mut segments: Vec<Result<Days, Vec<pb::CostLine>>> = Vec::new();
+        let live = |segments: &mut Vec<Result<Days, Vec<pb::CostLine>>>, days: Days| match segments
+            .last_mut()
+        {
+            Some(Ok(run)) if run.last + 1 == days.first => run.last = days.last,
+            _ => segments.push(Ok(days)),
+        };
+        let mut month = Month::of_day(period.first);
+        while month.first_day() <= period.last {
+            let whole = Days::month(month);
+            let days = Days {
+                first: whole.first.max(period.first),
+                last: whole.last.min(period.last),
+            };
+            if self.offer_report(&offer.offer_id, month)?.is_some() {
+                let report = self
+                    .store
+                    .get_report(&format!("{}/{month}", subscription.subscription_id))?;
+                if days == whole {
+                    segments.push(Err(report
+                        .and_then(|r| r.statement)
+                        .map(|s| s.lines)
+                        .unwrap_or_default()));
+                } else {
+                    let largest = report
+                        .iter()
+                        .flat_map(|r| &r.tenant_usage)
+                        .filter(|a| a.metric == "active_users")
+                        .map(|a| a.max_value)
+                        .reduce(f64::max);
+                    if let Some(largest) = largest {
+                        users.insert(month, largest);
+                    }
+                    live(&mut segments, days);
+                }
+            } else {
+                let records = figures::month_usage(&self.store, &offer.offer_id, month)
+                    .map_err(ServiceError::from)?;
+                let largest = records
+                    .iter()
+                    .filter(|r| {
+                        r.subscription_id == subscription.subscription_id
+                            && r.metric == "active_users"
+                    })
+                    .map(|r| r.value)
+                    .reduce(f64::max);
+                if let Some(largest) = largest {
+                    users.insert(month, largest);
+                }
+                live(&mut segments, days);
+            }
+            month = month.next();
+        }
+        let at = now();
+        let mut statement =
+            cost::statement(offer, subscription, &cal, period, &BTreeMap::new(), at);
+        let mut lines = Vec::new();
+        for segment in segments {
+            match segment {
+                Ok(days) => {
+                    lines
+                        .extend(cost::statement(offer, subscription, &cal, days, &users, at).lines);
+                    // Adjustments of closed months issued on these days.
+                    lines.extend(crate::reports::adjustment_lines(
+                        &self.store,
+                        &subscription.subscription_id,
+                        days,
+                        &cal,
+                    )?);
+                }
+                Err(closed) => lines.extend(closed),
+            }
+        }
+        statement.lines = lines;
+        let total = statement
+            .lines
+            .iter()
+            .map(|l| l.amount.as_ref().map_or(0, |m| m.amount_micros))
+            .sum();
+        if let Some(money) = statement.total.as_mut() {
+            money.amount_micros = total;
+        }
+        Ok(statement)
     }
 }
 

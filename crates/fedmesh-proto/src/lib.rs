@@ -55,6 +55,7 @@ pub const NODE_SERVICES: &[&str] = &[
     "fedmesh.v1.IncidentService",
     "fedmesh.v1.JournalService",
     "fedmesh.v1.CatalogueService",
+    "fedmesh.v1.ReportService",
 ];
 
 /// Fully qualified names of the services the coordinator serves.

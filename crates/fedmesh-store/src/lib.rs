@@ -14,6 +14,7 @@
 //! - [`usage`]: usage and availability records, filed by offer and month or time.
 //! - [`outbox`]: writes waiting for another member's node, and known peer endpoints.
 //! - [`registry`]: the coordinator's directory of member nodes.
+//! - [`reports`]: closed months and their monthly reports.
 //! - [`backup`]: consistent online snapshots and their restore.
 //! - [`snapshot`]: a node's state at one journal revision, for followers that resync.
 //! - [`resync`]: a follower's resync from a source's snapshot, on the coordinator.
@@ -31,6 +32,7 @@ mod log;
 pub mod migrate;
 pub mod outbox;
 pub mod registry;
+pub mod reports;
 pub mod resync;
 pub mod retire;
 pub mod snapshot;

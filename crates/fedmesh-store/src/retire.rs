@@ -176,7 +176,8 @@ fn identify(payload: &Payload) -> (pb::EntityKind, String, String, String) {
             o.provider_member_id.clone(),
             String::new(),
         ),
-        Payload::UsageRecords(_) | Payload::AvailabilityRecords(_) => (
+        // Never archived here: records leave with their closed month, reports stay.
+        Payload::UsageRecords(_) | Payload::AvailabilityRecords(_) | Payload::MonthlyReport(_) => (
             pb::EntityKind::Unspecified,
             String::new(),
             String::new(),

@@ -23,11 +23,12 @@ use crate::usage::BUCKETS_TREE;
 use crate::{Store, StoreError, decode};
 
 /// The entity trees a snapshot copies, with their kind.
-const ENTITY_TREES: [(&str, pb::EntityKind); 4] = [
+const ENTITY_TREES: [(&str, pb::EntityKind); 5] = [
     ("offers", pb::EntityKind::Offer),
     ("subscriptions", pb::EntityKind::Subscription),
     ("incidents", pb::EntityKind::Incident),
     ("maintenance", pb::EntityKind::MaintenanceWindow),
+    (crate::reports::REPORTS_TREE, pb::EntityKind::MonthlyReport),
 ];
 
 /// A node's state at one journal revision (see the module's documentation).
@@ -95,6 +96,10 @@ impl JournalSnapshot {
                 pb::EntityKind::Incident => {
                     let i: pb::Incident = decode("incidents", b"", raw)?;
                     (i.incident_id.clone(), Payload::Incident(i))
+                }
+                pb::EntityKind::MonthlyReport => {
+                    let r: pb::MonthlyReport = decode(crate::reports::REPORTS_TREE, b"", raw)?;
+                    (r.report_id.clone(), Payload::MonthlyReport(r))
                 }
                 _ => {
                     let m: pb::MaintenanceWindow = decode("maintenance", b"", raw)?;

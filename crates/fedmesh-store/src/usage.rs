@@ -28,10 +28,10 @@ use crate::journal::JOURNAL_TREE;
 use crate::log::key;
 use crate::{Store, StoreError, decode};
 
-const RECORD_IDS_TREE: &str = "record_ids";
+pub(crate) const RECORD_IDS_TREE: &str = "record_ids";
 pub(crate) const BUCKETS_TREE: &str = "record_buckets";
-const USAGE: u8 = b'u';
-const AVAILABILITY: u8 = b'a';
+pub(crate) const USAGE: u8 = b'u';
+pub(crate) const AVAILABILITY: u8 = b'a';
 
 /// A record to store and the month (`yyyymm`) it is filed under: for usage, the month of its
 /// period's start on the offer's calendar; for availability, the UTC month of its observation.
@@ -121,7 +121,7 @@ fn same_content(stored: &[u8], content: &[u8], fingerprinted: &[u8]) -> bool {
     }
 }
 
-fn prefix(tag: u8, offer_id: &str) -> Vec<u8> {
+pub(crate) fn prefix(tag: u8, offer_id: &str) -> Vec<u8> {
     let mut k = vec![tag];
     k.extend_from_slice(offer_id.as_bytes());
     k.push(0);
@@ -183,6 +183,15 @@ pub enum RecordError {
         offer_id: String,
         /// The record id.
         record_id: String,
+    },
+    /// A month of the batch closed since its records were checked; nothing of the batch was
+    /// stored (check the records again: they are refused now).
+    #[error("month {month} of offer {offer_id} closed while the batch was being stored")]
+    Closed {
+        /// The offer.
+        offer_id: String,
+        /// The month, `yyyymm`.
+        month: u32,
     },
     /// The store failed.
     #[error(transparent)]
@@ -251,11 +260,32 @@ impl Store {
         member_id: &str,
         records: Vec<Filed>,
     ) -> Result<Stored, RecordError> {
+        self.store_open_records(member_id, records, &[])
+    }
+
+    /// [`Store::store_records`], unless one of `months` (an offer and a `yyyymm` on its
+    /// calendar: the months the batch's records belong to) was closed
+    /// ([`Store::mark_closing`]) since the records were checked: [`RecordError::Closed`] then,
+    /// and nothing is stored. Checked under the journal's lock, which closing takes too.
+    pub fn store_open_records(
+        &self,
+        member_id: &str,
+        records: Vec<Filed>,
+        months: &[(String, u32)],
+    ) -> Result<Stored, RecordError> {
         let _writing = self.writing();
         let ids = self.tree(RECORD_IDS_TREE)?;
         let bucket_tree = self.tree(BUCKETS_TREE)?;
         let journal = self.tree(JOURNAL_TREE)?;
         self.journal.append(|first| {
+            for (offer_id, month) in months {
+                if self.closed_month(offer_id, *month)?.is_some() {
+                    return Err(RecordError::Closed {
+                        offer_id: offer_id.clone(),
+                        month: *month,
+                    });
+                }
+            }
             let Sorted {
                 fresh,
                 index,

@@ -527,7 +527,7 @@ impl RunningFederation {
             std::fs::write(
                 &config_path,
                 format!(
-                    "member_id = {}\nfederation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[coordinator]\nendpoint = {}\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+                    "member_id = {}\nfederation = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\n\n[tls]\nca = {}\ncert = {}\nkey = {}\ncrl = {}\n\n[coordinator]\nendpoint = {}\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n\n# The example files (examples/usage/) report September 2026: the demo keeps months\n# open for a year. The default, 5 days, closes them as a production node would.\n[usage]\nclose_after_days = 366\n",
                     toml_quote(member.as_str()),
                     toml_quote(federation.as_str()),
                     port(1 + i as u16),

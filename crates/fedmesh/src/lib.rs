@@ -6,6 +6,7 @@
 //! - [`admin`]: `fedmesh offer ...` and `fedmesh catalogue ...`.
 //! - [`incidents_cli`]: `fedmesh incident ...` and `fedmesh maintenance ...`.
 //! - [`reports`]: `fedmesh usage`, `availability`, `statement` and `metrics`.
+//! - [`report_cli`]: `fedmesh report ...`, the monthly reports of closed months and their corrections.
 //! - [`status`]: `fedmesh status`.
 //! - [`operations`]: `fedmesh admin backup|restore|inspect`.
 //! - [`health`]: `fedmesh health`, the probe of containers and Kubernetes.
@@ -24,6 +25,7 @@ pub mod inert;
 pub mod json;
 pub mod offer_file;
 pub mod operations;
+pub mod report_cli;
 pub mod reports;
 pub mod status;
 pub mod telemetry;

@@ -116,6 +116,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: fedmesh::reports::StatementFormat,
     },
+    /// Monthly reports of closed months (on your node: a provider's offers, a subscriber's
+    /// tenancies).
+    Report {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Print JSON (every subcommand).
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: fedmesh::report_cli::ReportCommand,
+    },
     /// Federation metrics and SLA compliance (on the coordinator).
     Metrics {
         #[command(flatten)]
@@ -302,6 +313,11 @@ async fn run(cli: Cli) -> Result<()> {
             format,
         } => fedmesh::reports::statement(&connect, &member, &period, format).await,
         Command::Metrics { connect, command } => fedmesh::reports::metrics(&connect, command).await,
+        Command::Report {
+            connect,
+            json,
+            command,
+        } => fedmesh::report_cli::report(&connect, command, json).await,
     }
 }
 

@@ -490,6 +490,22 @@ async fn send_batches<R: Clone>(
         let answer = loop {
             match send(records.clone()).await {
                 Ok(answer) => break answer,
+                // Every record of the batch falls in a closed month: each line is refused, with
+                // the node's reason, and the next batches go on.
+                Err(status) if status.code() == Code::FailedPrecondition => {
+                    for line in batch {
+                        totals.refused.push(format!(
+                            "line {}: refused: {}",
+                            line.number,
+                            status.message()
+                        ));
+                    }
+                    break BatchAnswer {
+                        accepted: 0,
+                        duplicates: 0,
+                        rejections: Vec::new(),
+                    };
+                }
                 // Reports are idempotent: a batch whose answer was lost is sent again.
                 Err(status)
                     if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)

@@ -55,6 +55,7 @@ async fn python_grpcio_lists_describes_and_health_checks_a_node() {
         "fedmesh.v1.UsageService",
         "fedmesh.v1.IncidentService",
         "fedmesh.v1.JournalService",
+        "fedmesh.v1.ReportService",
         "grpc.health.v1.Health",
     ] {
         assert!(

@@ -69,8 +69,8 @@ fn rejected(page: &str, member: &str, reason: &str) -> u64 {
 
 /// What rouen's crafted journal says: rennes2's offer under rouen's name with a 1 % SLA and
 /// a phishing contact, an offer of rouen's claiming rennes2 as provider, an offer a publish
-/// would refuse, rennes2's incident re-owned, a tenancy and a usage record of rennes2's offer,
-/// an entry whose kind lies, a revision that goes backward — and last an honest new offer.
+/// would refuse, rennes2's incident re-owned, a tenancy, a usage record and a monthly report
+/// of rennes2's offer, an entry whose kind lies, a revision that goes backward — and last an honest new offer.
 fn forged_journal(
     stolen_offer: &pb::Offer,
     stolen_incident: &pb::Incident,
@@ -133,7 +133,24 @@ fn forged_journal(
             ..Default::default()
         }],
     };
-    let mut lying_kind = entry(7, Payload::Offer(own.clone()));
+    // rennes2's October report, as rouen would like it read: rennes2 missing its SLA.
+    let report = pb::MonthlyReport {
+        report_id: "rennes2.collab/2026-10".into(),
+        scope: pb::ReportScope::Offer as i32,
+        offer_id: "rennes2.collab".into(),
+        provider_member_id: "rennes2".into(),
+        month: Some(pb::YearMonth {
+            year: 2026,
+            month: 10,
+        }),
+        compliance: Some(pb::OfferSlaCompliance {
+            offer_id: "rennes2.collab".into(),
+            availability: Some(pb::AvailabilitySummary::default()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut lying_kind = entry(8, Payload::Offer(own.clone()));
     lying_kind.entity_kind = pb::EntityKind::Subscription as i32;
     let mut honest = own.clone();
     honest.offer_id = "rouen.honest".into();
@@ -145,10 +162,11 @@ fn forged_journal(
         entry(4, Payload::Incident(incident)),
         entry(5, Payload::Subscription(tenancy)),
         entry(6, Payload::UsageRecords(usage)),
+        entry(7, Payload::MonthlyReport(report)),
         lying_kind,
         // Backward: below what this stream already sent.
         entry(2, Payload::Offer(stolen_offer.clone())),
-        entry(8, Payload::Offer(honest)),
+        entry(9, Payload::Offer(honest)),
     ]
 }
 
@@ -224,7 +242,7 @@ async fn a_hostile_journal_changes_nothing_of_another_member_at_the_coordinator(
     }
     for (reason, at_least) in [
         ("foreign_id", 3),
-        ("not_owner", 2),
+        ("not_owner", 3),
         ("invalid", 2),
         ("backward", 1),
     ] {
@@ -253,6 +271,22 @@ async fn a_hostile_journal_changes_nothing_of_another_member_at_the_coordinator(
             "{refused} was refused"
         );
     }
+    let october =
+        pb::metrics_service_client::MetricsServiceClient::new(federation.as_admin(&coordinator))
+            .get_sla_compliance(pb::GetSlaComplianceRequest {
+                offer_id: "rennes2.collab".into(),
+                month: Some(pb::YearMonth {
+                    year: 2026,
+                    month: 10,
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+    assert!(
+        october.offers.iter().all(|c| c.sla_met),
+        "rouen's report of rennes2's month is not read: {october:?}"
+    );
     let open = open_incidents(&federation).await;
     assert_eq!(open.len(), before_open, "no open incident vanished");
     let kept = open
@@ -270,7 +304,7 @@ async fn a_hostile_journal_changes_nothing_of_another_member_at_the_coordinator(
     let mut later = own.offer.clone().unwrap();
     later.offer_id = "rouen.later".into();
     later.service_id = "later".into();
-    entries.push(entry(9, Payload::Offer(later)));
+    entries.push(entry(10, Payload::Offer(later)));
     // Then an entry larger than any message the coordinator accepts (5 MiB): rouen's own
     // replication stops there; nobody else's does (below).
     let mut oversized = own.offer.clone().unwrap();
@@ -279,7 +313,7 @@ async fn a_hostile_journal_changes_nothing_of_another_member_at_the_coordinator(
     if let Some(d) = oversized.description.as_mut() {
         d.en = "x".repeat(5 * 1024 * 1024);
     }
-    entries.push(entry(10, Payload::Offer(oversized)));
+    entries.push(entry(11, Payload::Offer(oversized)));
     // Its node comes back elsewhere (a new endpoint: the coordinator's follower reconnects)
     // with a journal of another identity.
     drop(hostile);

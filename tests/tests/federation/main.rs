@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod clock;
+mod closing;
 mod compaction;
 mod dashboard;
 mod deploy;

@@ -50,6 +50,19 @@ pub(crate) struct OfferRow {
     pub(crate) status: String,
     pub(crate) tenants: i32,
     pub(crate) users: i64,
+    /// The compliance of its last closed month, from that month's offer report.
+    pub(crate) last_closed: Option<ClosedMonth>,
+}
+
+/// An offer's compliance in a closed month, as its offer report says.
+#[derive(Debug, Serialize)]
+pub(crate) struct ClosedMonth {
+    pub(crate) month: String,
+    pub(crate) in_window_percent: f64,
+    pub(crate) sla_percent: f64,
+    pub(crate) sla_met: bool,
+    pub(crate) requests_in_time_percent: f64,
+    pub(crate) compliant: bool,
 }
 
 /// `/`: members, nodes, offers and totals.
@@ -210,7 +223,44 @@ impl Source {
             status: short(o.status().as_str_name(), "OFFER_STATUS_"),
             tenants: self.store.tenancy_counts(&o.offer_id)?.0,
             users: figures::latest_active_users(&self.store, o)?.round() as i64,
+            last_closed: self.last_closed(&o.offer_id)?,
         })
+    }
+
+    /// The compliance of `offer_id`'s last closed month: its latest offer report (report ids
+    /// `<offer_id>/<yyyy-mm>` sort by month).
+    fn last_closed(&self, offer_id: &str) -> Result<Option<ClosedMonth>, StoreError> {
+        let latest = self
+            .store
+            .last_report_with_prefix(&format!("{offer_id}/"))?
+            .filter(|r| r.offer_id == offer_id && r.scope == pb::ReportScope::Offer as i32);
+        Ok(latest.map(|r| {
+            let c = r.compliance.unwrap_or_default();
+            let month = r
+                .month
+                .map(|m| format!("{}-{:02}", m.year, m.month))
+                .unwrap_or_default();
+            ClosedMonth {
+                month,
+                in_window_percent: c
+                    .availability
+                    .map_or(0.0, |a| a.in_window_availability_percent),
+                sla_percent: c.availability_sla_percent,
+                sla_met: c.sla_met,
+                requests_in_time_percent: c.requests_in_time_percent,
+                compliant: c.compliant,
+            }
+        }))
+    }
+
+    /// The offer report of `offer_id`'s `month`, once closed: its figures replace the
+    /// records the coordinator dropped.
+    fn report(
+        &self,
+        offer_id: &str,
+        month: fedmesh_core::usage::Month,
+    ) -> Result<Option<pb::MonthlyReport>, StoreError> {
+        self.store.get_report(&format!("{offer_id}/{month}"))
     }
 
     fn offer_rows(&self) -> Result<Vec<OfferRow>, StoreError> {
@@ -316,8 +366,13 @@ impl Source {
         }
         let mut trend = Vec::new();
         for _ in 0..6 {
-            let records = figures::month_usage(&self.store, offer_id, month)?;
-            let m = figures::month_metrics(&records, &tenancies, month, &cal);
+            let m = match self.report(offer_id, month)?.and_then(|r| r.metrics) {
+                Some(closed) => closed,
+                None => {
+                    let records = figures::month_usage(&self.store, offer_id, month)?;
+                    figures::month_metrics(&records, &tenancies, month, &cal)
+                }
+            };
             trend.push(TrendPoint {
                 month: month.to_string(),
                 users: m.user_count,
@@ -329,7 +384,10 @@ impl Source {
         let mut availability = Vec::new();
         let mut month = current.previous().previous();
         for _ in 0..3 {
-            let c = figures::sla_compliance(&self.store, &offer, month)?;
+            let c = match self.report(offer_id, month)?.and_then(|r| r.compliance) {
+                Some(closed) => closed,
+                None => figures::sla_compliance(&self.store, &offer, month)?,
+            };
             let a = c.availability.unwrap_or_default();
             availability.push(AvailabilityRow {
                 month: month.to_string(),

@@ -85,6 +85,7 @@ pub(crate) struct Words {
     pub(crate) on_time: &'static str,
     pub(crate) at_risk: &'static str,
     pub(crate) breached: &'static str,
+    pub(crate) last_closed: &'static str,
 }
 
 const FR: Words = Words {
@@ -127,6 +128,7 @@ const FR: Words = Words {
     on_time: "dans les délais",
     at_risk: "menacé",
     breached: "dépassé",
+    last_closed: "Dernier mois clos (SLA)",
 };
 
 const EN: Words = Words {
@@ -169,6 +171,7 @@ const EN: Words = Words {
     on_time: "on time",
     at_risk: "at risk",
     breached: "breached",
+    last_closed: "Last closed month (SLA)",
 };
 
 impl Words {

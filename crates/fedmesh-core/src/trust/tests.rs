@@ -387,3 +387,90 @@ proptest! {
         }
     }
 }
+
+fn monthly(provider: &str, scope: pb::ReportScope, subscriber: &str) -> pb::MonthlyReport {
+    let tenancy = scope == pb::ReportScope::Tenancy;
+    let subscription_id = if tenancy {
+        format!("{provider}.s4")
+    } else {
+        String::new()
+    };
+    let of = if tenancy {
+        subscription_id.clone()
+    } else {
+        format!("{provider}.collab")
+    };
+    pb::MonthlyReport {
+        report_id: format!("{of}/2026-11"),
+        scope: scope as i32,
+        offer_id: format!("{provider}.collab"),
+        subscription_id,
+        provider_member_id: provider.into(),
+        subscriber_member_id: subscriber.into(),
+        month: Some(pb::YearMonth {
+            year: 2026,
+            month: 11,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn reports_are_the_providers_own_and_offer_reports_name_no_one() {
+    let (rennes2, rouen) = (m("rennes2"), m("rouen"));
+    let me = Follower::Subscriber(&rouen);
+    let offer = monthly("rennes2", pb::ReportScope::Offer, "");
+    let tenancy = monthly("rennes2", pb::ReportScope::Tenancy, "rouen");
+    assert_eq!(
+        check_report(&rennes2, &offer, Follower::Coordinator),
+        Ok(())
+    );
+    assert_eq!(check_report(&rennes2, &tenancy, me), Ok(()));
+    let reason = |r: &pb::MonthlyReport, source: &MemberId, f| {
+        check_report(source, r, f).map_err(|e| e.reason)
+    };
+    // Another member's offer, or a report said by someone else.
+    assert_eq!(
+        reason(&offer, &rouen, Follower::Coordinator),
+        Err(Reason::NotOwner)
+    );
+    // An offer report carrying a tenancy is refused: aggregates without people.
+    let mut named = offer.clone();
+    named.subscriber_member_id = "rouen".into();
+    assert_eq!(
+        reason(&named, &rennes2, Follower::Coordinator),
+        Err(Reason::Invalid)
+    );
+    // A tenancy report never goes to the coordinator.
+    assert_eq!(
+        reason(&tenancy, &rennes2, Follower::Coordinator),
+        Err(Reason::NotParty)
+    );
+    // A subscriber's node takes its own tenancy reports only.
+    assert_eq!(reason(&offer, &rennes2, me), Err(Reason::NotParty));
+    let other = monthly("rennes2", pb::ReportScope::Tenancy, "unistra");
+    assert_eq!(reason(&other, &rennes2, me), Err(Reason::NotParty));
+    // An id that is not the report's own.
+    let mut moved = tenancy.clone();
+    moved.report_id = "rennes2.s5/2026-11".into();
+    assert_eq!(reason(&moved, &rennes2, me), Err(Reason::Invalid));
+    let mut foreign = tenancy.clone();
+    foreign.subscription_id = "rouen.s4".into();
+    assert_eq!(reason(&foreign, &rennes2, me), Err(Reason::ForeignId));
+    // Texts must be inert, figures percentages.
+    let mut loud = tenancy.clone();
+    loud.outages.push(pb::Outage {
+        description: "\u{1b}[2J".into(),
+        ..Default::default()
+    });
+    assert_eq!(reason(&loud, &rennes2, me), Err(Reason::Invalid));
+    let mut odd = offer.clone();
+    odd.compliance = Some(pb::OfferSlaCompliance {
+        requests_in_time_percent: 250.0,
+        ..Default::default()
+    });
+    assert_eq!(
+        reason(&odd, &rennes2, Follower::Coordinator),
+        Err(Reason::Invalid)
+    );
+}

@@ -494,6 +494,39 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
         "{err}"
     );
 
+    // Records of a closed month (June 2025: the demo keeps months open for a year) are
+    // listed as refused, naming the month; the rest of the file is stored.
+    let late = dir.path().join("late.csv");
+    std::fs::write(
+        &late,
+        "record_id,offer_id,tenant_id,metric,value,period_start,period_end\n\
+         late-1,rennes2.collab,unistra,requests,5,2025-06-02T00:00:00+02:00,2025-06-03T00:00:00+02:00\n\
+         late-2,rennes2.collab,unistra,requests,5,2025-06-03T00:00:00+02:00,2025-06-04T00:00:00+02:00\n\
+         on-time,rennes2.collab,unistra,requests,5,2026-09-03T00:00:00+02:00,2026-09-04T00:00:00+02:00\n",
+    )
+    .unwrap();
+    let late = late.to_str().unwrap();
+    // One record per call: the calls of closed-month records answer FAILED_PRECONDITION.
+    let output = run(as_agent().args(["usage", "report", "--file", late, "--batch-size", "1"]));
+    let err = assert_fails(&output);
+    assert!(
+        err.contains("line 2: refused: every record falls in a closed month (2025-06 of offer rennes2.collab)")
+            && err.contains("line 3: refused:"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("3 records: 1 stored, 0 already stored, 2 refused"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // In one call, each is refused alone.
+    let err = assert_fails(&run(as_agent().args(["usage", "report", "--file", late])));
+    assert!(
+        err.contains("line 2: record late-1 refused: records[0].period.start_time: month 2025-06 of offer rennes2.collab is closed"),
+        "{err}"
+    );
+
     // unistra's admin reads its figures through its own node.
     let shown = assert_ok(&run(as_unistra_admin(
         unistra["endpoint"].as_str().unwrap(),
