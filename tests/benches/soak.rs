@@ -214,12 +214,31 @@ fn host(dir: PathBuf, members: usize, cache_mb: u64, clock: Clock) {
     rt.block_on(async {
         let mut spec = FederationSpec::new(&dir, members);
         let mut settings = vec![format!("storage.cache_mb={cache_mb}")];
+        let (mut coordinator, mut nodes) = (Vec::new(), Vec::new());
         if clock.speed > 1.0 {
             settings.push(format!("clock.speed={}", clock.speed));
             settings.push(format!("clock.anchor_unix_ms={}", clock.anchor_ms));
+            // The periodic passes run every second of the system's (about 5 hours of business
+            // time at a year in 30 minutes) instead of every hour (2 years of it); months close
+            // after the production default (the demo keeps them open a year); ended things
+            // retire after 30 days instead of 400, so that a year shows them leave.
+            settings.extend(
+                ["retention.interval_ms=1000", "retention.ended_days=30"].map(str::to_owned),
+            );
+            coordinator.extend(["catalogue.compact_interval_ms=1000"].map(str::to_owned));
+            nodes.extend(
+                [
+                    "usage.close_after_days=5",
+                    "usage.close_check_interval_ms=1000",
+                    "journal.compact_interval_ms=1000",
+                ]
+                .map(str::to_owned),
+            );
         }
         spec.coordinator_settings.extend(settings.iter().cloned());
+        spec.coordinator_settings.extend(coordinator);
         spec.node_settings.extend(settings);
+        spec.node_settings.extend(nodes);
         let federation = RunningFederation::start(spec).await.unwrap();
         federation.seed_example_offers().await.unwrap();
         federation.seed_example_usage().await.unwrap();
@@ -445,19 +464,20 @@ async fn soak(settings: Soak) {
                             .map(|_| ());
                     ("catalogue search", r)
                 } else if pick < 8 {
-                    // 10 records, one hour each, spread over 2025 (a year the demo leaves alone).
+                    // 10 records, one hour each.
                     // With --distinct-batches, ids repeat after that many batches: the reports
                     // then store nothing new (duplicates), which tells data growth from leaks.
-                    // Over years, the business hour just ended.
+                    // Over years, the business hour just ended; otherwise spread over the
+                    // 120 hours before it (months still open however the month falls).
                     let batch = if distinct > 0 { n % distinct } else { n };
                     let hour_ended = fedmesh_core::clock::now_secs().div_euclid(3600) * 3600;
                     let records = (0..10)
                         .map(|i| {
-                            let slot = (batch * 10 + i) % (365 * 24);
+                            let slot = (batch * 10 + i) % 120;
                             let start = if years {
                                 hour_ended - 3600
                             } else {
-                                1_735_689_600 + slot as i64 * 3600
+                                hour_ended - (slot as i64 + 1) * 3600
                             };
                             pb::UsageRecord {
                                 record_id: format!("soak-{batch}-{i}"),
