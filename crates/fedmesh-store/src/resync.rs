@@ -76,40 +76,10 @@ impl Store {
     pub fn begin_resync(&self, source: &str, journal_id: &str) -> Result<usize, StoreError> {
         let _writing = self.writing();
         let resyncs = self.tree(RESYNCS_TREE)?;
-        let buckets = self.tree(BUCKETS_TREE)?;
-        let cursors = self.tree(CURSORS_TREE)?;
         self.catalogue_log.append(|_| {
             resyncs.insert(source.as_bytes(), journal_id.as_bytes())?;
             self.db.flush()?;
-            let mut removed = 0;
-            for tag in [b'u', b'a'] {
-                let mut start = vec![tag];
-                start.extend_from_slice(source.as_bytes());
-                start.push(b'.');
-                loop {
-                    let keys: Vec<sled::IVec> = buckets
-                        .scan_prefix(&start)
-                        .keys()
-                        .take(1_000)
-                        .collect::<Result<_, _>>()?;
-                    if keys.is_empty() {
-                        break;
-                    }
-                    let mut batch = sled::Batch::default();
-                    removed += keys.len();
-                    for k in keys {
-                        batch.remove(k);
-                    }
-                    buckets.apply_batch(batch)?;
-                }
-            }
-            self.buckets_rewritten();
-            let cursor = Cursor {
-                journal_id: journal_id.to_owned(),
-                revision: 0,
-            };
-            cursors.insert(source.as_bytes(), cursor.encode_to_vec())?;
-            self.db.flush()?;
+            let removed = self.restart_source(source, journal_id)?;
             Ok((removed, None))
         })
     }

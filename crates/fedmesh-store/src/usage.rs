@@ -455,46 +455,58 @@ impl Store {
         last_revision: u64,
     ) -> Result<usize, StoreError> {
         let _writing = self.writing();
-        let bucket_tree = self.tree(BUCKETS_TREE)?;
-        let cursors = self.tree(CURSORS_TREE)?;
         self.catalogue_log.append(|_| {
             if self.cursor(source)?.is_some_and(|stored| {
                 stored.journal_id == journal_id && stored.revision <= last_revision
             }) {
                 return Ok((0, None));
             }
-            let mut removed = 0;
-            for tag in [USAGE, AVAILABILITY] {
-                let mut start = vec![tag];
-                start.extend_from_slice(source.as_bytes());
-                start.push(b'.');
-                loop {
-                    let keys: Vec<sled::IVec> = bucket_tree
-                        .scan_prefix(&start)
-                        .keys()
-                        .take(1_000)
-                        .collect::<Result<_, _>>()?;
-                    if keys.is_empty() {
-                        break;
-                    }
-                    let mut batch = sled::Batch::default();
-                    removed += keys.len();
-                    for key in keys {
-                        batch.remove(key);
-                    }
-                    bucket_tree.apply_batch(batch)?;
-                }
-            }
-            self.buckets_rewritten();
-            // The cursor moves last: interrupted, the forget is done again.
-            let cursor = Cursor {
-                journal_id: journal_id.to_owned(),
-                revision: 0,
-            };
-            cursors.insert(source.as_bytes(), cursor.encode_to_vec())?;
-            self.db.flush()?;
+            let removed = self.restart_source(source, journal_id)?;
             Ok((removed, None))
         })
+    }
+
+    /// Removes every bucket of `source`'s offers (`source.*`), then points its cursor at the
+    /// start of `journal_id` and flushes: the cursor moves last, so that an interrupted restart
+    /// is done again. Returns how many buckets went. Callers hold the write gate and the
+    /// catalogue log's lock, and call it off the async runtime.
+    pub(crate) fn restart_source(
+        &self,
+        source: &str,
+        journal_id: &str,
+    ) -> Result<usize, StoreError> {
+        let bucket_tree = self.tree(BUCKETS_TREE)?;
+        let mut removed = 0;
+        for tag in [USAGE, AVAILABILITY] {
+            let mut start = vec![tag];
+            start.extend_from_slice(source.as_bytes());
+            start.push(b'.');
+            loop {
+                let keys: Vec<sled::IVec> = bucket_tree
+                    .scan_prefix(&start)
+                    .keys()
+                    .take(1_000)
+                    .collect::<Result<_, _>>()?;
+                if keys.is_empty() {
+                    break;
+                }
+                let mut batch = sled::Batch::default();
+                removed += keys.len();
+                for key in keys {
+                    batch.remove(key);
+                }
+                bucket_tree.apply_batch(batch)?;
+            }
+        }
+        self.buckets_rewritten();
+        let cursor = Cursor {
+            journal_id: journal_id.to_owned(),
+            revision: 0,
+        };
+        self.tree(CURSORS_TREE)?
+            .insert(source.as_bytes(), cursor.encode_to_vec())?;
+        self.db.flush()?;
+        Ok(removed)
     }
 
     /// Drops the index of record ids, which a coordinator does not use any more (schema 3):
