@@ -249,6 +249,41 @@ impl UsageApi {
     /// Stores a checked batch: `Ok(None)` when one of its months closed meanwhile (check it
     /// again: those records are refused now). A call whose every record falls in a closed
     /// month answers `FAILED_PRECONDITION` naming the months.
+    /// Checks, files and stores a reported batch: the accepted and duplicate counts and the
+    /// rejections. A month that closed between the check and the store makes the batch checked
+    /// again, once; twice, the caller is asked to send it again (`ABORTED`).
+    async fn report<R: Clone>(
+        &self,
+        records: Vec<R>,
+        check: impl Fn(
+            usize,
+            R,
+            &OfferContext,
+            fedmesh_core::span::Secs,
+            prost_types::Timestamp,
+        ) -> Result<Filed, String>,
+        offer_of: impl Fn(&R) -> String,
+        record_id: impl Fn(&R) -> String,
+    ) -> Result<(i32, i32, Vec<pb::RecordRejection>), ServiceError> {
+        for _ in 0..2 {
+            let (now, time) = (now(), stamp_time());
+            let batch = self.file(
+                records.clone(),
+                now,
+                |i, record, context| check(i, record, context, now, time),
+                &offer_of,
+                &record_id,
+            )?;
+            let rejections = batch.rejections.clone();
+            if let Some((accepted, duplicates)) = self.store(batch).await? {
+                return Ok((accepted, duplicates, rejections));
+            }
+        }
+        Err(ServiceError::Aborted(
+            "months kept closing while the batch was stored: send it again".into(),
+        ))
+    }
+
     async fn store(&self, batch: Batch) -> Result<Option<(i32, i32)>, ServiceError> {
         if batch.filed.is_empty()
             && batch.closed_count > 0
@@ -322,12 +357,10 @@ impl pb::usage_service_server::UsageService for UsageApi {
         let reporter = caller(&request)?.to_string();
         let records = request.into_inner().records;
         // A month that closes while the batch is stored refuses its records: checked again.
-        for _ in 0..2 {
-            let (now, time) = (now(), stamp_time());
-            let batch = self.file(
-                records.clone(),
-                now,
-                |i, mut record, context| {
+        let (accepted_count, duplicate_count, rejections) = self
+            .report(
+                records,
+                |i, mut record, context, now, time| {
                     usage::check_usage(i, &mut record, &context.offer, &context.tenancies, now)?;
                     record.record_time = Some(time);
                     record.reported_by = reporter.clone();
@@ -336,20 +369,13 @@ impl pb::usage_service_server::UsageService for UsageApi {
                 },
                 |r| r.offer_id.clone(),
                 |r| r.record_id.clone(),
-            )?;
-            let rejections = batch.rejections.clone();
-            if let Some((accepted_count, duplicate_count)) = self.store(batch).await? {
-                return Ok(Response::new(pb::ReportUsageResponse {
-                    accepted_count,
-                    duplicate_count,
-                    rejections,
-                }));
-            }
-        }
-        Err(ServiceError::Aborted(
-            "months kept closing while the batch was stored: send it again".into(),
-        )
-        .into())
+            )
+            .await?;
+        Ok(Response::new(pb::ReportUsageResponse {
+            accepted_count,
+            duplicate_count,
+            rejections,
+        }))
     }
 
     async fn report_availability(
@@ -358,12 +384,10 @@ impl pb::usage_service_server::UsageService for UsageApi {
     ) -> Result<Response<pb::ReportAvailabilityResponse>, Status> {
         let reporter = caller(&request)?.to_string();
         let records = request.into_inner().records;
-        for _ in 0..2 {
-            let (now, time) = (now(), stamp_time());
-            let batch = self.file(
-                records.clone(),
-                now,
-                |i, mut record, _| {
+        let (accepted_count, duplicate_count, rejections) = self
+            .report(
+                records,
+                |i, mut record, _, now, time| {
                     usage::check_availability(i, &record, now)?;
                     record.record_time = Some(time);
                     record.reported_by = reporter.clone();
@@ -372,20 +396,13 @@ impl pb::usage_service_server::UsageService for UsageApi {
                 },
                 |r| r.offer_id.clone(),
                 |r| r.record_id.clone(),
-            )?;
-            let rejections = batch.rejections.clone();
-            if let Some((accepted_count, duplicate_count)) = self.store(batch).await? {
-                return Ok(Response::new(pb::ReportAvailabilityResponse {
-                    accepted_count,
-                    duplicate_count,
-                    rejections,
-                }));
-            }
-        }
-        Err(ServiceError::Aborted(
-            "months kept closing while the batch was stored: send it again".into(),
-        )
-        .into())
+            )
+            .await?;
+        Ok(Response::new(pb::ReportAvailabilityResponse {
+            accepted_count,
+            duplicate_count,
+            rejections,
+        }))
     }
 
     async fn get_usage(
