@@ -67,6 +67,10 @@ fn closed_key(offer_id: &str, month: u32) -> Vec<u8> {
     k
 }
 
+/// How many record buckets [`Store::archive_month`] archives and removes at a time (a bucket is
+/// one reported batch's records of one month: up to 1,000).
+pub const ARCHIVE_SLICE: usize = 256;
+
 /// What archiving a month did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Archived {
@@ -362,11 +366,14 @@ impl Store {
     }
 
     /// Moves the usage records of `offer_id`'s closed month `month` (`yyyymm`), and its
-    /// availability records of UTC months up to `availability_through`, out of the database:
-    /// each month's records are written to the archive shelf `usage/<offer_id>/<yyyymm>` (or
-    /// `availability/...`) and made durable, then their keys in `record_ids` and their buckets
-    /// are removed. A crash between the two archives them again at the next pass (readers of
-    /// a shelf take a record id once).
+    /// availability records of UTC months up to `availability_through`, out of the database,
+    /// [`ARCHIVE_SLICE`] buckets at a time: a slice's records are written to the archive shelf
+    /// `usage/<offer_id>/<yyyymm>` (or `availability/...`) and made durable, then their keys in
+    /// `record_ids` are removed, then their buckets. Memory stays that of one slice whatever the
+    /// month holds (one sled transaction over a month's keys held hundreds of MiB that sled
+    /// never gave back). A crash in between archives the slice's records again at the next pass
+    /// (readers of a shelf take a record id once), whose buckets are still there to say which
+    /// ids to remove.
     pub fn archive_month(
         &self,
         offer_id: &str,
@@ -374,90 +381,121 @@ impl Store {
         availability_through: u32,
     ) -> Result<Archived, StoreError> {
         let mut done = Archived::default();
-        let usage = self.month_buckets(USAGE, offer_id, month, month)?;
-        let availability = self.month_buckets(AVAILABILITY, offer_id, 0, availability_through)?;
-        // One shelf per (kind, month): the buckets are in key order, month by month.
-        let mut shelves: std::collections::BTreeMap<(u8, u32), Vec<(sled::IVec, sled::IVec)>> =
-            std::collections::BTreeMap::new();
-        let month_of = |key: &[u8], tag: u8| -> u32 {
+        let ranges = [
+            (USAGE, month, month),
+            (AVAILABILITY, 0, availability_through),
+        ];
+        for (tag, from, to) in ranges {
+            loop {
+                let slice = self.month_buckets_first(tag, offer_id, from, to, ARCHIVE_SLICE)?;
+                if slice.is_empty() {
+                    break;
+                }
+                self.archive_slice(tag, offer_id, &slice, &mut done)?;
+            }
+        }
+        self.db.flush()?;
+        Ok(done)
+    }
+
+    /// Archives one slice of buckets (in key order, of one kind), then removes their ids and
+    /// them.
+    fn archive_slice(
+        &self,
+        tag: u8,
+        offer_id: &str,
+        slice: &[(sled::IVec, sled::IVec)],
+        done: &mut Archived,
+    ) -> Result<(), StoreError> {
+        let month_of = |key: &[u8]| -> u32 {
             let at = prefix(tag, offer_id).len();
             key.get(at..at + 4)
                 .and_then(|b| b.try_into().ok())
                 .map_or(0, u32::from_be_bytes)
         };
-        for (tag, buckets) in [(USAGE, usage), (AVAILABILITY, availability)] {
-            for (key, value) in buckets {
-                shelves
-                    .entry((tag, month_of(&key, tag)))
-                    .or_default()
-                    .push((key, value));
+        // One shelf per (kind, month): a slice may span two availability months.
+        let mut shelves: std::collections::BTreeMap<u32, Vec<pb::JournalEntry>> =
+            std::collections::BTreeMap::new();
+        let mut ids = sled::Batch::default();
+        let mut buckets = sled::Batch::default();
+        let mut id_count = 0;
+        for (key, raw) in slice {
+            let (kind, payload, record_ids) = if tag == USAGE {
+                let batch: pb::UsageRecordBatch = decode(BUCKETS_TREE, key, raw)?;
+                done.usage_records += batch.records.len();
+                let record_ids: Vec<String> =
+                    batch.records.iter().map(|r| r.record_id.clone()).collect();
+                (
+                    pb::EntityKind::UsageRecord,
+                    pb::journal_entry::Payload::UsageRecords(batch),
+                    record_ids,
+                )
+            } else {
+                let batch: pb::AvailabilityRecordBatch = decode(BUCKETS_TREE, key, raw)?;
+                done.availability_records += batch.records.len();
+                let record_ids: Vec<String> =
+                    batch.records.iter().map(|r| r.record_id.clone()).collect();
+                (
+                    pb::EntityKind::AvailabilityRecord,
+                    pb::journal_entry::Payload::AvailabilityRecords(batch),
+                    record_ids,
+                )
+            };
+            for id in &record_ids {
+                let mut id_key = prefix(tag, offer_id);
+                id_key.extend_from_slice(id.as_bytes());
+                ids.remove(id_key);
+                id_count += 1;
             }
-        }
-        for ((tag, filed), buckets) in shelves {
-            let mut items = Vec::with_capacity(buckets.len());
-            let mut ids = Vec::new();
-            for (key, raw) in &buckets {
-                let (kind, payload, first) = if tag == USAGE {
-                    let batch: pb::UsageRecordBatch = decode(BUCKETS_TREE, key, raw)?;
-                    done.usage_records += batch.records.len();
-                    ids.extend(batch.records.iter().map(|r| r.record_id.clone()));
-                    let first = batch.records.first().map(|r| r.record_id.clone());
-                    (
-                        pb::EntityKind::UsageRecord,
-                        pb::journal_entry::Payload::UsageRecords(batch),
-                        first,
-                    )
-                } else {
-                    let batch: pb::AvailabilityRecordBatch = decode(BUCKETS_TREE, key, raw)?;
-                    done.availability_records += batch.records.len();
-                    ids.extend(batch.records.iter().map(|r| r.record_id.clone()));
-                    let first = batch.records.first().map(|r| r.record_id.clone());
-                    (
-                        pb::EntityKind::AvailabilityRecord,
-                        pb::journal_entry::Payload::AvailabilityRecords(batch),
-                        first,
-                    )
-                };
-                items.push(pb::JournalEntry {
+            buckets.remove(key.clone());
+            shelves
+                .entry(month_of(key))
+                .or_default()
+                .push(pb::JournalEntry {
                     entity_kind: kind as i32,
-                    entity_id: first.unwrap_or_default(),
+                    entity_id: record_ids.into_iter().next().unwrap_or_default(),
                     payload: Some(payload),
                     ..Default::default()
                 });
-            }
-            let kind = if tag == USAGE {
-                "usage"
-            } else {
-                "availability"
-            };
-            self.write_archive(&format!("{kind}/{offer_id}/{filed}"), &items)?;
-            let _writing = self.writing();
-            let mut id_batch = sled::Batch::default();
-            for id in &ids {
-                let mut key = prefix(tag, offer_id);
-                key.extend_from_slice(id.as_bytes());
-                id_batch.remove(key);
-            }
-            let mut bucket_batch = sled::Batch::default();
-            for (key, _) in &buckets {
-                bucket_batch.remove(key.clone());
-            }
-            let record_ids = self.tree(RECORD_IDS_TREE)?;
-            let bucket_tree = self.tree(BUCKETS_TREE)?;
-            // A snapshot reading the buckets meanwhile is told to start again.
-            self.buckets_rewritten();
-            let result: Result<(), TransactionError<()>> =
-                (&record_ids, &bucket_tree).transaction(|(record_ids, bucket_tree)| {
-                    record_ids.apply_batch(&id_batch)?;
-                    bucket_tree.apply_batch(&bucket_batch)?;
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                });
-            result.map_err(StoreError::from_transaction)?;
-            done.ids_removed += ids.len();
-            done.buckets_removed += buckets.len();
         }
-        self.db.flush()?;
-        Ok(done)
+        let kind = if tag == USAGE {
+            "usage"
+        } else {
+            "availability"
+        };
+        for (filed, items) in shelves {
+            self.write_archive(&format!("{kind}/{offer_id}/{filed}"), &items)?;
+        }
+        let _writing = self.writing();
+        // A snapshot reading the buckets meanwhile is told to start again.
+        self.buckets_rewritten();
+        // The ids first: a crash before the buckets go leaves them to say which ids to remove.
+        self.tree(RECORD_IDS_TREE)?.apply_batch(ids)?;
+        self.tree(BUCKETS_TREE)?.apply_batch(buckets)?;
+        done.ids_removed += id_count;
+        done.buckets_removed += slice.len();
+        Ok(())
+    }
+
+    /// The first `limit` buckets (key, value) of `offer_id` of kind `tag` filed under months
+    /// `from..=to`.
+    fn month_buckets_first(
+        &self,
+        tag: u8,
+        offer_id: &str,
+        from: u32,
+        to: u32,
+        limit: usize,
+    ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        let mut start = prefix(tag, offer_id);
+        start.extend_from_slice(&from.to_be_bytes());
+        let mut end = prefix(tag, offer_id);
+        end.extend_from_slice(&to.saturating_add(1).to_be_bytes());
+        Ok(self
+            .tree(BUCKETS_TREE)?
+            .range(start..end)
+            .take(limit)
+            .collect::<Result<_, _>>()?)
     }
 
     /// The earliest month (`yyyymm`) any record of `offer_id` is filed under still in the
