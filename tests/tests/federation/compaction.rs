@@ -586,3 +586,222 @@ async fn a_subscriber_mirror_down_across_a_compaction_resyncs() {
     )
     .await;
 }
+
+/// Maintenance windows announced on `OFFER`, as `channel`'s node lists them.
+async fn windows_on(channel: Channel) -> Option<Vec<pb::MaintenanceWindow>> {
+    let mut windows = pb::offer_service_client::OfferServiceClient::new(channel)
+        .list_maintenance(pb::ListMaintenanceRequest {
+            offer_id: OFFER.into(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .ok()?
+        .into_inner()
+        .maintenance_windows;
+    windows.sort_by(|a, b| a.maintenance_id.cmp(&b.maintenance_id));
+    Some(windows)
+}
+
+/// Announces a maintenance window on `OFFER` as unistra's admin, with a description of about
+/// 3 KiB (so that a few dozen make a snapshot several times what a cut link lets through).
+async fn announce(fed: &TestFederation, n: i64) -> pb::MaintenanceWindow {
+    let start = 4_102_444_800 + n * 86_400;
+    let description = (0..40)
+        .map(|line| {
+            format!("Step {line} of window {n}: the storage nodes are upgraded one by one.\n")
+        })
+        .collect::<String>();
+    pb::offer_service_client::OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .announce_maintenance(pb::AnnounceMaintenanceRequest {
+            request_id: format!("mw-{n}"),
+            offer_id: OFFER.into(),
+            period: Some(pb::Period {
+                start_time: Some(prost_types::Timestamp {
+                    seconds: start,
+                    nanos: 0,
+                }),
+                end_time: Some(prost_types::Timestamp {
+                    seconds: start + 7_200,
+                    nanos: 0,
+                }),
+            }),
+            summary: format!("Storage upgrade {n}"),
+            description,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maintenance_window
+        .unwrap()
+}
+
+/// Rennes2's node, a tenant of unistra's, is down while unistra suspends the tenancy, resolves
+/// rennes2's incident and announces maintenance windows, and unistra's journal compacts past
+/// what rennes2 mirrored. Restarted behind a link that cuts every connection before unistra's
+/// snapshot is complete, rennes2's node mirrors part of it again and again, and is stopped in
+/// the middle. Restarted over a sound link, its copies equal unistra's, one per id, and it
+/// follows unistra's live changes from there.
+#[tokio::test]
+async fn a_subscriber_mirror_restarted_during_its_resync_ends_with_the_providers_state() {
+    const WINDOWS: usize = 24;
+    let mut fed = TestFederation::start_with(2, &[], &COMPACT_AT_ONCE).await;
+    let inbound = FaultProxy::start(fed.running.member_addr(UNISTRA).unwrap()).await;
+    fed.running
+        .restart_member_with(UNISTRA, &[format!("advertise={}", inbound.endpoint())])
+        .await
+        .unwrap();
+    let tenancy = provider_with_tenant(&fed).await;
+    let (provider, subscriber) = (
+        fed.as_admin(fed.member(UNISTRA)),
+        fed.as_admin(fed.member(RENNES2)),
+    );
+    let incident = pb::incident_service_client::IncidentServiceClient::new(subscriber.clone())
+        .open_incident(pb::OpenIncidentRequest {
+            request_id: "inc-1".into(),
+            offer_id: OFFER.into(),
+            provider_member_id: "unistra".into(),
+            subscription_id: tenancy.clone(),
+            priority: pb::Priority::P3 as i32,
+            summary: "Users cannot log in".into(),
+            description: "Since 9:00, every login ends on an error page.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap()
+        .incident_id;
+    let states = |channel: Channel| {
+        let (tenancy, incident) = (tenancy.clone(), incident.clone());
+        async move {
+            let subscription = SubscriptionServiceClient::new(channel.clone())
+                .get_subscription(pb::GetSubscriptionRequest {
+                    subscription_id: tenancy,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .subscription?;
+            let incident = pb::incident_service_client::IncidentServiceClient::new(channel)
+                .get_incident(pb::GetIncidentRequest {
+                    incident_id: incident,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .incident?;
+            Some((subscription, incident))
+        }
+    };
+    wait_for(
+        "the tenancy and the incident mirrored on rennes2's node",
+        Duration::from_secs(10),
+        || async {
+            let (s, i) = states(subscriber.clone()).await?;
+            (s.state() == pb::SubscriptionState::Active && i.status() == pb::IncidentStatus::New)
+                .then_some(())
+        },
+    )
+    .await;
+
+    fed.running.stop_member(RENNES2).await.unwrap();
+    let stopped_at = last_revision(&fed).await;
+    SubscriptionServiceClient::new(provider.clone())
+        .suspend_subscription(pb::SuspendSubscriptionRequest {
+            request_id: "suspend-1".into(),
+            subscription_id: tenancy.clone(),
+            reason: "Unpaid invoice".into(),
+        })
+        .await
+        .unwrap();
+    let mut desk = pb::incident_service_client::IncidentServiceClient::new(provider.clone());
+    desk.acknowledge_incident(pb::AcknowledgeIncidentRequest {
+        request_id: "ack-1".into(),
+        incident_id: incident.clone(),
+        comment: String::new(),
+    })
+    .await
+    .unwrap();
+    desk.set_incident_status(pb::SetIncidentStatusRequest {
+        request_id: "resolve-1".into(),
+        incident_id: incident.clone(),
+        status: pb::IncidentStatus::Resolved as i32,
+        comment: String::new(),
+        resolution: "Certificate renewed".into(),
+    })
+    .await
+    .unwrap();
+    for n in 0..WINDOWS as i64 {
+        announce(&fed, n).await;
+    }
+    compacted_past(&fed, stopped_at).await;
+    let announced = windows_on(provider.clone()).await.unwrap();
+    assert_eq!(announced.len(), WINDOWS);
+
+    // About 75 KB of windows: a link that cuts every connection after 24 KiB lets rennes2's
+    // node mirror the first few, again and again; it is stopped in the middle.
+    inbound.set(Toxics {
+        data_limit: Some(24 * 1024),
+        ..Toxics::default()
+    });
+    fed.running.restart_member(RENNES2).await.unwrap();
+    let partial = wait_for(
+        "rennes2's node in the middle of its resync",
+        Duration::from_secs(30),
+        || async {
+            let mirrored = windows_on(subscriber.clone()).await?.len();
+            (mirrored > 0 && mirrored < WINDOWS).then_some(mirrored)
+        },
+    )
+    .await;
+    fed.running.stop_member(RENNES2).await.unwrap();
+    inbound.set(Toxics::default());
+    fed.running.restart_member(RENNES2).await.unwrap();
+
+    let windows = wait_for(
+        "every window mirrored on rennes2's node after the interrupted resync",
+        Duration::from_secs(30),
+        || async {
+            let mirrored = windows_on(subscriber.clone()).await?;
+            (mirrored.len() >= WINDOWS).then_some(mirrored)
+        },
+    )
+    .await;
+    assert!(partial < WINDOWS);
+    assert_eq!(
+        windows, announced,
+        "one copy of each window, as unistra has it"
+    );
+    let (tenancy_copy, incident_copy) = states(subscriber.clone()).await.unwrap();
+    let (tenancy_held, incident_held) = states(provider.clone()).await.unwrap();
+    assert_eq!(tenancy_copy.state(), pb::SubscriptionState::Suspended);
+    assert_eq!(
+        tenancy_copy, tenancy_held,
+        "the tenancy as unistra holds it"
+    );
+    assert_eq!(incident_copy.status(), pb::IncidentStatus::Resolved);
+    assert_eq!(
+        incident_copy.events.len(),
+        incident_held.events.len(),
+        "the incident's history as unistra holds it"
+    );
+
+    // Live from the snapshot's revision: a new window is mirrored once.
+    let live = announce(&fed, WINDOWS as i64).await;
+    let windows = wait_for(
+        "a window announced after the resync mirrored on rennes2's node",
+        Duration::from_secs(20),
+        || async {
+            let mirrored = windows_on(subscriber.clone()).await?;
+            mirrored
+                .iter()
+                .any(|w| w.maintenance_id == live.maintenance_id)
+                .then_some(mirrored)
+        },
+    )
+    .await;
+    assert_eq!(windows.len(), WINDOWS + 1);
+    assert_eq!(windows, windows_on(provider).await.unwrap());
+}
