@@ -805,3 +805,212 @@ async fn a_subscriber_mirror_restarted_during_its_resync_ends_with_the_providers
     assert_eq!(windows.len(), WINDOWS + 1);
     assert_eq!(windows, windows_on(provider).await.unwrap());
 }
+
+/// The whole catalogue as `channel`'s node serves it (withdrawn offers too), by offer id.
+async fn catalogue_on(channel: Channel) -> Option<Vec<pb::CatalogueOffer>> {
+    let statuses = vec![
+        pb::OfferStatus::Pilot as i32,
+        pb::OfferStatus::Available as i32,
+        pb::OfferStatus::Deprecated as i32,
+        pb::OfferStatus::Withdrawn as i32,
+    ];
+    let mut client = CatalogueServiceClient::new(channel);
+    let (mut offers, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = client
+            .search_offers(pb::SearchOffersRequest {
+                page_size: 500,
+                page_token: token,
+                statuses: statuses.clone(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        offers.extend(page.offers);
+        if page.next_page_token.is_empty() {
+            return Some(offers);
+        }
+        token = page.next_page_token;
+    }
+}
+
+fn offer_ids(offers: &[pb::CatalogueOffer]) -> Vec<String> {
+    offers
+        .iter()
+        .filter_map(|o| o.offer.as_ref().map(|o| o.offer_id.clone()))
+        .collect()
+}
+
+/// Publishes a copy of the example video offer as `unistra.<service_id>`.
+async fn publish_extra(fed: &TestFederation, service_id: &str) {
+    let mut offer = example_offer("video");
+    offer.service_id = service_id.into();
+    fed.publish(UNISTRA, offer).await;
+}
+
+/// Rennes2's node is down while unistra withdraws its collaboration offer (which rennes2's
+/// tenancy keeps in the catalogue), withdraws its OTP offer (which the coordinator's retention
+/// then removes from the catalogue) and publishes 30 offers, and the coordinator's catalogue
+/// log compacts past rennes2's cursor. Restarted behind a link to the coordinator that cuts
+/// every connection before the catalogue is complete, rennes2's cache reloads part of it again
+/// and again, and the node is stopped in the middle. Restarted over a sound link, its cache
+/// holds what the coordinator's catalogue holds, once each: the collaboration offer withdrawn,
+/// the OTP offer gone, the new offers there; then it follows live changes.
+#[tokio::test]
+async fn a_catalogue_cache_restarted_during_its_resync_ends_with_the_catalogue() {
+    const EXTRA: usize = 30;
+    let coordinator_settings = [
+        "catalogue.keep_entries=1",
+        "catalogue.keep_days=0",
+        "catalogue.max_keep_days=0",
+        "catalogue.compact_interval_ms=100",
+        "retention.ended_days=0",
+        "retention.interval_ms=100",
+    ];
+    let mut fed = TestFederation::start_with(2, &coordinator_settings, &[]).await;
+    provider_with_tenant(&fed).await;
+    fed.publish(UNISTRA, example_offer("otp")).await;
+    let (rennes2, coordinator) = (
+        fed.as_admin(fed.member(RENNES2)),
+        fed.as_admin(fed.coordinator()),
+    );
+    wait_for(
+        "both offers in rennes2's cache",
+        Duration::from_secs(10),
+        || async {
+            (offer_ids(&catalogue_on(rennes2.clone()).await?) == [OFFER, "unistra.otp"])
+                .then_some(())
+        },
+    )
+    .await;
+    fed.running.stop_member(RENNES2).await.unwrap();
+    let before = CatalogueServiceClient::new(coordinator.clone())
+        .watch_catalogue(pb::WatchCatalogueRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .last_revision;
+    let mut offers =
+        pb::offer_service_client::OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)));
+    for offer_id in [OFFER, "unistra.otp"] {
+        offers
+            .withdraw_offer(pb::WithdrawOfferRequest {
+                offer_id: offer_id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let extras: Vec<String> = (0..EXTRA).map(|n| format!("extra{n:02}")).collect();
+    for service_id in &extras {
+        publish_extra(&fed, service_id).await;
+    }
+    let expected: Vec<String> = [OFFER.to_owned()]
+        .into_iter()
+        .chain(extras.iter().map(|s| format!("unistra.{s}")))
+        .collect();
+    let catalogue = wait_for(
+        "the coordinator's catalogue without the OTP offer, with the new ones",
+        Duration::from_secs(20),
+        || async {
+            let catalogue = catalogue_on(coordinator.clone()).await?;
+            (offer_ids(&catalogue) == expected).then_some(catalogue)
+        },
+    )
+    .await;
+    let withdrawn = |catalogue: &[pb::CatalogueOffer]| {
+        catalogue
+            .iter()
+            .filter_map(|c| c.offer.as_ref())
+            .find(|o| o.offer_id == OFFER)
+            .map(|o| o.status())
+    };
+    assert_eq!(withdrawn(&catalogue), Some(pb::OfferStatus::Withdrawn));
+    let refused = wait_for(
+        "the coordinator's catalogue compacted past rennes2's cursor",
+        Duration::from_secs(10),
+        || {
+            let coordinator = coordinator.clone();
+            async move {
+                CatalogueServiceClient::new(coordinator)
+                    .watch_catalogue(pb::WatchCatalogueRequest {
+                        since_revision: before,
+                        ..Default::default()
+                    })
+                    .await
+                    .err()
+            }
+        },
+    )
+    .await;
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+
+    // Some 30 offers of about 2.5 KB: a link that cuts every connection after 24 KiB lets
+    // rennes2's cache reload the first few, again and again; the node is stopped in the middle.
+    let link = FaultProxy::start(fed.running.coordinator_addr()).await;
+    link.set(Toxics {
+        data_limit: Some(24 * 1024),
+        ..Toxics::default()
+    });
+    fed.running
+        .restart_member_with(
+            RENNES2,
+            &[format!("coordinator.endpoint={}", link.endpoint())],
+        )
+        .await
+        .unwrap();
+    let partial = wait_for(
+        "rennes2's cache in the middle of its reload",
+        Duration::from_secs(30),
+        || async {
+            let cached = offer_ids(&catalogue_on(rennes2.clone()).await?);
+            let new = cached.iter().filter(|id| id.contains(".extra")).count();
+            (new > 0 && new < EXTRA).then_some(new)
+        },
+    )
+    .await;
+    fed.running.stop_member(RENNES2).await.unwrap();
+    link.set(Toxics::default());
+    fed.running.restart_member(RENNES2).await.unwrap();
+
+    let cached = wait_for(
+        "rennes2's cache equal to the coordinator's catalogue after the interrupted reload",
+        Duration::from_secs(30),
+        || async {
+            let cached = catalogue_on(rennes2.clone()).await?;
+            (offer_ids(&cached) == expected
+                && withdrawn(&cached) == Some(pb::OfferStatus::Withdrawn))
+            .then_some(cached)
+        },
+    )
+    .await;
+    assert!(partial < EXTRA);
+    let offers_of = |catalogue: &[pb::CatalogueOffer]| {
+        catalogue
+            .iter()
+            .map(|c| c.offer.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(offers_of(&cached), offers_of(&catalogue));
+    assert!(cached_offer(rennes2.clone(), "unistra.otp").await.is_none());
+
+    // Live from the reload: a new offer reaches the cache, once.
+    publish_extra(&fed, "live").await;
+    let cached = wait_for(
+        "an offer published after the reload in rennes2's cache",
+        Duration::from_secs(20),
+        || async {
+            let cached = catalogue_on(rennes2.clone()).await?;
+            offer_ids(&cached)
+                .contains(&"unistra.live".to_owned())
+                .then_some(cached)
+        },
+    )
+    .await;
+    assert_eq!(cached.len(), EXTRA + 2);
+}
