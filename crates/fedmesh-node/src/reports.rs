@@ -222,8 +222,17 @@ impl pb::report_service_server::ReportService for ReportApi {
             .store
             .get_subscription(&body.subscription_id)
             .map_err(ServiceError::from)?
-            .filter(|s| s.provider_member_id == self.member.as_str() && self.reads(&identity))
+            .filter(|_| self.reads(&identity))
             .ok_or_else(missing)?;
+        // A tenancy of this member's with another provider (its mirrored copy): only the
+        // provider's admins correct its reports; the subscriber contests them.
+        if subscription.provider_member_id != self.member.as_str() {
+            return Err(ServiceError::PermissionDenied(format!(
+                "subscription_id: tenancy {} is provided by {}: only its admins adjust its reports; contest the report instead",
+                subscription.subscription_id, subscription.provider_member_id
+            ))
+            .into());
+        }
         let offer = self
             .store
             .get_offer(&subscription.offer_id)

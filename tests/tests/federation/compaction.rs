@@ -586,3 +586,431 @@ async fn a_subscriber_mirror_down_across_a_compaction_resyncs() {
     )
     .await;
 }
+
+/// Maintenance windows announced on `OFFER`, as `channel`'s node lists them.
+async fn windows_on(channel: Channel) -> Option<Vec<pb::MaintenanceWindow>> {
+    let mut windows = pb::offer_service_client::OfferServiceClient::new(channel)
+        .list_maintenance(pb::ListMaintenanceRequest {
+            offer_id: OFFER.into(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .ok()?
+        .into_inner()
+        .maintenance_windows;
+    windows.sort_by(|a, b| a.maintenance_id.cmp(&b.maintenance_id));
+    Some(windows)
+}
+
+/// Announces a maintenance window on `OFFER` as unistra's admin, with a description of about
+/// 3 KiB (so that a few dozen make a snapshot several times what a cut link lets through).
+async fn announce(fed: &TestFederation, n: i64) -> pb::MaintenanceWindow {
+    let start = 4_102_444_800 + n * 86_400;
+    let description = (0..40)
+        .map(|line| {
+            format!("Step {line} of window {n}: the storage nodes are upgraded one by one.\n")
+        })
+        .collect::<String>();
+    pb::offer_service_client::OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)))
+        .announce_maintenance(pb::AnnounceMaintenanceRequest {
+            request_id: format!("mw-{n}"),
+            offer_id: OFFER.into(),
+            period: Some(pb::Period {
+                start_time: Some(prost_types::Timestamp {
+                    seconds: start,
+                    nanos: 0,
+                }),
+                end_time: Some(prost_types::Timestamp {
+                    seconds: start + 7_200,
+                    nanos: 0,
+                }),
+            }),
+            summary: format!("Storage upgrade {n}"),
+            description,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maintenance_window
+        .unwrap()
+}
+
+/// Rennes2's node, a tenant of unistra's, is down while unistra suspends the tenancy, resolves
+/// rennes2's incident and announces maintenance windows, and unistra's journal compacts past
+/// what rennes2 mirrored. Restarted behind a link that cuts every connection before unistra's
+/// snapshot is complete, rennes2's node mirrors part of it again and again, and is stopped in
+/// the middle. Restarted over a sound link, its copies equal unistra's, one per id, and it
+/// follows unistra's live changes from there.
+#[tokio::test]
+async fn a_subscriber_mirror_restarted_during_its_resync_ends_with_the_providers_state() {
+    const WINDOWS: usize = 24;
+    let mut fed = TestFederation::start_with(2, &[], &COMPACT_AT_ONCE).await;
+    let inbound = FaultProxy::start(fed.running.member_addr(UNISTRA).unwrap()).await;
+    fed.running
+        .restart_member_with(UNISTRA, &[format!("advertise={}", inbound.endpoint())])
+        .await
+        .unwrap();
+    let tenancy = provider_with_tenant(&fed).await;
+    let (provider, subscriber) = (
+        fed.as_admin(fed.member(UNISTRA)),
+        fed.as_admin(fed.member(RENNES2)),
+    );
+    let incident = pb::incident_service_client::IncidentServiceClient::new(subscriber.clone())
+        .open_incident(pb::OpenIncidentRequest {
+            request_id: "inc-1".into(),
+            offer_id: OFFER.into(),
+            provider_member_id: "unistra".into(),
+            subscription_id: tenancy.clone(),
+            priority: pb::Priority::P3 as i32,
+            summary: "Users cannot log in".into(),
+            description: "Since 9:00, every login ends on an error page.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap()
+        .incident_id;
+    let states = |channel: Channel| {
+        let (tenancy, incident) = (tenancy.clone(), incident.clone());
+        async move {
+            let subscription = SubscriptionServiceClient::new(channel.clone())
+                .get_subscription(pb::GetSubscriptionRequest {
+                    subscription_id: tenancy,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .subscription?;
+            let incident = pb::incident_service_client::IncidentServiceClient::new(channel)
+                .get_incident(pb::GetIncidentRequest {
+                    incident_id: incident,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .incident?;
+            Some((subscription, incident))
+        }
+    };
+    wait_for(
+        "the tenancy and the incident mirrored on rennes2's node",
+        Duration::from_secs(10),
+        || async {
+            let (s, i) = states(subscriber.clone()).await?;
+            (s.state() == pb::SubscriptionState::Active && i.status() == pb::IncidentStatus::New)
+                .then_some(())
+        },
+    )
+    .await;
+
+    fed.running.stop_member(RENNES2).await.unwrap();
+    let stopped_at = last_revision(&fed).await;
+    SubscriptionServiceClient::new(provider.clone())
+        .suspend_subscription(pb::SuspendSubscriptionRequest {
+            request_id: "suspend-1".into(),
+            subscription_id: tenancy.clone(),
+            reason: "Unpaid invoice".into(),
+        })
+        .await
+        .unwrap();
+    let mut desk = pb::incident_service_client::IncidentServiceClient::new(provider.clone());
+    desk.acknowledge_incident(pb::AcknowledgeIncidentRequest {
+        request_id: "ack-1".into(),
+        incident_id: incident.clone(),
+        comment: String::new(),
+    })
+    .await
+    .unwrap();
+    desk.set_incident_status(pb::SetIncidentStatusRequest {
+        request_id: "resolve-1".into(),
+        incident_id: incident.clone(),
+        status: pb::IncidentStatus::Resolved as i32,
+        comment: String::new(),
+        resolution: "Certificate renewed".into(),
+    })
+    .await
+    .unwrap();
+    for n in 0..WINDOWS as i64 {
+        announce(&fed, n).await;
+    }
+    compacted_past(&fed, stopped_at).await;
+    let announced = windows_on(provider.clone()).await.unwrap();
+    assert_eq!(announced.len(), WINDOWS);
+
+    // About 75 KB of windows: a link that cuts every connection after 24 KiB lets rennes2's
+    // node mirror the first few, again and again; it is stopped in the middle.
+    inbound.set(Toxics {
+        data_limit: Some(24 * 1024),
+        ..Toxics::default()
+    });
+    fed.running.restart_member(RENNES2).await.unwrap();
+    let partial = wait_for(
+        "rennes2's node in the middle of its resync",
+        Duration::from_secs(30),
+        || async {
+            let mirrored = windows_on(subscriber.clone()).await?.len();
+            (mirrored > 0 && mirrored < WINDOWS).then_some(mirrored)
+        },
+    )
+    .await;
+    fed.running.stop_member(RENNES2).await.unwrap();
+    inbound.set(Toxics::default());
+    fed.running.restart_member(RENNES2).await.unwrap();
+
+    let windows = wait_for(
+        "every window mirrored on rennes2's node after the interrupted resync",
+        Duration::from_secs(30),
+        || async {
+            let mirrored = windows_on(subscriber.clone()).await?;
+            (mirrored.len() >= WINDOWS).then_some(mirrored)
+        },
+    )
+    .await;
+    assert!(partial < WINDOWS);
+    assert_eq!(
+        windows, announced,
+        "one copy of each window, as unistra has it"
+    );
+    let (tenancy_copy, incident_copy) = states(subscriber.clone()).await.unwrap();
+    let (tenancy_held, incident_held) = states(provider.clone()).await.unwrap();
+    assert_eq!(tenancy_copy.state(), pb::SubscriptionState::Suspended);
+    assert_eq!(
+        tenancy_copy, tenancy_held,
+        "the tenancy as unistra holds it"
+    );
+    assert_eq!(incident_copy.status(), pb::IncidentStatus::Resolved);
+    assert_eq!(
+        incident_copy.events.len(),
+        incident_held.events.len(),
+        "the incident's history as unistra holds it"
+    );
+
+    // Live from the snapshot's revision: a new window is mirrored once.
+    let live = announce(&fed, WINDOWS as i64).await;
+    let windows = wait_for(
+        "a window announced after the resync mirrored on rennes2's node",
+        Duration::from_secs(20),
+        || async {
+            let mirrored = windows_on(subscriber.clone()).await?;
+            mirrored
+                .iter()
+                .any(|w| w.maintenance_id == live.maintenance_id)
+                .then_some(mirrored)
+        },
+    )
+    .await;
+    assert_eq!(windows.len(), WINDOWS + 1);
+    assert_eq!(windows, windows_on(provider).await.unwrap());
+}
+
+/// The whole catalogue as `channel`'s node serves it (withdrawn offers too), by offer id.
+async fn catalogue_on(channel: Channel) -> Option<Vec<pb::CatalogueOffer>> {
+    let statuses = vec![
+        pb::OfferStatus::Pilot as i32,
+        pb::OfferStatus::Available as i32,
+        pb::OfferStatus::Deprecated as i32,
+        pb::OfferStatus::Withdrawn as i32,
+    ];
+    let mut client = CatalogueServiceClient::new(channel);
+    let (mut offers, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = client
+            .search_offers(pb::SearchOffersRequest {
+                page_size: 500,
+                page_token: token,
+                statuses: statuses.clone(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        offers.extend(page.offers);
+        if page.next_page_token.is_empty() {
+            return Some(offers);
+        }
+        token = page.next_page_token;
+    }
+}
+
+fn offer_ids(offers: &[pb::CatalogueOffer]) -> Vec<String> {
+    offers
+        .iter()
+        .filter_map(|o| o.offer.as_ref().map(|o| o.offer_id.clone()))
+        .collect()
+}
+
+/// Publishes a copy of the example video offer as `unistra.<service_id>`.
+async fn publish_extra(fed: &TestFederation, service_id: &str) {
+    let mut offer = example_offer("video");
+    offer.service_id = service_id.into();
+    fed.publish(UNISTRA, offer).await;
+}
+
+/// Rennes2's node is down while unistra withdraws its collaboration offer (which rennes2's
+/// tenancy keeps in the catalogue), withdraws its OTP offer (which the coordinator's retention
+/// then removes from the catalogue) and publishes 30 offers, and the coordinator's catalogue
+/// log compacts past rennes2's cursor. Restarted behind a link to the coordinator that cuts
+/// every connection before the catalogue is complete, rennes2's cache reloads part of it again
+/// and again, and the node is stopped in the middle. Restarted over a sound link, its cache
+/// holds what the coordinator's catalogue holds, once each: the collaboration offer withdrawn,
+/// the OTP offer gone, the new offers there; then it follows live changes.
+#[tokio::test]
+async fn a_catalogue_cache_restarted_during_its_resync_ends_with_the_catalogue() {
+    const EXTRA: usize = 30;
+    let coordinator_settings = [
+        "catalogue.keep_entries=1",
+        "catalogue.keep_days=0",
+        "catalogue.max_keep_days=0",
+        "catalogue.compact_interval_ms=100",
+        "retention.ended_days=0",
+        "retention.interval_ms=100",
+    ];
+    let mut fed = TestFederation::start_with(2, &coordinator_settings, &[]).await;
+    provider_with_tenant(&fed).await;
+    fed.publish(UNISTRA, example_offer("otp")).await;
+    let (rennes2, coordinator) = (
+        fed.as_admin(fed.member(RENNES2)),
+        fed.as_admin(fed.coordinator()),
+    );
+    wait_for(
+        "both offers in rennes2's cache",
+        Duration::from_secs(10),
+        || async {
+            (offer_ids(&catalogue_on(rennes2.clone()).await?) == [OFFER, "unistra.otp"])
+                .then_some(())
+        },
+    )
+    .await;
+    fed.running.stop_member(RENNES2).await.unwrap();
+    let before = CatalogueServiceClient::new(coordinator.clone())
+        .watch_catalogue(pb::WatchCatalogueRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .last_revision;
+    let mut offers =
+        pb::offer_service_client::OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)));
+    for offer_id in [OFFER, "unistra.otp"] {
+        offers
+            .withdraw_offer(pb::WithdrawOfferRequest {
+                offer_id: offer_id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let extras: Vec<String> = (0..EXTRA).map(|n| format!("extra{n:02}")).collect();
+    for service_id in &extras {
+        publish_extra(&fed, service_id).await;
+    }
+    let expected: Vec<String> = [OFFER.to_owned()]
+        .into_iter()
+        .chain(extras.iter().map(|s| format!("unistra.{s}")))
+        .collect();
+    let catalogue = wait_for(
+        "the coordinator's catalogue without the OTP offer, with the new ones",
+        Duration::from_secs(20),
+        || async {
+            let catalogue = catalogue_on(coordinator.clone()).await?;
+            (offer_ids(&catalogue) == expected).then_some(catalogue)
+        },
+    )
+    .await;
+    let withdrawn = |catalogue: &[pb::CatalogueOffer]| {
+        catalogue
+            .iter()
+            .filter_map(|c| c.offer.as_ref())
+            .find(|o| o.offer_id == OFFER)
+            .map(|o| o.status())
+    };
+    assert_eq!(withdrawn(&catalogue), Some(pb::OfferStatus::Withdrawn));
+    let refused = wait_for(
+        "the coordinator's catalogue compacted past rennes2's cursor",
+        Duration::from_secs(10),
+        || {
+            let coordinator = coordinator.clone();
+            async move {
+                CatalogueServiceClient::new(coordinator)
+                    .watch_catalogue(pb::WatchCatalogueRequest {
+                        since_revision: before,
+                        ..Default::default()
+                    })
+                    .await
+                    .err()
+            }
+        },
+    )
+    .await;
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+
+    // Some 30 offers of about 2.5 KB: a link that cuts every connection after 24 KiB lets
+    // rennes2's cache reload the first few, again and again; the node is stopped in the middle.
+    let link = FaultProxy::start(fed.running.coordinator_addr()).await;
+    link.set(Toxics {
+        data_limit: Some(24 * 1024),
+        ..Toxics::default()
+    });
+    fed.running
+        .restart_member_with(
+            RENNES2,
+            &[format!("coordinator.endpoint={}", link.endpoint())],
+        )
+        .await
+        .unwrap();
+    let partial = wait_for(
+        "rennes2's cache in the middle of its reload",
+        Duration::from_secs(30),
+        || async {
+            let cached = offer_ids(&catalogue_on(rennes2.clone()).await?);
+            let new = cached.iter().filter(|id| id.contains(".extra")).count();
+            (new > 0 && new < EXTRA).then_some(new)
+        },
+    )
+    .await;
+    fed.running.stop_member(RENNES2).await.unwrap();
+    link.set(Toxics::default());
+    fed.running.restart_member(RENNES2).await.unwrap();
+
+    let cached = wait_for(
+        "rennes2's cache equal to the coordinator's catalogue after the interrupted reload",
+        Duration::from_secs(30),
+        || async {
+            let cached = catalogue_on(rennes2.clone()).await?;
+            (offer_ids(&cached) == expected
+                && withdrawn(&cached) == Some(pb::OfferStatus::Withdrawn))
+            .then_some(cached)
+        },
+    )
+    .await;
+    assert!(partial < EXTRA);
+    let offers_of = |catalogue: &[pb::CatalogueOffer]| {
+        catalogue
+            .iter()
+            .map(|c| c.offer.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(offers_of(&cached), offers_of(&catalogue));
+    assert!(cached_offer(rennes2.clone(), "unistra.otp").await.is_none());
+
+    // Live from the reload: a new offer reaches the cache, once.
+    publish_extra(&fed, "live").await;
+    let cached = wait_for(
+        "an offer published after the reload in rennes2's cache",
+        Duration::from_secs(20),
+        || async {
+            let cached = catalogue_on(rennes2.clone()).await?;
+            offer_ids(&cached)
+                .contains(&"unistra.live".to_owned())
+                .then_some(cached)
+        },
+    )
+    .await;
+    assert_eq!(cached.len(), EXTRA + 2);
+}

@@ -10,5 +10,6 @@ mod cli;
 mod crash_runs;
 mod operations;
 mod otlp;
+mod report_cli;
 mod traces;
 mod usage_processes;
