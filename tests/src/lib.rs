@@ -165,6 +165,29 @@ impl TestFederation {
         .unwrap_or_else(|| panic!("the published offer is missing from the answer"))
     }
 
+    /// Asks, as member `subscriber`'s admin on its own node, for a tenancy of `offer` (100 users,
+    /// its terms accepted, request id `req-1`); the subscription's id.
+    pub async fn subscribe(&self, subscriber: usize, offer: &fedmesh_proto::pb::Offer) -> String {
+        use fedmesh_proto::pb;
+        pb::subscription_service_client::SubscriptionServiceClient::new(
+            self.as_admin(self.member(subscriber)),
+        )
+        .request_subscription(pb::RequestSubscriptionRequest {
+            request_id: "req-1".into(),
+            offer_id: offer.offer_id.clone(),
+            user_count: 100,
+            contact_email: "dsi@example.org".into(),
+            accepted_terms_version: offer.terms_version.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("requesting a tenancy: {s:?}"))
+        .into_inner()
+        .subscription
+        .unwrap_or_else(|| panic!("the subscription is missing from the answer"))
+        .subscription_id
+    }
+
     /// Issues a certificate for `identity` (a URI) valid for a day, with loopback names.
     pub fn issue(&self, identity: &str) -> Issued {
         self.issue_with(identity, Validity::days_from_now(1))

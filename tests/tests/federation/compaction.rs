@@ -48,22 +48,8 @@ async fn october_requests(coordinator: Channel) -> Option<i64> {
 /// An offer of unistra's with a tenancy of rennes2's, known to the coordinator; returns the
 /// tenancy id.
 async fn provider_with_tenant(fed: &TestFederation) -> String {
-    fed.publish(UNISTRA, example_offer("collaboration")).await;
-    SubscriptionServiceClient::new(fed.as_admin(fed.member(RENNES2)))
-        .request_subscription(pb::RequestSubscriptionRequest {
-            request_id: "req-1".into(),
-            offer_id: OFFER.into(),
-            user_count: 100,
-            contact_email: "dsi@example.org".into(),
-            accepted_terms_version: example_offer("collaboration").terms_version,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .subscription
-        .unwrap()
-        .subscription_id
+    let offer = fed.publish(UNISTRA, example_offer("collaboration")).await;
+    fed.subscribe(RENNES2, &offer).await
 }
 
 /// Reports `batches` batches of 20 one-request records from `first`; how many were accepted.

@@ -7,7 +7,6 @@ use std::time::Duration;
 use fedmesh_grpc::GrpcChannel as Channel;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
-use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_tests::{TestFederation, example_offer, wait_for};
 
 const UNISTRA: usize = 0;
@@ -66,27 +65,13 @@ async fn a_closed_incident_leaves_the_hot_trees_for_the_archive() {
         "incidents.reopen_within_days=0",
     ];
     let fed = TestFederation::start_with(2, &RETIRE_AT_ONCE, &nodes).await;
-    fed.publish(UNISTRA, example_offer("collaboration")).await;
+    let offer = fed.publish(UNISTRA, example_offer("collaboration")).await;
     let (provider, subscriber) = (
         fed.as_admin(fed.member(UNISTRA)),
         fed.as_admin(fed.member(RENNES2)),
     );
     let coordinator = fed.as_admin(fed.coordinator());
-    let tenancy = SubscriptionServiceClient::new(subscriber.clone())
-        .request_subscription(pb::RequestSubscriptionRequest {
-            request_id: "req-1".into(),
-            offer_id: OFFER.into(),
-            user_count: 100,
-            contact_email: "dsi@example.org".into(),
-            accepted_terms_version: example_offer("collaboration").terms_version,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .subscription
-        .unwrap()
-        .subscription_id;
+    let tenancy = fed.subscribe(RENNES2, &offer).await;
     let mut desk = IncidentServiceClient::new(subscriber.clone());
     let id = desk
         .open_incident(pb::OpenIncidentRequest {
