@@ -355,14 +355,7 @@ impl Store {
         from: u32,
         to: u32,
     ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
-        let mut start = prefix(tag, offer_id);
-        start.extend_from_slice(&from.to_be_bytes());
-        let mut end = prefix(tag, offer_id);
-        end.extend_from_slice(&to.saturating_add(1).to_be_bytes());
-        Ok(self
-            .tree(BUCKETS_TREE)?
-            .range(start..end)
-            .collect::<Result<_, _>>()?)
+        self.month_buckets_first(tag, offer_id, from, to, usize::MAX)
     }
 
     /// Moves the usage records of `offer_id`'s closed month `month` (`yyyymm`), and its
