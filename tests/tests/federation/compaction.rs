@@ -45,6 +45,27 @@ async fn october_requests(coordinator: Channel) -> Option<i64> {
     metrics.months.into_iter().next().map(|m| m.request_count)
 }
 
+/// Opens an incident on `tenancy` as its subscriber (on its own node); the incident's id.
+async fn open_incident(subscriber: Channel, tenancy: &str) -> String {
+    pb::incident_service_client::IncidentServiceClient::new(subscriber)
+        .open_incident(pb::OpenIncidentRequest {
+            request_id: "inc-1".into(),
+            offer_id: OFFER.into(),
+            provider_member_id: "unistra".into(),
+            subscription_id: tenancy.to_owned(),
+            priority: pb::Priority::P3 as i32,
+            summary: "Users cannot log in".into(),
+            description: "Since 9:00, every login ends on an error page.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incident
+        .unwrap()
+        .incident_id
+}
+
 /// An offer of unistra's with a tenancy of rennes2's, known to the coordinator; returns the
 /// tenancy id.
 async fn provider_with_tenant(fed: &TestFederation) -> String {
@@ -476,23 +497,7 @@ async fn a_subscriber_mirror_down_across_a_compaction_resyncs() {
         fed.as_admin(fed.member(UNISTRA)),
         fed.as_admin(fed.member(RENNES2)),
     );
-    let incident = pb::incident_service_client::IncidentServiceClient::new(subscriber.clone())
-        .open_incident(pb::OpenIncidentRequest {
-            request_id: "inc-1".into(),
-            offer_id: OFFER.into(),
-            provider_member_id: "unistra".into(),
-            subscription_id: tenancy.clone(),
-            priority: pb::Priority::P3 as i32,
-            summary: "Users cannot log in".into(),
-            description: "Since 9:00, every login ends on an error page.".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .incident
-        .unwrap()
-        .incident_id;
+    let incident = open_incident(subscriber.clone(), &tenancy).await;
     let mirrored = || {
         let (subscriber, tenancy, incident) =
             (subscriber.clone(), tenancy.clone(), incident.clone());
@@ -642,23 +647,7 @@ async fn a_subscriber_mirror_restarted_during_its_resync_ends_with_the_providers
         fed.as_admin(fed.member(UNISTRA)),
         fed.as_admin(fed.member(RENNES2)),
     );
-    let incident = pb::incident_service_client::IncidentServiceClient::new(subscriber.clone())
-        .open_incident(pb::OpenIncidentRequest {
-            request_id: "inc-1".into(),
-            offer_id: OFFER.into(),
-            provider_member_id: "unistra".into(),
-            subscription_id: tenancy.clone(),
-            priority: pb::Priority::P3 as i32,
-            summary: "Users cannot log in".into(),
-            description: "Since 9:00, every login ends on an error page.".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .incident
-        .unwrap()
-        .incident_id;
+    let incident = open_incident(subscriber.clone(), &tenancy).await;
     let states = |channel: Channel| {
         let (tenancy, incident) = (tenancy.clone(), incident.clone());
         async move {
