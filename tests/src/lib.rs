@@ -220,6 +220,20 @@ pub fn example_offer(name: &str) -> fedmesh_proto::pb::Offer {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// An incident as its node stores it: without what its SLA clocks compute at the time of
+/// the read (elapsed, remaining, state), where two reads seconds apart of the same incident
+/// differ.
+pub fn without_live_clocks(
+    mut incident: fedmesh_proto::pb::Incident,
+) -> fedmesh_proto::pb::Incident {
+    for clock in &mut incident.sla_clocks {
+        clock.elapsed = None;
+        clock.remaining = None;
+        clock.state = 0;
+    }
+    incident
+}
+
 /// Reads a file the test needs, panicking with its path.
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

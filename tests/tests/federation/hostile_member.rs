@@ -9,7 +9,7 @@ use std::time::Duration;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::journal_entry::Payload;
 use fedmesh_tests::hostile::{HostileNode, entry};
-use fedmesh_tests::{TestFederation, http_get, wait_for};
+use fedmesh_tests::{TestFederation, http_get, wait_for, without_live_clocks};
 
 const UNISTRA: usize = 0;
 const RENNES2: usize = 1;
@@ -476,6 +476,7 @@ async fn a_hostile_provider_cannot_touch_what_its_tenant_holds_of_others() {
                 .unwrap()
                 .into_inner()
                 .incident
+                .map(without_live_clocks)
                 .unwrap()
         }
     };
