@@ -289,6 +289,30 @@ fn disk_sample(dir: &Path) -> (f64, f64) {
     (mib(dir_bytes(dir).saturating_sub(archives)), mib(archives))
 }
 
+/// The two largest databases of the federation, e.g. `rennes2 150, coordinator 49` (MiB).
+fn largest_databases(dir: &Path) -> String {
+    let mut sizes: Vec<(u64, String)> = std::fs::read_dir(dir)
+        .map(|parties| {
+            parties
+                .flatten()
+                .filter(|party| party.path().join("data").join("conf").exists())
+                .map(|party| {
+                    let data = party.path().join("data");
+                    let bytes = dir_bytes(&data).saturating_sub(dir_bytes(&data.join("archive")));
+                    (bytes, party.file_name().to_string_lossy().into_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    sizes.sort_by(|a, b| b.cmp(a));
+    sizes
+        .iter()
+        .take(2)
+        .map(|(bytes, name)| format!("{name} {:.0}", *bytes as f64 / (1024.0 * 1024.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Growth over the last third of `samples` as a share of the level in the first third.
 fn growth_share(samples: &[f64]) -> Option<f64> {
     let third = samples.len() / 3;
@@ -610,7 +634,7 @@ async fn soak(settings: Soak) {
         "\n## Soak: {members} members, {rate:.0} calls/s paced over {concurrency} workers, {minutes} min, sled cache {cache_mb} MiB per database\n"
     );
     println!(
-        "| t | business day | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds | databases | archives |"
+        "| t | business day | calls/s | catalogue p50/p99 | usage p50/p99 | incident p50/p99 | errors | federation RSS | open fds | databases (largest) | archives |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let pid: u32 = std::fs::read_to_string(dir.path().join("ready"))
@@ -656,7 +680,7 @@ async fn soak(settings: Soak) {
             .map(|t| t.strftime("%Y-%m-%d").to_string())
             .unwrap_or_default();
         println!(
-            "| {:.0} s | {day} | {:.0} | {} | {} | {} | {errors} | {rss:.0} MiB | {fds} | {disk:.0} MiB | {archives:.0} MiB |",
+            "| {:.0} s | {day} | {:.0} | {} | {} | {} | {errors} | {rss:.0} MiB | {fds} | {disk:.0} MiB ({}) | {archives:.0} MiB |",
             soak_started.elapsed().as_secs_f64(),
             count as f64 / sample as f64,
             cell(&["catalogue search"]),
@@ -667,6 +691,7 @@ async fn soak(settings: Soak) {
                 "incident resolve",
                 "incident close"
             ]),
+            largest_databases(dir.path()),
         );
     }
     stop.store(true, Ordering::Relaxed);
@@ -695,6 +720,74 @@ async fn soak(settings: Soak) {
     }
     let _ = child.kill();
     let _ = child.wait();
+    footprints(dir.path());
+}
+
+/// Every file under `dir`, with its size.
+fn walk_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match entry.metadata() {
+            Ok(m) if m.is_dir() => files.extend(walk_files(&path)),
+            Ok(m) => files.push((path, m.len())),
+            Err(_) => {}
+        }
+    }
+    files
+}
+
+/// Where the databases' bytes are, once the federation has stopped: per database its files'
+/// size against the live bytes of its trees (sled's space amplification), and the trees that
+/// hold the most.
+fn footprints(dir: &Path) {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!("\n| database | files | live | largest trees (keys, live MiB) |\n|---|---|---|---|");
+    let mut parties: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path().join("data")).collect())
+        .unwrap_or_default();
+    parties.sort();
+    for data in parties.iter().filter(|d| d.join("conf").exists()) {
+        let files = dir_bytes(data).saturating_sub(dir_bytes(&data.join("archive")));
+        let Ok(store) = fedmesh_store::Store::open(data) else {
+            continue;
+        };
+        let Ok(trees) = store.footprint() else {
+            continue;
+        };
+        let live: u64 = trees.iter().map(|t| t.bytes).sum();
+        let largest: Vec<String> = trees
+            .iter()
+            .take(4)
+            .map(|t| format!("{} ({}, {:.1})", t.name, t.keys, mib(t.bytes)))
+            .collect();
+        let name = data
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut on_disk: Vec<(u64, String)> = walk_files(data)
+            .into_iter()
+            .filter(|(path, _)| !path.starts_with(data.join("archive")))
+            .map(|(path, bytes)| {
+                let rel = path.strip_prefix(data).unwrap_or(&path);
+                (bytes, rel.display().to_string())
+            })
+            .collect();
+        on_disk.sort_by(|a, b| b.cmp(a));
+        let files_listed: Vec<String> = on_disk
+            .iter()
+            .take(3)
+            .map(|(bytes, name)| format!("{name} {:.1}", mib(*bytes)))
+            .collect();
+        println!(
+            "| {name} | {:.1} MiB ({}) | {:.1} MiB | {} |",
+            mib(files),
+            files_listed.join(", "),
+            mib(live),
+            largest.join(", ")
+        );
+    }
 }
 
 fn main() {

@@ -147,6 +147,17 @@ impl Default for StoreOptions {
     }
 }
 
+/// What one tree of a database holds ([`Store::footprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFootprint {
+    /// The tree's name.
+    pub name: String,
+    /// Its keys.
+    pub keys: u64,
+    /// The bytes of its keys and values.
+    pub bytes: u64,
+}
+
 /// Creates `dir` (and missing parents) readable by its owner only (0700), when it does not
 /// exist: sled creates its files with the process's default mode, and they hold members'
 /// contacts and incident texts. An existing directory is left as the operator made it.
@@ -325,6 +336,28 @@ impl Store {
         &self.path
     }
 
+    /// What each tree holds (keys, and bytes of keys and values), largest first: the live
+    /// data, to set against the files' size on disk (sled's space amplification).
+    pub fn footprint(&self) -> Result<Vec<TreeFootprint>, StoreError> {
+        let mut trees = Vec::new();
+        for name in self.db.tree_names() {
+            let tree = self.db.open_tree(&name)?;
+            let mut footprint = TreeFootprint {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                keys: 0,
+                bytes: 0,
+            };
+            for pair in tree.iter() {
+                let (key, value) = pair?;
+                footprint.keys += 1;
+                footprint.bytes += (key.len() + value.len()) as u64;
+            }
+            trees.push(footprint);
+        }
+        trees.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+        Ok(trees)
+    }
+
     /// Held by every write for its duration, so that a snapshot sees none half done.
     pub(crate) fn writing(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
         self.writes.read()
@@ -408,6 +441,27 @@ mod tests {
             let mode = std::fs::metadata(created).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", created.display());
         }
+    }
+
+    #[test]
+    fn the_footprint_counts_each_trees_keys_and_bytes_largest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let big = store.db.open_tree("big").unwrap();
+        for i in 0u32..10 {
+            big.insert(i.to_be_bytes(), vec![0u8; 100]).unwrap();
+        }
+        store
+            .db
+            .open_tree("small")
+            .unwrap()
+            .insert(b"k", b"v")
+            .unwrap();
+        let trees = store.footprint().unwrap();
+        assert_eq!(trees[0].name, "big");
+        assert_eq!((trees[0].keys, trees[0].bytes), (10, 10 * 104));
+        let small = trees.iter().find(|t| t.name == "small").unwrap();
+        assert_eq!((small.keys, small.bytes), (1, 2));
     }
 
     #[test]
