@@ -155,6 +155,24 @@ pub enum Decision {
     DenyUnknown,
 }
 
+/// The calls every identity of the federation may make on any node, whatever member it
+/// belongs to: diagnosis (health, reflection, who am I, what is this node), which shows
+/// nothing of a member's data. Every other call of an admin or agent is for its own member's
+/// node only.
+pub const DIAGNOSTIC: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    "/fedmesh.v1.NodeService/WhoAmI",
+    "/fedmesh.v1.NodeService/GetNodeInfo",
+];
+
+/// Whether `path` is one of the [`DIAGNOSTIC`] calls.
+pub fn is_diagnostic(path: &str) -> bool {
+    DIAGNOSTIC.contains(&path)
+}
+
 /// Looks up a call by its HTTP/2 path (`/fedmesh.v1.OfferService/PublishOffer`).
 pub fn decide(role: Role, path: &str) -> Decision {
     let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
@@ -173,6 +191,23 @@ pub fn decide(role: Role, path: &str) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_diagnostic_calls_are_open_to_every_role_and_only_they_are() {
+        for path in DIAGNOSTIC {
+            for role in ANYONE {
+                assert_eq!(decide(*role, path), Decision::Allow, "{role} {path}");
+            }
+        }
+        for rule in RULES {
+            let path = format!("/{}/{}", rule.service, rule.method);
+            assert_eq!(
+                is_diagnostic(&path),
+                rule.roles == ANYONE,
+                "{path}: open to every role exactly when diagnostic"
+            );
+        }
+    }
 
     #[test]
     fn agent_may_report_but_not_administer() {

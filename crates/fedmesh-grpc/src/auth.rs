@@ -144,7 +144,8 @@ impl AccessPolicy {
             }
         }
         if let Some(local) = &self.local_member {
-            let scoped = matches!(identity.role(), Role::Admin | Role::Agent);
+            let scoped = matches!(identity.role(), Role::Admin | Role::Agent)
+                && !fedmesh_core::authz::is_diagnostic(path);
             if scoped && identity.member() != Some(local) {
                 return Err(Status::permission_denied(format!(
                     "{identity} may only call its own member's node; this node belongs to {local}"

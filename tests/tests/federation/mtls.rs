@@ -328,19 +328,91 @@ async fn the_authorization_table_denies_by_role_and_by_member() {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 
-    // An admin manages only its own member's node.
+    // An admin manages only its own member's node...
     let rennes2_admin = fed.channel(
         &unistra.endpoint,
         &fed.member(1).admin_cert,
         &fed.member(1).admin_key,
     );
-    let status = whoami(rennes2_admin).await.unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-    assert!(
-        status.message().contains("this node belongs to unistra"),
-        "{}",
-        status.message()
-    );
+    let refused = [
+        NodeServiceClient::new(rennes2_admin.clone())
+            .get_node_status(pb::GetNodeStatusRequest {})
+            .await
+            .map(drop),
+        OfferServiceClient::new(rennes2_admin.clone())
+            .list_offers(pb::ListOffersRequest::default())
+            .await
+            .map(drop),
+    ];
+    for result in refused {
+        let status = result.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert!(
+            status.message().contains("this node belongs to unistra"),
+            "{}",
+            status.message()
+        );
+    }
+    // ...but any identity of the federation may diagnose any node: health, reflection, who
+    // am I, what is this node.
+    let rennes2_agent = fed.issue(&fed.uri("member/rennes2/agent/probe"));
+    for (who, channel) in [
+        ("rennes2's admin", rennes2_admin),
+        (
+            "rennes2's agent",
+            fed.channel(
+                &unistra.endpoint,
+                &rennes2_agent.cert_path,
+                &rennes2_agent.key_path,
+            ),
+        ),
+    ] {
+        let me = whoami(channel.clone()).await.unwrap();
+        assert_eq!(me.server_member_id, "unistra", "{who}");
+        let info = NodeServiceClient::new(channel.clone())
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.member_id, "unistra", "{who}");
+        let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            health.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{who}"
+        );
+        let mut reflection =
+            tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(
+                channel.clone(),
+            );
+        let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(
+                tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                ),
+            ),
+        };
+        let answer = reflection
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner()
+            .message()
+            .await
+            .unwrap();
+        assert!(answer.is_some(), "{who}: no reflection answer");
+        // Nothing else: the agent may not report usage on another member's node.
+        let status = UsageServiceClient::new(channel)
+            .report_usage(pb::ReportUsageRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{who}: {status:?}");
+    }
 
     // Only nodes register with the coordinator.
     let status = RegistryServiceClient::new(fed.as_admin(fed.coordinator()))
