@@ -21,6 +21,9 @@
 //!    resolved by the provider and closed by the desk after its comments (so incidents end
 //!    and retire). Each window also shows the business date. The summary compares the growth
 //!    of memory and of the databases over the last third with their level in the first.
+//!    Once the federation has stopped, each database's files are set against the live bytes
+//!    of its trees, and those sled keeps much larger than live are defragmented
+//!    (`fedmesh admin defrag`) to show what that gives back.
 //!
 //! ```sh
 //! cargo bench -p fedmesh-tests --bench soak -- --minutes 10 --nodes 20
@@ -742,7 +745,9 @@ fn walk_files(dir: &Path) -> Vec<(PathBuf, u64)> {
 /// hold the most.
 fn footprints(dir: &Path) {
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-    println!("\n| database | files | live | largest trees (keys, live MiB) |\n|---|---|---|---|");
+    println!(
+        "\n| database | files | live | after `fedmesh admin defrag` | largest trees (keys, live MiB) |\n|---|---|---|---|---|"
+    );
     let mut parties: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path().join("data")).collect())
         .unwrap_or_default();
@@ -780,8 +785,18 @@ fn footprints(dir: &Path) {
             .take(3)
             .map(|(bytes, name)| format!("{name} {:.1}", mib(*bytes)))
             .collect();
+        drop(store);
+        // What `fedmesh admin defrag` gives back, where sled keeps much more than is live.
+        let defrag = if files > 2 * live && files > 8 << 20 {
+            match fedmesh_store::defrag::defrag(data) {
+                Ok(done) => format!("{:.1} MiB", mib(done.after)),
+                Err(e) => format!("failed: {e}"),
+            }
+        } else {
+            "-".to_owned()
+        };
         println!(
-            "| {name} | {:.1} MiB ({}) | {:.1} MiB | {} |",
+            "| {name} | {:.1} MiB ({}) | {:.1} MiB | {defrag} | {} |",
             mib(files),
             files_listed.join(", "),
             mib(live),

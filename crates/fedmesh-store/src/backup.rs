@@ -302,6 +302,25 @@ fn ids_in_use(trees: &[Tree<'_>]) -> u64 {
 /// database is then opened once (schema check and migrations). The file is checked whole
 /// before anything is written.
 pub fn restore(bytes: &[u8], dir: &Path) -> Result<Summary, BackupError> {
+    write_database(bytes, dir, Journal::New)
+}
+
+/// Whether a database written from a backup keeps the journal identity of the one it was
+/// taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Journal {
+    /// A restore: replicas read the journal again from the start.
+    New,
+    /// A rewrite of the same database ([`crate::defrag`]): followers' cursors stay valid.
+    Same,
+}
+
+/// Writes a backup's trees into a new database in `dir` (see [`restore`]).
+pub(crate) fn write_database(
+    bytes: &[u8],
+    dir: &Path,
+    journal: Journal,
+) -> Result<Summary, BackupError> {
     let (summary, trees) = read(bytes)?;
     let io = |source| BackupError::Io {
         path: dir.to_owned(),
@@ -331,9 +350,11 @@ pub fn restore(bytes: &[u8], dir: &Path) -> Result<Summary, BackupError> {
         }
         // A restored database starts a new journal: replicas read it again from the start
         // rather than trust revisions they saw from the database it replaces.
-        db.open_tree(crate::META_TREE)
-            .and_then(|meta| meta.remove(crate::JOURNAL_ID_KEY))
-            .map_err(StoreError::from)?;
+        if journal == Journal::New {
+            db.open_tree(crate::META_TREE)
+                .and_then(|meta| meta.remove(crate::JOURNAL_ID_KEY))
+                .map_err(StoreError::from)?;
+        }
         db.flush().map_err(StoreError::from)?;
     }
     Store::open(dir)?;

@@ -16,6 +16,7 @@
 //! - [`registry`]: the coordinator's directory of member nodes.
 //! - [`reports`]: closed months and their monthly reports.
 //! - [`backup`]: consistent online snapshots and their restore.
+//! - [`defrag`]: a stopped database rewritten into files that hold only its live data.
 //! - [`snapshot`]: a node's state at one journal revision, for followers that resync.
 //! - [`resync`]: a follower's resync from a source's snapshot, on the coordinator.
 //! - [`archive`]: what left the hot trees, in files next to the database.
@@ -26,6 +27,7 @@ pub mod archive;
 pub mod backup;
 pub mod catalogue;
 pub mod compact;
+pub mod defrag;
 pub mod incidents;
 pub mod journal;
 mod log;
