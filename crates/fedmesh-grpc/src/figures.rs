@@ -67,7 +67,8 @@ pub fn latest_active_users(store: &Store, offer: &pb::Offer) -> Result<f64, Stor
             latest.insert(agg.subscription_id, agg.last_value);
         }
     }
-    Ok(latest.values().sum())
+    // Folded from 0: an empty f64 sum is -0.0, which reads "-0" on screens and in metrics.
+    Ok(latest.values().fold(0.0, |total, users| total + users))
 }
 
 /// The availability of `offer` in `month` (up to now for the current month), with the

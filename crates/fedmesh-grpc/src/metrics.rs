@@ -320,7 +320,8 @@ impl Metrics {
         ) {
             family.clear();
             for (key, value) in values {
-                family.get_or_create(&label(key.clone())).set(*value);
+                // `+ 0.0` turns a negative zero (the sum of nothing) into 0.
+                family.get_or_create(&label(key.clone())).set(*value + 0.0);
             }
         }
         fill(&i.replication_lag, &s.replication_lag, |member| {
@@ -487,6 +488,20 @@ fn code_name(code: tonic::Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_negative_zero_is_rendered_as_zero() {
+        let metrics = Metrics::new(|| Snapshot {
+            active_users: vec![("unistra.otp".into(), -0.0)],
+            ..Default::default()
+        });
+        let text = metrics.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("fedmesh_active_users{"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(!line.contains("-0"), "{line}");
+    }
 
     #[test]
     fn calls_and_state_are_rendered() {

@@ -86,6 +86,9 @@ pub(crate) struct Words {
     pub(crate) at_risk: &'static str,
     pub(crate) breached: &'static str,
     pub(crate) last_closed: &'static str,
+    /// The words of lifecycle states, by the name the views and `/api/` give them
+    /// (`available`, `in_progress`, `terminating`, ...).
+    pub(crate) states: &'static [(&'static str, &'static str)],
 }
 
 const FR: Words = Words {
@@ -129,6 +132,24 @@ const FR: Words = Words {
     at_risk: "menacé",
     breached: "dépassé",
     last_closed: "Dernier mois clos (SLA)",
+    states: &[
+        ("pilot", "pilote"),
+        ("available", "disponible"),
+        ("deprecated", "en fin de vie"),
+        ("withdrawn", "retirée"),
+        ("new", "nouveau"),
+        ("acknowledged", "pris en compte"),
+        ("in_progress", "en cours"),
+        ("waiting_on_subscriber", "en attente de l'abonné"),
+        ("resolved", "résolu"),
+        ("closed", "clos"),
+        ("requested", "demandé"),
+        ("active", "actif"),
+        ("rejected", "refusé"),
+        ("suspended", "suspendu"),
+        ("terminating", "en cours de résiliation"),
+        ("terminated", "résilié"),
+    ],
 };
 
 const EN: Words = Words {
@@ -172,9 +193,22 @@ const EN: Words = Words {
     at_risk: "at risk",
     breached: "breached",
     last_closed: "Last closed month (SLA)",
+    states: &[
+        ("in_progress", "in progress"),
+        ("waiting_on_subscriber", "waiting on the subscriber"),
+    ],
 };
 
 impl Words {
+    /// The word of a lifecycle state (`available` → "disponible" in French); a state without
+    /// a word of its own is shown by its name, underscores as spaces.
+    pub(crate) fn state_word(&self, state: &str) -> String {
+        self.states
+            .iter()
+            .find(|(name, _)| *name == state)
+            .map_or_else(|| state.replace('_', " "), |(_, word)| (*word).to_owned())
+    }
+
     /// The word of an SLA clock state (`on_time`, `at_risk`, `breached`).
     pub(crate) fn sla_state(&self, state: &str) -> &'static str {
         match state {
