@@ -1,6 +1,7 @@
-//! Notifications to the institution's own helpdesk tool: every incident event and maintenance
-//! announcement that reaches this node's journal (its own, or mirrored from a provider) is
-//! `POST`ed as JSON to a configured webhook (GLPI, iTop, ...).
+//! Notifications to the institution's own helpdesk tool: every incident event, tenancy change
+//! (a new request, a decision, a suspension...) and maintenance announcement that reaches this
+//! node's journal (its own, or mirrored from a provider) is `POST`ed as JSON to a configured
+//! webhook (GLPI, iTop, ...), so that a provider need not poll for requests to decide.
 //!
 //! Delivery follows the journal from a persisted cursor: an event is posted until the
 //! helpdesk answers 2xx (with backoff), in order, across restarts; nothing is skipped and the
@@ -241,7 +242,8 @@ fn time(t: Option<&prost_types::Timestamp>) -> Option<String> {
     t.map(ToString::to_string)
 }
 
-/// The JSON posted for a journal entry, if it is an incident or a maintenance window.
+/// The JSON posted for a journal entry, if it is an incident, a tenancy or a maintenance
+/// window.
 pub fn event_json(member: &MemberId, entry: &pb::JournalEntry) -> Option<serde_json::Value> {
     match &entry.payload {
         Some(pb::journal_entry::Payload::Incident(incident)) => {
@@ -302,6 +304,46 @@ pub fn event_json(member: &MemberId, entry: &pb::JournalEntry) -> Option<serde_j
                     "reason": event.reason,
                     "comment": event.comment.as_ref().map(|c| &c.body),
                 },
+            }))
+        }
+        Some(pb::journal_entry::Payload::Subscription(tenancy)) => {
+            let state = |s: i32| {
+                word(
+                    pb::SubscriptionState::try_from(s)
+                        .ok()
+                        .map(|v| v.as_str_name()),
+                    "SUBSCRIPTION_STATE_",
+                )
+            };
+            let role = if tenancy.provider_member_id == member.as_str() {
+                "provider"
+            } else {
+                "subscriber"
+            };
+            let change = tenancy.history.last().map(|c| {
+                json!({
+                    "from_state": state(c.from_state),
+                    "to_state": state(c.to_state),
+                    "time": time(c.change_time.as_ref()),
+                    "actor": c.actor,
+                    "actor_member_id": c.actor_member_id,
+                    "reason": c.reason,
+                })
+            });
+            Some(json!({
+                "type": "fedmesh.subscription",
+                "member": member.as_str(),
+                "role": role,
+                "subscription_id": tenancy.subscription_id,
+                "offer_id": tenancy.offer_id,
+                "provider_member_id": tenancy.provider_member_id,
+                "subscriber_member_id": tenancy.subscriber_member_id,
+                "state": state(tenancy.state),
+                "user_count": tenancy.user_count,
+                "contact_email": tenancy.contact_email,
+                "pilot": tenancy.pilot,
+                "tenant_url": tenancy.tenant_url,
+                "change": change,
             }))
         }
         Some(pb::journal_entry::Payload::MaintenanceWindow(window)) => {

@@ -978,7 +978,7 @@ async fn helpdesk() -> (u16, tokio::sync::mpsc::Receiver<serde_json::Value>) {
 }
 
 #[tokio::test]
-async fn the_helpdesk_webhook_receives_incident_events_after_a_failure() {
+async fn the_helpdesk_webhook_receives_tenancy_and_incident_events_after_a_failure() {
     let (port, mut received) = helpdesk().await;
     let url = format!("notifications.webhook_url=http://127.0.0.1:{port}/front/webhook.php");
     let fed = federation(
@@ -998,13 +998,23 @@ async fn the_helpdesk_webhook_receives_incident_events_after_a_failure() {
         .incident
         .unwrap()
         .incident_id;
-    // Both nodes post the opening: the provider's and the subscriber's (its mirror).
+    // Both nodes post the opening: the provider's and the subscriber's (its mirror); before
+    // it, both posted the tenancy the federation was set up with.
     let mut roles = Vec::new();
+    let mut tenancy_roles = Vec::new();
     while roles.len() < 2 {
         let event = tokio::time::timeout(Duration::from_secs(10), received.recv())
             .await
             .expect("no notification within 10 s")
             .unwrap();
+        if event["type"] == "fedmesh.subscription" {
+            assert_eq!(event["offer_id"], OFFER, "{event}");
+            assert_eq!(event["subscriber_member_id"], "rennes2", "{event}");
+            assert_eq!(event["state"], "ACTIVE", "{event}");
+            assert_eq!(event["change"]["to_state"], "ACTIVE", "{event}");
+            tenancy_roles.push(event["role"].as_str().unwrap().to_owned());
+            continue;
+        }
         assert_eq!(event["type"], "fedmesh.incident", "{event}");
         assert_eq!(event["incident_id"], id.as_str());
         assert_eq!(event["event"]["kind"], "OPENED");
@@ -1013,6 +1023,9 @@ async fn the_helpdesk_webhook_receives_incident_events_after_a_failure() {
     }
     roles.sort();
     assert_eq!(roles, ["provider", "subscriber"]);
+    tenancy_roles.sort();
+    tenancy_roles.dedup();
+    assert_eq!(tenancy_roles, ["provider", "subscriber"]);
 }
 
 #[tokio::test]
