@@ -135,6 +135,7 @@ impl TestFederation {
         let options = ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            server_name: None,
         };
         fedmesh_grpc::connect_pem(endpoint, &pem, options)
             .unwrap_or_else(|e| panic!("channel to {endpoint}: {e}"))

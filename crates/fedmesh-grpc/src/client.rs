@@ -16,12 +16,15 @@ fn traced(channel: Channel) -> GrpcChannel {
 }
 
 /// How a client connects and how long it waits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Time to establish TCP and TLS.
     pub connect_timeout: Duration,
     /// Deadline of each call, sent to the server as `grpc-timeout`.
     pub request_timeout: Duration,
+    /// The name the server's certificate must carry, when it is not the endpoint's host
+    /// (grpcurl's `-servername`).
+    pub server_name: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -29,6 +32,7 @@ impl Default for ClientOptions {
         Self {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            server_name: None,
         }
     }
 }
@@ -106,7 +110,7 @@ pub fn connect_pem(
     let tls_config = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&pem.ca))
         .identity(Identity::from_pem(&pem.cert, &pem.key))
-        .domain_name(host);
+        .domain_name(options.server_name.as_deref().unwrap_or(host));
     let channel = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|e| bad(&e.to_string()))?
         .tls_config(tls_config)

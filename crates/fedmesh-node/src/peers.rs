@@ -62,7 +62,7 @@ impl Peers {
             .map_err(|e: fedmesh_core::IdentityError| e.to_string())?;
         let endpoint = self.endpoint(member).await?;
         let expected = Identity::node(self.federation.clone(), member_id);
-        fedmesh_grpc::connect_to(&endpoint, &self.tls, self.options, expected)
+        fedmesh_grpc::connect_to(&endpoint, &self.tls, self.options.clone(), expected)
             .map_err(|e| e.to_string())
     }
 

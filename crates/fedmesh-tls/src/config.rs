@@ -106,6 +106,11 @@ pub fn cert_identity(path: &Path) -> Result<fedmesh_core::Identity, TlsError> {
 
 /// When the first certificate of a PEM file expires (Unix seconds).
 pub fn cert_not_after(path: &Path) -> Result<i64, TlsError> {
+    cert_validity(path).map(|(_, not_after)| not_after)
+}
+
+/// When the first certificate of a PEM file becomes valid and when it expires (Unix seconds).
+pub fn cert_validity(path: &Path) -> Result<(i64, i64), TlsError> {
     let certs = load_certs(path)?;
     let leaf = certs.first().ok_or_else(|| TlsError::Pem {
         path: path.to_owned(),
@@ -115,7 +120,11 @@ pub fn cert_not_after(path: &Path) -> Result<i64, TlsError> {
         path: path.to_owned(),
         message: format!("not an X.509 certificate: {e}"),
     })?;
-    Ok(parsed.validity().not_after.timestamp())
+    let validity = parsed.validity();
+    Ok((
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    ))
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {

@@ -11,7 +11,7 @@ use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 use tonic::Code;
 
-use crate::cli::{CallFailed, ConnectArgs, call};
+use crate::cli::{CallFailed, Connection, call};
 use crate::inert::{Lines, inert};
 use crate::json;
 use crate::say;
@@ -83,6 +83,16 @@ pub enum CatalogueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One offer in full, as a subscriber reads it before subscribing: the engagement
+    /// (window, holidays, closures, deadlines per priority), capacity left, pricing, GDPR
+    /// facts, contact, terms and approval.
+    Show {
+        /// The offer id (`<member>.<service_id>`).
+        offer_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print catalogue changes as they happen (after the current catalogue), until Ctrl-C.
     Watch {
         /// Print one JSON object per line.
@@ -112,43 +122,8 @@ fn summary(offer: &pb::Offer) -> String {
     )
 }
 
-fn details(offer: &pb::Offer) {
-    say!("{}  ({})", offer.service_name, offer.offer_id);
-    say!("  provider      {}", offer.provider_member_id);
-    say!("  status        {}", status_word(offer.status));
-    say!("  category      {}", offer.category);
-    say!("  version       {}", offer.version);
-    if let Some(d) = &offer.description {
-        say!("  fr            {}", d.fr);
-        say!("  en            {}", d.en);
-    }
-    if let Some(e) = &offer.engagement {
-        say!(
-            "  engagement    SLA {}% in the service window, SLO {}% outside, {}% of requests on time",
-            e.availability_sla_percent,
-            e.availability_slo_percent,
-            e.request_handling_target_percent
-        );
-    }
-    if let Some(c) = &offer.capacity {
-        say!(
-            "  capacity      {} tenants, {} users each",
-            c.max_tenants,
-            c.max_users_per_tenant
-        );
-    }
-    if let Some(s) = offer
-        .support
-        .as_ref()
-        .and_then(|s| s.single_point_of_contact.as_ref())
-    {
-        say!("  contact       {} <{}>", s.name, s.email);
-    }
-    say!("  etag          {}", offer.etag);
-}
-
 /// Runs an offer command.
-pub async fn offer(connect: &ConnectArgs, command: OfferCommand) -> Result<()> {
+pub async fn offer(connect: &Connection, command: OfferCommand) -> Result<()> {
     let mut client = OfferServiceClient::new(connect.channel()?);
     let endpoint = &connect.endpoint;
     match command {
@@ -224,7 +199,7 @@ pub async fn offer(connect: &ConnectArgs, command: OfferCommand) -> Result<()> {
             if json {
                 return json::print("fedmesh.v1.Offer", &offer);
             }
-            details(&offer);
+            crate::offer_view::print(&offer, None);
         }
         OfferCommand::Withdraw {
             offer_id,
@@ -261,10 +236,23 @@ fn catalogue_line(entry: &pb::CatalogueOffer) -> String {
 }
 
 /// Runs a catalogue command.
-pub async fn catalogue(connect: &ConnectArgs, command: CatalogueCommand) -> Result<()> {
+pub async fn catalogue(connect: &Connection, command: CatalogueCommand) -> Result<()> {
     let mut client = CatalogueServiceClient::new(connect.channel()?);
     let endpoint = &connect.endpoint;
     match command {
+        CatalogueCommand::Show { offer_id, json } => {
+            let entry = call(
+                endpoint,
+                client.get_catalogue_offer(pb::GetCatalogueOfferRequest { offer_id }),
+            )
+            .await?
+            .offer
+            .unwrap_or_default();
+            if json {
+                return json::print("fedmesh.v1.CatalogueOffer", &entry);
+            }
+            crate::offer_view::print(&entry.offer.clone().unwrap_or_default(), Some(&entry));
+        }
         CatalogueCommand::Search {
             text,
             category,
@@ -384,8 +372,18 @@ pub enum SubscriptionCommand {
         #[arg(long)]
         request_id: Option<String>,
     },
-    /// List the tenancies your node knows (on your offers, and yours elsewhere).
-    List,
+    /// List the tenancies your node knows (on your offers, and yours elsewhere), in id order.
+    List {
+        /// Only tenancies in these states (repeatable).
+        #[arg(long, value_enum)]
+        state: Vec<TenancyState>,
+        /// Only the tenancies on your offers (`provider`) or yours elsewhere (`subscriber`).
+        #[arg(long, value_enum)]
+        role: Option<Side>,
+        /// Only tenancies of this offer.
+        #[arg(long)]
+        offer: Option<String>,
+    },
     /// Show one tenancy with its history.
     Show {
         /// The subscription id.
@@ -471,6 +469,52 @@ pub fn new_request_id() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A tenancy's state, as `--state` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TenancyState {
+    /// Asked for, waiting for the provider's decision.
+    Requested,
+    /// Provisioned and running.
+    Active,
+    /// Refused by the provider.
+    Rejected,
+    /// Stopped for a while by the provider.
+    Suspended,
+    /// Ended, data not yet deleted.
+    Terminating,
+    /// Ended, data deleted.
+    Terminated,
+}
+
+impl From<TenancyState> for pb::SubscriptionState {
+    fn from(state: TenancyState) -> Self {
+        match state {
+            TenancyState::Requested => Self::Requested,
+            TenancyState::Active => Self::Active,
+            TenancyState::Rejected => Self::Rejected,
+            TenancyState::Suspended => Self::Suspended,
+            TenancyState::Terminating => Self::Terminating,
+            TenancyState::Terminated => Self::Terminated,
+        }
+    }
+}
+
+/// Which side of a tenancy the reader's member is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Side {
+    /// The tenancies on your member's offers.
+    Provider,
+    /// Your member's tenancies on other members' offers.
+    Subscriber,
+}
+
+/// Orders subscription ids as people count: `rouen.s4` before `rouen.s12`.
+fn id_order(id: &str) -> (&str, u64, &str) {
+    let digits = id.len() - id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (stem, number) = id.split_at(id.len() - digits);
+    (stem, number.parse().unwrap_or(0), id)
+}
+
 fn state_word(state: i32) -> String {
     pb::SubscriptionState::try_from(state)
         .map(|s| {
@@ -522,7 +566,7 @@ fn subscription_details(s: &pb::Subscription) {
 
 /// Runs a subscription command.
 pub async fn subscription(
-    connect: &ConnectArgs,
+    connect: &Connection,
     command: SubscriptionCommand,
     json: bool,
 ) -> Result<()> {
@@ -581,10 +625,25 @@ pub async fn subscription(
             )?;
             say!("request id {request_id} (retry with --request-id {request_id})");
         }
-        SubscriptionCommand::List => {
+        SubscriptionCommand::List { state, role, offer } => {
             let mut request = pb::ListSubscriptionsRequest {
                 page_size: 500,
+                offer_id: offer.unwrap_or_default(),
+                states: state
+                    .iter()
+                    .map(|s| pb::SubscriptionState::from(*s) as i32)
+                    .collect(),
                 ..Default::default()
+            };
+            let own = match role {
+                Some(_) => {
+                    let mut node =
+                        pb::node_service_client::NodeServiceClient::new(connect.channel()?);
+                    call(endpoint, node.who_am_i(pb::WhoAmIRequest {}))
+                        .await?
+                        .server_member_id
+                }
+                None => String::new(),
             };
             let mut all = Vec::new();
             loop {
@@ -595,6 +654,12 @@ pub async fn subscription(
                 }
                 request.page_token = page.next_page_token;
             }
+            all.retain(|s| match role {
+                Some(Side::Provider) => s.provider_member_id == own,
+                Some(Side::Subscriber) => s.subscriber_member_id == own,
+                None => true,
+            });
+            all.sort_by(|a, b| id_order(&a.subscription_id).cmp(&id_order(&b.subscription_id)));
             if json {
                 let list = pb::ListSubscriptionsResponse {
                     subscriptions: all,
@@ -604,7 +669,17 @@ pub async fn subscription(
             }
             if all.is_empty() {
                 say!("no subscriptions");
+                return Ok(());
             }
+            say!(
+                "{:<16} {:<12} {:<20} {:<10} -> {:<10} {:>12}",
+                "ID",
+                "STATE",
+                "OFFER",
+                "SUBSCRIBER",
+                "PROVIDER",
+                "USERS"
+            );
             for s in &all {
                 say!("{}", subscription_line(s));
             }
@@ -755,7 +830,7 @@ pub enum MemberCommand {
 }
 
 /// Runs a `fedmesh member` command against the coordinator.
-pub async fn member(connect: &ConnectArgs, command: MemberCommand) -> Result<()> {
+pub async fn member(connect: &Connection, command: MemberCommand) -> Result<()> {
     use fedmesh_proto::pb::registry_service_client::RegistryServiceClient;
     let mut client = RegistryServiceClient::new(connect.channel()?);
     let endpoint = &connect.endpoint;

@@ -87,6 +87,7 @@ pub async fn check(target: &Target) -> Result<()> {
         fedmesh_grpc::ClientOptions {
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: CHECK_TIMEOUT,
+            server_name: None,
         },
         identity.clone(),
     )?;

@@ -15,7 +15,7 @@ use fedmesh_proto::pb::incident_service_client::IncidentServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 
 use crate::admin::new_request_id;
-use crate::cli::{CallFailed, ConnectArgs, call};
+use crate::cli::{CallFailed, Connection, call};
 use crate::inert::{Lines, inert};
 use crate::json;
 use crate::say;
@@ -403,7 +403,7 @@ fn print_written(incident: Option<pb::Incident>, queued: bool, json_out: bool) -
 
 /// Runs an incident command.
 pub async fn incident(
-    connect: &ConnectArgs,
+    connect: &Connection,
     command: IncidentCommand,
     json_out: bool,
 ) -> Result<()> {
@@ -711,7 +711,7 @@ fn timestamp(flag: &str, text: &str) -> Result<prost_types::Timestamp> {
 
 /// Runs a maintenance command.
 pub async fn maintenance(
-    connect: &ConnectArgs,
+    connect: &Connection,
     command: MaintenanceCommand,
     json_out: bool,
 ) -> Result<()> {

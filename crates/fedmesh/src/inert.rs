@@ -40,14 +40,29 @@ pub fn inert(text: &str, lines: Lines) -> Cow<'_, str> {
 /// Prints `line` on stdout, [`inert`]: line breaks and tabs kept (the CLI's own layout and
 /// multi-line texts), every other control character shown. The body of [`say!`].
 pub fn say(line: std::fmt::Arguments<'_>) {
-    println!("{}", inert(&line.to_string(), Lines::Many));
+    print_line(&inert(&line.to_string(), Lines::Many));
+}
+
+/// Writes `line` and a line break on stdout. When the reader has gone (`fedmesh ... | head`),
+/// the process exits quietly with success, as other command-line tools do, instead of
+/// panicking on the broken pipe; another write failure ends it with a message.
+pub fn print_line(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {error}");
+        std::process::exit(1);
+    }
 }
 
 /// `println!` for human output: the line goes through [`inert`](crate::inert::inert).
 #[macro_export]
 macro_rules! say {
     () => {
-        ::std::println!()
+        $crate::inert::print_line("")
     };
     ($($arg:tt)*) => {
         $crate::inert::say(::std::format_args!($($arg)*))

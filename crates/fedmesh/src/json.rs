@@ -20,7 +20,7 @@ pub fn to_json<M: prost::Message>(full_name: &str, message: &M) -> Result<serde_
 
 /// Prints `message` as pretty JSON on stdout.
 pub fn print<M: prost::Message>(full_name: &str, message: &M) -> Result<()> {
-    println!("{}", pretty(&to_json(full_name, message)?)?);
+    crate::inert::print_line(&pretty(&to_json(full_name, message)?)?);
     Ok(())
 }
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
-use fedmesh::cli::{ConnectArgs, call};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use fedmesh::cli::{ConnectArgs, Connection, call};
 use fedmesh::federation::{DEMO_ADMIN, FederationSpec, Manifest, RunningFederation};
 use fedmesh::inert::{Lines, inert};
 use fedmesh::say;
@@ -22,6 +22,9 @@ use fedmesh_tls::pki::{Pki, Validity};
     about = "A federated gRPC service mesh between member institutions"
 )]
 struct Cli {
+    /// How the admin commands reach a node: options valid in any position.
+    #[command(flatten)]
+    connect: ConnectArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,15 +49,11 @@ enum Command {
     Demo(DemoArgs),
     /// Publish, list, show and withdraw your member's offers (on your node).
     Offer {
-        #[command(flatten)]
-        connect: ConnectArgs,
         #[command(subcommand)]
         command: fedmesh::admin::OfferCommand,
     },
     /// Request and manage tenancies (on your node).
     Subscription {
-        #[command(flatten)]
-        connect: ConnectArgs,
         /// Print JSON (every subcommand).
         #[arg(long, global = true)]
         json: bool,
@@ -63,15 +62,11 @@ enum Command {
     },
     /// Search and watch the federation catalogue (as your node sees it).
     Catalogue {
-        #[command(flatten)]
-        connect: ConnectArgs,
         #[command(subcommand)]
         command: fedmesh::admin::CatalogueCommand,
     },
     /// Open, follow and work incidents (on your node).
     Incident {
-        #[command(flatten)]
-        connect: ConnectArgs,
         /// Print JSON (every subcommand).
         #[arg(long, global = true)]
         json: bool,
@@ -80,8 +75,6 @@ enum Command {
     },
     /// Announce and list maintenance windows (on your node).
     Maintenance {
-        #[command(flatten)]
-        connect: ConnectArgs,
         /// Print JSON (every subcommand).
         #[arg(long, global = true)]
         json: bool,
@@ -90,22 +83,16 @@ enum Command {
     },
     /// Report usage (agents) and read usage, availability and capacity of an offer.
     Usage {
-        #[command(flatten)]
-        connect: ConnectArgs,
         #[command(subcommand)]
         command: fedmesh::reports::UsageCommand,
     },
     /// Report availability: probe results and outages (agents).
     Availability {
-        #[command(flatten)]
-        connect: ConnectArgs,
         #[command(subcommand)]
         command: fedmesh::reports::AvailabilityCommand,
     },
     /// Cost statements of a member's tenancies over a period (on your node).
     Statement {
-        #[command(flatten)]
-        connect: ConnectArgs,
         /// The subscriber member.
         #[arg(long)]
         member: String,
@@ -119,8 +106,6 @@ enum Command {
     /// Monthly reports of closed months (on your node: a provider's offers, a subscriber's
     /// tenancies).
     Report {
-        #[command(flatten)]
-        connect: ConnectArgs,
         /// Print JSON (every subcommand).
         #[arg(long, global = true)]
         json: bool,
@@ -129,31 +114,29 @@ enum Command {
     },
     /// Federation metrics and SLA compliance (on the coordinator).
     Metrics {
-        #[command(flatten)]
-        connect: ConnectArgs,
         #[command(subcommand)]
         command: fedmesh::reports::MetricsCommand,
     },
     /// Your node at a glance: serving, coordinator link, certificate expiry, outbox,
     /// tenancies, open incidents (exits 1 when something needs attention).
     Status {
-        #[command(flatten)]
-        connect: ConnectArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// The registry of member nodes: endpoint, liveness, last heartbeat, version (on the
+    /// coordinator).
+    Nodes {
+        #[command(subcommand)]
+        command: fedmesh::nodes_cli::NodesCommand,
+    },
     /// Offboard members (on the coordinator, with its certificate).
     Member {
-        #[command(flatten)]
-        connect: ConnectArgs,
         #[command(subcommand)]
         command: fedmesh::admin::MemberCommand,
     },
     /// Print the identity and role a node sees for your certificate.
     Whoami {
-        #[command(flatten)]
-        connect: ConnectArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -231,9 +214,9 @@ enum CertsCommand {
         /// The PKI directory.
         #[arg(long)]
         dir: PathBuf,
-        /// The certificate file to revoke.
-        #[arg(long)]
-        cert: PathBuf,
+        /// The certificate files to revoke (a member's node, admins and agents at once).
+        #[arg(required = true, value_name = "CERT")]
+        certs: Vec<PathBuf>,
     },
 }
 
@@ -250,8 +233,28 @@ struct DemoArgs {
     base_port: u16,
 }
 
+/// The command line, every enumerated value accepted in any case (`--priority p1` as `P1`,
+/// which is how every output writes it).
+fn command_line() -> clap::Command {
+    fn any_case(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| {
+                if arg.get_action().takes_values() {
+                    arg.ignore_case(true)
+                } else {
+                    arg
+                }
+            })
+            .mut_subcommands(any_case)
+    }
+    any_case(Cli::command())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command_line().get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -273,51 +276,42 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let connect = || cli.connect.resolve();
     match cli.command {
         Command::Node(args) => run_node(args).await,
         Command::Coordinator(args) => run_coordinator(args).await,
         Command::Certs(command) => certs(command),
         Command::Demo(args) => demo(args).await,
-        Command::Whoami { connect, json } => whoami(connect, json).await,
-        Command::Offer { connect, command } => fedmesh::admin::offer(&connect, command).await,
-        Command::Catalogue { connect, command } => {
-            fedmesh::admin::catalogue(&connect, command).await
-        }
-        Command::Subscription {
-            connect,
-            json,
-            command,
-        } => fedmesh::admin::subscription(&connect, command, json).await,
-        Command::Incident {
-            connect,
-            json,
-            command,
-        } => fedmesh::incidents_cli::incident(&connect, command, json).await,
-        Command::Maintenance {
-            connect,
-            json,
-            command,
-        } => fedmesh::incidents_cli::maintenance(&connect, command, json).await,
-        Command::Status { connect, json } => fedmesh::status::status(&connect, json).await,
         Command::Health(args) => health(&args).await,
-        Command::Admin(command) => fedmesh::operations::admin(command).await,
-        Command::Member { connect, command } => fedmesh::admin::member(&connect, command).await,
-        Command::Usage { connect, command } => fedmesh::reports::usage(&connect, command).await,
-        Command::Availability { connect, command } => {
-            fedmesh::reports::availability(&connect, command).await
+        Command::Admin(command) => fedmesh::operations::admin(command, &cli.connect).await,
+        Command::Whoami { json } => whoami(&connect()?, json).await,
+        Command::Offer { command } => fedmesh::admin::offer(&connect()?, command).await,
+        Command::Catalogue { command } => fedmesh::admin::catalogue(&connect()?, command).await,
+        Command::Subscription { json, command } => {
+            fedmesh::admin::subscription(&connect()?, command, json).await
+        }
+        Command::Incident { json, command } => {
+            fedmesh::incidents_cli::incident(&connect()?, command, json).await
+        }
+        Command::Maintenance { json, command } => {
+            fedmesh::incidents_cli::maintenance(&connect()?, command, json).await
+        }
+        Command::Status { json } => fedmesh::status::status(&connect()?, json).await,
+        Command::Nodes { command } => fedmesh::nodes_cli::nodes(&connect()?, command).await,
+        Command::Member { command } => fedmesh::admin::member(&connect()?, command).await,
+        Command::Usage { command } => fedmesh::reports::usage(&connect()?, command).await,
+        Command::Availability { command } => {
+            fedmesh::reports::availability(&connect()?, command).await
         }
         Command::Statement {
-            connect,
             member,
             period,
             format,
-        } => fedmesh::reports::statement(&connect, &member, &period, format).await,
-        Command::Metrics { connect, command } => fedmesh::reports::metrics(&connect, command).await,
-        Command::Report {
-            connect,
-            json,
-            command,
-        } => fedmesh::report_cli::report(&connect, command, json).await,
+        } => fedmesh::reports::statement(&connect()?, &member, &period, format).await,
+        Command::Metrics { command } => fedmesh::reports::metrics(&connect()?, command).await,
+        Command::Report { json, command } => {
+            fedmesh::report_cli::report(&connect()?, command, json).await
+        }
     }
 }
 
@@ -495,22 +489,24 @@ fn certs(command: CertsCommand) -> Result<()> {
             pki.renew_crl()?;
             say!("CRL re-issued, valid 30 days: {}", pki.crl_path().display());
         }
-        CertsCommand::Revoke { dir, cert } => {
+        CertsCommand::Revoke { dir, certs } => {
             let pki = Pki::open(&dir)?;
-            let pem = std::fs::read_to_string(&cert)
-                .with_context(|| format!("reading {}", cert.display()))?;
-            let identity = pki.revoke(&pem)?;
-            say!(
-                "revoked {identity}; CRL re-issued: {}",
-                pki.crl_path().display()
-            );
+            for cert in &certs {
+                let pem = std::fs::read_to_string(cert)
+                    .with_context(|| format!("reading {}", cert.display()))?;
+                let identity = pki.revoke(&pem)?;
+                say!(
+                    "revoked {identity}; CRL re-issued: {}",
+                    pki.crl_path().display()
+                );
+            }
             say!("servers enforce it on new connections once they reload it (SIGHUP)");
         }
     }
     Ok(())
 }
 
-async fn whoami(connect: ConnectArgs, json: bool) -> Result<()> {
+async fn whoami(connect: &Connection, json: bool) -> Result<()> {
     let mut client = pb::node_service_client::NodeServiceClient::new(connect.channel()?);
     let me = call(&connect.endpoint, client.who_am_i(pb::WhoAmIRequest {})).await?;
     let role = pb::Role::try_from(me.role)
@@ -701,4 +697,14 @@ fn print_demo(
     say!("  fedmesh metrics open");
     say!("  fedmesh metrics sla --period <yyyy-mm>");
     say!("\nPress Ctrl-C to stop.");
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of the whole command line (names unique once global options
+    /// propagate, settings that need values), which otherwise fail only when it runs.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::command_line().debug_assert();
+    }
 }

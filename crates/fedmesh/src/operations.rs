@@ -9,7 +9,7 @@ use clap::Subcommand;
 use fedmesh_proto::pb;
 use fedmesh_store::backup::{self, Summary};
 
-use crate::cli::ConnectArgs;
+use crate::cli::{ConnectArgs, Connection};
 use crate::say;
 
 /// `fedmesh admin ...`.
@@ -18,8 +18,6 @@ pub enum AdminCommand {
     /// Save a consistent snapshot of a running node's (as one of its member's admins) or
     /// coordinator's (with its own certificate) database into a file.
     Backup {
-        #[command(flatten)]
-        connect: ConnectArgs,
         /// The backup file to write (written aside, checked, then renamed into place).
         #[arg(long)]
         out: PathBuf,
@@ -37,6 +35,14 @@ pub enum AdminCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Rewrite a stopped node's or coordinator's database into files that hold only its live
+    /// data, giving back the space sled keeps (like etcd's `defrag`). Same data, same journal:
+    /// nothing to redo on other members' nodes.
+    Defrag {
+        /// The data directory (`data_dir`) of the stopped process.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Check a backup file whole (layout and checksum) and say what it holds.
     Inspect {
         /// The backup file.
@@ -44,15 +50,11 @@ pub enum AdminCommand {
     },
 }
 
-/// Runs one `fedmesh admin` subcommand.
-pub async fn admin(command: AdminCommand) -> Result<()> {
+/// Runs one `fedmesh admin` subcommand; `backup` connects with `connect`.
+pub async fn admin(command: AdminCommand, connect: &ConnectArgs) -> Result<()> {
     match command {
-        AdminCommand::Backup {
-            connect,
-            out,
-            force,
-        } => {
-            let summary = backup_to(&connect, &out, force).await?;
+        AdminCommand::Backup { out, force } => {
+            let summary = backup_to(&connect.resolve()?, &out, force).await?;
             say!(
                 "backup written to {}: {}",
                 out.display(),
@@ -68,6 +70,17 @@ pub async fn admin(command: AdminCommand) -> Result<()> {
                 from.display(),
                 data_dir.display(),
                 describe(&summary)
+            );
+        }
+        AdminCommand::Defrag { data_dir } => {
+            let done = fedmesh_store::defrag::defrag(&data_dir)?;
+            let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+            say!(
+                "defragmented {}: {:.1} MiB → {:.1} MiB on disk ({} keys rewritten)",
+                data_dir.display(),
+                mib(done.before),
+                mib(done.after),
+                done.entries
             );
         }
         AdminCommand::Inspect { file } => {
@@ -92,7 +105,7 @@ fn describe(summary: &Summary) -> String {
 /// Streams a backup from the server into `out`: written to `<out>.partial`, checked whole
 /// (checksum, layout), synced, then renamed, so that `out` is only ever a complete backup.
 /// Both are created 0600 (an existing `.partial` is tightened first).
-pub async fn backup_to(connect: &ConnectArgs, out: &Path, force: bool) -> Result<Summary> {
+pub async fn backup_to(connect: &Connection, out: &Path, force: bool) -> Result<Summary> {
     if out.exists() && !force {
         bail!(
             "{} exists: choose another file or pass --force",

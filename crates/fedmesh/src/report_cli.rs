@@ -9,7 +9,7 @@ use fedmesh_core::usage::Month;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::report_service_client::ReportServiceClient;
 
-use crate::cli::{ConnectArgs, call};
+use crate::cli::{Connection, call};
 use crate::json;
 use crate::say;
 
@@ -109,7 +109,7 @@ fn month_of(report: &pb::MonthlyReport) -> String {
 }
 
 /// Runs `fedmesh report ...`.
-pub async fn report(connect: &ConnectArgs, command: ReportCommand, json_out: bool) -> Result<()> {
+pub async fn report(connect: &Connection, command: ReportCommand, json_out: bool) -> Result<()> {
     let mut client = ReportServiceClient::new(connect.channel()?);
     let endpoint = &connect.endpoint;
     match command {

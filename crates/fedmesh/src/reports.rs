@@ -21,7 +21,7 @@ use fedmesh_proto::pb::subscription_service_client::SubscriptionServiceClient;
 use fedmesh_proto::pb::usage_service_client::UsageServiceClient;
 use tonic::Code;
 
-use crate::cli::{CallFailed, ConnectArgs, call};
+use crate::cli::{CallFailed, Connection, call};
 use crate::inert::{Lines, inert};
 use crate::json;
 use crate::say;
@@ -567,7 +567,7 @@ async fn send_batches<R: Clone>(
 }
 
 /// Runs `fedmesh usage ...`.
-pub async fn usage(connect: &ConnectArgs, command: UsageCommand) -> Result<()> {
+pub async fn usage(connect: &Connection, command: UsageCommand) -> Result<()> {
     let mut client = UsageServiceClient::new(connect.channel()?);
     let endpoint = &connect.endpoint;
     match command {
@@ -717,7 +717,7 @@ pub async fn usage(connect: &ConnectArgs, command: UsageCommand) -> Result<()> {
 }
 
 /// Runs `fedmesh availability ...`.
-pub async fn availability(connect: &ConnectArgs, command: AvailabilityCommand) -> Result<()> {
+pub async fn availability(connect: &Connection, command: AvailabilityCommand) -> Result<()> {
     let mut client = UsageServiceClient::new(connect.channel()?);
     match command {
         AvailabilityCommand::Report(args) => {
@@ -822,7 +822,7 @@ fn date_text(d: &Option<pb::LocalDate>) -> String {
 /// Runs `fedmesh statement`: the cost statements of `member`'s tenancies over `period`, on
 /// the caller's own node (which asks providers for the tenancies it subscribed to).
 pub async fn statement(
-    connect: &ConnectArgs,
+    connect: &Connection,
     member: &str,
     period: &str,
     format: StatementFormat,
@@ -939,7 +939,7 @@ pub async fn statement(
 // Metrics.
 
 /// Runs `fedmesh metrics ...` against the coordinator.
-pub async fn metrics(connect: &ConnectArgs, command: MetricsCommand) -> Result<()> {
+pub async fn metrics(connect: &Connection, command: MetricsCommand) -> Result<()> {
     let mut client = MetricsServiceClient::new(connect.channel()?);
     let endpoint = &connect.endpoint;
     match command {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::node_service_client::NodeServiceClient;
 
-use crate::cli::{ConnectArgs, call};
+use crate::cli::{Connection, call};
 use crate::json;
 use crate::say;
 
@@ -32,14 +32,17 @@ fn ago(t: &prost_types::Timestamp, now: i64) -> String {
     }
 }
 
-/// The lines of the view, and whether something needs attention.
+/// The lines of the view, and what needs attention (empty when nothing does), each named.
 pub fn render(
     endpoint: &str,
     serving: bool,
     s: &pb::GetNodeStatusResponse,
     now: i64,
-) -> (Vec<String>, bool) {
-    let mut attention = !serving;
+) -> (Vec<String>, Vec<String>) {
+    let mut attention = Vec::new();
+    if !serving {
+        attention.push("the node is not serving".to_owned());
+    }
     let info = s.info.clone().unwrap_or_default();
     let who = if info.member_id.is_empty() {
         "the coordinator".to_owned()
@@ -57,7 +60,7 @@ pub fn render(
         let line = match (&s.coordinator_last_contact, s.coordinator_reachable) {
             (Some(t), true) => format!("reachable (last answer {})", ago(t, now)),
             (last, _) => {
-                attention = true;
+                attention.push("the coordinator is unreachable".to_owned());
                 format!(
                     "UNREACHABLE ({}; last answer {})",
                     if s.coordinator_error.is_empty() {
@@ -76,7 +79,7 @@ pub fn render(
     if let Some(expiry) = &s.certificate_expire_time {
         let days = (expiry.seconds - now).div_euclid(86_400);
         let warning = if days < CERT_WARNING_DAYS {
-            attention = true;
+            attention.push(format!("the node's certificate expires in {days} days"));
             "  — RENEW IT: fedmesh certs issue --force, then SIGHUP"
         } else {
             ""
@@ -90,7 +93,10 @@ pub fn render(
         let oldest = s.outbox_oldest_age.as_ref().map_or(0, |d| d.seconds);
         if s.outbox_depth > 0 {
             if oldest > 3600 {
-                attention = true;
+                attention.push(format!(
+                    "the outbox has waited {} min for other members' nodes",
+                    oldest / 60
+                ));
             }
             lines.push(format!(
                 "outbox         {} waiting for other members' nodes, oldest {} min",
@@ -103,11 +109,14 @@ pub fn render(
         lines.push(format!("offers         {}", s.offer_count));
         lines.push(format!("subscriptions  {}", counts(&s.subscriptions)));
         lines.push(format!("tenancies      {}", counts(&s.tenancies)));
-        if s.open_incidents
+        let breached: i64 = s
+            .open_incidents
             .iter()
-            .any(|c| c.state == "breached" && c.count > 0)
-        {
-            attention = true;
+            .filter(|c| c.state == "breached")
+            .map(|c| i64::from(c.count))
+            .sum();
+        if breached > 0 {
+            attention.push(format!("{breached} open incident(s) past an SLA deadline"));
         }
         lines.push(format!("open incidents {}", counts(&s.open_incidents)));
     }
@@ -115,7 +124,7 @@ pub fn render(
 }
 
 /// Runs `fedmesh status`. Exits with an error when something needs attention.
-pub async fn status(connect: &ConnectArgs, json_out: bool) -> Result<()> {
+pub async fn status(connect: &Connection, json_out: bool) -> Result<()> {
     let channel = connect.channel()?;
     let endpoint = &connect.endpoint;
     let health = call(
@@ -141,8 +150,8 @@ pub async fn status(connect: &ConnectArgs, json_out: bool) -> Result<()> {
     for line in lines {
         say!("{line}");
     }
-    if attention {
-        anyhow::bail!("something above needs attention");
+    if !attention.is_empty() {
+        anyhow::bail!("needs attention: {}", attention.join("; "));
     }
     Ok(())
 }
@@ -176,7 +185,7 @@ mod tests {
             ..Default::default()
         };
         let (lines, attention) = render("https://x:1", true, &healthy, now);
-        assert!(!attention, "{lines:?}");
+        assert!(attention.is_empty(), "{lines:?} {attention:?}");
         assert!(
             lines
                 .iter()
@@ -194,7 +203,13 @@ mod tests {
             ..healthy.clone()
         };
         let (lines, attention) = render("https://x:1", true, &expiring, now);
-        assert!(attention);
+        assert_eq!(
+            attention,
+            [
+                "the coordinator is unreachable",
+                "the node's certificate expires in 10 days"
+            ]
+        );
         assert!(lines.iter().any(|l| l.contains("RENEW IT")), "{lines:?}");
         assert!(
             lines.iter().any(|l| l.contains("UNREACHABLE (Unavailable")),

@@ -6,6 +6,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -72,17 +73,84 @@ pub fn init(
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("fedmesh")));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Colour only on a terminal: a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let quiet_exporter = OnceEvery::new(EXPORT_ERROR_EVERY_SECS);
+    // Dynamic: asked at every event, not once per call site.
+    let exporter_events = tracing_subscriber::filter::dynamic_filter_fn(move |meta, _| {
+        !(meta.is_event() && meta.target().starts_with("opentelemetry"))
+            || quiet_exporter.admit(unix_now())
+    });
     match log.format {
         LogFormat::Human => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr)
+                    .with_filter(exporter_events),
+            )
             .try_init()?,
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(exporter_events),
             )
             .try_init()?,
     }
     Ok(Telemetry { provider })
+}
+
+/// At most one line per this many seconds from OpenTelemetry's own logging: with the
+/// collector down, every batch export fails and would say so.
+const EXPORT_ERROR_EVERY_SECS: u64 = 60;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Admits one event per period.
+#[derive(Debug)]
+struct OnceEvery {
+    every: u64,
+    /// When the last admitted event was (Unix seconds + 1; 0: none yet).
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl OnceEvery {
+    fn new(every: u64) -> Self {
+        Self {
+            every,
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn admit(&self, now: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last.load(Relaxed);
+        if last != 0 && now + 1 < last + self.every {
+            return false;
+        }
+        self.last
+            .compare_exchange(last, now + 1, Relaxed, Relaxed)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_event_per_period_is_admitted() {
+        let gate = OnceEvery::new(60);
+        assert!(gate.admit(1_000));
+        assert!(!gate.admit(1_000));
+        assert!(!gate.admit(1_059));
+        assert!(gate.admit(1_060));
+        assert!(!gate.admit(1_061));
+    }
 }

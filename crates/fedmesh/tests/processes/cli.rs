@@ -110,7 +110,6 @@ fn certs_init_issue_and_revoke() {
         "revoke",
         "--dir",
         pki_arg,
-        "--cert",
         cert.to_str().unwrap(),
     ])));
     assert!(
@@ -690,8 +689,18 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // The other member's node refuses unistra's admin, and the CLI says why.
-    let refused = run(as_unistra_admin(members[1]["endpoint"].as_str().unwrap()).arg("whoami"));
+    // The other member's node lets unistra's admin diagnose it, refuses anything more, and
+    // the CLI says why.
+    let diagnosed = assert_ok(&run(as_unistra_admin(
+        members[1]["endpoint"].as_str().unwrap(),
+    )
+    .arg("whoami")));
+    assert!(
+        diagnosed.contains("answered by rennes2's node"),
+        "{diagnosed}"
+    );
+    let refused =
+        run(as_unistra_admin(members[1]["endpoint"].as_str().unwrap()).args(["offer", "list"]));
     let err = assert_fails(&refused);
     assert!(err.contains("PermissionDenied"), "{err}");
     assert!(err.contains("only their own member's node"), "{err}");

@@ -9,6 +9,7 @@ mod common;
 mod cli;
 mod crash_runs;
 mod operations;
+mod operator_cli;
 mod otlp;
 mod report_cli;
 mod traces;

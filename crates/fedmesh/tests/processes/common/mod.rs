@@ -32,6 +32,7 @@ pub(crate) fn channel(
     let options = fedmesh_grpc::ClientOptions {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
+        server_name: None,
     };
     fedmesh_grpc::connect_pem(endpoint, &pem, options).unwrap()
 }
@@ -44,6 +45,8 @@ pub(crate) fn fedmesh() -> Command {
         command.env_remove(key);
     }
     command.env_remove("RUST_LOG");
+    // Nor a profiles file of the person running them.
+    command.env("XDG_CONFIG_HOME", "/nonexistent/fedmesh-tests");
     command
 }
 
