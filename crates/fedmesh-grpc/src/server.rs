@@ -333,6 +333,25 @@ pub struct Foundation {
     pub info: ServerInfo,
 }
 
+/// Runs a server's start-up; when it fails and `data_dir` did not exist before, removes what
+/// it created, so that a failed first start (a port in use, a wrong certificate) leaves no
+/// database directory behind to puzzle over.
+pub async fn without_leftovers<T, E>(
+    data_dir: &std::path::Path,
+    start: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let fresh = !data_dir.exists();
+    let started = start.await;
+    if started.is_err()
+        && fresh
+        && data_dir.exists()
+        && let Err(error) = std::fs::remove_dir_all(data_dir)
+    {
+        tracing::warn!(dir = %data_dir.display(), %error, "could not remove the data directory of a failed start");
+    }
+    started
+}
+
 impl Foundation {
     /// Opens the database in `data_dir` (journal entries bounded by `limits`), loads `tls` (refusing a certificate that is not
     /// `identity`'s, named as config key `tls.cert`) and binds `listen`.
@@ -344,7 +363,6 @@ impl Foundation {
         tls: &fedmesh_tls::TlsFiles,
         listen: std::net::SocketAddr,
     ) -> Result<Self, StartError> {
-        let store = fedmesh_store::Store::open_with(data_dir, storage.options(limits))?;
         let config = ReloadableServerConfig::load(tls.clone())?;
         let actual = fedmesh_tls::config::cert_identity(&tls.cert)?;
         if actual != identity {
@@ -360,6 +378,8 @@ impl Foundation {
         };
         let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        // Last: a start that fails on its certificate or its port creates no database.
+        let store = fedmesh_store::Store::open_with(data_dir, storage.options(limits))?;
         let info = ServerInfo {
             identity,
             schema_version: store.schema_version()?,

@@ -92,8 +92,14 @@ pub struct Node {
 }
 
 impl Node {
-    /// Validates the configuration, opens the database, loads TLS and binds the listener.
+    /// Validates the configuration, loads TLS, binds the listener and opens the database. A
+    /// failed first start leaves no data directory behind.
     pub async fn bind(config: NodeConfig) -> Result<Self, NodeError> {
+        let data_dir = config.data_dir.clone();
+        fedmesh_grpc::server::without_leftovers(&data_dir, Self::start(config)).await
+    }
+
+    async fn start(config: NodeConfig) -> Result<Self, NodeError> {
         let validated = config.validate()?;
         config.clock.apply()?;
         let Foundation {
