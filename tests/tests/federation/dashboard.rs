@@ -456,6 +456,10 @@ async fn the_pages_render_in_a_headless_browser() {
     assert!(overview.contains("nœuds actifs"), "{overview}");
     assert!(overview.contains("unistra.collab"), "{overview}");
     assert!(overview.contains(">rennes2</a>"), "{overview}");
+    // States and times in the page's language: no English word, no raw timestamp.
+    assert!(overview.contains(">disponible<"), "{overview}");
+    assert!(overview.contains(">il y a "), "{overview}");
+    assert!(!overview.contains(">available<"), "{overview}");
     let offer = dom(page("/offers/unistra.collab", "en")).await.unwrap();
     assert!(
         offer.contains("Users per month") && offer.contains("<svg"),

@@ -10,8 +10,24 @@ use fedmesh_proto::pb;
 use fedmesh_store::{Store, StoreError};
 use serde::Serialize;
 
+/// An instant as RFC 3339 UTC to the second (`2026-12-02T14:05:43Z`), as `/api/` gives it.
 fn ts(t: Option<&prost_types::Timestamp>) -> String {
-    t.map(ToString::to_string).unwrap_or_default()
+    t.map(|t| {
+        prost_types::Timestamp {
+            seconds: t.seconds,
+            nanos: 0,
+        }
+        .to_string()
+    })
+    .unwrap_or_default()
+}
+
+/// Seconds from `t` to `now` (0 when unset or ahead): what a page shows as "12 s ago".
+fn age(t: Option<&prost_types::Timestamp>, now: SystemTime) -> i64 {
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    t.map_or(0, |t| (now - t.seconds).max(0))
 }
 
 /// A protobuf enum's name without its prefix, in lowercase (`OFFER_STATUS_AVAILABLE` →
@@ -37,6 +53,8 @@ pub(crate) struct NodeRow {
     pub(crate) software_version: String,
     pub(crate) up: bool,
     pub(crate) last_heartbeat: String,
+    /// Seconds since the last heartbeat.
+    pub(crate) heartbeat_age_secs: i64,
     pub(crate) journal_revision: u64,
     pub(crate) replication_lag: u64,
 }
@@ -187,6 +205,8 @@ pub(crate) struct NodeHealth {
     pub(crate) software_version: String,
     pub(crate) up: bool,
     pub(crate) last_heartbeat: String,
+    /// Seconds since the last heartbeat.
+    pub(crate) heartbeat_age_secs: i64,
 }
 
 /// A tenancy of a member, as a state.
@@ -283,6 +303,7 @@ impl Source {
                 Ok(NodeRow {
                     up: is_up(&n, now, self.stale_after),
                     last_heartbeat: ts(n.last_heartbeat_at.as_ref()),
+                    heartbeat_age_secs: age(n.last_heartbeat_at.as_ref(), now),
                     replication_lag: n.journal_revision.saturating_sub(applied),
                     journal_revision: n.journal_revision,
                     member_id: n.member_id,
@@ -478,6 +499,7 @@ impl Source {
             node: NodeHealth {
                 up: is_up(&node, SystemTime::now(), self.stale_after),
                 last_heartbeat: ts(node.last_heartbeat_at.as_ref()),
+                heartbeat_age_secs: age(node.last_heartbeat_at.as_ref(), SystemTime::now()),
                 endpoint: node.endpoint,
                 software_version: node.software_version,
             },

@@ -86,6 +86,10 @@ pub(crate) struct Words {
     pub(crate) at_risk: &'static str,
     pub(crate) breached: &'static str,
     pub(crate) last_closed: &'static str,
+    /// "12 s ago" in this language, with `{}` for the amount and unit.
+    pub(crate) ago: &'static str,
+    /// The unit of days after a number ("3 d").
+    pub(crate) days: &'static str,
     /// The words of lifecycle states, by the name the views and `/api/` give them
     /// (`available`, `in_progress`, `terminating`, ...).
     pub(crate) states: &'static [(&'static str, &'static str)],
@@ -132,6 +136,8 @@ const FR: Words = Words {
     at_risk: "menacé",
     breached: "dépassé",
     last_closed: "Dernier mois clos (SLA)",
+    ago: "il y a {}",
+    days: "j",
     states: &[
         ("pilot", "pilote"),
         ("available", "disponible"),
@@ -193,6 +199,8 @@ const EN: Words = Words {
     at_risk: "at risk",
     breached: "breached",
     last_closed: "Last closed month (SLA)",
+    ago: "{} ago",
+    days: "d",
     states: &[
         ("in_progress", "in progress"),
         ("waiting_on_subscriber", "waiting on the subscriber"),
@@ -200,6 +208,18 @@ const EN: Words = Words {
 };
 
 impl Words {
+    /// How long ago, from seconds: "12 s ago", "il y a 3 min".
+    pub(crate) fn ago(&self, seconds: &i64) -> String {
+        let s = (*seconds).max(0);
+        let amount = match s {
+            0..120 => format!("{s} s"),
+            120..7200 => format!("{} min", s / 60),
+            7200..172_800 => format!("{} h", s / 3600),
+            _ => format!("{} {}", s / 86_400, self.days),
+        };
+        self.ago.replace("{}", &amount)
+    }
+
     /// The word of a lifecycle state (`available` → "disponible" in French); a state without
     /// a word of its own is shown by its name, underscores as spaces.
     pub(crate) fn state_word(&self, state: &str) -> String {
