@@ -254,7 +254,7 @@ fn priority_word(priority: i32) -> String {
 }
 
 fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.map_or_else(|| "-".to_owned(), ToString::to_string)
+    crate::times::local(t)
 }
 
 fn duration(d: Option<&prost_types::Duration>) -> String {
@@ -284,15 +284,31 @@ fn clock_line(c: &pb::SlaClock) -> String {
     } else {
         format!("{} left", duration(c.remaining.as_ref()))
     };
+    let due = c.deadline.as_ref().map_or(String::new(), |d| {
+        format!(
+            " ({})",
+            crate::times::from_now(d, fedmesh_grpc::figures::now())
+        )
+    });
     format!(
-        "{target:<12} {state:<9} deadline {}  used {} of {}  {how}",
+        "{target:<12} {state:<9} deadline {}{due}  used {} of {}  {how}",
         time(c.deadline.as_ref()),
         duration(c.elapsed.as_ref()),
         duration(c.allowed.as_ref()),
     )
 }
 
-fn summary_line(i: &pb::Incident) -> String {
+/// The side `own` (this node's member) is on: the provider, or the subscriber of whom.
+fn side(i: &pb::Incident, own: &str) -> String {
+    if i.provider_member_id == own {
+        format!("provider (for {})", i.subscriber_member_id)
+    } else {
+        format!("subscriber (of {})", i.provider_member_id)
+    }
+}
+
+/// One line of an incident; with `own` (this node's member), the side it is on.
+fn summary_line(i: &pb::Incident, own: Option<&str>) -> String {
     let sla = i
         .sla_clocks
         .iter()
@@ -311,8 +327,9 @@ fn summary_line(i: &pb::Incident) -> String {
     } else {
         String::new()
     };
+    let side = own.map_or(String::new(), |own| format!("{:<22} ", side(i, own)));
     format!(
-        "{:<36} {:<3} {:<22} {:<18} sla {sla}{escalated}  {}",
+        "{:<36} {:<3} {:<22} {:<18} {side}sla {sla}{escalated}  {}",
         i.incident_id,
         priority_word(i.priority),
         status_word(i.status),
@@ -397,7 +414,7 @@ fn print_written(incident: Option<pb::Incident>, queued: bool, json_out: bool) -
         );
         return Ok(());
     }
-    say!("{}", summary_line(&incident));
+    say!("{}", summary_line(&incident, None));
     Ok(())
 }
 
@@ -487,9 +504,26 @@ pub async fn incident(
             }
             if incidents.is_empty() {
                 say!("no incidents");
+                return Ok(());
             }
+            // Which side this node's member is on, for each incident.
+            let own = call(
+                endpoint,
+                pb::node_service_client::NodeServiceClient::new(connect.channel()?)
+                    .who_am_i(pb::WhoAmIRequest {}),
+            )
+            .await?
+            .server_member_id;
+            say!(
+                "{:<36} {:<3} {:<22} {:<18} {:<22} SLA / SUMMARY",
+                "INCIDENT",
+                "PRI",
+                "STATUS",
+                "OFFER",
+                "YOUR SIDE"
+            );
             for i in &incidents {
-                say!("{}", summary_line(i));
+                say!("{}", summary_line(i, Some(&own)));
             }
         }
         IncidentCommand::Show { incident_id } => {

@@ -16,6 +16,7 @@
 //! - [`offer_file`]: the TOML file an admin publishes an offer from.
 //! - [`offer_view`]: an offer in full, as `offer show` and `catalogue show` print it.
 //! - [`telemetry`]: logs and OTLP span export.
+//! - [`times`]: instants in the reader's time zone (`--tz`).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -33,3 +34,4 @@ pub mod report_cli;
 pub mod reports;
 pub mod status;
 pub mod telemetry;
+pub mod times;

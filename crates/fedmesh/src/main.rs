@@ -25,6 +25,10 @@ struct Cli {
     /// How the admin commands reach a node: options valid in any position.
     #[command(flatten)]
     connect: ConnectArgs,
+    /// The time zone instants are shown in (an IANA name such as `Europe/Paris`, or `UTC`)
+    /// [default: the system's]. `--json` stays RFC 3339 UTC.
+    #[arg(long, env = "FEDMESH_TZ", global = true)]
+    tz: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,11 +95,11 @@ enum Command {
         #[command(subcommand)]
         command: fedmesh::reports::AvailabilityCommand,
     },
-    /// Cost statements of a member's tenancies over a period (on your node).
+    /// Cost statements over a period (on your node): a member's tenancies, or your offer's
+    /// tenants (what to invoice each), with a grand total.
     Statement {
-        /// The subscriber member.
-        #[arg(long)]
-        member: String,
+        #[command(flatten)]
+        scope: fedmesh::reports::StatementScope,
         /// The period: a month (2026-11), a year (2026) or a range (2026-01-01..2026-06-30).
         #[arg(long)]
         period: String,
@@ -276,6 +280,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    fedmesh::times::set_zone(cli.tz.as_deref())?;
     let connect = || cli.connect.resolve();
     match cli.command {
         Command::Node(args) => run_node(args).await,
@@ -304,10 +309,10 @@ async fn run(cli: Cli) -> Result<()> {
             fedmesh::reports::availability(&connect()?, command).await
         }
         Command::Statement {
-            member,
+            scope,
             period,
             format,
-        } => fedmesh::reports::statement(&connect()?, &member, &period, format).await,
+        } => fedmesh::reports::statement(&connect()?, &scope, &period, format).await,
         Command::Metrics { command } => fedmesh::reports::metrics(&connect()?, command).await,
         Command::Report { json, command } => {
             fedmesh::report_cli::report(&connect()?, command, json).await

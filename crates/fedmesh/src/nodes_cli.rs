@@ -110,7 +110,7 @@ pub async fn nodes(connect: &Connection, command: NodesCommand) -> Result<()> {
             say!(
                 "registered:      {}",
                 node.registered_at
-                    .map_or("never".to_owned(), |t| t.to_string())
+                    .map_or("never".to_owned(), |t| crate::times::local(Some(&t)))
             );
             say!("version:         {}", node.software_version);
             say!("journal:         revision {}", node.journal_revision);

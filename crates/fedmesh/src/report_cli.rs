@@ -270,9 +270,7 @@ fn show(r: &pb::MonthlyReport) {
         "  month {} ({}), closed {}",
         month_of(r),
         r.time_zone,
-        r.close_time
-            .as_ref()
-            .map_or_else(String::new, |t| t.seconds.to_string())
+        crate::times::local(r.close_time.as_ref())
     );
     say!("  offer {} of {}", r.offer_id, r.provider_member_id);
     if !r.subscription_id.is_empty() {
@@ -339,7 +337,10 @@ fn show(r: &pb::MonthlyReport) {
         let per: Vec<String> = i
             .by_priority
             .iter()
-            .map(|p| format!("{}: {}", p.priority().as_str_name(), p.opened_count))
+            .map(|p| {
+                let priority = p.priority().as_str_name().trim_start_matches("PRIORITY_");
+                format!("{priority}: {}", p.opened_count)
+            })
             .collect();
         say!(
             "  incidents opened {} ({}), open at month end {}",
@@ -365,7 +366,14 @@ fn show(r: &pb::MonthlyReport) {
         say!(
             "  #{} {} by {}: {} {}",
             e.sequence,
-            e.kind().as_str_name(),
+            e.kind()
+                .as_str_name()
+                .split('_')
+                .skip_while(|w| *w != "KIND")
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase(),
             e.actor,
             e.reason,
             money(e.amount.as_ref())

@@ -54,7 +54,7 @@ pub fn render(
         if serving { "serving" } else { "NOT SERVING" },
         info.software_version,
         info.schema_version,
-        info.started_at.map(|t| t.to_string()).unwrap_or_default()
+        crate::times::local(info.started_at.as_ref())
     )];
     if s.coordinator_configured {
         let line = match (&s.coordinator_last_contact, s.coordinator_reachable) {
@@ -85,7 +85,8 @@ pub fn render(
             ""
         };
         lines.push(format!(
-            "certificate    expires {expiry} ({days} days){warning}"
+            "certificate    expires {} ({days} days){warning}",
+            crate::times::local(Some(expiry))
         ));
     }
     if !info.member_id.is_empty() {

@@ -179,7 +179,7 @@ fn report_commands_show_correct_and_contest_a_closed_month_on_both_sides() {
         )),
         "{out}"
     );
-    let adjusted = "#1 REPORT_EVENT_KIND_ADJUSTED by spiffe://demo.fedmesh/member/rennes2/admin/";
+    let adjusted = "#1 adjusted by spiffe://demo.fedmesh/member/rennes2/admin/";
     let human = until(
         "the adjustment in unistra's copy of the report",
         || {
@@ -206,7 +206,7 @@ fn report_commands_show_correct_and_contest_a_closed_month_on_both_sides() {
         out.contains(&format!("{id} contested: recorded by the provider")),
         "{out}"
     );
-    let contested = "#2 REPORT_EVENT_KIND_CONTESTED by spiffe://demo.fedmesh/member/unistra/";
+    let contested = "#2 contested by spiffe://demo.fedmesh/member/unistra/";
     let human = show(&mut provider());
     assert!(
         human.contains(contested) && human.contains("our users were on holiday that week"),
@@ -225,7 +225,7 @@ fn report_commands_show_correct_and_contest_a_closed_month_on_both_sides() {
         out.contains(&format!("answered contestation #2 of {id}")),
         "{out}"
     );
-    let answered = "#3 REPORT_EVENT_KIND_ANSWERED by spiffe://demo.fedmesh/member/rennes2/admin/";
+    let answered = "#3 answered by spiffe://demo.fedmesh/member/rennes2/admin/";
     for (who, command) in [
         ("rennes2", &provider as &dyn Fn() -> Command),
         ("unistra", &subscriber),
