@@ -45,6 +45,15 @@ pub enum OfferCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a published offer back as the TOML file that publishes it (to edit it as it
+    /// stands, then publish with the etag the file names).
+    Export {
+        /// The offer id.
+        offer_id: String,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Withdraw an offer (final).
     Withdraw {
         /// The offer id.
@@ -55,6 +64,9 @@ pub enum OfferCommand {
         /// Why, for the node's log.
         #[arg(long, default_value = "")]
         reason: String,
+        /// Withdraw without asking, even when tenancies are running on the offer (scripts).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -201,11 +213,36 @@ pub async fn offer(connect: &Connection, command: OfferCommand) -> Result<()> {
             }
             crate::offer_view::print(&offer, None);
         }
+        OfferCommand::Export { offer_id, out } => {
+            let offer = call(endpoint, client.get_offer(pb::GetOfferRequest { offer_id }))
+                .await?
+                .offer
+                .unwrap_or_default();
+            let file = crate::offer_file::to_toml(&offer).context("writing the offer as TOML")?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, file)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    say!(
+                        "{} written to {} (etag {})",
+                        offer.offer_id,
+                        path.display(),
+                        offer.etag
+                    );
+                }
+                None => crate::inert::print_line(file.trim_end()),
+            }
+        }
         OfferCommand::Withdraw {
             offer_id,
             etag,
             reason,
+            yes,
         } => {
+            let running = running_tenancies(connect, &offer_id).await?;
+            if !running.is_empty() && !yes {
+                confirm_withdrawal(&offer_id, &running)?;
+            }
             let offer = call(
                 endpoint,
                 client.withdraw_offer(pb::WithdrawOfferRequest {
@@ -218,7 +255,70 @@ pub async fn offer(connect: &Connection, command: OfferCommand) -> Result<()> {
             .offer
             .unwrap_or_default();
             say!("withdrew {} (etag {})", offer.offer_id, offer.etag);
+            if !running.is_empty() {
+                say!(
+                    "{} tenancies keep running until you terminate them (fedmesh subscription terminate <id>); new requests are refused",
+                    running.len()
+                );
+            }
         }
+    }
+    Ok(())
+}
+
+/// The tenancies of `offer_id` that are requested, active or suspended.
+async fn running_tenancies(connect: &Connection, offer_id: &str) -> Result<Vec<pb::Subscription>> {
+    let mut client =
+        pb::subscription_service_client::SubscriptionServiceClient::new(connect.channel()?);
+    let mut request = pb::ListSubscriptionsRequest {
+        page_size: 500,
+        offer_id: offer_id.to_owned(),
+        states: [
+            pb::SubscriptionState::Requested,
+            pb::SubscriptionState::Active,
+            pb::SubscriptionState::Suspended,
+        ]
+        .map(|s| s as i32)
+        .to_vec(),
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    loop {
+        let page = call(
+            &connect.endpoint,
+            client.list_subscriptions(request.clone()),
+        )
+        .await?;
+        all.extend(page.subscriptions);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+/// Says what withdrawing does to `running` and asks on a terminal; elsewhere asks for `--yes`.
+fn confirm_withdrawal(offer_id: &str, running: &[pb::Subscription]) -> Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    say!(
+        "{offer_id} has {} tenancies requested, active or suspended:",
+        running.len()
+    );
+    for s in running {
+        say!("  {}", subscription_line(s));
+    }
+    say!(
+        "Withdrawing is final: the offer leaves the catalogue for new requests, which are refused; these tenancies keep running until you terminate them."
+    );
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not withdrawn: run again with --yes to withdraw {offer_id} all the same");
+    }
+    print!("Withdraw {offer_id}? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+        anyhow::bail!("not withdrawn");
     }
     Ok(())
 }
@@ -547,14 +647,14 @@ fn subscription_details(s: &pb::Subscription) {
         say!("  tenant        {} {}", s.tenant_id, s.tenant_url);
     }
     if let Some(deadline) = &s.data_retention_deadline {
-        say!("  data deleted by {}", deadline);
+        say!("  data deleted by {}", crate::times::local(Some(deadline)));
     }
     for change in &s.history {
         say!(
             "  {:<32} {:>10} -> {:<12} by {} {}",
             change
                 .change_time
-                .map(|t| t.to_string())
+                .map(|t| crate::times::local(Some(&t)))
                 .unwrap_or_default(),
             state_word(change.from_state),
             state_word(change.to_state),

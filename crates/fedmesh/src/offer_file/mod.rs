@@ -77,6 +77,9 @@
 //! is checked by the node on publish, in one place, for every client: a missing key here
 //! becomes an empty or zero field there, which the node reports with its path.
 
+mod export;
+pub use export::to_toml;
+
 use fedmesh_proto::pb;
 use prost_types::Duration;
 use serde::Deserialize;
