@@ -690,24 +690,24 @@ pub async fn usage(connect: &Connection, command: UsageCommand) -> Result<()> {
             );
             for t in &c.tenants {
                 say!(
-                    "  {:<28} {:<16} {:>6} declared {:>8} active {:>16} bytes",
+                    "  {:<28} {:<16} {:>6} declared {:>8} active {:>10}",
                     t.subscription_id,
                     t.subscriber_member_id,
                     t.declared_users,
                     t.active_users,
-                    t.storage_bytes
+                    storage(t.storage_bytes)
                 );
             }
-            say!("  month     tenants  active users   storage bytes   requests");
+            say!("  month     tenants  active users      storage   requests");
             for p in &c.trend {
                 let m = p.month.unwrap_or_default();
                 say!(
-                    "  {}-{:02}  {:>7}  {:>12}  {:>14}  {:>9}",
+                    "  {}-{:02}  {:>7}  {:>12}  {:>11}  {:>9}",
                     m.year,
                     m.month,
                     p.tenant_count,
                     p.active_users,
-                    p.storage_bytes,
+                    storage(p.storage_bytes),
                     p.requests
                 );
             }
@@ -796,14 +796,37 @@ pub fn parse_period(text: &str) -> Result<pb::DateRange> {
 
 fn euros(m: &Option<pb::Money>) -> String {
     let m = m.clone().unwrap_or_default();
-    let sign = if m.amount_micros < 0 { "-" } else { "" };
-    let micros = m.amount_micros.unsigned_abs();
-    format!(
-        "{sign}{}.{:02} {}",
-        micros / 1_000_000,
-        (micros % 1_000_000 + 5_000) / 10_000,
-        m.currency_code
-    )
+    money(m.amount_micros, &m.currency_code)
+}
+
+/// `micros` of `currency` rounded to the cent: `1234.50 EUR`.
+fn money(micros: i64, currency: &str) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let cents = (micros.unsigned_abs() + 5_000) / 10_000;
+    format!("{sign}{}.{:02} {currency}", cents / 100, cents % 100)
+}
+
+/// A storage size as people read it: `512 B`, `3.4 MB`, `1.25 TB` (powers of 1000, as
+/// storage is sold).
+pub fn storage(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes.abs() < 1000.0 {
+        return format!("{bytes:.0} B");
+    }
+    let mut value = bytes / 1000.0;
+    let mut unit = 0;
+    while value.abs() >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let decimals = if value.abs() < 10.0 {
+        2
+    } else if value.abs() < 100.0 {
+        1
+    } else {
+        0
+    };
+    format!("{value:.decimals$} {}", UNITS[unit])
 }
 
 fn csv_field(value: &str) -> String {
@@ -823,7 +846,7 @@ fn date_text(d: &Option<pb::LocalDate>) -> String {
 /// the caller's own node (which asks providers for the tenancies it subscribed to).
 pub async fn statement(
     connect: &Connection,
-    member: &str,
+    scope: &StatementScope,
     period: &str,
     format: StatementFormat,
 ) -> Result<()> {
@@ -839,7 +862,8 @@ pub async fn statement(
     .await?;
     let mut request = pb::ListSubscriptionsRequest {
         page_size: 500,
-        subscriber_member_id: member.to_owned(),
+        subscriber_member_id: scope.member.clone().unwrap_or_default(),
+        offer_id: scope.offer.clone().unwrap_or_default(),
         ..Default::default()
     };
     let mut tenancies = Vec::new();
@@ -903,7 +927,9 @@ pub async fn statement(
                         date_text(&s.period.as_ref().and_then(|p| p.end_date)),
                         kind,
                         csv_field(&l.description),
-                        l.quantity,
+                        // Day-prorated quantities are long fractions: 4 decimals are exact
+                        // enough for any amount the line states.
+                        format!("{:.4}", l.quantity),
                         micros(&l.unit_price),
                         micros(&l.amount),
                         s.currency_code
@@ -913,7 +939,29 @@ pub async fn statement(
         }
         StatementFormat::Text => {
             if statements.is_empty() {
-                say!("no billed tenancy of {member} on {}'s node", me.member_id);
+                say!("no billed tenancy of {scope} on {}'s node", me.member_id);
+                return Ok(());
+            }
+            let today = jiff::Timestamp::from_second(fedmesh_grpc::figures::now())
+                .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date())
+                .ok();
+            let ends = period.end_date.map(|d| (d.year, d.month, d.day));
+            if let (Some(today), Some((y, m, d))) = (today, ends)
+                && (
+                    i32::from(today.year()),
+                    i32::from(today.month()),
+                    i32::from(today.day()),
+                ) < (y, m, d)
+            {
+                say!(
+                    "to date: the period is not over ({} today), so these amounts will still grow",
+                    today
+                );
+            }
+            let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
+            for s in &statements {
+                let total = s.total.clone().unwrap_or_default();
+                *totals.entry(total.currency_code).or_default() += total.amount_micros;
             }
             for s in &statements {
                 say!(
@@ -930,9 +978,42 @@ pub async fn statement(
                 }
                 say!("  {:>16}  total", euros(&s.total));
             }
+            if statements.len() > 1 {
+                for (currency, micros) in &totals {
+                    say!(
+                        "{:>18}  grand total of {} tenancies",
+                        money(*micros, currency),
+                        statements.len()
+                    );
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Whose statements: a subscriber member's tenancies (`--member`), or the tenants of one of
+/// your offers (`--offer`, what to invoice each tenant), or both narrowed together.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(required = true, multiple = true)]
+pub struct StatementScope {
+    /// The subscriber member.
+    #[arg(long)]
+    pub member: Option<String>,
+    /// One of your offers: a statement for each of its tenants.
+    #[arg(long)]
+    pub offer: Option<String>,
+}
+
+impl std::fmt::Display for StatementScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.member, &self.offer) {
+            (Some(member), Some(offer)) => write!(f, "{member} on {offer}"),
+            (Some(member), None) => write!(f, "{member}"),
+            (None, Some(offer)) => write!(f, "any member on {offer}"),
+            (None, None) => write!(f, "anyone"),
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -983,16 +1064,16 @@ pub async fn metrics(connect: &Connection, command: MetricsCommand) -> Result<()
                 return json::print("fedmesh.v1.GetOfferMetricsResponse", &m);
             }
             say!("{} (provider {})", m.offer_id, m.provider_member_id);
-            say!("  month     tenants      users   storage bytes     requests");
+            say!("  month     tenants      users      storage     requests");
             for p in &m.months {
                 let month = p.month.unwrap_or_default();
                 say!(
-                    "  {}-{:02}  {:>7}  {:>9}  {:>14}  {:>11}",
+                    "  {}-{:02}  {:>7}  {:>9}  {:>11}  {:>11}",
                     month.year,
                     month.month,
                     p.tenant_count,
                     p.user_count,
-                    p.storage_bytes,
+                    storage(p.storage_bytes as f64),
                     p.request_count
                 );
             }
@@ -1019,11 +1100,11 @@ pub async fn metrics(connect: &Connection, command: MetricsCommand) -> Result<()
             for p in &m.provided {
                 let f = p.metrics.unwrap_or_default();
                 say!(
-                    "    {:<24} {:>3} tenants {:>9} users {:>16} bytes {:>11} requests  {}",
+                    "    {:<24} {:>3} tenants {:>9} users {:>10} {:>11} requests  {}",
                     p.offer_id,
                     f.tenant_count,
                     f.user_count,
-                    f.storage_bytes,
+                    storage(f.storage_bytes as f64),
                     f.request_count,
                     p.service_name
                 );
@@ -1038,11 +1119,11 @@ pub async fn metrics(connect: &Connection, command: MetricsCommand) -> Result<()
                     })
                     .unwrap_or_default();
                 say!(
-                    "    {:<24} {:<11} {:>9} users {:>16} bytes {:>11} requests  ({})",
+                    "    {:<24} {:<11} {:>9} users {:>10} {:>11} requests  ({})",
                     s.offer_id,
                     state,
                     s.user_count,
-                    s.storage_bytes,
+                    storage(s.storage_bytes as f64),
                     s.request_count,
                     s.subscription_id
                 );
@@ -1065,9 +1146,22 @@ pub async fn metrics(connect: &Connection, command: MetricsCommand) -> Result<()
                 return json::print("fedmesh.v1.GetIncidentStatisticsResponse", &r);
             }
             say!("Incidents, {period}");
+            // "At month end" only once the month has ended (UTC, the earliest any offer's
+            // month ends); before, the count is of those open now.
+            let this_month = jiff::Timestamp::from_second(fedmesh_grpc::figures::now())
+                .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date())
+                .ok()
+                .and_then(|d| {
+                    Month::new(i32::from(d.year()), u32::try_from(d.month()).unwrap_or(0))
+                });
+            let when = if this_month.is_some_and(|now| period >= now) {
+                "still open now"
+            } else {
+                "still open at month end"
+            };
             for o in &r.offers {
                 say!(
-                    "  {:<28} opened {:>3}, still open at month end {:>3}",
+                    "  {:<28} opened {:>3}, {when} {:>3}",
                     o.offer_id,
                     o.opened_count,
                     o.open_at_month_end
@@ -1187,6 +1281,18 @@ pub async fn metrics(connect: &Connection, command: MetricsCommand) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_amounts_read_as_people_write_them() {
+        assert_eq!(storage(512.0), "512 B");
+        assert_eq!(storage(3_400_000.0), "3.40 MB");
+        assert_eq!(storage(52_000_000_000.0), "52.0 GB");
+        assert_eq!(storage(1_250_000_000_000.0), "1.25 TB");
+        assert_eq!(money(1_234_500_000, "EUR"), "1234.50 EUR");
+        // 0.999 rounds to the next unit, not to "0.100".
+        assert_eq!(money(999_000, "EUR"), "1.00 EUR");
+        assert_eq!(money(-2_500_000, "EUR"), "-2.50 EUR");
+    }
 
     fn file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();

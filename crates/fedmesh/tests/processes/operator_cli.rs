@@ -62,6 +62,27 @@ fn connection_options_work_in_every_position_and_from_a_profile() {
     for command in [["whoami"], ["status"]] {
         assert_ok(&run(fedmesh().args(&options).args(command)));
     }
+    // Instants in the reader's time zone, with the offset.
+    let status = assert_ok(&run(fedmesh().args(&options).args([
+        "status",
+        "--tz",
+        "Asia/Kolkata",
+    ])));
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("certificate") && l.contains("+05:30")),
+        "{status}"
+    );
+    let err = assert_fails(&run(fedmesh().args(&options).args([
+        "status",
+        "--tz",
+        "Mars/Olympus",
+    ])));
+    assert!(
+        err.contains("--tz: `Mars/Olympus` is not a time zone"),
+        "{err}"
+    );
     let backup = dir.path().join("unistra.backup");
     assert_ok(&run(fedmesh().args(&options).args([
         "admin",
@@ -261,6 +282,7 @@ fn everyday_output_is_forgiving_and_says_what_is_wrong() {
     rt.block_on(running.seed_example_usage()).unwrap();
     let unistra = running.manifest.members[0].clone();
     let rennes2 = running.manifest.members[1].clone();
+    let rennes2_options = options(&rennes2);
     let options = options(&unistra);
 
     // Enumerated values in any case: outputs write P3, so P3 is accepted as p3 is.
@@ -278,6 +300,26 @@ fn everyday_output_is_forgiving_and_says_what_is_wrong() {
         "--json",
     ])));
     assert!(opened.contains("\"PRIORITY_P3\""), "{opened}");
+    // Each side's list says which side it is on.
+    let listed = assert_ok(&run(fedmesh().args(&options).args(["incident", "list"])));
+    assert!(
+        listed.starts_with("INCIDENT") && listed.contains("YOUR SIDE"),
+        "{listed}"
+    );
+    assert!(listed.contains("subscriber (of rennes2)"), "{listed}");
+    let listed = (0..100)
+        .find_map(|_| {
+            let out = assert_ok(&run(fedmesh()
+                .args(&rennes2_options)
+                .args(["incident", "list"])));
+            if out.contains("provider (for unistra)") {
+                return Some(out);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            None
+        })
+        .expect("the incident never showed on rennes2's side");
+    assert!(listed.contains("Uploads are slow"), "{listed}");
 
     // A subscriber reads another member's offer in full before subscribing.
     let shown = (0..100)
@@ -306,6 +348,65 @@ fn everyday_output_is_forgiving_and_says_what_is_wrong() {
     ] {
         assert!(shown.contains(part), "{part}:\n{shown}");
     }
+
+    // Lists an operator can act on: by side and state, with a header.
+    let provider_side = assert_ok(&run(fedmesh().args(&rennes2_options).args([
+        "subscription",
+        "list",
+        "--role",
+        "provider",
+        "--state",
+        "Active",
+    ])));
+    let lines: Vec<&str> = provider_side.lines().collect();
+    assert!(
+        lines[0].starts_with("ID ") && lines[0].contains("STATE"),
+        "{provider_side}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(" active ") && l.contains("-> rennes2")),
+        "{provider_side}"
+    );
+    assert!(provider_side.contains("rennes2.collab"), "{provider_side}");
+    let subscriber_side = assert_ok(&run(fedmesh().args(&options).args([
+        "subscription",
+        "list",
+        "--role",
+        "subscriber",
+    ])));
+    assert!(
+        subscriber_side.contains("rennes2.collab"),
+        "{subscriber_side}"
+    );
+    let none = assert_ok(&run(fedmesh().args(&options).args([
+        "subscription",
+        "list",
+        "--role",
+        "provider",
+        "--state",
+        "requested",
+    ])));
+    assert_eq!(none.trim(), "no subscriptions");
+
+    // The provider's statement per offer: what to invoice each tenant, "to date" while the
+    // period runs.
+    let statement = assert_ok(&run(fedmesh().args(&rennes2_options).args([
+        "statement",
+        "--offer",
+        "rennes2.collab",
+        "--period",
+        "2026-01-01..2027-12-31",
+    ])));
+    assert!(
+        statement.starts_with("to date: the period is not over"),
+        "{statement}"
+    );
+    assert!(
+        statement.contains("on rennes2.collab") && statement.contains("total"),
+        "{statement}"
+    );
 
     // A reader that goes away (`| head`) ends the command quietly.
     let mut child = fedmesh()
@@ -358,6 +459,63 @@ fn everyday_output_is_forgiving_and_says_what_is_wrong() {
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["endpoint"], rennes2.endpoint.as_str(), "{shown}");
 
+    // An offer exported as it stands publishes again after an edit.
+    let file = dir.path().join("collab.toml");
+    let exported = assert_ok(&run(fedmesh().args(&rennes2_options).args([
+        "offer",
+        "export",
+        "rennes2.collab",
+        "--out",
+        arg(&file),
+    ])));
+    let etag = exported
+        .trim_end()
+        .rsplit("(etag ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("version = \"30.0.6\"", "version = \"30.0.7\"");
+    std::fs::write(&file, edited).unwrap();
+    let published = assert_ok(&run(fedmesh().args(&rennes2_options).args([
+        "offer",
+        "publish",
+        "--file",
+        arg(&file),
+        "--etag",
+        etag,
+    ])));
+    assert!(
+        published.starts_with("updated rennes2.collab"),
+        "{published}"
+    );
+
+    // Withdrawing an offer with tenancies says what happens to them and wants a yes.
+    let refused = run(fedmesh()
+        .args(&rennes2_options)
+        .args(["offer", "withdraw", "rennes2.collab"])
+        .stdin(Stdio::null()));
+    let err = assert_fails(&refused);
+    assert!(err.contains("run again with --yes"), "{err}");
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        said.contains("tenancies keep running until you terminate them")
+            && said.contains("-> rennes2"),
+        "{said}"
+    );
+    let withdrawn = assert_ok(&run(fedmesh().args(&rennes2_options).args([
+        "offer",
+        "withdraw",
+        "rennes2.collab",
+        "--yes",
+    ])));
+    assert!(
+        withdrawn.starts_with("withdrew rennes2.collab"),
+        "{withdrawn}"
+    );
+    assert!(withdrawn.contains("keep running"), "{withdrawn}");
+
     // `status` names what needs attention: here, a coordinator that is gone.
     rt.block_on(running.stop_coordinator()).unwrap();
     let output = (0..100)
@@ -372,4 +530,49 @@ fn everyday_output_is_forgiving_and_says_what_is_wrong() {
         err.contains("needs attention: the coordinator is unreachable"),
         "{err}"
     );
+}
+
+#[test]
+fn a_failed_first_start_leaves_no_data_directory_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _runtime = rt.enter();
+    let running = start(dir.path(), &rt);
+    let unistra = &running.manifest.members[0];
+    // unistra's own configuration on unistra's port, taken while unistra runs.
+    let fresh = dir.path().join("fresh-data");
+    let port = unistra.endpoint.rsplit(':').next().unwrap();
+    let output = run(fedmesh().args([
+        "node",
+        "--config",
+        arg(&unistra.config),
+        "--set",
+        &format!("data_dir={}", fresh.display()),
+        "--set",
+        &format!("listen=127.0.0.1:{port}"),
+        "--set",
+        "metrics.enabled=false",
+    ]));
+    let err = assert_fails(&output);
+    assert!(err.contains("127.0.0.1"), "{err}");
+    assert!(!fresh.exists(), "{} was left behind", fresh.display());
+    // A free port, but the metrics port taken: the database was opened, then removed.
+    let metrics = unistra.metrics.as_deref().unwrap();
+    let metrics_addr = metrics
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics");
+    let output = run(fedmesh().args([
+        "node",
+        "--config",
+        arg(&unistra.config),
+        "--set",
+        &format!("data_dir={}", fresh.display()),
+        "--set",
+        "listen=127.0.0.1:0",
+        "--set",
+        &format!("metrics.listen={metrics_addr}"),
+    ]));
+    let err = assert_fails(&output);
+    assert!(err.contains(metrics_addr), "{err}");
+    assert!(!fresh.exists(), "{} was left behind", fresh.display());
 }
