@@ -102,9 +102,33 @@ pub(crate) fn wait_exit(child: &mut Child, within: Duration) -> std::process::Ex
     }
 }
 
+/// A child process killed when the test lets go of it, so that a test that fails midway
+/// leaves no federation running behind it.
+pub(crate) struct Killed(pub(crate) Child);
+
+impl std::ops::Deref for Killed {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `fedmesh demo` with `members` members on free ports in `dir`.
-pub(crate) fn spawn_demo(dir: &Path, members: u16, stdout: Stdio) -> Child {
-    fedmesh()
+pub(crate) fn spawn_demo(dir: &Path, members: u16, stdout: Stdio) -> Killed {
+    let child = fedmesh()
         .args([
             "demo",
             "--dir",
@@ -117,7 +141,8 @@ pub(crate) fn spawn_demo(dir: &Path, members: u16, stdout: Stdio) -> Child {
         .stdout(stdout)
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Killed(child)
 }
 
 pub(crate) fn wait_file(path: &Path, child: &mut Child) {
