@@ -53,7 +53,17 @@ struct Profile {
 impl ConnectArgs {
     /// The connection these options, their variables and the profile describe.
     pub fn resolve(&self) -> anyhow::Result<Connection> {
-        let default_file = default_profiles_file();
+        let complete = self.endpoint.is_some()
+            && self.ca.is_some()
+            && self.cert.is_some()
+            && self.key.is_some();
+        // Given whole on the command line, the connection needs no profile: a profiles file
+        // that is broken or elsewhere does not stand in the way.
+        let default_file = if complete && self.profile.is_none() {
+            None
+        } else {
+            default_profiles_file()
+        };
         let file = self.profiles.as_deref().or(default_file.as_deref());
         let profile = match file {
             Some(file) => read_profile(file, self.profile.as_deref(), self.profiles.is_some())?,
@@ -246,7 +256,12 @@ fn causes(status: &tonic::Status) -> Vec<String> {
 /// client refused the server's certificate, or the server refused this one (it says so only
 /// with an alert, which tonic reports as a transport error).
 fn refused_handshake(status: &tonic::Status) -> Option<String> {
-    if !matches!(status.code(), Code::Unknown | Code::Unavailable) {
+    // A refusal reaches the client as whatever broke first: the transport (Unknown), the
+    // connection (Unavailable), or the request it cut (Cancelled, though nothing cancelled it).
+    if !matches!(
+        status.code(),
+        Code::Unknown | Code::Unavailable | Code::Cancelled
+    ) {
         return None;
     }
     let causes = causes(status);
@@ -264,7 +279,9 @@ fn refused_handshake(status: &tonic::Status) -> Option<String> {
     });
     let reason = match alert {
         Some(alert) => format!(" ({alert})"),
-        None if status.code() == Code::Unknown && status.message().contains("transport error") => {
+        None if status.code() == Code::Cancelled
+            || (status.code() == Code::Unknown && status.message().contains("transport error")) =>
+        {
             String::new()
         }
         None => return None,

@@ -284,12 +284,16 @@ fn clock_line(c: &pb::SlaClock) -> String {
     } else {
         format!("{} left", duration(c.remaining.as_ref()))
     };
-    let due = c.deadline.as_ref().map_or(String::new(), |d| {
-        format!(
-            " ({})",
-            crate::times::from_now(d, fedmesh_grpc::figures::now())
-        )
-    });
+    // Time to the deadline only while the clock runs.
+    let due = match &c.deadline {
+        Some(d) if c.stop_time.is_none() && !c.paused => {
+            format!(
+                " ({})",
+                crate::times::from_now(d, fedmesh_grpc::figures::now())
+            )
+        }
+        _ => String::new(),
+    };
     format!(
         "{target:<12} {state:<9} deadline {}{due}  used {} of {}  {how}",
         time(c.deadline.as_ref()),
@@ -327,7 +331,7 @@ fn summary_line(i: &pb::Incident, own: Option<&str>) -> String {
     } else {
         String::new()
     };
-    let side = own.map_or(String::new(), |own| format!("{:<22} ", side(i, own)));
+    let side = own.map_or(String::new(), |own| format!("{:<26} ", side(i, own)));
     format!(
         "{:<36} {:<3} {:<22} {:<18} {side}sla {sla}{escalated}  {}",
         i.incident_id,
@@ -515,7 +519,7 @@ pub async fn incident(
             .await?
             .server_member_id;
             say!(
-                "{:<36} {:<3} {:<22} {:<18} {:<22} SLA / SUMMARY",
+                "{:<36} {:<3} {:<22} {:<18} {:<26} SLA / SUMMARY",
                 "INCIDENT",
                 "PRI",
                 "STATUS",

@@ -118,7 +118,10 @@ fn approval(offer: &pb::Offer) -> String {
 pub fn print(offer: &pb::Offer, catalogue: Option<&pb::CatalogueOffer>) {
     say!("{}  ({})", offer.service_name, offer.offer_id);
     let provider = match catalogue {
-        Some(c) if !c.provider_display_name.is_empty() => {
+        Some(c)
+            if !c.provider_display_name.is_empty()
+                && c.provider_display_name != offer.provider_member_id =>
+        {
             format!("{} ({})", c.provider_display_name, offer.provider_member_id)
         }
         _ => offer.provider_member_id.clone(),
@@ -150,11 +153,12 @@ pub fn print(offer: &pb::Offer, catalogue: Option<&pb::CatalogueOffer>) {
                 .annual_closures
                 .iter()
                 .map(|r| {
-                    format!(
-                        "{} to {}",
-                        date(r.start_date.as_ref()),
-                        date(r.end_date.as_ref())
-                    )
+                    let (from, to) = (date(r.start_date.as_ref()), date(r.end_date.as_ref()));
+                    if from == to {
+                        from
+                    } else {
+                        format!("{from} to {to}")
+                    }
                 })
                 .collect();
             say!(

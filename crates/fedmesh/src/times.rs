@@ -53,7 +53,11 @@ pub fn from_now(t: &prost_types::Timestamp, now: i64) -> String {
         0..60 => format!("{span} s"),
         60..3600 => format!("{} min", span / 60),
         3600..86_400 => format!("{} h {:02} min", span / 3600, span % 3600 / 60),
-        _ => format!("{} days {} h", span / 86_400, span % 86_400 / 3600),
+        _ => {
+            let days = span / 86_400;
+            let unit = if days == 1 { "day" } else { "days" };
+            format!("{days} {unit} {} h", span % 86_400 / 3600)
+        }
     };
     if delta >= 0 {
         format!("in {text}")
@@ -86,5 +90,6 @@ mod tests {
         assert_eq!(from_now(&at, 10_000 - 12_000), "in 3 h 20 min");
         assert_eq!(from_now(&at, 10_000 + 720), "12 min ago");
         assert_eq!(from_now(&at, 10_000 - 30), "in 30 s");
+        assert_eq!(from_now(&at, 10_000 - 90_000), "in 1 day 1 h");
     }
 }

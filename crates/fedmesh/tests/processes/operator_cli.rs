@@ -146,6 +146,19 @@ fn connection_options_work_in_every_position_and_from_a_profile() {
         .arg("whoami")));
     assert!(me.contains("member:     unistra"), "{me}");
 
+    // Options given whole need no profile: a broken profiles file does not stand in the way.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(broken.join("fedmesh")).unwrap();
+    std::fs::write(broken.join("fedmesh").join("profiles.toml"), "[unistra\n").unwrap();
+    assert_ok(&run(fedmesh()
+        .env("XDG_CONFIG_HOME", &broken)
+        .args(&options)
+        .arg("whoami")));
+    let err = assert_fails(&run(fedmesh()
+        .env("XDG_CONFIG_HOME", &broken)
+        .arg("whoami")));
+    assert!(err.contains("profiles file"), "{err}");
+
     // What is missing, or unknown, is named.
     let err = assert_fails(&run(fedmesh().args(["offer", "list"])));
     assert!(
