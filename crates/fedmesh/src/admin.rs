@@ -266,11 +266,30 @@ pub async fn offer(connect: &Connection, command: OfferCommand) -> Result<()> {
     Ok(())
 }
 
+/// Every subscription `request` lists, page after page.
+pub(crate) async fn all_subscriptions(
+    endpoint: &str,
+    client: &mut pb::subscription_service_client::SubscriptionServiceClient<
+        fedmesh_grpc::GrpcChannel,
+    >,
+    mut request: pb::ListSubscriptionsRequest,
+) -> Result<Vec<pb::Subscription>, CallFailed> {
+    let mut all = Vec::new();
+    loop {
+        let page = call(endpoint, client.list_subscriptions(request.clone())).await?;
+        all.extend(page.subscriptions);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
 /// The tenancies of `offer_id` that are requested, active or suspended.
 async fn running_tenancies(connect: &Connection, offer_id: &str) -> Result<Vec<pb::Subscription>> {
     let mut client =
         pb::subscription_service_client::SubscriptionServiceClient::new(connect.channel()?);
-    let mut request = pb::ListSubscriptionsRequest {
+    let request = pb::ListSubscriptionsRequest {
         page_size: 500,
         offer_id: offer_id.to_owned(),
         states: [
@@ -282,19 +301,7 @@ async fn running_tenancies(connect: &Connection, offer_id: &str) -> Result<Vec<p
         .to_vec(),
         ..Default::default()
     };
-    let mut all = Vec::new();
-    loop {
-        let page = call(
-            &connect.endpoint,
-            client.list_subscriptions(request.clone()),
-        )
-        .await?;
-        all.extend(page.subscriptions);
-        if page.next_page_token.is_empty() {
-            return Ok(all);
-        }
-        request.page_token = page.next_page_token;
-    }
+    Ok(all_subscriptions(&connect.endpoint, &mut client, request).await?)
 }
 
 /// Says what withdrawing does to `running` and asks on a terminal; elsewhere asks for `--yes`.
@@ -726,7 +733,7 @@ pub async fn subscription(
             say!("request id {request_id} (retry with --request-id {request_id})");
         }
         SubscriptionCommand::List { state, role, offer } => {
-            let mut request = pb::ListSubscriptionsRequest {
+            let request = pb::ListSubscriptionsRequest {
                 page_size: 500,
                 offer_id: offer.unwrap_or_default(),
                 states: state
@@ -745,15 +752,7 @@ pub async fn subscription(
                 }
                 None => String::new(),
             };
-            let mut all = Vec::new();
-            loop {
-                let page = call(endpoint, client.list_subscriptions(request.clone())).await?;
-                all.extend(page.subscriptions);
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                request.page_token = page.next_page_token;
-            }
+            let mut all = all_subscriptions(endpoint, &mut client, request).await?;
             all.retain(|s| match role {
                 Some(Side::Provider) => s.provider_member_id == own,
                 Some(Side::Subscriber) => s.subscriber_member_id == own,

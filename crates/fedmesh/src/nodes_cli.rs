@@ -129,14 +129,7 @@ fn status(node: &pb::RegisteredNode) -> &'static str {
 
 /// How long ago the node's last heartbeat was, e.g. `4 s ago`.
 fn heartbeat(node: &pb::RegisteredNode, now: i64) -> String {
-    let Some(at) = &node.last_heartbeat_at else {
-        return "never".to_owned();
-    };
-    let s = (now - at.seconds).max(0);
-    match s {
-        0..120 => format!("{s} s ago"),
-        120..7200 => format!("{} min ago", s / 60),
-        7200..172_800 => format!("{} h ago", s / 3600),
-        _ => format!("{} days ago", s / 86_400),
-    }
+    node.last_heartbeat_at
+        .as_ref()
+        .map_or("never".to_owned(), |at| crate::times::from_now(at, now))
 }

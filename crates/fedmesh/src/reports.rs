@@ -860,21 +860,14 @@ pub async fn statement(
         NodeServiceClient::new(channel).who_am_i(pb::WhoAmIRequest {}),
     )
     .await?;
-    let mut request = pb::ListSubscriptionsRequest {
+    let request = pb::ListSubscriptionsRequest {
         page_size: 500,
         subscriber_member_id: scope.member.clone().unwrap_or_default(),
         offer_id: scope.offer.clone().unwrap_or_default(),
         ..Default::default()
     };
-    let mut tenancies = Vec::new();
-    loop {
-        let page = call(endpoint, subscriptions.list_subscriptions(request.clone())).await?;
-        tenancies.extend(page.subscriptions);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        request.page_token = page.next_page_token;
-    }
+    let mut tenancies =
+        crate::admin::all_subscriptions(endpoint, &mut subscriptions, request).await?;
     // Only tenancies that have (or had) a tenant are billed.
     tenancies.retain(|s| fedmesh_core::usage::has_tenant(s.state));
     let mut statements = Vec::new();
