@@ -58,6 +58,7 @@ pub struct Coordinator {
     dashboard: Option<dashboard::Dashboard>,
     cert: std::path::PathBuf,
     compaction: fedmesh_grpc::compaction::CompactionConfig,
+    storage: fedmesh_grpc::server::StorageConfig,
     retention: fedmesh_grpc::retention::RetentionConfig,
 }
 
@@ -156,6 +157,7 @@ impl Coordinator {
             None => server,
         };
         let cert = config.tls.cert.clone();
+        let server = server.with_store_health(store.watch_write_health());
         let server = server.with_status(fedmesh_grpc::node_info::StatusFn(std::sync::Arc::new(
             move || pb::GetNodeStatusResponse {
                 certificate_expire_time: fedmesh_tls::config::cert_not_after(&cert)
@@ -217,6 +219,7 @@ impl Coordinator {
             dashboard,
             cert: config.tls.cert.clone(),
             compaction: config.catalogue.clone(),
+            storage: config.storage.clone(),
             retention: config.retention.clone(),
         })
     }
@@ -253,6 +256,16 @@ impl Coordinator {
     ) -> Result<(), CoordinatorError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let replication = tokio::spawn(self.replicator.run(stop_rx.clone()));
+        let probe = tokio::spawn(fedmesh_grpc::store_probe::run(
+            self.store.clone(),
+            std::time::Duration::from_millis(self.storage.probe_interval_ms),
+            stop_rx.clone(),
+        ));
+        let defrag = tokio::spawn(fedmesh_grpc::defrag::run(
+            self.store.clone(),
+            self.storage,
+            stop_rx.clone(),
+        ));
         let compaction = tokio::spawn(fedmesh_grpc::compaction::run(
             self.store.clone(),
             vec![fedmesh_store::compact::LogKind::Catalogue],
@@ -315,6 +328,8 @@ impl Coordinator {
         let result = self.server.serve(shutdown).await;
         let _ = replication.await;
         let _ = compaction.await;
+        let _ = defrag.await;
+        let _ = probe.await;
         let _ = retention.await;
         for task in [metrics, dashboard, Some(expiry), Some(rotation), crl]
             .into_iter()

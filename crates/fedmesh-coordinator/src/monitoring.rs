@@ -20,6 +20,11 @@ pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn()
             certificate_expiry: fedmesh_tls::config::cert_not_after(&cert)
                 .ok()
                 .map(|t| t as f64),
+            store_writable: Some(if store.write_failure().is_some() {
+                0.0
+            } else {
+                1.0
+            }),
             ..Default::default()
         };
         let nodes = store.list_nodes("", usize::MAX).unwrap_or_default();

@@ -156,6 +156,8 @@ pub struct Snapshot {
     pub active_users: Vec<(String, f64)>,
     /// When the party's certificate expires (Unix seconds).
     pub certificate_expiry: Option<f64>,
+    /// Whether the party's database accepts writes (1) or refuses them (0).
+    pub store_writable: Option<f64>,
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -185,6 +187,7 @@ struct Inner {
     tenants: Family<OfferLabel, FloatGauge>,
     users: Family<OfferLabel, FloatGauge>,
     cert_expiry: FloatGauge,
+    store_writable: FloatGauge,
     rejections: Rejections,
     snapshot: Box<dyn Fn() -> Snapshot + Send + Sync>,
 }
@@ -207,6 +210,7 @@ impl Metrics {
             tenants: Family::default(),
             users: Family::default(),
             cert_expiry: FloatGauge::default(),
+            store_writable: FloatGauge::default(),
             rejections: Rejections::default(),
             calls,
             latency,
@@ -269,6 +273,11 @@ impl Metrics {
             inner.cert_expiry.clone(),
         );
         registry.register(
+            "fedmesh_store_writable",
+            "Whether this party's database accepts writes (1) or refuses them (0: a full disk, an I/O error)",
+            inner.store_writable.clone(),
+        );
+        registry.register(
             "fedmesh_replication_rejected",
             "Replicated entries refused because their source may not say them, by source member and reason",
             inner.rejections.0.clone(),
@@ -313,6 +322,7 @@ impl Metrics {
         set(&i.outbox_depth, s.outbox_depth.map(|v| v as f64));
         set(&i.outbox_age, s.outbox_oldest_age_seconds);
         set(&i.cert_expiry, s.certificate_expiry);
+        set(&i.store_writable, s.store_writable);
         fn fill<L: Clone + std::hash::Hash + Eq>(
             family: &Family<L, FloatGauge>,
             values: &[(String, f64)],

@@ -48,12 +48,24 @@ impl std::fmt::Debug for StatusFn {
 pub struct NodeInfoService {
     info: ServerInfo,
     status: Option<StatusFn>,
+    store_health: Option<StoreHealth>,
 }
 
+/// Whether the server's database accepts writes ([`fedmesh_store::Store::watch_write_health`]).
+pub type StoreHealth = tokio::sync::watch::Receiver<Option<fedmesh_store::health::WriteFailure>>;
+
 impl NodeInfoService {
-    /// Serves `info`, and `status` for `GetNodeStatus`.
-    pub fn new(info: ServerInfo, status: Option<StatusFn>) -> Self {
-        Self { info, status }
+    /// Serves `info`, and `status` for `GetNodeStatus` with what `store_health` says.
+    pub fn new(
+        info: ServerInfo,
+        status: Option<StatusFn>,
+        store_health: Option<StoreHealth>,
+    ) -> Self {
+        Self {
+            info,
+            status,
+            store_health,
+        }
     }
 
     fn info(&self) -> pb::GetNodeInfoResponse {
@@ -110,6 +122,13 @@ impl pb::node_service_server::NodeService for NodeInfoService {
     ) -> Result<Response<pb::GetNodeStatusResponse>, Status> {
         let mut status = self.status.as_ref().map(|f| (f.0)()).unwrap_or_default();
         status.info = Some(self.info());
+        if let Some(failure) = self.store_health.as_ref().and_then(|h| h.borrow().clone()) {
+            status.storage_problem = failure.reason;
+            status.storage_problem_since = Some(prost_types::Timestamp {
+                seconds: failure.since_unix,
+                nanos: 0,
+            });
+        }
         Ok(Response::new(status))
     }
 }

@@ -26,12 +26,27 @@ pub struct StorageConfig {
     /// sled's page cache, in MiB. The process's memory follows it: sled holds several times
     /// this much as the data grows (BENCHMARKS.md, "Soak").
     pub cache_mb: u64,
+    /// The database is rewritten online when its files are more than this many times its live
+    /// data (0: never; `fedmesh admin defrag` still works on a stopped process).
+    pub defrag_ratio: u64,
+    /// ... and at least this many MiB.
+    pub defrag_min_mb: u64,
+    /// How often that is checked, in milliseconds (also once at start).
+    pub defrag_check_ms: u64,
+    /// How often the database is probed with a small write, in milliseconds: a database that
+    /// refuses writes (a full disk) is reported (health `NOT_SERVING`, `fedmesh status`, the
+    /// `fedmesh_store_writable` metric) and opened again until it accepts them.
+    pub probe_interval_ms: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             cache_mb: fedmesh_store::CACHE_BYTES / (1024 * 1024),
+            defrag_ratio: 8,
+            defrag_min_mb: 256,
+            defrag_check_ms: 3_600_000,
+            probe_interval_ms: 10_000,
         }
     }
 }
@@ -45,7 +60,33 @@ impl StorageConfig {
                 format!("{} is not between 1 and 65536", self.cache_mb),
             ));
         }
+        if self.defrag_ratio == 1 {
+            return Err((
+                "storage.defrag_ratio".to_owned(),
+                "1 would rewrite the database at every check: use 0 (never) or at least 2".into(),
+            ));
+        }
+        if self.probe_interval_ms == 0 {
+            return Err((
+                "storage.probe_interval_ms".to_owned(),
+                "must be positive".into(),
+            ));
+        }
+        if self.defrag_check_ms == 0 {
+            return Err((
+                "storage.defrag_check_ms".to_owned(),
+                "must be positive".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// When the database is rewritten online.
+    pub fn bloat(&self) -> fedmesh_store::defrag::Bloat {
+        fedmesh_store::defrag::Bloat {
+            ratio: self.defrag_ratio,
+            min_bytes: self.defrag_min_mb.saturating_mul(1024 * 1024),
+        }
     }
 
     /// The store options these settings give, on a server with `limits`: a journal entry
@@ -409,6 +450,7 @@ pub struct GrpcServer {
     stopping_rx: Stopping,
     metrics: Option<crate::metrics::Metrics>,
     status: Option<crate::node_info::StatusFn>,
+    store_health: Option<crate::node_info::StoreHealth>,
     connections: crate::connections::Connections,
 }
 
@@ -434,6 +476,7 @@ impl GrpcServer {
             stopping_rx,
             metrics: None,
             status: None,
+            store_health: None,
             connections: crate::connections::Connections::default(),
         }
     }
@@ -446,6 +489,14 @@ impl GrpcServer {
     /// Answers `NodeService.GetNodeStatus` with what `status` reports.
     pub fn with_status(mut self, status: crate::node_info::StatusFn) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// Reports `NOT_SERVING` (the server as a whole, and each fedmesh service but
+    /// `NodeService`, kept for diagnosis) while `store_health` says the database refuses
+    /// writes, and the reason in `GetNodeStatus`.
+    pub fn with_store_health(mut self, store_health: crate::node_info::StoreHealth) -> Self {
+        self.store_health = Some(store_health);
         self
     }
 
@@ -491,7 +542,11 @@ impl GrpcServer {
                 .await;
         }
         let node_info = with_message_limits!(
-            NodeServiceServer::new(NodeInfoService::new(self.info, self.status)),
+            NodeServiceServer::new(NodeInfoService::new(
+                self.info,
+                self.status,
+                self.store_health.clone()
+            )),
             limits
         );
         health
@@ -550,6 +605,27 @@ impl GrpcServer {
                 limits.request_timeout_ms,
             )));
 
+        // The database's write health, reflected until shutdown.
+        let store_watch = self.store_health.map(|mut store_health| {
+            let health = health.clone();
+            let mut names = self.service_names.clone();
+            names.push("");
+            tokio::spawn(async move {
+                loop {
+                    let status = if store_health.borrow_and_update().is_some() {
+                        ServingStatus::NotServing
+                    } else {
+                        ServingStatus::Serving
+                    };
+                    for name in &names {
+                        health.set_service_status(*name, status).await;
+                    }
+                    if store_health.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        });
         let shutdown_health = health.clone();
         let mut all_names = self.service_names.clone();
         all_names.extend(["", "fedmesh.v1.NodeService"]);
@@ -557,6 +633,9 @@ impl GrpcServer {
         let (drain_started_tx, drain_started) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             shutdown.await;
+            if let Some(watch) = store_watch {
+                watch.abort();
+            }
             tracing::info!(
                 grace_ms = limits.shutdown_grace_ms,
                 "shutting down: draining calls in progress"

@@ -83,6 +83,7 @@ pub struct Node {
     clock_check: Duration,
     idempotency: config::Idempotency,
     compaction: fedmesh_grpc::compaction::CompactionConfig,
+    storage: fedmesh_grpc::server::StorageConfig,
     retention: fedmesh_grpc::retention::RetentionConfig,
     closer: closing::Closer,
     close_check: Duration,
@@ -219,6 +220,7 @@ impl Node {
             connections: server.connections(),
             ..follower
         });
+        let server = server.with_store_health(store.watch_write_health());
         let server = server.with_status(metrics::status(
             store.clone(),
             validated.member.clone(),
@@ -339,6 +341,7 @@ impl Node {
             clock_check: Duration::from_millis(config.incidents.clock_check_interval_ms),
             idempotency: config.idempotency.clone(),
             compaction: config.journal.clone(),
+            storage: config.storage.clone(),
             retention: config.retention.clone(),
             closer,
             close_check: Duration::from_millis(config.usage.close_check_interval_ms),
@@ -412,6 +415,16 @@ impl Node {
             self.compaction,
             stop_rx.clone(),
         )));
+        let probe = Some(tokio::spawn(fedmesh_grpc::store_probe::run(
+            self.store.clone(),
+            Duration::from_millis(self.storage.probe_interval_ms),
+            stop_rx.clone(),
+        )));
+        let defrag = Some(tokio::spawn(fedmesh_grpc::defrag::run(
+            self.store.clone(),
+            self.storage,
+            stop_rx.clone(),
+        )));
         let retention = Some(tokio::spawn(fedmesh_grpc::retention::run(
             self.store.clone(),
             self.retention,
@@ -445,6 +458,8 @@ impl Node {
             notifier,
             requests,
             compaction,
+            defrag,
+            probe,
             retention,
             closing,
             metrics,

@@ -18,6 +18,11 @@ pub fn snapshot(store: Store, member: MemberId, cert: PathBuf) -> impl Fn() -> S
             certificate_expiry: fedmesh_tls::config::cert_not_after(&cert)
                 .ok()
                 .map(|t| t as f64),
+            store_writable: Some(if store.write_failure().is_some() {
+                0.0
+            } else {
+                1.0
+            }),
             ..Default::default()
         };
         if let Ok(outbox) = store.outbox() {

@@ -78,7 +78,7 @@ impl Store {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         // Unique within the process too: two passes in one nanosecond get two files.
-        let sequence = self.db.generate_id()?;
+        let sequence = self.db()?.generate_id()?;
         let name = format!("{nanos:024}-{sequence:016x}.pb");
         let path = dir.join(&name);
         let partial = dir.join(format!(".{name}.partial"));

@@ -91,6 +91,7 @@ impl Store {
     /// while it copies (and hold the threads they run on meanwhile).
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let _quiet = self.writes.write();
+        let db = self.db()?;
         let mut out = Vec::with_capacity(1 << 20);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
@@ -99,9 +100,9 @@ impl Store {
         let taken_at_unix = crate::migrate::now_unix();
         out.extend_from_slice(&taken_at_unix.to_be_bytes());
         let mut entries = 0u64;
-        let names = self.db.tree_names();
+        let names = db.tree_names();
         for name in &names {
-            let tree = self.db.open_tree(name)?;
+            let tree = db.open_tree(name)?;
             out.push(TREE);
             push_len16(&mut out, name)?;
             for pair in tree.iter() {
@@ -113,7 +114,7 @@ impl Store {
             }
         }
         // Above every id handed out so far: a restored database must not hand them out again.
-        let id_floor = self.db.generate_id()?;
+        let id_floor = db.generate_id()?;
         out.push(ID_FLOOR);
         out.extend_from_slice(&id_floor.to_be_bytes());
         out.push(END);
@@ -302,25 +303,6 @@ fn ids_in_use(trees: &[Tree<'_>]) -> u64 {
 /// database is then opened once (schema check and migrations). The file is checked whole
 /// before anything is written.
 pub fn restore(bytes: &[u8], dir: &Path) -> Result<Summary, BackupError> {
-    write_database(bytes, dir, Journal::New)
-}
-
-/// Whether a database written from a backup keeps the journal identity of the one it was
-/// taken from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Journal {
-    /// A restore: replicas read the journal again from the start.
-    New,
-    /// A rewrite of the same database ([`crate::defrag`]): followers' cursors stay valid.
-    Same,
-}
-
-/// Writes a backup's trees into a new database in `dir` (see [`restore`]).
-pub(crate) fn write_database(
-    bytes: &[u8],
-    dir: &Path,
-    journal: Journal,
-) -> Result<Summary, BackupError> {
     let (summary, trees) = read(bytes)?;
     let io = |source| BackupError::Io {
         path: dir.to_owned(),
@@ -350,11 +332,9 @@ pub(crate) fn write_database(
         }
         // A restored database starts a new journal: replicas read it again from the start
         // rather than trust revisions they saw from the database it replaces.
-        if journal == Journal::New {
-            db.open_tree(crate::META_TREE)
-                .and_then(|meta| meta.remove(crate::JOURNAL_ID_KEY))
-                .map_err(StoreError::from)?;
-        }
+        db.open_tree(crate::META_TREE)
+            .and_then(|meta| meta.remove(crate::JOURNAL_ID_KEY))
+            .map_err(StoreError::from)?;
         db.flush().map_err(StoreError::from)?;
     }
     Store::open(dir)?;

@@ -159,7 +159,7 @@ impl Store {
             let now = fedmesh_core::clock::now_timestamp();
             let change = offer.map(|offer| upserted(revision, offer, now));
             let encoded_cursor = position.map(prost::Message::encode_to_vec);
-            let result: Result<(), TransactionError<()>> = (&catalogue, &log, &cursors)
+            let result: Result<(), TransactionError<()>> = (&*catalogue, &*log, &*cursors)
                 .transaction(|(catalogue, log, cursors)| {
                     if let Some(change) = &change {
                         if let Some(offer) = &change.offer {

@@ -100,7 +100,7 @@ impl Store {
         keep: impl Fn(&pb::Incident) -> bool,
     ) -> Result<Vec<pb::Incident>, StoreError> {
         scan(
-            &self.tree(INCIDENTS_TREE)?,
+            &*self.tree(INCIDENTS_TREE)?,
             INCIDENTS_TREE,
             after,
             limit,
@@ -153,7 +153,7 @@ impl Store {
         keep: impl Fn(&pb::MaintenanceWindow) -> bool,
     ) -> Result<Vec<pb::MaintenanceWindow>, StoreError> {
         scan(
-            &self.tree(MAINTENANCE_TREE)?,
+            &*self.tree(MAINTENANCE_TREE)?,
             MAINTENANCE_TREE,
             after,
             limit,
@@ -189,7 +189,7 @@ impl Store {
                 position.encode_to_vec(),
             );
             let result: Result<(), TransactionError<()>> =
-                (&incidents, &cursors).transaction(|(incidents, cursors)| {
+                (&*incidents, &*cursors).transaction(|(incidents, cursors)| {
                     if newer {
                         incidents.insert(incident.incident_id.as_bytes(), value.as_slice())?;
                     }

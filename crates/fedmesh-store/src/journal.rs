@@ -130,7 +130,7 @@ impl Store {
             let encoded_entry = entry.encode_to_vec();
             self.entry_fits(encoded_entry.len())?;
             let encoded_request = request_value(&id);
-            let result: Result<(), TransactionError<()>> = (&tree, &journal, &requests)
+            let result: Result<(), TransactionError<()>> = (&*tree, &*journal, &*requests)
                 .transaction(|(tree, journal, requests)| {
                     tree.insert(id.as_bytes(), encoded_value.as_slice())?;
                     journal.insert(&key(revision), encoded_entry.as_slice())?;

@@ -16,7 +16,8 @@
 //! - [`registry`]: the coordinator's directory of member nodes.
 //! - [`reports`]: closed months and their monthly reports.
 //! - [`backup`]: consistent online snapshots and their restore.
-//! - [`defrag`]: a stopped database rewritten into files that hold only its live data.
+//! - [`defrag`]: a database rewritten into files that hold only its live data.
+//! - [`health`]: whether the database accepts writes, and its recovery when it refused some.
 //! - [`snapshot`]: a node's state at one journal revision, for followers that resync.
 //! - [`resync`]: a follower's resync from a source's snapshot, on the coordinator.
 //! - [`archive`]: what left the hot trees, in files next to the database.
@@ -28,6 +29,7 @@ pub mod backup;
 pub mod catalogue;
 pub mod compact;
 pub mod defrag;
+pub mod health;
 pub mod incidents;
 pub mod journal;
 mod log;
@@ -92,6 +94,12 @@ pub enum StoreError {
         /// The largest entry allowed.
         limit: usize,
     },
+    /// The database could not be opened again (after a failed write, or an online
+    /// defragmentation): nothing can be read or written until the write probe opens it.
+    #[error(
+        "the database is closed: it could not be opened again after a failed write or defragmentation (see the log); the write probe tries again"
+    )]
+    Closed,
     /// A stored value does not decode.
     #[error("corrupt value in tree {tree} under key {key}: {source}")]
     Corrupt {
@@ -107,7 +115,7 @@ pub enum StoreError {
 /// A node's or the coordinator's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: sled::Db,
+    db: Slot,
     path: PathBuf,
     journal: log::Log,
     catalogue_log: log::Log,
@@ -120,6 +128,10 @@ pub struct Store {
     writes: std::sync::Arc<parking_lot::RwLock<()>>,
     /// [`StoreOptions::max_entry_bytes`].
     max_entry_bytes: usize,
+    /// sled's page cache ([`StoreOptions::cache_bytes`]), to open the database again.
+    cache_bytes: u64,
+    /// Whether the database accepts writes ([`Store::write_failure`]).
+    health: std::sync::Arc<tokio::sync::watch::Sender<Option<health::WriteFailure>>>,
     /// Counts removals and rewrites of record buckets ([`Store::buckets_rewritten`]).
     buckets_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
@@ -183,38 +195,25 @@ impl Store {
 
     /// Like [`Store::open`], with `options`.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        defrag::finish_interrupted(dir).map_err(|error| match error {
+            backup::BackupError::Io { source, .. } => StoreError::Sled(sled::Error::Io(source)),
+            other => StoreError::Sled(sled::Error::Unsupported(other.to_string())),
+        })?;
         create_private_dir(dir)?;
-        // A database closed a moment ago (a restart in the same process) releases its lock
-        // when sled's background threads let go of it: wait for that, briefly.
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let db = loop {
-            match sled::Config::new()
-                .path(dir)
-                .cache_capacity(options.cache_bytes)
-                .open()
-            {
-                Ok(db) => break db,
-                // sled reports a held lock as an I/O error of its own wording.
-                Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(StoreError::Locked(dir.to_owned()));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(other) => return Err(StoreError::Sled(other)),
-            }
-        };
+        let db = open_sled(dir, options.cache_bytes)?;
         let journal = log::Log::open(&db, journal::JOURNAL_TREE, b"journal_compacted")?;
         let catalogue_log =
             log::Log::open(&db, catalogue::CATALOGUE_LOG_TREE, b"catalogue_compacted")?;
         let store = Self {
-            db,
+            db: Slot::new(db),
             path: dir.to_owned(),
             journal,
             catalogue_log,
             flush_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             writes: std::sync::Arc::new(parking_lot::RwLock::new(())),
             max_entry_bytes: options.max_entry_bytes,
+            cache_bytes: options.cache_bytes,
+            health: std::sync::Arc::new(tokio::sync::watch::channel(None).0),
             buckets_epoch: std::sync::Arc::default(),
         };
         store.check_schema()?;
@@ -238,7 +237,7 @@ impl Store {
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let meta = self.db.open_tree(META_TREE)?;
+        let meta = self.db()?.open_tree(META_TREE)?;
         match meta.get(SCHEMA_KEY)? {
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
@@ -259,7 +258,7 @@ impl Store {
                     });
                 }
                 if found < SCHEMA_VERSION {
-                    migrate::migrate(&self.db, &self.path, found)?;
+                    migrate::migrate(&*self.db()?, &self.path, found)?;
                 }
             }
         }
@@ -269,7 +268,7 @@ impl Store {
     /// The journal's id, chosen when the database was created: a replica that sees it change
     /// knows the node's journal started over and resets its cursor.
     pub fn journal_id(&self) -> Result<String, StoreError> {
-        let meta = self.db.open_tree(META_TREE)?;
+        let meta = self.db()?.open_tree(META_TREE)?;
         Ok(meta
             .get(JOURNAL_ID_KEY)?
             .map(|raw| String::from_utf8_lossy(&raw).into_owned())
@@ -278,7 +277,7 @@ impl Store {
 
     /// The schema version recorded in the database.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let meta = self.db.open_tree(META_TREE)?;
+        let meta = self.db()?.open_tree(META_TREE)?;
         Ok(meta
             .get(SCHEMA_KEY)?
             .and_then(|raw| raw.as_ref().try_into().ok().map(u32::from_be_bytes))
@@ -289,7 +288,7 @@ impl Store {
     /// database written by another version.
     pub fn set_schema_version(&self, version: u32) -> Result<(), StoreError> {
         let _writing = self.writing();
-        let meta = self.db.open_tree(META_TREE)?;
+        let meta = self.db()?.open_tree(META_TREE)?;
         meta.insert(SCHEMA_KEY, &version.to_be_bytes())?;
         meta.flush()?;
         Ok(())
@@ -307,14 +306,17 @@ impl Store {
     async fn flush_now(&self) -> Result<(), StoreError> {
         let journal = self.journal.committed();
         let catalogue = self.catalogue_log.committed();
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        let db = self.db()?;
+        let flushed = tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| {
                 StoreError::Sled(sled::Error::ReportableBug(format!(
                     "flush task failed: {e}"
                 )))
-            })??;
+            })?
+            .map_err(StoreError::from);
+        self.note_write(&flushed);
+        flushed?;
         self.journal.mark_durable(journal);
         self.catalogue_log.mark_durable(catalogue);
         Ok(())
@@ -342,8 +344,9 @@ impl Store {
     /// data, to set against the files' size on disk (sled's space amplification).
     pub fn footprint(&self) -> Result<Vec<TreeFootprint>, StoreError> {
         let mut trees = Vec::new();
-        for name in self.db.tree_names() {
-            let tree = self.db.open_tree(&name)?;
+        let db = self.db()?;
+        for name in db.tree_names() {
+            let tree = db.open_tree(&name)?;
             let mut footprint = TreeFootprint {
                 name: String::from_utf8_lossy(&name).into_owned(),
                 keys: 0,
@@ -365,8 +368,77 @@ impl Store {
         self.writes.read()
     }
 
-    fn tree(&self, name: &'static str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(name)?)
+    fn tree(&self, name: &'static str) -> Result<Tree, StoreError> {
+        let db = self.db()?;
+        Ok(Tree {
+            tree: db.open_tree(name)?,
+            _db: db,
+        })
+    }
+
+    /// The open database, held for as long as it is used (see [`Slot`]).
+    pub(crate) fn db(&self) -> Result<std::sync::Arc<sled::Db>, StoreError> {
+        self.db.get()
+    }
+}
+
+/// Where the open sled database is kept. An online defragmentation ([`Store::defragment`])
+/// closes it and opens the rewritten one in its place; every use holds the `Arc` it got (a
+/// [`Tree`] holds its database's) for as long as it uses the database, so that the
+/// defragmentation can tell when nothing uses the old one any more. sled writes some files
+/// by path (blobs): the old database must be closed before its directory changes hands.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot(std::sync::Arc<parking_lot::RwLock<Option<std::sync::Arc<sled::Db>>>>);
+
+impl Slot {
+    fn new(db: sled::Db) -> Self {
+        Self(std::sync::Arc::new(parking_lot::RwLock::new(Some(
+            std::sync::Arc::new(db),
+        ))))
+    }
+
+    fn get(&self) -> Result<std::sync::Arc<sled::Db>, StoreError> {
+        self.0.read().clone().ok_or(StoreError::Closed)
+    }
+
+    /// Closes the database once nothing else holds it, waiting up to `wait` for the uses in
+    /// progress (letting them take it meanwhile); the slot stays locked, and empty, until the
+    /// guard goes. `None`, the database still open and in the slot, when they kept it.
+    pub(crate) fn close(
+        &self,
+        wait: std::time::Duration,
+    ) -> Option<parking_lot::RwLockWriteGuard<'_, Option<std::sync::Arc<sled::Db>>>> {
+        let mut slot = self.0.write();
+        let deadline = std::time::Instant::now() + wait;
+        // Every use of the database holds an `Arc` of it: once the slot's is the only one,
+        // dropping it closes the database.
+        while slot
+            .as_ref()
+            .is_some_and(|db| std::sync::Arc::strong_count(db) > 1)
+        {
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            parking_lot::RwLockWriteGuard::bump(&mut slot);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        *slot = None;
+        Some(slot)
+    }
+}
+
+/// A tree of the open database, holding the database (see [`Slot`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Tree {
+    tree: sled::Tree,
+    _db: std::sync::Arc<sled::Db>,
+}
+
+impl std::ops::Deref for Tree {
+    type Target = sled::Tree;
+
+    fn deref(&self) -> &sled::Tree {
+        &self.tree
     }
 }
 
@@ -380,6 +452,30 @@ fn decode<M: Message + Default>(
         key: String::from_utf8_lossy(key).into_owned(),
         source,
     })
+}
+
+/// Opens the sled database in `dir`. A database closed a moment ago (a restart in the same
+/// process, a defragmentation) releases its lock when sled's background threads let go of it:
+/// wait for that, briefly.
+pub(crate) fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock as an I/O error of its own wording.
+            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked(dir.to_owned()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(other) => return Err(StoreError::Sled(other)),
+        }
+    }
 }
 
 /// A journal id unique to this database's creation: the creation time and the path, hashed.
@@ -449,12 +545,13 @@ mod tests {
     fn the_footprint_counts_each_trees_keys_and_bytes_largest_first() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let big = store.db.open_tree("big").unwrap();
+        let big = store.db().unwrap().open_tree("big").unwrap();
         for i in 0u32..10 {
             big.insert(i.to_be_bytes(), vec![0u8; 100]).unwrap();
         }
         store
-            .db
+            .db()
+            .unwrap()
             .open_tree("small")
             .unwrap()
             .insert(b"k", b"v")

@@ -35,18 +35,7 @@ impl Log {
         tree: &'static str,
         compacted_key: &[u8],
     ) -> Result<Self, StoreError> {
-        let revision = |raw: &[u8]| raw.try_into().ok().map(u64::from_be_bytes);
-        let last = db
-            .open_tree(tree)?
-            .last()?
-            .and_then(|(key, _)| revision(&key))
-            .unwrap_or(0);
-        let compacted = db
-            .open_tree(crate::META_TREE)?
-            .get(compacted_key)?
-            .and_then(|raw| revision(&raw))
-            .unwrap_or(0);
-        let last = last.max(compacted);
+        let last = last_revision(db, tree, compacted_key)?;
         let (durable, _) = watch::channel(last);
         Ok(Self {
             state: Arc::new(LogState {
@@ -71,6 +60,25 @@ impl Log {
             *committed = revision;
         }
         Ok(value)
+    }
+
+    /// Goes on from what `db` holds, the database having been opened again after a failed
+    /// write: what it did not keep was never durable, nor acknowledged.
+    pub(crate) fn restart(
+        &self,
+        db: &sled::Db,
+        tree: &'static str,
+        compacted_key: &[u8],
+    ) -> Result<(), StoreError> {
+        let last = last_revision(db, tree, compacted_key)?;
+        let mut committed = match self.state.committed.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *committed = last;
+        drop(committed);
+        self.mark_durable(last);
+        Ok(())
     }
 
     /// The last committed revision (durable or not).
@@ -102,6 +110,28 @@ impl Log {
     pub(crate) fn durable(&self) -> u64 {
         *self.state.durable.borrow()
     }
+}
+
+/// The last revision of the log over `tree` in `db`: its last key or, if every entry was
+/// compacted away, the compaction point in the `meta` tree under `compacted_key` (compaction
+/// keeps the head, but the sequence must never go back).
+fn last_revision(
+    db: &sled::Db,
+    tree: &'static str,
+    compacted_key: &[u8],
+) -> Result<u64, StoreError> {
+    let revision = |raw: &[u8]| raw.try_into().ok().map(u64::from_be_bytes);
+    let last = db
+        .open_tree(tree)?
+        .last()?
+        .and_then(|(key, _)| revision(&key))
+        .unwrap_or(0);
+    let compacted = db
+        .open_tree(crate::META_TREE)?
+        .get(compacted_key)?
+        .and_then(|raw| revision(&raw))
+        .unwrap_or(0);
+    Ok(last.max(compacted))
 }
 
 /// The big-endian key of a revision, so that sled's key order is revision order.

@@ -36,7 +36,7 @@ impl Store {
     /// Queues an item; returns its sequence number. Durable once [`Store::flush`] returns.
     pub fn enqueue(&self, item: &OutboxItem) -> Result<u64, StoreError> {
         let _writing = self.writing();
-        let sequence = self.db.generate_id()?;
+        let sequence = self.db()?.generate_id()?;
         self.tree(OUTBOX_TREE)?
             .insert(sequence.to_be_bytes(), item.encode_to_vec())?;
         Ok(sequence)

@@ -58,7 +58,7 @@ impl Store {
         let removed = self.tree(REMOVED_TREE)?;
         let key = removal.member_id.as_bytes();
         let encoded = removal.encode_to_vec();
-        let existing = (&nodes, &removed)
+        let existing = (&*nodes, &*removed)
             .transaction(|(nodes, removed)| {
                 let existing = removed.get(key)?;
                 if existing.is_none() {

@@ -123,7 +123,7 @@ impl Store {
                 stage: CloseStage::Closing as i32,
             };
             closed.insert(key.as_slice(), mark.encode_to_vec())?;
-            self.db.flush()?;
+            self.db()?.flush()?;
             Ok::<_, StoreError>((mark, None))
         })
     }
@@ -142,7 +142,7 @@ impl Store {
             let mut mark: ClosedMonth = decode(CLOSED_TREE, &key, &raw)?;
             mark.stage = stage as i32;
             closed.insert(key.as_slice(), mark.encode_to_vec())?;
-            self.db.flush()?;
+            self.db()?.flush()?;
         }
         Ok(())
     }
@@ -289,7 +289,7 @@ impl Store {
             let newer = self.is_newer_report(report)?;
             let (value, cursor) = (report.encode_to_vec(), position.encode_to_vec());
             let result: Result<(), TransactionError<()>> =
-                (&reports, &cursors).transaction(|(reports, cursors)| {
+                (&*reports, &*cursors).transaction(|(reports, cursors)| {
                     if newer {
                         reports.insert(report.report_id.as_bytes(), value.as_slice())?;
                     }
@@ -387,7 +387,7 @@ impl Store {
                 self.archive_slice(tag, offer_id, &slice, &mut done)?;
             }
         }
-        self.db.flush()?;
+        self.db()?.flush()?;
         Ok(done)
     }
 

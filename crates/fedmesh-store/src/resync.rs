@@ -78,7 +78,7 @@ impl Store {
         let resyncs = self.tree(RESYNCS_TREE)?;
         self.catalogue_log.append(|_| {
             resyncs.insert(source.as_bytes(), journal_id.as_bytes())?;
-            self.db.flush()?;
+            self.db()?.flush()?;
             let removed = self.restart_source(source, journal_id)?;
             Ok((removed, None))
         })
@@ -213,7 +213,7 @@ impl Store {
         .encode_to_vec();
         self.catalogue_log.append(|_| {
             let result: Result<(), TransactionError<()>> =
-                (&resyncs, &cursors).transaction(|(resyncs, cursors)| {
+                (&*resyncs, &*cursors).transaction(|(resyncs, cursors)| {
                     resyncs.remove(source.as_bytes())?;
                     cursors.insert(source.as_bytes(), cursor.as_slice())?;
                     Ok::<_, ConflictableTransactionError<()>>(())
@@ -245,7 +245,7 @@ impl Store {
             };
             let encoded = change.encode_to_vec();
             let result: Result<(), TransactionError<()>> =
-                (&catalogue, &log).transaction(|(catalogue, log)| {
+                (&*catalogue, &*log).transaction(|(catalogue, log)| {
                     catalogue.remove(offer_id.as_bytes())?;
                     log.insert(&key(revision), encoded.as_slice())?;
                     Ok::<_, ConflictableTransactionError<()>>(())

@@ -314,7 +314,7 @@ impl Store {
         } else {
             let _writing = self.writing();
             let result: Result<Vec<usize>, TransactionError<()>> =
-                (tree, &retired).transaction(|(hot_tree, marks)| {
+                (tree, &*retired).transaction(|(hot_tree, marks)| {
                     let mut gone = Vec::new();
                     for (at, ended) in slice.iter().enumerate() {
                         // Only if unchanged since it was read: a reopened incident stays.

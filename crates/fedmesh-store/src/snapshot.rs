@@ -126,13 +126,13 @@ impl Store {
     /// wait while the entities are copied.
     pub fn journal_snapshot(&self, member_id: &str) -> Result<JournalSnapshot, StoreError> {
         let journal_id = self.journal_id()?;
-        let trees: Vec<(pb::EntityKind, sled::Tree)> = ENTITY_TREES
+        let trees: Vec<(pb::EntityKind, crate::Tree)> = ENTITY_TREES
             .iter()
             .map(|(name, kind)| Ok((*kind, self.tree(name)?)))
             .collect::<Result<_, StoreError>>()?;
         let _quiet = self.writes.write();
         let revision = self.journal.committed();
-        let bucket_floor = self.db.generate_id()?;
+        let bucket_floor = self.db()?.generate_id()?;
         let epoch = self.buckets_epoch.load(Ordering::SeqCst);
         let mut entities = Vec::new();
         for (kind, tree) in trees {

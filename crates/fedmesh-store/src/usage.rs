@@ -354,12 +354,12 @@ impl Store {
             let mut filed = Vec::new();
             for ((tag, offer, month), value) in buckets(&fresh) {
                 filed.push((
-                    bucket_key(tag, &offer, month, self.db.generate_id()?),
+                    bucket_key(tag, &offer, month, self.db()?.generate_id()?),
                     value,
                 ));
             }
             let last = first + entries.len() as u64 - 1;
-            let result: Result<(), TransactionError<()>> = (&ids, &bucket_tree, &journal)
+            let result: Result<(), TransactionError<()>> = (&*ids, &*bucket_tree, &*journal)
                 .transaction(|(ids, bucket_tree, journal)| {
                     for (k, v) in &index {
                         ids.insert(k.as_slice(), v.as_slice())?;
@@ -411,7 +411,7 @@ impl Store {
             let filed = self.filed_buckets(&records)?;
             let cursor = position.encode_to_vec();
             let result: Result<(), TransactionError<()>> =
-                (&bucket_tree, &cursors).transaction(|(bucket_tree, cursors)| {
+                (&*bucket_tree, &*cursors).transaction(|(bucket_tree, cursors)| {
                     for (k, v) in &filed {
                         bucket_tree.insert(k.as_slice(), v.as_slice())?;
                     }
@@ -434,7 +434,7 @@ impl Store {
         let mut filed = Vec::new();
         for ((tag, offer, month), value) in buckets(&fresh) {
             filed.push((
-                bucket_key(tag, &offer, month, self.db.generate_id()?),
+                bucket_key(tag, &offer, month, self.db()?.generate_id()?),
                 value,
             ));
         }
@@ -505,7 +505,7 @@ impl Store {
         };
         self.tree(CURSORS_TREE)?
             .insert(source.as_bytes(), cursor.encode_to_vec())?;
-        self.db.flush()?;
+        self.db()?.flush()?;
         Ok(removed)
     }
 
@@ -513,7 +513,7 @@ impl Store {
     /// coordinators before it kept one key per record counted. Returns whether there was one.
     pub fn drop_record_index(&self) -> Result<bool, StoreError> {
         let _writing = self.writing();
-        Ok(self.db.drop_tree(RECORD_IDS_TREE)?)
+        Ok(self.db()?.drop_tree(RECORD_IDS_TREE)?)
     }
 
     fn bucket_range<M: prost::Message + Default>(

@@ -67,9 +67,10 @@ fn loopback(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Asks the server's health service once. `Ok` when it answers SERVING; otherwise an error
-/// that says what failed (connection, TLS, status).
-pub async fn check(target: &Target) -> Result<()> {
+/// Asks the server's health service once. `Ok` with the status when it answers SERVING (or,
+/// with `live`, when it answers at all); otherwise an error that says what failed
+/// (connection, TLS, status).
+pub async fn check(target: &Target, live: bool) -> Result<&'static str> {
     let cert = &target.tls.cert;
     let identity = fedmesh_tls::config::cert_identity(cert)?;
     let der = fedmesh_tls::config::load_certs(cert)?
@@ -107,7 +108,8 @@ pub async fn check(target: &Target) -> Result<()> {
         })?
         .into_inner();
     match ServingStatus::try_from(answer.status) {
-        Ok(ServingStatus::Serving) => Ok(()),
+        Ok(ServingStatus::Serving) => Ok("SERVING"),
+        Ok(other) if live => Ok(other.as_str_name()),
         Ok(other) => bail!(
             "{} {identity} at {}: {}",
             target.role,

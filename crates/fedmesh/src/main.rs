@@ -44,8 +44,9 @@ enum Command {
     Certs(CertsCommand),
     /// Check that the node or coordinator of a configuration serves: calls its gRPC health
     /// service over loopback with its own certificate (the probe of the container image and
-    /// the Kubernetes manifests). Exits 0 when SERVING, 1 otherwise.
-    Health(ServeArgs),
+    /// the Kubernetes manifests). Exits 0 when SERVING, 1 otherwise (NOT_SERVING while its
+    /// database refuses writes).
+    Health(HealthArgs),
     /// Back up a running node's or coordinator's database, restore or inspect a backup.
     #[command(subcommand)]
     Admin(fedmesh::operations::AdminCommand),
@@ -155,6 +156,16 @@ struct ServeArgs {
     /// Override a configuration key, e.g. `--set limits.request_timeout_ms=5000` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct HealthArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Only check that the process answers, whatever it answers (SERVING or NOT_SERVING):
+    /// the liveness probe, which must not restart a process whose disk is full.
+    #[arg(long)]
+    live: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -339,7 +350,9 @@ fn load<T: serde::de::DeserializeOwned>(args: &ServeArgs, prefix: &str) -> Resul
 }
 
 /// `fedmesh health`: the configuration is a node's or the coordinator's, whichever loads.
-async fn health(args: &ServeArgs) -> Result<()> {
+async fn health(args: &HealthArgs) -> Result<()> {
+    let live = args.live;
+    let args = &args.serve;
     let target = match load::<fedmesh_node::NodeConfig>(args, fedmesh_node::config::ENV_PREFIX) {
         Ok(node) => fedmesh::health::Target::node(&node),
         Err(as_node) => match load::<fedmesh_coordinator::CoordinatorConfig>(
@@ -353,8 +366,8 @@ async fn health(args: &ServeArgs) -> Result<()> {
             ),
         },
     };
-    fedmesh::health::check(&target).await?;
-    say!("SERVING ({} at {})", target.role, target.address);
+    let status = fedmesh::health::check(&target, live).await?;
+    say!("{status} ({} at {})", target.role, target.address);
     Ok(())
 }
 

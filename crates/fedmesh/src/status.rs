@@ -40,7 +40,8 @@ pub fn render(
     now: i64,
 ) -> (Vec<String>, Vec<String>) {
     let mut attention = Vec::new();
-    if !serving {
+    // Not serving because its database refuses writes: that is what to name.
+    if !serving && s.storage_problem.is_empty() {
         attention.push("the node is not serving".to_owned());
     }
     let info = s.info.clone().unwrap_or_default();
@@ -56,6 +57,18 @@ pub fn render(
         info.schema_version,
         crate::times::local(info.started_at.as_ref())
     )];
+    if !s.storage_problem.is_empty() {
+        attention.push("the database refuses writes".to_owned());
+        lines.push(format!(
+            "storage        REFUSES WRITES since {} ({}): free space on the data volume or fix the disk; writes resume on their own within storage.probe_interval_ms",
+            s.storage_problem_since
+                .as_ref()
+                .map_or("?".to_owned(), |t| ago(t, now)),
+            crate::inert::inert(&s.storage_problem, crate::inert::Lines::One)
+        ));
+    } else {
+        lines.push("storage        accepts writes".to_owned());
+    }
     if s.coordinator_configured {
         let line = match (&s.coordinator_last_contact, s.coordinator_reachable) {
             (Some(t), true) => format!("reachable (last answer {})", ago(t, now)),
@@ -214,6 +227,24 @@ mod tests {
         assert!(lines.iter().any(|l| l.contains("RENEW IT")), "{lines:?}");
         assert!(
             lines.iter().any(|l| l.contains("UNREACHABLE (Unavailable")),
+            "{lines:?}"
+        );
+
+        // A database that refuses writes: named, and not as a mere "not serving".
+        let full = pb::GetNodeStatusResponse {
+            storage_problem: "database error: No space left on device (os error 28)".into(),
+            storage_problem_since: Some(prost_types::Timestamp {
+                seconds: now - 120,
+                nanos: 0,
+            }),
+            ..healthy.clone()
+        };
+        let (lines, attention) = render("https://x:1", false, &full, now);
+        assert_eq!(attention, ["the database refuses writes"]);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("REFUSES WRITES since") && l.contains("No space left")),
             "{lines:?}"
         );
     }

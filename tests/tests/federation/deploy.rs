@@ -30,6 +30,7 @@ fn known_series() -> BTreeSet<String> {
         tenants: one(),
         active_users: one(),
         certificate_expiry: Some(1.0),
+        store_writable: Some(1.0),
     });
     metrics.observe("s", "m", "OK", 0.1);
     metrics.rejections().refuse(

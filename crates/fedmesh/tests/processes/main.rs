@@ -8,6 +8,7 @@ mod common;
 
 mod cli;
 mod crash_runs;
+mod full_disk;
 mod operations;
 mod operator_cli;
 mod otlp;
