@@ -74,6 +74,8 @@ pub const RULES: &[Rule] = &[
     rule(OFFER, "WithdrawOffer", ADMIN),
     rule(OFFER, "AnnounceMaintenance", ADMIN),
     rule(OFFER, "ListMaintenance", READERS),
+    rule(OFFER, "RescheduleMaintenance", ADMIN),
+    rule(OFFER, "CancelMaintenance", ADMIN),
     // Subscriptions: subscribers (node or admin) request and manage their own; the provider's
     // admin decides.
     rule(SUBSCRIPTION, "RequestSubscription", PEER),

@@ -157,6 +157,11 @@ impl Calendar {
         }
         let mut maintenance = Vec::new();
         for (i, m) in cal.maintenance_windows.iter().enumerate() {
+            // A cancelled window excludes nothing (its node removes it from the offer: this
+            // is for copies from before).
+            if crate::maintenance::cancelled(m) {
+                continue;
+            }
             let path = format!("{field}.maintenance_windows[{i}].period");
             maintenance.push(closed_period(&path, m.period.as_ref())?);
         }

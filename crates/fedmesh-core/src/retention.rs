@@ -54,8 +54,18 @@ pub fn offer_ended(offer: &pb::Offer) -> Option<Secs> {
         .then(|| seconds(offer.update_time.as_ref()).unwrap_or(0))
 }
 
-/// When `window` ended: the end of its period (a window without one never ends).
+/// When `window` ended: the end of its period (a window without one never ends), or its
+/// cancellation.
 pub fn maintenance_ended(window: &pb::MaintenanceWindow) -> Option<Secs> {
+    if crate::maintenance::cancelled(window) {
+        return Some(
+            window
+                .changes
+                .last()
+                .and_then(|c| seconds(c.change_time.as_ref()))
+                .unwrap_or(0),
+        );
+    }
     seconds(window.period.as_ref()?.end_time.as_ref())
 }
 

@@ -357,7 +357,7 @@ pub fn check_maintenance(
         source,
     )?;
     own_offer("maintenance window", id, &window.offer_id, source)?;
-    crate::maintenance::check(window.period.as_ref(), &window.summary, &window.description)
+    crate::maintenance::check_window(window)
         .map(|_| ())
         .map_err(|e| invalid("maintenance window", id, e))
 }

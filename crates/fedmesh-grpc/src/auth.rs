@@ -202,7 +202,10 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Self::Response, Self::Error>>, Instrumented<S::Future>>;
+    type Future = Either<
+        Ready<Result<Self::Response, Self::Error>>,
+        Instrumented<tokio::task::futures::TaskLocalFuture<Option<Identity>, S::Future>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -223,8 +226,14 @@ where
                 "no client certificate was presented",
             )),
         };
-        match identity.and_then(|identity| self.policy.authorize(identity, request.uri().path())) {
-            Ok(identity) => {
+        let admitted = identity
+            .and_then(|identity| self.policy.authorize(identity, request.uri().path()))
+            .and_then(|identity| {
+                let acting = crate::acting::admit(&identity, request.headers())?;
+                Ok((identity, acting))
+            });
+        match admitted {
+            Ok((identity, acting)) => {
                 // One span per admitted call, named after the RPC when exported over OTLP.
                 let span = tracing::info_span!(
                     "grpc.server",
@@ -236,7 +245,9 @@ where
                 // A caller's trace continues here.
                 crate::trace::adopt_parent(&span, request.headers());
                 request.extensions_mut().insert(identity);
-                Either::Right(self.inner.call(request).instrument(span))
+                Either::Right(
+                    crate::acting::scope(acting, self.inner.call(request)).instrument(span),
+                )
             }
             Err(status) => {
                 tracing::info!(path = request.uri().path(), code = ?status.code(), reason = status.message(), "call refused");

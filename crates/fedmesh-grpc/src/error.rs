@@ -202,6 +202,16 @@ impl<E: Into<ServiceError>> From<fedmesh_store::WriteError<E>> for ServiceError 
     }
 }
 
+impl From<fedmesh_core::maintenance::Refused> for ServiceError {
+    fn from(refused: fedmesh_core::maintenance::Refused) -> Self {
+        use fedmesh_core::maintenance::Refused;
+        match refused {
+            Refused::Invalid(field) => field.into(),
+            Refused::Status(message) => Self::FailedPrecondition(message),
+        }
+    }
+}
+
 impl From<fedmesh_core::incident::Refused> for ServiceError {
     fn from(refused: fedmesh_core::incident::Refused) -> Self {
         use fedmesh_core::incident::Refused;

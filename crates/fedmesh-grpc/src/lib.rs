@@ -15,6 +15,7 @@
 //! - [`node_info`]: `NodeService` (who am I, what is this server), served everywhere.
 #![forbid(unsafe_code)]
 
+pub mod acting;
 pub mod auth;
 pub mod backup;
 pub mod catalogue;

@@ -29,6 +29,9 @@ use crate::config::IncidentSettings;
 use crate::outbox::Forwarder;
 use crate::subscriptions::request_key;
 
+/// The most queued openings a `ListIncidents` answer adds to its first page.
+const MAX_QUEUED_LISTED: usize = 100;
+
 /// How many open incidents the SLA clock check decodes at a time.
 const CLOCK_CHECK_PAGE: usize = 100;
 
@@ -156,7 +159,8 @@ impl IncidentApi {
     ) -> Result<pb::Incident, ServiceError> {
         let key = request_key(caller, rpc, request_id)?;
         let at = now();
-        let actor = caller.to_string();
+        // The person behind the call: the subscriber's admin its node acts for, or the caller.
+        let actor = fedmesh_grpc::acting::actor(caller).to_string();
         let actor_member = caller.member().map(|m| m.to_string()).unwrap_or_default();
         let written = self.store.update_incident(
             self.member.as_str(),
@@ -247,7 +251,7 @@ impl IncidentApi {
         let key = request_key(caller, rpc, request_id)?;
         let delivered = self
             .forwarder
-            .send_incident(&current.provider_member_id, rpc, forwarded)
+            .send_incident(&current.provider_member_id, rpc, forwarded, caller)
             .await?;
         match delivered {
             Some(incident) => {
@@ -256,6 +260,39 @@ impl IncidentApi {
             }
             None => Ok((self.shaped(caller, current), true)),
         }
+    }
+
+    /// The incidents this member's admins opened that wait in the outbox for their provider's
+    /// node, as provisional incidents marked `queued`, oldest first.
+    fn queued_openings(&self) -> Result<Vec<pb::Incident>, fedmesh_store::StoreError> {
+        use prost::Message as _;
+        Ok(self
+            .store
+            .outbox()?
+            .into_iter()
+            .filter(|(_, item)| item.rpc == "OpenIncident")
+            .filter_map(|(_, item)| {
+                let request = pb::OpenIncidentRequest::decode(item.request.as_slice()).ok()?;
+                Some(pb::Incident {
+                    request_id: request.request_id,
+                    offer_id: request.offer_id,
+                    subscription_id: request.subscription_id,
+                    provider_member_id: item.provider_member_id,
+                    subscriber_member_id: self.member.to_string(),
+                    r#type: request.r#type,
+                    priority: request.priority,
+                    status: pb::IncidentStatus::New as i32,
+                    summary: request.summary,
+                    description: request.description,
+                    create_time: Some(prost_types::Timestamp {
+                        seconds: item.queued_at,
+                        nanos: 0,
+                    }),
+                    queued: true,
+                    ..Default::default()
+                })
+            })
+            .collect())
     }
 
     /// This member's admin opens an incident on another member's offer: forwarded to the
@@ -317,6 +354,11 @@ impl IncidentApi {
                 summary: request.summary.clone(),
                 description: request.description.clone(),
                 reporter: caller.to_string(),
+                create_time: Some(prost_types::Timestamp {
+                    seconds: fedmesh_grpc::figures::now(),
+                    nanos: 0,
+                }),
+                queued: true,
                 ..Default::default()
             }),
             queued: true,
@@ -342,7 +384,7 @@ impl IncidentApi {
         }
         match self
             .forwarder
-            .send_incident(provider.as_str(), "OpenIncident", &forwarded)
+            .send_incident(provider.as_str(), "OpenIncident", &forwarded, caller)
             .await?
         {
             Some(incident) => {
@@ -395,6 +437,7 @@ impl IncidentApi {
             .store
             .list_maintenance("", 1, |m| {
                 m.offer_id == offer.offer_id
+                    && !fedmesh_core::maintenance::cancelled(m)
                     && m.period.as_ref().is_some_and(|p| {
                         p.start_time.as_ref().is_some_and(|t| t.seconds <= at)
                             && p.end_time.as_ref().is_some_and(|t| t.seconds > at)
@@ -402,7 +445,7 @@ impl IncidentApi {
             })?
             .pop()
             .map(|m| m.maintenance_id);
-        let reporter = caller.to_string();
+        let reporter = fedmesh_grpc::acting::actor(caller).to_string();
         let provider = self.member.to_string();
         let written =
             self.store
@@ -591,10 +634,26 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
                 shown
             })
             .collect();
-        let (page, next_page_token) =
+        let (mut page, next_page_token) =
             bounded_page(shown, size, self.store.max_entry_bytes(), |i| {
                 i.incident_id.clone()
             });
+        // The first page starts with this member's openings still waiting for their provider.
+        if body.page_token.is_empty() {
+            let keep = |i: &pb::Incident| {
+                self.visible(&identity, i)
+                    && (body.offer_id.is_empty() || i.offer_id == body.offer_id)
+                    && (body.subscription_id.is_empty()
+                        || i.subscription_id == body.subscription_id)
+                    && (body.statuses.is_empty() || body.statuses.contains(&i.status))
+                    && (body.priorities.is_empty() || body.priorities.contains(&i.priority))
+                    && (body.types.is_empty() || body.types.contains(&i.r#type))
+            };
+            let mut queued = self.queued_openings().map_err(ServiceError::from)?;
+            queued.retain(keep);
+            queued.truncate(MAX_QUEUED_LISTED);
+            page.splice(0..0, queued);
+        }
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: page,
             next_page_token,

@@ -348,6 +348,12 @@ pub fn event_json(member: &MemberId, entry: &pb::JournalEntry) -> Option<serde_j
         }
         Some(pb::journal_entry::Payload::MaintenanceWindow(window)) => {
             let period = window.period.as_ref();
+            let last = window.changes.last();
+            let change = match last {
+                None => "announced",
+                Some(_) if fedmesh_core::maintenance::cancelled(window) => "cancelled",
+                Some(_) => "rescheduled",
+            };
             Some(json!({
                 "type": "fedmesh.maintenance",
                 "member": member.as_str(),
@@ -359,6 +365,11 @@ pub fn event_json(member: &MemberId, entry: &pb::JournalEntry) -> Option<serde_j
                 "summary": window.summary,
                 "description": window.description,
                 "announced_by": window.announced_by,
+                "change": change,
+                "reason": last.map(|c| c.reason.as_str()).unwrap_or_default(),
+                "changed_by": last.map(|c| c.changed_by.as_str()).unwrap_or_default(),
+                "previous_start": time(last.and_then(|c| c.previous_period.as_ref()).and_then(|p| p.start_time.as_ref())),
+                "previous_end": time(last.and_then(|c| c.previous_period.as_ref()).and_then(|p| p.end_time.as_ref())),
             }))
         }
         _ => None,

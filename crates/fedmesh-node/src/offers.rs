@@ -36,6 +36,108 @@ impl OfferApi {
             Some(_) => Ok(()),
         }
     }
+
+    /// Applies `change` to this member's maintenance window `maintenance_id` (journaled, under
+    /// the request key `key`), then to its offer's calendar. A repeated request answers the
+    /// window as it stands.
+    async fn change_maintenance(
+        &self,
+        maintenance_id: &str,
+        key: &[u8],
+        change: impl FnOnce(
+            &pb::MaintenanceWindow,
+            fedmesh_core::span::Secs,
+        )
+            -> Result<pb::MaintenanceWindow, fedmesh_core::maintenance::Refused>,
+    ) -> Result<pb::MaintenanceWindow, ServiceError> {
+        let now = fedmesh_grpc::figures::now();
+        let member = self.member.as_str();
+        let written =
+            self.store
+                .update_maintenance(member, maintenance_id, Some(key), |current, _| {
+                    // A tenant's node holds its providers' windows too: not its own to change.
+                    let current = current
+                        .filter(|w| w.provider_member_id == member)
+                        .ok_or_else(|| ServiceError::no_maintenance(maintenance_id))?;
+                    Ok::<_, ServiceError>(change(&current, now)?)
+                });
+        let window = match written {
+            Ok((window, revision)) => {
+                self.store.journal_durable(revision).await?;
+                window
+            }
+            Err(fedmesh_store::WriteError::Repeated(id)) => self
+                .store
+                .get_maintenance(&id)?
+                .ok_or_else(|| ServiceError::no_maintenance(&id))?,
+            Err(other) => return Err(other.into()),
+        };
+        self.list_in_calendar(&window).await?;
+        Ok(window)
+    }
+
+    /// Makes `window`'s offer list the window as it is stored now, so that availability
+    /// excludes what it finally covers: its last period, nothing once cancelled. It reads the
+    /// stored window under the journal's lock, so that the last of concurrent changes wins
+    /// in the offer too.
+    async fn list_in_calendar(&self, window: &pb::MaintenanceWindow) -> Result<(), ServiceError> {
+        let at = fedmesh_grpc::figures::now();
+        let id = &window.maintenance_id;
+        let written = self.store.update_offer(
+            self.member.as_str(),
+            &window.offer_id,
+            |current, revision| {
+                let mut offer = current.ok_or_else(|| ServiceError::no_offer(&window.offer_id))?;
+                let stored = self.store.get_maintenance(id).map_err(ServiceError::from)?;
+                let calendar = offer
+                    .engagement
+                    .get_or_insert_with(Default::default)
+                    .calendar
+                    .get_or_insert_with(fedmesh_core::calendar::default_proto);
+                let before = calendar.maintenance_windows.clone();
+                // Windows ended more than 400 days ago no longer matter to any report.
+                calendar.maintenance_windows.retain(|w| {
+                    &w.maintenance_id != id
+                        && w.period
+                            .as_ref()
+                            .and_then(|p| p.end_time.as_ref())
+                            .is_some_and(|t| t.seconds > at - 400 * 86_400)
+                });
+                if let Some(stored) = stored.filter(|w| !fedmesh_core::maintenance::cancelled(w)) {
+                    calendar.maintenance_windows.push(stored);
+                }
+                calendar
+                    .maintenance_windows
+                    .sort_by(|a, b| a.maintenance_id.cmp(&b.maintenance_id));
+                if calendar.maintenance_windows == before {
+                    return Err(CalendarWrite::Unchanged);
+                }
+                offer.etag = revision.to_string();
+                offer.update_time = Some(now());
+                Ok::<_, CalendarWrite>(offer)
+            },
+        );
+        match written {
+            Ok((_, revision)) => Ok(self.store.journal_durable(revision).await?),
+            Err(fedmesh_store::WriteError::Rejected(CalendarWrite::Unchanged)) => Ok(()),
+            Err(fedmesh_store::WriteError::Rejected(CalendarWrite::Refused(e))) => Err(e),
+            Err(fedmesh_store::WriteError::Repeated(_)) => Ok(()),
+            Err(fedmesh_store::WriteError::Store(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// Why an offer's calendar was not written.
+enum CalendarWrite {
+    /// It lists the window as it stands already.
+    Unchanged,
+    Refused(ServiceError),
+}
+
+impl From<ServiceError> for CalendarWrite {
+    fn from(error: ServiceError) -> Self {
+        Self::Refused(error)
+    }
 }
 
 fn now() -> prost_types::Timestamp {
@@ -214,6 +316,8 @@ impl pb::offer_service_server::OfferService for OfferApi {
                         description: body.description.clone(),
                         announce_time: Some(now()),
                         announced_by: identity.to_string(),
+                        status: pb::MaintenanceStatus::Scheduled as i32,
+                        changes: Vec::new(),
                     })
                 });
         let window = match written {
@@ -233,45 +337,58 @@ impl pb::offer_service_server::OfferService for OfferApi {
         };
         // The offer's calendar lists it, so that availability excludes it (done again on a
         // retry, in case the first attempt stopped in between).
-        let (_, revision) = self
-            .store
-            .update_offer(
-                self.member.as_str(),
-                &window.offer_id,
-                |current, revision| {
-                    let mut offer =
-                        current.ok_or_else(|| ServiceError::no_offer(&window.offer_id))?;
-                    let calendar = offer
-                        .engagement
-                        .get_or_insert_with(Default::default)
-                        .calendar
-                        .get_or_insert_with(fedmesh_core::calendar::default_proto);
-                    // Windows ended more than 400 days ago no longer matter to any report.
-                    calendar.maintenance_windows.retain(|w| {
-                        w.period
-                            .as_ref()
-                            .and_then(|p| p.end_time.as_ref())
-                            .is_some_and(|t| t.seconds > at - 400 * 86_400)
-                    });
-                    if !calendar
-                        .maintenance_windows
-                        .iter()
-                        .any(|w| w.maintenance_id == window.maintenance_id)
-                    {
-                        calendar.maintenance_windows.push(window.clone());
-                    }
-                    offer.etag = revision.to_string();
-                    offer.update_time = Some(now());
-                    Ok::<_, ServiceError>(offer)
-                },
-            )
-            .map_err(ServiceError::from)?;
-        self.store
-            .journal_durable(revision)
-            .await
-            .map_err(ServiceError::from)?;
+        self.list_in_calendar(&window).await?;
         tracing::info!(maintenance = %window.maintenance_id, offer = %window.offer_id, "maintenance announced");
         Ok(Response::new(pb::AnnounceMaintenanceResponse {
+            maintenance_window: Some(window),
+        }))
+    }
+
+    async fn reschedule_maintenance(
+        &self,
+        request: Request<pb::RescheduleMaintenanceRequest>,
+    ) -> Result<Response<pb::RescheduleMaintenanceResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let body = request.into_inner();
+        let key = crate::subscriptions::request_key(
+            &identity,
+            "RescheduleMaintenance",
+            &body.request_id,
+        )?;
+        let by = identity.to_string();
+        let window = self
+            .change_maintenance(&body.maintenance_id, &key, |current, now| {
+                fedmesh_core::maintenance::reschedule(
+                    current,
+                    body.period.as_ref(),
+                    &body.reason,
+                    &by,
+                    now,
+                )
+            })
+            .await?;
+        tracing::info!(maintenance = %window.maintenance_id, offer = %window.offer_id, "maintenance rescheduled");
+        Ok(Response::new(pb::RescheduleMaintenanceResponse {
+            maintenance_window: Some(window),
+        }))
+    }
+
+    async fn cancel_maintenance(
+        &self,
+        request: Request<pb::CancelMaintenanceRequest>,
+    ) -> Result<Response<pb::CancelMaintenanceResponse>, Status> {
+        let identity = caller(&request)?.clone();
+        let body = request.into_inner();
+        let key =
+            crate::subscriptions::request_key(&identity, "CancelMaintenance", &body.request_id)?;
+        let by = identity.to_string();
+        let window = self
+            .change_maintenance(&body.maintenance_id, &key, |current, now| {
+                fedmesh_core::maintenance::cancel(current, &body.reason, &by, now)
+            })
+            .await?;
+        tracing::info!(maintenance = %window.maintenance_id, offer = %window.offer_id, "maintenance cancelled");
+        Ok(Response::new(pb::CancelMaintenanceResponse {
             maintenance_window: Some(window),
         }))
     }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedmesh_core::{MemberId, trust};
+use fedmesh_core::{Identity, MemberId, Role, trust};
 use fedmesh_grpc::ServiceError;
 use fedmesh_grpc::metrics::Rejections;
 use fedmesh_proto::pb;
@@ -162,43 +162,73 @@ impl Forwarder {
         let raw = item.request.as_slice();
         let answered: Result<Option<Delivered>, tonic::Status> = match item.rpc.as_str() {
             "RequestSubscription" => subscriptions
-                .request_subscription(decode::<pb::RequestSubscriptionRequest>(raw)?)
+                .request_subscription(fedmesh_grpc::acting::request_for(
+                    decode::<pb::RequestSubscriptionRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().subscription.map(Delivered::Subscription)),
             "CancelSubscription" => subscriptions
-                .cancel_subscription(decode::<pb::CancelSubscriptionRequest>(raw)?)
+                .cancel_subscription(fedmesh_grpc::acting::request_for(
+                    decode::<pb::CancelSubscriptionRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().subscription.map(Delivered::Subscription)),
             "ChangeUsers" => subscriptions
-                .change_users(decode::<pb::ChangeUsersRequest>(raw)?)
+                .change_users(fedmesh_grpc::acting::request_for(
+                    decode::<pb::ChangeUsersRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().subscription.map(Delivered::Subscription)),
             "OpenIncident" => incidents
-                .open_incident(decode::<pb::OpenIncidentRequest>(raw)?)
+                .open_incident(fedmesh_grpc::acting::request_for(
+                    decode::<pb::OpenIncidentRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().incident.map(Delivered::Incident)),
             "CommentIncident" => incidents
-                .comment_incident(decode::<pb::CommentIncidentRequest>(raw)?)
+                .comment_incident(fedmesh_grpc::acting::request_for(
+                    decode::<pb::CommentIncidentRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().incident.map(Delivered::Incident)),
             "AnswerIncident" => incidents
-                .answer_incident(decode::<pb::AnswerIncidentRequest>(raw)?)
+                .answer_incident(fedmesh_grpc::acting::request_for(
+                    decode::<pb::AnswerIncidentRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().incident.map(Delivered::Incident)),
             "CloseIncident" => incidents
-                .close_incident(decode::<pb::CloseIncidentRequest>(raw)?)
+                .close_incident(fedmesh_grpc::acting::request_for(
+                    decode::<pb::CloseIncidentRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().incident.map(Delivered::Incident)),
             "ReopenIncident" => incidents
-                .reopen_incident(decode::<pb::ReopenIncidentRequest>(raw)?)
+                .reopen_incident(fedmesh_grpc::acting::request_for(
+                    decode::<pb::ReopenIncidentRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().incident.map(Delivered::Incident)),
             "ChangePriority" => incidents
-                .change_priority(decode::<pb::ChangePriorityRequest>(raw)?)
+                .change_priority(fedmesh_grpc::acting::request_for(
+                    decode::<pb::ChangePriorityRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| r.into_inner().incident.map(Delivered::Incident)),
             "ContestReport" => reports
-                .contest_report(decode::<pb::ContestReportRequest>(raw)?)
+                .contest_report(fedmesh_grpc::acting::request_for(
+                    decode::<pb::ContestReportRequest>(raw)?,
+                    &item.acting_for,
+                ))
                 .await
                 .map(|r| {
                     r.into_inner()
@@ -236,8 +266,9 @@ impl Forwarder {
         provider: &str,
         rpc: &str,
         request: &M,
+        acting: &Identity,
     ) -> Result<Option<pb::Subscription>, ServiceError> {
-        Ok(match self.forward(provider, rpc, request).await? {
+        Ok(match self.forward(provider, rpc, request, acting).await? {
             Some(Delivered::Subscription(s)) => Some(s),
             _ => None,
         })
@@ -250,8 +281,9 @@ impl Forwarder {
         provider: &str,
         rpc: &str,
         request: &M,
+        acting: &Identity,
     ) -> Result<Option<pb::Incident>, ServiceError> {
-        Ok(match self.forward(provider, rpc, request).await? {
+        Ok(match self.forward(provider, rpc, request, acting).await? {
             Some(Delivered::Incident(i)) => Some(i),
             _ => None,
         })
@@ -264,23 +296,33 @@ impl Forwarder {
         provider: &str,
         rpc: &str,
         request: &M,
+        acting: &Identity,
     ) -> Result<Option<pb::MonthlyReport>, ServiceError> {
-        Ok(match self.forward(provider, rpc, request).await? {
+        Ok(match self.forward(provider, rpc, request, acting).await? {
             Some(Delivered::Report(r)) => Some(*r),
             _ => None,
         })
     }
 
+    /// Sends `request` (of `rpc`) to `provider`'s node for this member's `acting` admin or
+    /// agent, now or later from the outbox.
     async fn forward<M: prost::Message>(
         &self,
         provider: &str,
         rpc: &str,
         request: &M,
+        acting: &Identity,
     ) -> Result<Option<Delivered>, ServiceError> {
+        let acting_for = if matches!(acting.role(), Role::Admin | Role::Agent) {
+            acting.to_uri()
+        } else {
+            String::new()
+        };
         let item = OutboxItem {
             provider_member_id: provider.to_owned(),
             rpc: rpc.to_owned(),
             request: request.encode_to_vec(),
+            acting_for,
             queued_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),

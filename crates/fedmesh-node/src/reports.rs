@@ -346,7 +346,7 @@ impl pb::report_service_server::ReportService for ReportApi {
             }
             let delivered = self
                 .forwarder
-                .send_report(&provider, "ContestReport", &body)
+                .send_report(&provider, "ContestReport", &body, &identity)
                 .await?;
             self.store
                 .set_request_record(
@@ -371,7 +371,8 @@ impl pb::report_service_server::ReportService for ReportApi {
         {
             return Err(no_report(&body.report_id).into());
         }
-        let actor = identity.to_string();
+        // The subscriber's admin its node acts for.
+        let actor = fedmesh_grpc::acting::actor(&identity).to_string();
         let report = self
             .append(&body.report_id, &key, |_, _| {
                 Ok(pb::ReportEvent {

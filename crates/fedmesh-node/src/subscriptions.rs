@@ -100,7 +100,12 @@ impl SubscriptionApi {
         };
         match self
             .forwarder
-            .send_or_queue(provider.as_str(), "RequestSubscription", &forwarded)
+            .send_or_queue(
+                provider.as_str(),
+                "RequestSubscription",
+                &forwarded,
+                identity,
+            )
             .await?
         {
             Some(subscription) => {
@@ -136,7 +141,7 @@ impl SubscriptionApi {
         Ok(
             match self
                 .forwarder
-                .send_or_queue(&current.provider_member_id, rpc, request)
+                .send_or_queue(&current.provider_member_id, rpc, request, identity)
                 .await?
             {
                 Some(subscription) => (subscription, false),
@@ -253,7 +258,7 @@ impl SubscriptionApi {
         // Visible to the caller, or not found (checked again under the lock below).
         self.find(caller, subscription_id)?;
         // A repeat of this request is answered by the store's check under its write lock.
-        let actor = caller.to_uri();
+        let actor = fedmesh_grpc::acting::actor(caller).to_uri();
         let actor_member = caller.member().map(ToString::to_string).unwrap_or_default();
         let written = self.store.update_subscription(
             self.member.as_str(),
@@ -344,7 +349,7 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             .get_offer(&body.offer_id)
             .map_err(ServiceError::from)?
             .ok_or_else(|| ServiceError::no_offer(&body.offer_id))?;
-        let actor = identity.to_uri();
+        let actor = fedmesh_grpc::acting::actor(&identity).to_uri();
         let written =
             self.store
                 .update_subscription(self.member.as_str(), "", Some(&key), |_, revision| {
@@ -661,7 +666,7 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
             .map_err(ServiceError::from)?
             .and_then(|o| o.capacity)
             .map_or(0, |c| c.max_users_per_tenant);
-        let actor = identity.to_uri();
+        let actor = fedmesh_grpc::acting::actor(&identity).to_uri();
         let written = self.store.update_subscription(
             self.member.as_str(),
             &body.subscription_id,

@@ -30,6 +30,10 @@ pub struct OutboxItem {
     /// The last delivery error.
     #[prost(string, tag = "6")]
     pub last_error: String,
+    /// The identity URI of this member's admin (or agent) who asked for it, whom the node
+    /// acts for (`fedmesh-acting-for`); empty: the node itself.
+    #[prost(string, tag = "7")]
+    pub acting_for: String,
 }
 
 impl Store {

@@ -220,6 +220,37 @@ pub enum MaintenanceCommand {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Move a window of one of your offers (provider). A window to come may move to any
+    /// future period; one in progress keeps its start and ends from now on. Every tenant's
+    /// node receives the change.
+    Reschedule {
+        /// The window (MW-...).
+        maintenance_id: String,
+        /// New start, RFC 3339; by default the current one (a window in progress keeps it).
+        #[arg(long)]
+        start: Option<String>,
+        /// New end, RFC 3339, or `now` to end a window in progress now.
+        #[arg(long)]
+        end: String,
+        /// Why, for the tenants (one line).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Reuse this request id.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Cancel a window of one of your offers that has not started (provider); it then
+    /// excludes nothing from availability.
+    Cancel {
+        /// The window (MW-...).
+        maintenance_id: String,
+        /// Why, for the tenants (one line).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Reuse this request id.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// List the maintenance windows this node knows: of your offers, and announced on offers
     /// your member is a tenant of.
     List {
@@ -313,6 +344,19 @@ fn side(i: &pb::Incident, own: &str) -> String {
 
 /// One line of an incident; with `own` (this node's member), the side it is on.
 fn summary_line(i: &pb::Incident, own: Option<&str>) -> String {
+    if i.queued {
+        let side = own.map_or(String::new(), |own| format!("{:<26} ", side(i, own)));
+        return format!(
+            "{:<36} {:<3} {:<22} {:<18} {side}opened {}, waiting for {}'s node  {}",
+            "(queued)",
+            priority_word(i.priority),
+            "queued",
+            i.offer_id,
+            time(i.create_time.as_ref()),
+            i.provider_member_id,
+            inert(&i.summary, Lines::One)
+        );
+    }
     let sla = i
         .sla_clocks
         .iter()
@@ -747,6 +791,36 @@ fn timestamp(flag: &str, text: &str) -> Result<prost_types::Timestamp> {
     })
 }
 
+/// The start of maintenance window `id` as this node has it.
+async fn current_start(
+    client: &mut OfferServiceClient<Channel>,
+    endpoint: &str,
+    id: &str,
+) -> Result<prost_types::Timestamp> {
+    let mut request = pb::ListMaintenanceRequest {
+        page_size: 500,
+        ..Default::default()
+    };
+    loop {
+        let page = call(endpoint, client.list_maintenance(request.clone())).await?;
+        if let Some(window) = page
+            .maintenance_windows
+            .iter()
+            .find(|w| w.maintenance_id == id)
+        {
+            return window
+                .period
+                .as_ref()
+                .and_then(|p| p.start_time)
+                .ok_or_else(|| anyhow::anyhow!("maintenance {id} has no start"));
+        }
+        if page.next_page_token.is_empty() {
+            anyhow::bail!("maintenance {id} not found on this node");
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
 /// Runs a maintenance command.
 pub async fn maintenance(
     connect: &Connection,
@@ -793,6 +867,75 @@ pub async fn maintenance(
                 window.offer_id
             );
         }
+        MaintenanceCommand::Reschedule {
+            maintenance_id,
+            start,
+            end,
+            reason,
+            request_id,
+        } => {
+            let start = match start {
+                Some(start) => timestamp("start", &start)?,
+                None => current_start(&mut client, endpoint, &maintenance_id).await?,
+            };
+            let end = if end.eq_ignore_ascii_case("now") {
+                prost_types::Timestamp {
+                    seconds: jiff::Timestamp::now().as_second(),
+                    nanos: 0,
+                }
+            } else {
+                timestamp("end", &end)?
+            };
+            let window = call(
+                endpoint,
+                client.reschedule_maintenance(pb::RescheduleMaintenanceRequest {
+                    request_id: request_id.map_or_else(new_request_id, Ok)?,
+                    maintenance_id,
+                    period: Some(pb::Period {
+                        start_time: Some(start),
+                        end_time: Some(end),
+                    }),
+                    reason,
+                }),
+            )
+            .await?
+            .maintenance_window
+            .unwrap_or_default();
+            if json_out {
+                return json::print("fedmesh.v1.MaintenanceWindow", &window);
+            }
+            let period = window.period.as_ref();
+            say!(
+                "rescheduled {} to {} → {}: every tenant's node receives it",
+                window.maintenance_id,
+                time(period.and_then(|p| p.start_time.as_ref())),
+                time(period.and_then(|p| p.end_time.as_ref())),
+            );
+        }
+        MaintenanceCommand::Cancel {
+            maintenance_id,
+            reason,
+            request_id,
+        } => {
+            let window = call(
+                endpoint,
+                client.cancel_maintenance(pb::CancelMaintenanceRequest {
+                    request_id: request_id.map_or_else(new_request_id, Ok)?,
+                    maintenance_id,
+                    reason,
+                }),
+            )
+            .await?
+            .maintenance_window
+            .unwrap_or_default();
+            if json_out {
+                return json::print("fedmesh.v1.MaintenanceWindow", &window);
+            }
+            say!(
+                "cancelled {}: it excludes nothing, and every tenant's node receives it",
+                window.maintenance_id
+            );
+        }
         MaintenanceCommand::List { offer } => {
             let mut request = pb::ListMaintenanceRequest {
                 page_size: 500,
@@ -822,14 +965,40 @@ pub async fn maintenance(
             }
             for w in &windows {
                 let period = w.period.as_ref();
+                let status = match (fedmesh_core::maintenance::cancelled(w), w.changes.len()) {
+                    (true, _) => "cancelled",
+                    (false, 0) => "scheduled",
+                    (false, _) => "rescheduled",
+                };
                 say!(
-                    "{:<32} {:<18} {} → {}  {}",
+                    "{:<32} {:<18} {:<11} {} → {}  {}",
                     w.maintenance_id,
                     w.offer_id,
+                    status,
                     time(period.and_then(|p| p.start_time.as_ref())),
                     time(period.and_then(|p| p.end_time.as_ref())),
                     inert(&w.summary, Lines::One)
                 );
+                for change in &w.changes {
+                    let previous = change.previous_period.as_ref();
+                    say!(
+                        "{:<32} {} {} (was {} → {}){}",
+                        "",
+                        time(change.change_time.as_ref()),
+                        if change.period.is_some() {
+                            "moved"
+                        } else {
+                            "cancelled"
+                        },
+                        time(previous.and_then(|p| p.start_time.as_ref())),
+                        time(previous.and_then(|p| p.end_time.as_ref())),
+                        if change.reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", inert(&change.reason, Lines::One))
+                        }
+                    );
+                }
             }
         }
     }

@@ -345,6 +345,79 @@ async fn every_value_on_a_page_is_escaped() {
     }
 }
 
+/// Maintenance shows in the offer's time zone with its offset (the API keeps UTC), and a
+/// cancelled window leaves the page.
+#[tokio::test]
+async fn maintenance_shows_in_the_offers_time_zone_until_cancelled() {
+    let (fed, _) = federation().await;
+    let (base, token) = dashboard(&fed);
+    let ca = fed.ca_pem();
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    // 2027-01-15 06:00 UTC is 07:00 in Paris (winter time), the example offer's zone.
+    let at = |rfc3339: &str| Some(rfc3339.parse::<prost_types::Timestamp>().unwrap());
+    let window = OfferServiceClient::new(fed.as_admin(fed.member(0)))
+        .announce_maintenance(pb::AnnounceMaintenanceRequest {
+            request_id: "winter".into(),
+            offer_id: "unistra.collab".into(),
+            period: Some(pb::Period {
+                start_time: at("2027-01-15T06:00:00Z"),
+                end_time: at("2027-01-15T08:00:00Z"),
+            }),
+            summary: "Winter upgrade".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maintenance_window
+        .unwrap();
+    let page = |expect: bool| {
+        let (url, ca, bearer) = (
+            format!("{base}/offers/unistra.collab"),
+            ca.clone(),
+            bearer.clone(),
+        );
+        async move {
+            let (_, body) = https_get(&url, &ca, None, &bearer).await;
+            (body.contains("Winter upgrade") == expect).then_some(body)
+        }
+    };
+    let shown = wait_for("the window on the page", Duration::from_secs(10), || {
+        page(true)
+    })
+    .await;
+    assert!(
+        shown.contains(r#"<time datetime="2027-01-15T06:00:00Z">2027-01-15 07:00 +01:00</time>"#),
+        "{shown}"
+    );
+    let (_, api) = https_get(
+        &format!("{base}/api/offers/unistra.collab"),
+        &ca,
+        None,
+        &bearer,
+    )
+    .await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(
+        api["upcoming_maintenance"][0]["start"],
+        "2027-01-15T06:00:00Z"
+    );
+    OfferServiceClient::new(fed.as_admin(fed.member(0)))
+        .cancel_maintenance(pb::CancelMaintenanceRequest {
+            request_id: "cancel-winter".into(),
+            maintenance_id: window.maintenance_id,
+            reason: "postponed to spring".into(),
+        })
+        .await
+        .unwrap();
+    wait_for(
+        "the window to leave the page",
+        Duration::from_secs(10),
+        || page(false),
+    )
+    .await;
+}
+
 /// A rotated certificate reaches the dashboard with the gRPC listener, on the same reload.
 #[tokio::test]
 async fn the_dashboard_serves_a_rotated_certificate() {

@@ -186,6 +186,61 @@ async fn an_incident_travels_between_the_desk_and_the_provider() {
         answered.incident.unwrap().status(),
         pb::IncidentStatus::InProgress
     );
+    // Both sides name the person who opened and answered: the desk's admin, whom its node
+    // acted for, not the node.
+    let desk_admin =
+        pb::node_service_client::NodeServiceClient::new(fed.as_admin(fed.member(RENNES2)))
+            .who_am_i(pb::WhoAmIRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .identity;
+    assert!(
+        desk_admin.contains("/member/rennes2/admin/"),
+        "{desk_admin}"
+    );
+    let named = |incident: &pb::Incident| {
+        incident.reporter == desk_admin
+            && incident
+                .comments
+                .iter()
+                .any(|c| c.body == "Firefox and Chrome" && c.author == desk_admin)
+    };
+    let at_provider = get(&mut provider, &id).await.unwrap();
+    assert!(named(&at_provider), "{at_provider:?}");
+    wait_for(
+        "the desk's copy to name its admin",
+        Duration::from_secs(10),
+        || {
+            let mut desk = desk.clone();
+            let id = id.clone();
+            async move { get(&mut desk, &id).await.ok().filter(|i| named(i)) }
+        },
+    )
+    .await;
+    // A node naming someone of another member as the person it acts for is refused.
+    let rouen_admin = desk_admin.replace("/member/rennes2/", "/member/rouen/");
+    let status = Client::new(fed.channel(
+        &fed.member(UNISTRA).endpoint,
+        &fed.member(RENNES2).node_cert,
+        &fed.member(RENNES2).node_key,
+    ))
+    .comment_incident(fedmesh_grpc::acting::request_for(
+        pb::CommentIncidentRequest {
+            request_id: "forged".into(),
+            incident_id: id.clone(),
+            body: "not me".into(),
+            internal: false,
+        },
+        &rouen_admin,
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("fedmesh-acting-for"),
+        "{status:?}"
+    );
     let status = desk
         .acknowledge_incident(pb::AcknowledgeIncidentRequest {
             request_id: "x".into(),
@@ -355,6 +410,29 @@ async fn an_incident_opened_while_the_provider_is_down_is_delivered_once_it_is_b
         .unwrap()
         .into_inner();
     assert!(again.queued);
+    // The desk's list shows it at once, marked queued, with its opening time, once.
+    let listed = desk(&fed)
+        .list_incidents(pb::ListIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .incidents;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].queued && listed[0].incident_id.is_empty());
+    assert_eq!(listed[0].request_id, "while-down");
+    assert_eq!(listed[0].priority(), pb::Priority::P2);
+    assert!(listed[0].create_time.is_some());
+    // Filters apply to it as to any incident.
+    let resolved_only = desk(&fed)
+        .list_incidents(pb::ListIncidentsRequest {
+            statuses: vec![pb::IncidentStatus::Resolved as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .incidents;
+    assert!(resolved_only.is_empty(), "{resolved_only:?}");
     fed.running.restart_member(UNISTRA).await.unwrap();
     let delivered = wait_for(
         "the queued incident at the provider",
@@ -387,6 +465,16 @@ async fn an_incident_opened_while_the_provider_is_down_is_delivered_once_it_is_b
     })
     .await;
     assert_eq!(answer.incident.unwrap().incident_id, id);
+    // Delivered, it is listed as the provider's incident, not queued any more.
+    let listed = desk(&fed)
+        .list_incidents(pb::ListIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .incidents;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(!listed[0].queued);
+    assert_eq!(listed[0].incident_id, id);
 }
 
 /// More open incidents than the clock check decodes at a time (a page of 100): every one
@@ -925,6 +1013,223 @@ async fn maintenance_reaches_tenants_only_and_marks_incidents() {
         "{}",
         status.message()
     );
+}
+
+fn period(start: i64, end: i64) -> Option<pb::Period> {
+    let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+    Some(pb::Period {
+        start_time: at(start),
+        end_time: at(end),
+    })
+}
+
+#[tokio::test]
+async fn maintenance_is_rescheduled_and_cancelled_and_counts_as_it_finally_stood() {
+    let fed = federation(&[], None).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let provider = || OfferServiceClient::new(fed.as_admin(fed.member(UNISTRA)));
+    let announce = |request_id: &'static str, start: i64, end: i64| {
+        let mut client = provider();
+        async move {
+            client
+                .announce_maintenance(pb::AnnounceMaintenanceRequest {
+                    request_id: request_id.into(),
+                    offer_id: OFFER.into(),
+                    period: period(start, end),
+                    summary: "Upgrade".into(),
+                    description: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .maintenance_window
+                .unwrap()
+        }
+    };
+    let to_come = announce("to-come", now + 3600, now + 7200).await;
+    let running = announce("running", now - 60, now + 3600).await;
+    let calendar = || {
+        let mut client = provider();
+        async move {
+            client
+                .get_offer(pb::GetOfferRequest {
+                    offer_id: OFFER.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .offer
+                .unwrap()
+                .engagement
+                .unwrap()
+                .calendar
+                .unwrap()
+                .maintenance_windows
+        }
+    };
+    let tenant_copy = |id: String| {
+        let channel = fed.as_admin(fed.member(RENNES2));
+        async move {
+            OfferServiceClient::new(channel)
+                .list_maintenance(pb::ListMaintenanceRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .maintenance_windows
+                .into_iter()
+                .find(|w| w.maintenance_id == id)
+        }
+    };
+
+    // A window to come moves anywhere in the future; the offer and the tenant follow.
+    let moved = provider()
+        .reschedule_maintenance(pb::RescheduleMaintenanceRequest {
+            request_id: "move".into(),
+            maintenance_id: to_come.maintenance_id.clone(),
+            period: period(now + 86_400, now + 86_400 + 7200),
+            reason: "the vendor's patch is late".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maintenance_window
+        .unwrap();
+    assert_eq!(moved.period, period(now + 86_400, now + 86_400 + 7200));
+    assert_eq!(moved.changes.len(), 1);
+    assert_eq!(moved.changes[0].previous_period, to_come.period);
+    assert_eq!(moved.changes[0].reason, "the vendor's patch is late");
+    assert!(
+        moved.changes[0].changed_by.contains("admin"),
+        "{:?}",
+        moved.changes[0]
+    );
+    let listed = calendar().await;
+    let in_offer = listed
+        .iter()
+        .find(|w| w.maintenance_id == to_come.maintenance_id)
+        .unwrap();
+    assert_eq!(in_offer.period, moved.period);
+    let seen = wait_for(
+        "the tenant's node to receive the new period",
+        Duration::from_secs(10),
+        || {
+            let copy = tenant_copy(to_come.maintenance_id.clone());
+            let expected = moved.period;
+            async move { copy.await.filter(|w| w.period == expected) }
+        },
+    )
+    .await;
+    assert_eq!(seen.changes, moved.changes);
+
+    // Cancelled, it leaves the offer's calendar: availability excludes nothing of it.
+    let cancelled = provider()
+        .cancel_maintenance(pb::CancelMaintenanceRequest {
+            request_id: "cancel".into(),
+            maintenance_id: to_come.maintenance_id.clone(),
+            reason: "not needed after all".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maintenance_window
+        .unwrap();
+    assert_eq!(cancelled.status(), pb::MaintenanceStatus::Cancelled);
+    assert_eq!(cancelled.changes.len(), 2);
+    let listed = calendar().await;
+    assert!(
+        listed
+            .iter()
+            .all(|w| w.maintenance_id != to_come.maintenance_id),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|w| w.maintenance_id == running.maintenance_id)
+    );
+    wait_for(
+        "the tenant's node to receive the cancellation",
+        Duration::from_secs(10),
+        || {
+            let copy = tenant_copy(to_come.maintenance_id.clone());
+            async move {
+                copy.await
+                    .filter(|w| w.status() == pb::MaintenanceStatus::Cancelled)
+            }
+        },
+    )
+    .await;
+    // A retry of the same request answers the window as it stands, once.
+    let again = provider()
+        .cancel_maintenance(pb::CancelMaintenanceRequest {
+            request_id: "cancel".into(),
+            maintenance_id: to_come.maintenance_id.clone(),
+            reason: "not needed after all".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maintenance_window
+        .unwrap();
+    assert_eq!(again.changes.len(), 2);
+
+    // What already happened stays: a window in progress is not cancelled, and keeps its start.
+    let status = provider()
+        .cancel_maintenance(pb::CancelMaintenanceRequest {
+            request_id: "cancel-running".into(),
+            maintenance_id: running.maintenance_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("reschedule"),
+        "{}",
+        status.message()
+    );
+    let status = provider()
+        .reschedule_maintenance(pb::RescheduleMaintenanceRequest {
+            request_id: "stretch-back".into(),
+            maintenance_id: running.maintenance_id.clone(),
+            period: period(now - 7200, now + 3600),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("period.start_time"),
+        "{}",
+        status.message()
+    );
+    let ended_early = provider()
+        .reschedule_maintenance(pb::RescheduleMaintenanceRequest {
+            request_id: "done-early".into(),
+            maintenance_id: running.maintenance_id.clone(),
+            period: period(now - 60, now + 5),
+            reason: "done early".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maintenance_window
+        .unwrap();
+    assert_eq!(ended_early.period, period(now - 60, now + 5));
+
+    // A tenant cannot change its provider's window, not even its own node's copy.
+    let status = OfferServiceClient::new(fed.as_admin(fed.member(RENNES2)))
+        .cancel_maintenance(pb::CancelMaintenanceRequest {
+            request_id: "not-mine".into(),
+            maintenance_id: running.maintenance_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{}", status.message());
 }
 
 /// A helpdesk stand-in: answers 500 to the first request, 200 to the others, and hands over

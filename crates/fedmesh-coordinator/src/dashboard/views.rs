@@ -22,6 +22,15 @@ fn ts(t: Option<&prost_types::Timestamp>) -> String {
     .unwrap_or_default()
 }
 
+/// `t` in time zone `zone` (an IANA name; UTC when unknown), to the minute, with the offset:
+/// `2026-12-05 07:00 +01:00`.
+fn local(t: Option<&prost_types::Timestamp>, zone: &str) -> String {
+    let zone = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    t.and_then(|t| jiff::Timestamp::from_second(t.seconds).ok())
+        .map(|t| t.to_zoned(zone).strftime("%Y-%m-%d %H:%M %:z").to_string())
+        .unwrap_or_default()
+}
+
 /// Seconds from `t` to `now` (0 when unset or ahead): what a page shows as "12 s ago".
 fn age(t: Option<&prost_types::Timestamp>, now: SystemTime) -> i64 {
     let now = now
@@ -178,8 +187,14 @@ pub(crate) struct IncidentCounts {
 #[derive(Debug, Serialize)]
 pub(crate) struct Window {
     pub(crate) maintenance_id: String,
+    /// RFC 3339, UTC (the JSON API's form).
     pub(crate) start: String,
     pub(crate) end: String,
+    /// In the offer's time zone, with its offset: what the page shows.
+    #[serde(skip)]
+    pub(crate) start_local: String,
+    #[serde(skip)]
+    pub(crate) end_local: String,
     pub(crate) summary: String,
 }
 
@@ -431,14 +446,23 @@ impl Source {
             .maintenance_windows
             .into_iter()
             .filter(|w| {
-                w.period
-                    .as_ref()
-                    .and_then(|p| p.end_time.as_ref())
-                    .is_some_and(|t| t.seconds > now)
+                !fedmesh_core::maintenance::cancelled(w)
+                    && w.period
+                        .as_ref()
+                        .and_then(|p| p.end_time.as_ref())
+                        .is_some_and(|t| t.seconds > now)
             })
             .map(|w| Window {
                 start: ts(w.period.as_ref().and_then(|p| p.start_time.as_ref())),
                 end: ts(w.period.as_ref().and_then(|p| p.end_time.as_ref())),
+                start_local: local(
+                    w.period.as_ref().and_then(|p| p.start_time.as_ref()),
+                    &calendar.time_zone,
+                ),
+                end_local: local(
+                    w.period.as_ref().and_then(|p| p.end_time.as_ref()),
+                    &calendar.time_zone,
+                ),
                 maintenance_id: w.maintenance_id,
                 summary: w.summary,
             })

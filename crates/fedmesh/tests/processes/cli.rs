@@ -688,6 +688,54 @@ fn the_demo_federation_serves_the_cli_and_stops_on_ctrl_c() {
         assert!(Instant::now() < deadline, "never received: {listed}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // rennes2 moves it a day later (its start kept unless given), then cancels it; unistra's
+    // admin sees why.
+    let id = announced
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    let moved = assert_ok(&run(as_rennes2_admin().args([
+        "maintenance",
+        "reschedule",
+        &id,
+        "--start",
+        &at(86_400),
+        "--end",
+        &at(86_400 + 3600),
+        "--reason",
+        "patch late",
+    ])));
+    assert!(
+        moved.starts_with(&format!("rescheduled {id} to ")),
+        "{moved}"
+    );
+    let cancelled = assert_ok(&run(as_rennes2_admin().args([
+        "maintenance",
+        "cancel",
+        &id,
+        "--reason",
+        "not needed",
+    ])));
+    assert!(
+        cancelled.starts_with(&format!("cancelled {id}")),
+        "{cancelled}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = assert_ok(&run(as_unistra_admin(
+            unistra["endpoint"].as_str().unwrap(),
+        )
+        .args(["maintenance", "list"])));
+        if listed.contains("cancelled") {
+            assert!(listed.contains(": patch late"), "{listed}");
+            assert!(listed.contains(": not needed"), "{listed}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cancelled: {listed}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // The other member's node lets unistra's admin diagnose it, refuses anything more, and
     // the CLI says why.
