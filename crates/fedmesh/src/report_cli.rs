@@ -282,21 +282,22 @@ fn show(r: &pb::MonthlyReport) {
     }
     if let Some(m) = &r.metrics {
         say!(
-            "  tenants {}, users {}, storage {} bytes, requests {}",
+            "  tenants {}, users {}, storage {}, requests {}",
             m.tenant_count,
             m.user_count,
-            m.storage_bytes,
+            crate::reports::storage(m.storage_bytes as f64),
             m.request_count
         );
     }
     for t in &r.metric_totals {
+        let value = |v: f64| crate::reports::metric_value(&t.metric, v);
         say!(
             "  {:<16} {} tenants, latest values summed {}, largest {}, sum {}",
             t.metric,
             t.tenant_count,
-            t.sum_of_last_values,
-            t.max_value,
-            t.sum_value
+            value(t.sum_of_last_values),
+            value(t.max_value),
+            value(t.sum_value)
         );
     }
     for a in &r.tenant_usage {

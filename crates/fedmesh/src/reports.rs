@@ -638,9 +638,9 @@ pub async fn usage(connect: &Connection, command: UsageCommand) -> Result<()> {
                     "  {:<28} {:<16} {:>14} {:>14} {:>16} {:>8}",
                     a.subscription_id,
                     a.metric,
-                    a.last_value,
-                    a.max_value,
-                    a.sum_value,
+                    metric_value(&a.metric, a.last_value),
+                    metric_value(&a.metric, a.max_value),
+                    metric_value(&a.metric, a.sum_value),
                     a.record_count
                 );
             }
@@ -797,6 +797,29 @@ pub fn parse_period(text: &str) -> Result<pb::DateRange> {
 fn euros(m: &Option<pb::Money>) -> String {
     let m = m.clone().unwrap_or_default();
     money(m.amount_micros, &m.currency_code)
+}
+
+/// A value of `metric` as people read it: bytes in kB/MB/GB (metrics named `…_bytes`), other
+/// values as [`quantity`].
+pub fn metric_value(metric: &str, value: f64) -> String {
+    if metric.ends_with("_bytes") {
+        storage(value)
+    } else {
+        quantity(value)
+    }
+}
+
+/// A count or quantity as people read it: at most 4 decimals, no trailing zeros (`1200`,
+/// `0.3333`, `12.5`).
+pub fn quantity(value: f64) -> String {
+    let text = format!("{value:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    // `-0.0000` is 0.
+    if text == "-0" {
+        "0".to_owned()
+    } else {
+        text.to_owned()
+    }
 }
 
 /// `micros` of `currency` rounded to the cent: `1234.50 EUR`.
@@ -1273,6 +1296,15 @@ pub async fn metrics(connect: &Connection, command: MetricsCommand) -> Result<()
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn quantities_keep_four_decimals_at_most_and_no_trailing_zeros() {
+        assert_eq!(quantity(1200.0), "1200");
+        assert_eq!(quantity(1.0 / 3.0), "0.3333");
+        assert_eq!(quantity(12.5), "12.5");
+        assert_eq!(quantity(-0.00001), "0");
+    }
+
     use super::*;
 
     #[test]

@@ -59,7 +59,8 @@ pub fn from_now(t: &prost_types::Timestamp, now: i64) -> String {
             format!("{days} {unit} {} h", span % 86_400 / 3600)
         }
     };
-    if delta >= 0 {
+    // "0 s ago" rather than "in 0 s": what just happened.
+    if delta > 0 {
         format!("in {text}")
     } else {
         format!("{text} ago")
@@ -90,6 +91,7 @@ mod tests {
         assert_eq!(from_now(&at, 10_000 - 12_000), "in 3 h 20 min");
         assert_eq!(from_now(&at, 10_000 + 720), "12 min ago");
         assert_eq!(from_now(&at, 10_000 - 30), "in 30 s");
+        assert_eq!(from_now(&at, 10_000), "0 s ago");
         assert_eq!(from_now(&at, 10_000 - 90_000), "in 1 day 1 h");
     }
 }

@@ -9,6 +9,7 @@ mod common;
 mod cli;
 mod crash_runs;
 mod full_disk;
+mod guide;
 mod operations;
 mod operator_cli;
 mod otlp;
