@@ -108,9 +108,12 @@ def check_statefulset(sts):
     need(pod.get("securityContext", {}).get("runAsNonRoot") is True, "kubernetes: runAsNonRoot")
     need(pod.get("automountServiceAccountToken") is False, "kubernetes: no service account token")
     container = pod["containers"][0]
-    for probe in ["startupProbe", "readinessProbe", "livenessProbe"]:
+    # Liveness only asks whether the process answers: a full disk (NOT_SERVING) must take the
+    # pod out of readiness, not restart it.
+    live = HEALTH[:2] + ["--live"] + HEALTH[2:]
+    for probe, expected in [("startupProbe", HEALTH), ("readinessProbe", HEALTH), ("livenessProbe", live)]:
         command = container.get(probe, {}).get("exec", {}).get("command")
-        need(command == HEALTH, f"kubernetes: {probe} must run {' '.join(HEALTH)}")
+        need(command == expected, f"kubernetes: {probe} must run {' '.join(expected)}")
     resources = container.get("resources", {})
     need(resources.get("requests", {}).get("memory") and resources.get("requests", {}).get("cpu"),
          "kubernetes: resource requests (cpu and memory)")
