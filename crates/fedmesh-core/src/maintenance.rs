@@ -72,11 +72,14 @@ pub fn check_window(window: &pb::MaintenanceWindow) -> Result<Span, FieldError> 
     }
     for (i, change) in window.changes.iter().enumerate() {
         check_reason(&format!("changes[{i}].reason"), &change.reason)?;
-        text::check(
-            &format!("changes[{i}].changed_by"),
-            &change.changed_by,
-            Lines::One,
-        )?;
+        let by = format!("changes[{i}].changed_by");
+        if change.changed_by.len() > MAX_SUMMARY {
+            return Err(FieldError {
+                field: by,
+                message: format!("at most {MAX_SUMMARY} bytes"),
+            });
+        }
+        text::check(&by, &change.changed_by, Lines::One)?;
     }
     Ok(span)
 }
@@ -89,6 +92,18 @@ fn check_reason(field: &str, reason: &str) -> Result<(), FieldError> {
         });
     }
     text::check(field, reason, Lines::One)
+}
+
+/// Whether `incoming`, another member's copy of a window, may replace `current`, the copy
+/// held: its history goes on from the one held (never rewritten), and a window already over
+/// at `now` does not change any more.
+pub fn follows(
+    current: &pb::MaintenanceWindow,
+    incoming: &pb::MaintenanceWindow,
+    now: Secs,
+) -> bool {
+    let ended = !cancelled(current) && period_of(current).end <= now;
+    incoming.changes.starts_with(&current.changes) && !(ended && incoming != current)
 }
 
 /// Whether `window` was cancelled.
@@ -372,6 +387,30 @@ mod tests {
         );
         mirrored.changes = vec![pb::MaintenanceChange::default(); MAX_CHANGES + 1];
         assert_eq!(check_window(&mirrored).unwrap_err().field, "changes");
+    }
+
+    #[test]
+    fn a_mirrored_copy_only_goes_forward() {
+        let w = window(NOW + HOUR, NOW + 2 * HOUR);
+        let moved = reschedule(
+            &w,
+            Some(&period(NOW + 3 * HOUR, NOW + 4 * HOUR)),
+            "",
+            "a",
+            NOW,
+        )
+        .unwrap();
+        assert!(follows(&w, &moved, NOW));
+        // A history rewritten, or an ended window changed, is not taken.
+        let mut rewritten = moved.clone();
+        rewritten.changes[0].reason = "something else".into();
+        assert!(!follows(&moved, &rewritten, NOW));
+        assert!(!follows(&moved, &w, NOW), "a change taken back");
+        let ended = window(NOW - 2 * HOUR, NOW - HOUR);
+        let mut stretched = ended.clone();
+        stretched.period = Some(period(NOW - 30 * 24 * HOUR, NOW - HOUR));
+        assert!(!follows(&ended, &stretched, NOW));
+        assert!(follows(&ended, &ended, NOW));
     }
 
     #[test]

@@ -284,6 +284,7 @@ impl IncidentApi {
                     status: pb::IncidentStatus::New as i32,
                     summary: request.summary,
                     description: request.description,
+                    reporter: item.acting_for,
                     create_time: Some(prost_types::Timestamp {
                         seconds: item.queued_at,
                         nanos: 0,
@@ -624,7 +625,7 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
             })
             .map_err(ServiceError::from)?;
         // Lists stay light: the events and comments are in GetIncident and WatchIncident.
-        let shown = incidents
+        let shown: Vec<pb::Incident> = incidents
             .into_iter()
             .take(size + 1)
             .map(|incident| {
@@ -634,11 +635,10 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
                 shown
             })
             .collect();
-        let (mut page, next_page_token) =
-            bounded_page(shown, size, self.store.max_entry_bytes(), |i| {
-                i.incident_id.clone()
-            });
-        // The first page starts with this member's openings still waiting for their provider.
+        // The first page starts with this member's openings still waiting for their provider,
+        // within half of the page's bytes, so that the page's own cut falls among stored
+        // incidents (which carry the ids page tokens are made of).
+        let mut queued = Vec::new();
         if body.page_token.is_empty() {
             let keep = |i: &pb::Incident| {
                 self.visible(&identity, i)
@@ -649,11 +649,22 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
                     && (body.priorities.is_empty() || body.priorities.contains(&i.priority))
                     && (body.types.is_empty() || body.types.contains(&i.r#type))
             };
-            let mut queued = self.queued_openings().map_err(ServiceError::from)?;
+            let mut bytes = 0;
+            queued = self.queued_openings().map_err(ServiceError::from)?;
             queued.retain(keep);
             queued.truncate(MAX_QUEUED_LISTED);
-            page.splice(0..0, queued);
+            queued.retain(|i| {
+                bytes += prost::Message::encoded_len(i);
+                bytes <= self.store.max_entry_bytes() / 2
+            });
         }
+        let shown: Vec<pb::Incident> = queued.iter().cloned().chain(shown).collect();
+        let (page, next_page_token) = bounded_page(
+            shown,
+            size + queued.len(),
+            self.store.max_entry_bytes(),
+            |i| i.incident_id.clone(),
+        );
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: page,
             next_page_token,

@@ -290,6 +290,14 @@ impl pb::offer_service_server::OfferService for OfferApi {
         if period.end <= at {
             return Err(ServiceError::invalid("period.end_time", "is already past").into());
         }
+        // A window announced now cannot excuse downtime that already happened.
+        if period.start < at - fedmesh_core::maintenance::CLOCK_SKEW {
+            return Err(ServiceError::invalid(
+                "period.start_time",
+                "is already past: a window covers what is to come (start it now at the earliest)",
+            )
+            .into());
+        }
         let offer = self
             .store
             .get_offer(&body.offer_id)

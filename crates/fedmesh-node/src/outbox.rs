@@ -519,10 +519,21 @@ impl Forwarder {
         let written =
             self.store
                 .update_maintenance(self.member.as_str(), &id, None, |current, _| {
-                    if current.as_ref() == Some(&incoming) {
-                        Err(Unchanged)
-                    } else {
-                        Ok(incoming)
+                    match current {
+                        Some(current) if current == incoming => Err(Unchanged),
+                        // Only forward: a provider cannot rewrite a window's history, nor
+                        // change one that is over (its copy here stays as it was).
+                        Some(current)
+                            if !fedmesh_core::maintenance::follows(
+                                &current,
+                                &incoming,
+                                fedmesh_grpc::figures::now(),
+                            ) =>
+                        {
+                            tracing::warn!(provider, maintenance = %incoming.maintenance_id, "a maintenance window's copy that rewrites its history or changes it after its end was not applied");
+                            Err(Unchanged)
+                        }
+                        _ => Ok(incoming),
                     }
                 });
         match written {

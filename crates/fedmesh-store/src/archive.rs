@@ -67,6 +67,9 @@ impl Store {
         shelf: &str,
         items: &[pb::JournalEntry],
     ) -> Result<PathBuf, StoreError> {
+        // Held to the end: an online defragmentation moves the archives with the database,
+        // and waits for every holder of the database before it does.
+        let db = self.db()?;
         let dir = self.shelf(shelf)?;
         crate::create_private_dir(&dir)?;
         let mut bytes = Vec::new();
@@ -78,7 +81,7 @@ impl Store {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         // Unique within the process too: two passes in one nanosecond get two files.
-        let sequence = self.db()?.generate_id()?;
+        let sequence = db.generate_id()?;
         let name = format!("{nanos:024}-{sequence:016x}.pb");
         let path = dir.join(&name);
         let partial = dir.join(format!(".{name}.partial"));
@@ -89,6 +92,7 @@ impl Store {
         std::fs::File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(io_error)?;
+        drop(db);
         Ok(path)
     }
 

@@ -75,7 +75,17 @@ pub fn finish_interrupted(dir: &Path) -> Result<(), BackupError> {
     }
     let moved = new.join(crate::archive::ARCHIVE_DIR);
     let archive = dir.join(crate::archive::ARCHIVE_DIR);
-    if dir.exists() && moved.exists() && !archive.exists() {
+    if dir.exists() && moved.exists() {
+        if archive.exists() {
+            // Archives on both sides: never delete one to keep the other.
+            return Err(BackupError::Io {
+                path: moved,
+                source: std::io::Error::other(format!(
+                    "an interrupted defragmentation left archives here and in {}: merge them by hand, then remove it",
+                    archive.display()
+                )),
+            });
+        }
         std::fs::rename(&moved, &archive).map_err(io(&moved))?;
     }
     for leftover in [&old, &new] {
@@ -186,7 +196,22 @@ fn swap_in(dir: &Path, new: &Path) -> Result<(), BackupError> {
     let old = sibling(dir, ".defrag-old");
     std::fs::rename(dir, &old).map_err(io(dir))?;
     std::fs::rename(new, dir).map_err(io(new))?;
-    Ok(())
+    sync_parent(dir)
+}
+
+/// Makes the renames in `dir`'s parent durable: once the new database takes writes, a power
+/// cut must not bring the old one back.
+fn sync_parent(dir: &Path) -> Result<(), BackupError> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| BackupError::Io {
+            path: parent.to_owned(),
+            source,
+        })
 }
 
 /// Undoes what [`swap_in`] did, as far as it went: the old database back in `dir` with its
@@ -205,10 +230,16 @@ fn swap_back(dir: &Path, new: &Path) -> Result<(), BackupError> {
     }
     let moved = new.join(crate::archive::ARCHIVE_DIR);
     let archive = dir.join(crate::archive::ARCHIVE_DIR);
-    if moved.exists() && !archive.exists() {
+    if moved.exists() {
+        if archive.exists() {
+            return Err(BackupError::Io {
+                path: moved,
+                source: std::io::Error::other("archives on both sides of a failed swap"),
+            });
+        }
         std::fs::rename(&moved, &archive).map_err(io(&moved))?;
     }
-    Ok(())
+    sync_parent(dir)
 }
 
 impl Store {
@@ -250,15 +281,21 @@ impl Store {
                 })
             }
             Err(error) => {
-                let reopened = swap_back(&self.path, &new)
-                    .and_then(|()| Ok(crate::open_sled(&self.path, self.cache_bytes)?));
-                match reopened {
-                    Ok(db) => *slot = Some(Arc::new(db)),
+                match swap_back(&self.path, &new) {
+                    Ok(()) => {
+                        // Only now is `new` the rewritten copy alone (its archives moved back).
+                        let _ = std::fs::remove_dir_all(&new);
+                        match crate::open_sled(&self.path, self.cache_bytes) {
+                            Ok(db) => *slot = Some(Arc::new(db)),
+                            Err(again) => {
+                                tracing::error!(%error, %again, "cannot open the database again after a failed defragmentation; the write probe retries")
+                            }
+                        }
+                    }
                     Err(again) => {
-                        tracing::error!(%error, %again, "cannot open the database again after a failed defragmentation: restart the process");
+                        tracing::error!(%error, %again, "cannot put the database back after a failed defragmentation: the next start does (see docs/operations.md)");
                     }
                 }
-                let _ = std::fs::remove_dir_all(&new);
                 Err(error.into())
             }
         }

@@ -5,7 +5,10 @@
 //! periodic probe ([`Store::probe_writes`]) writes and flushes a key, and when the database
 //! refuses it, opens the database again, so that writes resume on their own once the cause is
 //! gone. Nothing acknowledged is lost: a write is acknowledged only after its flush succeeded,
-//! and what sled kept on disk is what the database holds when opened again.
+//! and what sled kept on disk is what the database holds when opened again. A journaled
+//! change committed before the reopening but not yet flushed is answered with an error, never
+//! acknowledged: its revision is recorded as lost ([`crate::log`]), and a flush that
+//! straddles a reopening fails.
 
 use std::time::Duration;
 
@@ -24,6 +27,13 @@ pub struct WriteFailure {
 const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 const PROBE_KEY: &[u8] = b"write_probe";
+
+/// The answer to a writer whose change the database lost when it was opened again.
+pub(crate) fn not_kept() -> StoreError {
+    StoreError::Sled(sled::Error::Io(std::io::Error::other(
+        "the database was opened again after a failed write before this change reached the disk: it was not kept",
+    )))
+}
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -95,6 +105,20 @@ impl Store {
     /// did not keep was never acknowledged. The journals go on from what it kept.
     fn reopen(&self) -> Result<(), StoreError> {
         let _quiet = self.writes.write();
+        // A flush in progress finishes on the old database first (and fails there).
+        let _flushing = self.flush_lock.blocking_lock();
+        // Only the database that was there: never a new, empty one in its place.
+        crate::defrag::finish_interrupted(&self.path).map_err(|e| {
+            StoreError::Sled(sled::Error::Unsupported(format!(
+                "cannot put the database back in place: {e}"
+            )))
+        })?;
+        if !self.path.join("conf").exists() {
+            return Err(StoreError::Sled(sled::Error::Unsupported(format!(
+                "no database in {}: not opening an empty one in its place",
+                self.path.display()
+            ))));
+        }
         let Some(mut slot) = self.db.close(RELEASE_WAIT) else {
             return Err(StoreError::Sled(sled::Error::Unsupported(
                 "reads in progress kept the database: it was not opened again".to_owned(),
@@ -109,6 +133,8 @@ impl Store {
             b"catalogue_compacted",
         )?;
         *slot = Some(std::sync::Arc::new(db));
+        self.reopened
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         drop(slot);
         self.buckets_epoch
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -141,6 +167,53 @@ mod tests {
         store.probe_writes().unwrap();
         assert_eq!(store.write_failure(), None);
         assert!(watch.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_change_the_reopened_database_did_not_keep_is_never_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let offer = |id: &str| fedmesh_proto::pb::Offer {
+            offer_id: id.into(),
+            provider_member_id: "unistra".into(),
+            ..Default::default()
+        };
+        let (_, kept) = store
+            .update_offer("unistra", "unistra.kept", |_, _| {
+                Ok::<_, ()>(offer("unistra.kept"))
+            })
+            .unwrap();
+        store.journal_durable(kept).await.unwrap();
+        let (_, pending) = store
+            .update_offer("unistra", "unistra.lost", |_, _| {
+                Ok::<_, ()>(offer("unistra.lost"))
+            })
+            .unwrap();
+        // The files, opened again, end before `pending` (as after a failed write).
+        let files = sled::Config::new()
+            .path(dir.path().join("as-on-disk"))
+            .open()
+            .unwrap();
+        files
+            .open_tree(crate::journal::JOURNAL_TREE)
+            .unwrap()
+            .insert(kept.to_be_bytes(), b"kept")
+            .unwrap();
+        store
+            .journal
+            .restart(&files, crate::journal::JOURNAL_TREE, b"journal_compacted")
+            .unwrap();
+        store.journal_durable(kept).await.unwrap();
+        let err = store.journal_durable(pending).await.unwrap_err();
+        assert!(err.to_string().contains("it was not kept"), "{err}");
+        // Later changes take new revisions, acknowledged as usual.
+        let (_, next) = store
+            .update_offer("unistra", "unistra.next", |_, _| {
+                Ok::<_, ()>(offer("unistra.next"))
+            })
+            .unwrap();
+        assert!(next > pending);
+        store.journal_durable(next).await.unwrap();
     }
 
     #[test]

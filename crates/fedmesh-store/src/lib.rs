@@ -130,6 +130,9 @@ pub struct Store {
     max_entry_bytes: usize,
     /// sled's page cache ([`StoreOptions::cache_bytes`]), to open the database again.
     cache_bytes: u64,
+    /// How many times the database was opened again after a failed write
+    /// ([`Store::probe_writes`]).
+    reopened: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Whether the database accepts writes ([`Store::write_failure`]).
     health: std::sync::Arc<tokio::sync::watch::Sender<Option<health::WriteFailure>>>,
     /// Counts removals and rewrites of record buckets ([`Store::buckets_rewritten`]).
@@ -214,6 +217,7 @@ impl Store {
             max_entry_bytes: options.max_entry_bytes,
             cache_bytes: options.cache_bytes,
             health: std::sync::Arc::new(tokio::sync::watch::channel(None).0),
+            reopened: std::sync::Arc::default(),
             buckets_epoch: std::sync::Arc::default(),
         };
         store.check_schema()?;
@@ -237,7 +241,7 @@ impl Store {
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let meta = self.db()?.open_tree(META_TREE)?;
+        let meta = self.tree(META_TREE)?;
         match meta.get(SCHEMA_KEY)? {
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
@@ -268,7 +272,7 @@ impl Store {
     /// The journal's id, chosen when the database was created: a replica that sees it change
     /// knows the node's journal started over and resets its cursor.
     pub fn journal_id(&self) -> Result<String, StoreError> {
-        let meta = self.db()?.open_tree(META_TREE)?;
+        let meta = self.tree(META_TREE)?;
         Ok(meta
             .get(JOURNAL_ID_KEY)?
             .map(|raw| String::from_utf8_lossy(&raw).into_owned())
@@ -277,7 +281,7 @@ impl Store {
 
     /// The schema version recorded in the database.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let meta = self.db()?.open_tree(META_TREE)?;
+        let meta = self.tree(META_TREE)?;
         Ok(meta
             .get(SCHEMA_KEY)?
             .and_then(|raw| raw.as_ref().try_into().ok().map(u32::from_be_bytes))
@@ -288,7 +292,7 @@ impl Store {
     /// database written by another version.
     pub fn set_schema_version(&self, version: u32) -> Result<(), StoreError> {
         let _writing = self.writing();
-        let meta = self.db()?.open_tree(META_TREE)?;
+        let meta = self.tree(META_TREE)?;
         meta.insert(SCHEMA_KEY, &version.to_be_bytes())?;
         meta.flush()?;
         Ok(())
@@ -304,6 +308,7 @@ impl Store {
     /// flush began. (sled's own `flush_async` waits on sled's thread pool, which deadlocks when
     /// many databases of one process flush at once.)
     async fn flush_now(&self) -> Result<(), StoreError> {
+        let reopened = self.reopened.load(std::sync::atomic::Ordering::SeqCst);
         let journal = self.journal.committed();
         let catalogue = self.catalogue_log.committed();
         let db = self.db()?;
@@ -317,6 +322,11 @@ impl Store {
             .map_err(StoreError::from);
         self.note_write(&flushed);
         flushed?;
+        // Opened again meanwhile ([`Store::probe_writes`]): what was committed before may not
+        // be in the files just flushed.
+        if self.reopened.load(std::sync::atomic::Ordering::SeqCst) != reopened {
+            return Err(health::not_kept());
+        }
         self.journal.mark_durable(journal);
         self.catalogue_log.mark_durable(catalogue);
         Ok(())
@@ -325,14 +335,22 @@ impl Store {
     /// Waits until `revision` of `log` is durable, flushing unless a flush that covers it
     /// completes first.
     async fn durable(&self, log: &log::Log, revision: u64) -> Result<(), StoreError> {
-        if log.durable() >= revision {
+        let settled = || {
+            if log.lost(revision) {
+                Err(health::not_kept())
+            } else {
+                Ok(log.durable() >= revision)
+            }
+        };
+        if settled()? {
             return Ok(());
         }
         let _flushing = self.flush_lock.lock().await;
-        if log.durable() >= revision {
+        if settled()? {
             return Ok(());
         }
-        self.flush_now().await
+        self.flush_now().await?;
+        settled().map(|_| ())
     }
 
     /// The database directory.

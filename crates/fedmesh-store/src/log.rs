@@ -24,6 +24,9 @@ pub(crate) struct Log {
 struct LogState {
     committed: Mutex<u64>,
     durable: watch::Sender<u64>,
+    /// Revisions committed but never kept: the database was opened again after a failed
+    /// write before they reached the disk ([`Log::restart`]). Never handed out again.
+    lost: Mutex<Vec<std::ops::RangeInclusive<u64>>>,
 }
 
 impl Log {
@@ -41,6 +44,7 @@ impl Log {
             state: Arc::new(LogState {
                 committed: Mutex::new(last),
                 durable,
+                lost: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -63,7 +67,9 @@ impl Log {
     }
 
     /// Goes on from what `db` holds, the database having been opened again after a failed
-    /// write: what it did not keep was never durable, nor acknowledged.
+    /// write (the caller holds the write gate): the revisions committed after its last one
+    /// were never durable, so never acknowledged nor handed to a follower; they are recorded
+    /// as lost (a writer still waiting for one is told so) and not handed out again.
     pub(crate) fn restart(
         &self,
         db: &sled::Db,
@@ -71,14 +77,25 @@ impl Log {
         compacted_key: &[u8],
     ) -> Result<(), StoreError> {
         let last = last_revision(db, tree, compacted_key)?;
-        let mut committed = match self.state.committed.lock() {
+        let committed = self.committed();
+        if committed > last {
+            let mut lost = match self.state.lost.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            lost.push(last + 1..=committed);
+        }
+        self.mark_durable(last);
+        Ok(())
+    }
+
+    /// Whether `revision` was committed but lost when the database was opened again.
+    pub(crate) fn lost(&self, revision: u64) -> bool {
+        let lost = match self.state.lost.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *committed = last;
-        drop(committed);
-        self.mark_durable(last);
-        Ok(())
+        lost.iter().any(|range| range.contains(&revision))
     }
 
     /// The last committed revision (durable or not).

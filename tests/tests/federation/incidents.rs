@@ -910,7 +910,7 @@ async fn maintenance_reaches_tenants_only_and_marks_incidents() {
             offer_id: OFFER.into(),
             period: Some(pb::Period {
                 start_time: Some(prost_types::Timestamp {
-                    seconds: now - 60,
+                    seconds: now - 30,
                     nanos: 0,
                 }),
                 end_time: Some(prost_types::Timestamp {
@@ -1050,7 +1050,7 @@ async fn maintenance_is_rescheduled_and_cancelled_and_counts_as_it_finally_stood
         }
     };
     let to_come = announce("to-come", now + 3600, now + 7200).await;
-    let running = announce("running", now - 60, now + 3600).await;
+    let running = announce("running", now - 30, now + 3600).await;
     let calendar = || {
         let mut client = provider();
         async move {
@@ -1210,7 +1210,7 @@ async fn maintenance_is_rescheduled_and_cancelled_and_counts_as_it_finally_stood
         .reschedule_maintenance(pb::RescheduleMaintenanceRequest {
             request_id: "done-early".into(),
             maintenance_id: running.maintenance_id.clone(),
-            period: period(now - 60, now + 5),
+            period: period(now - 30, now + 5),
             reason: "done early".into(),
         })
         .await
@@ -1218,7 +1218,25 @@ async fn maintenance_is_rescheduled_and_cancelled_and_counts_as_it_finally_stood
         .into_inner()
         .maintenance_window
         .unwrap();
-    assert_eq!(ended_early.period, period(now - 60, now + 5));
+    assert_eq!(ended_early.period, period(now - 30, now + 5));
+
+    // Nor can a window be announced over what already happened.
+    let status = provider()
+        .announce_maintenance(pb::AnnounceMaintenanceRequest {
+            request_id: "after-the-fact".into(),
+            offer_id: OFFER.into(),
+            period: period(now - 3600, now + 3600),
+            summary: "Upgrade".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("period.start_time"),
+        "{}",
+        status.message()
+    );
 
     // A tenant cannot change its provider's window, not even its own node's copy.
     let status = OfferServiceClient::new(fed.as_admin(fed.member(RENNES2)))
