@@ -142,6 +142,26 @@ fn still_to_come(window: &pb::MaintenanceWindow, now: Secs) -> Result<Span, Refu
     Ok(old)
 }
 
+/// The record of `window` going to `period` (`None`: cancelled) at `now` by `by`.
+fn change(
+    window: &pb::MaintenanceWindow,
+    period: Option<pb::Period>,
+    reason: &str,
+    by: &str,
+    now: Secs,
+) -> pb::MaintenanceChange {
+    pb::MaintenanceChange {
+        change_time: Some(prost_types::Timestamp {
+            seconds: now,
+            nanos: 0,
+        }),
+        changed_by: by.to_owned(),
+        previous_period: window.period,
+        period,
+        reason: reason.to_owned(),
+    }
+}
+
 /// `window` moved to `period` at `now` by `by`, for `reason`. What already happened stays: a
 /// window not started yet may move to any future period; one in progress keeps its start and
 /// may end from `now` on (shortened or extended; an end up to [`CLOCK_SKEW`] past is `now`);
@@ -199,16 +219,7 @@ pub fn reschedule(
         ));
     }
     let mut moved = window.clone();
-    moved.changes.push(pb::MaintenanceChange {
-        change_time: Some(prost_types::Timestamp {
-            seconds: now,
-            nanos: 0,
-        }),
-        changed_by: by.to_owned(),
-        previous_period: window.period,
-        period,
-        reason: reason.to_owned(),
-    });
+    moved.changes.push(change(window, period, reason, by, now));
     moved.period = period;
     moved.status = pb::MaintenanceStatus::Scheduled as i32;
     Ok(moved)
@@ -233,16 +244,9 @@ pub fn cancel(
         )));
     }
     let mut cancelled = window.clone();
-    cancelled.changes.push(pb::MaintenanceChange {
-        change_time: Some(prost_types::Timestamp {
-            seconds: now,
-            nanos: 0,
-        }),
-        changed_by: by.to_owned(),
-        previous_period: window.period,
-        period: None,
-        reason: reason.to_owned(),
-    });
+    cancelled
+        .changes
+        .push(change(window, None, reason, by, now));
     cancelled.status = pb::MaintenanceStatus::Cancelled as i32;
     Ok(cancelled)
 }
@@ -293,7 +297,7 @@ mod tests {
             NOW,
         )
         .unwrap();
-        assert_eq!(moved.period, Some(to.clone()));
+        assert_eq!(moved.period, Some(to));
         assert_eq!(moved.changes.len(), 1);
         assert_eq!(moved.changes[0].previous_period, w.period);
         assert_eq!(moved.changes[0].period, Some(to));

@@ -612,17 +612,17 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
             .and_then(|()| check_enum_filter::<pb::Priority>("priorities", &body.priorities))
             .and_then(|()| check_enum_filter::<pb::IncidentType>("types", &body.types))
             .map_err(|(field, message)| ServiceError::invalid(field, message))?;
+        let keep = |i: &pb::Incident| {
+            self.visible(&identity, i)
+                && (body.offer_id.is_empty() || i.offer_id == body.offer_id)
+                && (body.subscription_id.is_empty() || i.subscription_id == body.subscription_id)
+                && (body.statuses.is_empty() || body.statuses.contains(&i.status))
+                && (body.priorities.is_empty() || body.priorities.contains(&i.priority))
+                && (body.types.is_empty() || body.types.contains(&i.r#type))
+        };
         let incidents = self
             .store
-            .list_incidents(after, size + 1, |i| {
-                self.visible(&identity, i)
-                    && (body.offer_id.is_empty() || i.offer_id == body.offer_id)
-                    && (body.subscription_id.is_empty()
-                        || i.subscription_id == body.subscription_id)
-                    && (body.statuses.is_empty() || body.statuses.contains(&i.status))
-                    && (body.priorities.is_empty() || body.priorities.contains(&i.priority))
-                    && (body.types.is_empty() || body.types.contains(&i.r#type))
-            })
+            .list_incidents(after, size + 1, keep)
             .map_err(ServiceError::from)?;
         // Lists stay light: the events and comments are in GetIncident and WatchIncident.
         let shown: Vec<pb::Incident> = incidents
@@ -640,18 +640,9 @@ impl pb::incident_service_server::IncidentService for IncidentApi {
         // incidents (which carry the ids page tokens are made of).
         let mut queued = Vec::new();
         if body.page_token.is_empty() {
-            let keep = |i: &pb::Incident| {
-                self.visible(&identity, i)
-                    && (body.offer_id.is_empty() || i.offer_id == body.offer_id)
-                    && (body.subscription_id.is_empty()
-                        || i.subscription_id == body.subscription_id)
-                    && (body.statuses.is_empty() || body.statuses.contains(&i.status))
-                    && (body.priorities.is_empty() || body.priorities.contains(&i.priority))
-                    && (body.types.is_empty() || body.types.contains(&i.r#type))
-            };
             let mut bytes = 0;
             queued = self.queued_openings().map_err(ServiceError::from)?;
-            queued.retain(keep);
+            queued.retain(|i| keep(i));
             queued.truncate(MAX_QUEUED_LISTED);
             queued.retain(|i| {
                 bytes += prost::Message::encoded_len(i);

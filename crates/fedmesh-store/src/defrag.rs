@@ -348,30 +348,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (journal_id, checksum) = {
-            let store = Store::open(&data).unwrap();
-            let tree = store.db().unwrap().open_tree("churn").unwrap();
-            // Writes and removals, as months of usage do.
-            for round in 0u32..20 {
-                for i in 0u32..2_000 {
-                    tree.insert(
-                        [round.to_be_bytes(), i.to_be_bytes()].concat(),
-                        vec![7u8; 500],
-                    )
-                    .unwrap();
-                }
-                if round > 0 {
-                    let previous = (round - 1).to_be_bytes();
-                    for key in tree.scan_prefix(previous).keys() {
-                        tree.remove(key.unwrap()).unwrap();
-                    }
-                }
-                store.db().unwrap().flush().unwrap();
-            }
-            let kept = fedmesh_proto::pb::JournalEntry {
-                revision: 7,
-                ..Default::default()
-            };
-            store.write_archive("usage/x/202601", &[kept]).unwrap();
+            let store = churned(&data);
             (
                 store.journal_id().unwrap(),
                 store.db().unwrap().checksum().unwrap(),
