@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{channel, fedmesh, free_port, signal, spawn_demo, wait_exit, wait_file};
-use fedmesh::federation::Manifest;
+use crate::common::{channel, fedmesh, free_port, signal, start_demo, wait_exit};
 use fedmesh_proto::pb;
 
 const OFFER: &str = "rennes2.collab";
@@ -143,11 +142,7 @@ fn every_acknowledged_write_survives_twenty_kill_9s_exactly_once() {
         .unwrap();
 
     // A demo writes the PKI and configurations, seeds rennes2's offer and unistra's tenancy.
-    let mut demo = spawn_demo(dir.path(), 2, Stdio::null());
-    wait_file(&dir.path().join("federation.json"), &mut demo);
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.path().join("federation.json")).unwrap())
-            .unwrap();
+    let (mut demo, manifest) = start_demo(dir.path(), 2);
     let (unistra, rennes2) = (manifest.members[0].clone(), manifest.members[1].clone());
     {
         let _guard = rt.enter();

@@ -8,13 +8,12 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{
-    Killed, assert_fails, assert_ok, channel, fedmesh, free_port, run, signal, spawn_demo, text,
-    wait_exit, wait_file,
+    Killed, assert_fails, assert_ok, channel, eventually, fedmesh, free_port, run, signal,
+    start_demo, text, wait_exit,
 };
-use fedmesh::federation::Manifest;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
 
@@ -34,6 +33,9 @@ fn namespaces_work() -> bool {
     works
 }
 
+/// How long each state the test waits for may take.
+const WAIT: Duration = Duration::from_secs(30);
+
 fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -49,11 +51,7 @@ fn a_full_disk_is_reported_and_writes_resume_on_their_own_once_space_is_back() {
     let _runtime = rt.enter();
 
     // The demo writes the PKI and the configurations, and seeds rennes2's offer to copy.
-    let mut demo = spawn_demo(dir.path(), 2, Stdio::null());
-    wait_file(&dir.path().join("federation.json"), &mut demo);
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.path().join("federation.json")).unwrap())
-            .unwrap();
+    let (mut demo, manifest) = start_demo(dir.path(), 2);
     let rennes2 = manifest.members[1].clone();
     let demo_admin = channel(
         &rennes2.endpoint,
@@ -61,7 +59,7 @@ fn a_full_disk_is_reported_and_writes_resume_on_their_own_once_space_is_back() {
         &rennes2.admin_cert,
         &rennes2.admin_key,
     );
-    let seeded = eventually(&rt, "the seeded offer", async || {
+    let seeded = eventually(&rt, "the seeded offer", WAIT, async || {
         OfferServiceClient::new(demo_admin.clone())
             .get_offer(pb::GetOfferRequest {
                 offer_id: "rennes2.collab".into(),
@@ -136,7 +134,7 @@ fn a_full_disk_is_reported_and_writes_resume_on_their_own_once_space_is_back() {
                 .await
         }
     };
-    eventually(&rt, "the node on the small volume", async || {
+    eventually(&rt, "the node on the small volume", WAIT, async || {
         publish(0).await.ok()
     });
 
@@ -169,7 +167,7 @@ fn a_full_disk_is_reported_and_writes_resume_on_their_own_once_space_is_back() {
             .args(extra)
             .args(&set))
     };
-    let unhealthy = eventually(&rt, "health NOT_SERVING", async || {
+    let unhealthy = eventually(&rt, "health NOT_SERVING", WAIT, async || {
         let out = probe(&[]);
         (!out.status.success()).then_some(out)
     });
@@ -205,11 +203,13 @@ fn a_full_disk_is_reported_and_writes_resume_on_their_own_once_space_is_back() {
             .any(|v| v.trim().parse::<f64>() == Ok(expected))
             .then_some(())
     };
-    eventually(&rt, "fedmesh_store_writable 0", async || metrics(0.0).await);
+    eventually(&rt, "fedmesh_store_writable 0", WAIT, async || {
+        metrics(0.0).await
+    });
 
     // Space is back: writes resume on their own, and what was acknowledged is all there.
     std::fs::write(&release, b"").unwrap();
-    eventually(&rt, "health SERVING again", async || {
+    eventually(&rt, "health SERVING again", WAIT, async || {
         probe(&[]).status.success().then_some(())
     });
     // (Its coordinator is not running: that is all it still says needs attention.)
@@ -217,7 +217,9 @@ fn a_full_disk_is_reported_and_writes_resume_on_their_own_once_space_is_back() {
     let shown = text(&status.stdout);
     assert!(shown.contains("storage        accepts writes"), "{shown}");
     assert!(!text(&status.stderr).contains("refuses writes"));
-    eventually(&rt, "fedmesh_store_writable 1", async || metrics(1.0).await);
+    eventually(&rt, "fedmesh_store_writable 1", WAIT, async || {
+        metrics(1.0).await
+    });
     let after = acknowledged.len() + 1;
     rt.block_on(publish(after)).unwrap();
     for n in acknowledged.iter().copied().chain([after]) {
@@ -235,22 +237,6 @@ fn a_full_disk_is_reported_and_writes_resume_on_their_own_once_space_is_back() {
     }
     signal(&node, "TERM");
     assert!(wait_exit(&mut node, Duration::from_secs(30)).success());
-}
-
-/// Polls `probe` (on `rt`) every 50 ms for at most 30 s.
-fn eventually<T>(
-    rt: &tokio::runtime::Runtime,
-    what: &str,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = rt.block_on(probe()) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The party's `/metrics` on `port`, or `None` when it does not answer.

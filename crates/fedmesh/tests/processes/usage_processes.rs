@@ -5,33 +5,16 @@
 
 use std::io::Write as _;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{
-    assert_ok, channel, fedmesh, free_port, run, signal, spawn_demo, wait_exit, wait_file,
+    assert_ok, channel, eventually, fedmesh, free_port, run, signal, start_demo, wait_exit,
 };
 use fedmesh::federation::Manifest;
 use fedmesh_proto::pb;
 
 const RECORDS: usize = 6000;
 const OFFER: &str = "rennes2.collab";
-
-/// Polls `probe` (which runs on `rt`) every 50 ms for at most `within`.
-fn eventually<T>(
-    rt: &tokio::runtime::Runtime,
-    what: &str,
-    within: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = rt.block_on(probe()) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn spawn_coordinator(manifest: &Manifest, port: u16) -> Child {
     fedmesh()
@@ -63,11 +46,7 @@ fn coordinator_totals_are_exact_after_kill_9_mid_stream() {
     let _runtime = rt.enter();
 
     // A demo writes the PKI, the configurations and seeds rennes2's collaboration offer.
-    let mut demo = spawn_demo(dir.path(), 2, Stdio::null());
-    wait_file(&dir.path().join("federation.json"), &mut demo);
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.path().join("federation.json")).unwrap())
-            .unwrap();
+    let (mut demo, manifest) = start_demo(dir.path(), 2);
     let rennes2 = manifest.members[1].clone();
     let admin = channel(
         &rennes2.endpoint,

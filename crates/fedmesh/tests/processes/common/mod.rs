@@ -126,6 +126,33 @@ impl Drop for Killed {
     }
 }
 
+/// Starts `fedmesh demo` with `members` members on free ports in `dir` (its output
+/// discarded), and reads the `federation.json` it writes once every party listens.
+pub(crate) fn start_demo(dir: &Path, members: u16) -> (Killed, fedmesh::federation::Manifest) {
+    let mut demo = spawn_demo(dir, members, Stdio::null());
+    let path = dir.join("federation.json");
+    wait_file(&path, &mut demo);
+    let manifest = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    (demo, manifest)
+}
+
+/// Polls `probe` (which runs on `rt`) every 50 ms for at most `within`.
+pub(crate) fn eventually<T>(
+    rt: &tokio::runtime::Runtime,
+    what: &str,
+    within: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = rt.block_on(probe()) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Starts `fedmesh demo` with `members` members on free ports in `dir`.
 pub(crate) fn spawn_demo(dir: &Path, members: u16, stdout: Stdio) -> Killed {
     let child = fedmesh()
