@@ -10,7 +10,10 @@
 //!
 //! `--keep-batches N` deletes each batch (its records and journal entry) N batches after it was
 //! written, so the data held stays bounded; `--records 0` / `--journal 0` leave out one of the
-//! two trees; `--value-bytes` sets the size of a record.
+//! two trees; `--value-bytes` sets the size of a record. `--month-batches N` closes a month every
+//! N batches (removing the month before last's records and journal), `--month-first 1` leads
+//! record keys with their month, `--transactions 1` writes each batch and its journal entry in
+//! one transaction.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -66,6 +69,14 @@ fn main() {
     // 0: one key per record; N: records go to N keys, each value growing by 32 bytes a record
     // (`--records` then does not apply).
     let slots: u64 = arg("--slots", 0);
+    // N > 0: a month is N batches; at each month's start the records of the month before the
+    // last are removed in one sweep of 1,000-key batches (a month closing), and the journal
+    // keeps two months. `--month-first 1` puts the month before the random part of a key.
+    let month_batches: u64 = arg("--month-batches", 0);
+    let month_first = arg("--month-first", 0u8) == 1;
+    // 1: a batch's records and its journal entry are written in one sled transaction, as the
+    // provider's node writes them.
+    let transactions = arg("--transactions", 0u8) == 1;
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
         .path(dir.path())
@@ -88,7 +99,25 @@ fn main() {
     let mut last_sample = Instant::now();
     let value = vec![0x5a; value_bytes];
     let mut kept: std::collections::VecDeque<Vec<Vec<u8>>> = std::collections::VecDeque::new();
+    let mut months: std::collections::VecDeque<Vec<Vec<u8>>> = std::collections::VecDeque::new();
     while started.elapsed() < Duration::from_secs(seconds) {
+        if month_batches > 0 && revision.is_multiple_of(month_batches) {
+            months.push_back(Vec::new());
+            if months.len() > 2 {
+                let closed = months.pop_front().unwrap_or_default();
+                for chunk in closed.chunks(1_000) {
+                    let mut sweep = sled::Batch::default();
+                    for key in chunk {
+                        sweep.remove(key.clone());
+                    }
+                    records.apply_batch(sweep).unwrap();
+                }
+                let first = revision.saturating_sub(2 * month_batches);
+                for old in journal.range(..first.to_be_bytes()).keys() {
+                    journal.remove(old.unwrap()).unwrap();
+                }
+            }
+        }
         let mut batch_ops = sled::Batch::default();
         written += if slots > 0 { batch as u64 } else { 0 };
         let mut keys = Vec::with_capacity(batch);
@@ -105,8 +134,15 @@ fn main() {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let mut key = state.to_be_bytes().to_vec();
+            let mut key = Vec::with_capacity(24);
+            if month_first {
+                key.extend_from_slice(&(revision / month_batches.max(1)).to_be_bytes());
+            }
+            key.extend_from_slice(&state.to_be_bytes());
             key.extend_from_slice(&revision.to_be_bytes());
+            if let Some(month) = months.back_mut() {
+                month.push(key.clone());
+            }
             if slots > 0 {
                 let slot = (state % slots).to_be_bytes();
                 let mut grown = records
@@ -127,10 +163,20 @@ fn main() {
             kept.push_back(keys);
         }
         revision += 1;
-        if with_records {
+        if transactions {
+            use sled::Transactional as _;
+            let entry = vec![0xa5; value_bytes * batch];
+            (&records, &journal)
+                .transaction(|(r, j)| {
+                    r.apply_batch(&batch_ops)?;
+                    j.insert(&revision.to_be_bytes(), entry.clone())?;
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .unwrap();
+        } else if with_records {
             records.apply_batch(batch_ops).unwrap();
         }
-        if with_journal {
+        if with_journal && !transactions {
             journal
                 .insert(revision.to_be_bytes(), vec![0xa5; value_bytes * batch])
                 .unwrap();
