@@ -30,7 +30,8 @@ pub struct PeerInfo {
     pub remote: Option<std::net::SocketAddr>,
     /// The identity in the client's certificate, read once when the connection was accepted
     /// (`None` without a certificate; the error says why it has no valid identity).
-    pub identity: Option<Result<fedmesh_core::Identity, String>>,
+    /// Shared, so that each call's copy of this record costs no allocation.
+    pub identity: Option<Result<Arc<fedmesh_core::Identity>, String>>,
 }
 
 #[derive(Debug)]
@@ -88,7 +89,11 @@ impl Connections {
             .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect::<Vec<_>>()));
         let leaf = certs.as_ref().and_then(|c| c.first());
         let serial = leaf.and_then(serial_of);
-        let identity = leaf.map(|c| fedmesh_tls::identity_from_der(c).map_err(|e| e.to_string()));
+        let identity = leaf.map(|c| {
+            fedmesh_tls::identity_from_der(c)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
         let member = identity
             .as_ref()
             .and_then(|i| i.as_ref().ok())

@@ -44,8 +44,6 @@ pub struct Deadline<S> {
     max: Duration,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, B> Service<http::Request<B>> for Deadline<S>
 where
     S: Service<http::Request<B>, Response = http::Response<Body>>,
@@ -54,7 +52,7 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = DeadlineFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -67,17 +65,40 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
         let limit = client.map_or(self.max, |c| c.min(self.max));
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            match tokio::time::timeout(limit, call).await {
-                Ok(result) => result,
-                Err(_) => Ok(Status::deadline_exceeded(format!(
-                    "deadline of {} ms exceeded",
-                    limit.as_millis()
-                ))
-                .into_http()),
-            }
-        })
+        DeadlineFuture {
+            inner: tokio::time::timeout(limit, self.inner.call(request)),
+            limit,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Deadline`] call: its response, or `DEADLINE_EXCEEDED` once `limit`
+    /// has passed.
+    pub struct DeadlineFuture<F> {
+        #[pin]
+        inner: tokio::time::Timeout<F>,
+        limit: Duration,
+    }
+}
+
+impl<F, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<http::Response<Body>, E>>,
+{
+    type Output = Result<http::Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.inner.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(result)) => Poll::Ready(result),
+            Poll::Ready(Err(_)) => Poll::Ready(Ok(Status::deadline_exceeded(format!(
+                "deadline of {} ms exceeded",
+                this.limit.as_millis()
+            ))
+            .into_http())),
+        }
     }
 }
 

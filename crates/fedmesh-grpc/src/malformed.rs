@@ -31,8 +31,6 @@ pub struct Malformed<S> {
     inner: S,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, B> Service<http::Request<B>> for Malformed<S>
 where
     S: Service<http::Request<B>, Response = http::Response<Body>>,
@@ -41,16 +39,41 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = MalformedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = call.await?;
+        MalformedFuture {
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Malformed`] call: its response, a decoding failure's status changed
+    /// to `INVALID_ARGUMENT`.
+    pub struct MalformedFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, E> Future for MalformedFuture<F>
+where
+    F: Future<Output = Result<http::Response<Body>, E>>,
+{
+    type Output = Result<http::Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = match self.project().inner.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Ready(Ok(response)) => response,
+        };
+        {
             let headers = response.headers_mut();
             let internal = headers
                 .get("grpc-status")
@@ -65,8 +88,8 @@ where
                     http::HeaderValue::from_static("3"), // INVALID_ARGUMENT
                 );
             }
-            Ok(response)
-        })
+        }
+        Poll::Ready(Ok(response))
     }
 }
 

@@ -4,16 +4,20 @@
 //! - Every gRPC call, counted by service, method and status code, with a latency histogram
 //!   (by [`MetricsLayer`], outermost, so refused calls count too). The code is the one in the
 //!   response headers (errors are trailers-only responses); a call that fails after its
-//!   headers — a stream ending in error — counts as `OK`.
+//!   headers — a stream ending in error — counts as `OK`. The methods are those of the
+//!   authorization table; a call to any other path counts under `service="unknown",
+//!   method="unknown"`, so that a client cannot add series by inventing paths. Each method's
+//!   series are found once, so that counting a call builds no labels.
 //! - State gauges read from the store at each scrape (a [`Snapshot`] the party provides):
 //!   journal revision, outbox depth and age, replication lag, open incidents by SLA state,
 //!   tenants and users per offer, node liveness, certificate expiry.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -174,10 +178,37 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// The series of one method's calls, created at its first call.
+struct MethodSeries {
+    service: &'static str,
+    method: &'static str,
+    latency: OnceLock<Histogram>,
+    /// By status code, in gRPC's numbering (0 to 16).
+    codes: [OnceLock<Counter>; 17],
+}
+
+impl MethodSeries {
+    fn new(service: &'static str, method: &'static str) -> Self {
+        Self {
+            service,
+            method,
+            latency: OnceLock::new(),
+            codes: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+}
+
+/// What counts a path's calls under: its method's series, or the unknown paths' (the last).
+const UNKNOWN: &str = "unknown";
+
 struct Inner {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     latency: Family<MethodLabels, Histogram>,
+    /// The known methods' series, then the unknown paths'.
+    methods: Vec<MethodSeries>,
+    /// `/service/method` → index in `methods`.
+    paths: HashMap<String, usize>,
     journal_revision: FloatGauge,
     outbox_depth: FloatGauge,
     outbox_age: FloatGauge,
@@ -200,7 +231,19 @@ impl Metrics {
         let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
+        let mut methods: Vec<MethodSeries> = fedmesh_core::authz::RULES
+            .iter()
+            .map(|rule| MethodSeries::new(rule.service, rule.method))
+            .collect();
+        let paths = methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("/{}/{}", m.service, m.method), i))
+            .collect();
+        methods.push(MethodSeries::new(UNKNOWN, UNKNOWN));
         let inner = Inner {
+            methods,
+            paths,
             journal_revision: FloatGauge::default(),
             outbox_depth: FloatGauge::default(),
             outbox_age: FloatGauge::default(),
@@ -292,21 +335,51 @@ impl Metrics {
         self.inner.rejections.clone()
     }
 
-    /// Counts one call (the layer does it for every call it sees).
-    pub fn observe(&self, service: &str, method: &str, code: &str, seconds: f64) {
+    /// Which series the calls of `path` (`/service/method`) count under.
+    fn method_of(&self, path: &str) -> usize {
         self.inner
-            .calls
-            .get_or_create(&CallLabels {
-                service: service.to_owned(),
-                method: method.to_owned(),
-                code: code.to_owned(),
-            })
-            .inc();
-        self.inner
+            .paths
+            .get(path)
+            .copied()
+            .unwrap_or(self.inner.methods.len() - 1)
+    }
+
+    /// Counts one call to `path` that ended with `code` after `seconds` (the layer does it for
+    /// every call it sees).
+    pub fn observe(&self, path: &str, code: tonic::Code, seconds: f64) {
+        self.count(self.method_of(path), code, seconds);
+    }
+
+    fn count(&self, method: usize, code: tonic::Code, seconds: f64) {
+        let inner = &self.inner;
+        let Some(series) = inner.methods.get(method) else {
+            return;
+        };
+        let index = usize::try_from(i32::from(code)).unwrap_or(2);
+        if let Some(counter) = series.codes.get(index) {
+            counter
+                .get_or_init(|| {
+                    inner
+                        .calls
+                        .get_or_create(&CallLabels {
+                            service: series.service.to_owned(),
+                            method: series.method.to_owned(),
+                            code: code_name(code).to_owned(),
+                        })
+                        .clone()
+                })
+                .inc();
+        }
+        series
             .latency
-            .get_or_create(&MethodLabels {
-                service: service.to_owned(),
-                method: method.to_owned(),
+            .get_or_init(|| {
+                inner
+                    .latency
+                    .get_or_create(&MethodLabels {
+                        service: series.service.to_owned(),
+                        method: series.method.to_owned(),
+                    })
+                    .clone()
             })
             .observe(seconds);
     }
@@ -423,51 +496,62 @@ pub struct Counted<S> {
     metrics: Metrics,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, B, R> Service<http::Request<B>> for Counted<S>
 where
     S: Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    R: Send + 'static,
 {
     type Response = http::Response<R>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = CountedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path().trim_start_matches('/').to_owned();
-        let (service, method) = path
-            .split_once('/')
-            .map(|(s, m)| (s.to_owned(), m.to_owned()))
-            .unwrap_or_else(|| (path.clone(), String::new()));
-        let metrics = self.metrics.clone();
-        let started = Instant::now();
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            let result = call.await;
-            let code = match &result {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or(tonic::Code::Ok, tonic::Code::from_i32),
-                Err(_) => tonic::Code::Internal,
-            };
-            metrics.observe(
-                &service,
-                &method,
-                code_name(code),
-                started.elapsed().as_secs_f64(),
-            );
-            result
-        })
+        CountedFuture {
+            method: self.metrics.method_of(request.uri().path()),
+            metrics: self.metrics.clone(),
+            started: Instant::now(),
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Counted`] call, which counts it when it ends.
+    pub struct CountedFuture<F> {
+        #[pin]
+        inner: F,
+        metrics: Metrics,
+        method: usize,
+        started: Instant,
+    }
+}
+
+impl<F, R, E> Future for CountedFuture<F>
+where
+    F: Future<Output = Result<http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Poll::Ready(result) = this.inner.poll(cx) else {
+            return Poll::Pending;
+        };
+        let code = match &result {
+            Ok(response) => response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+            Err(_) => tonic::Code::Internal,
+        };
+        this.metrics
+            .count(*this.method, code, this.started.elapsed().as_secs_f64());
+        Poll::Ready(result)
     }
 }
 
@@ -520,13 +604,49 @@ mod tests {
             tenants: vec![("rennes2.collab".into(), 3.0)],
             ..Default::default()
         });
-        metrics.observe("fedmesh.v1.OfferService", "GetOffer", "NOT_FOUND", 0.002);
+        metrics.observe(
+            "/fedmesh.v1.OfferService/GetOffer",
+            tonic::Code::NotFound,
+            0.002,
+        );
+        metrics.observe("/fedmesh.v1.OfferService/GetOffer", tonic::Code::Ok, 0.001);
+        metrics.observe(
+            "/fedmesh.v1.OfferService/GetOffer",
+            tonic::Code::NotFound,
+            0.004,
+        );
+        // Invented paths add no series.
+        metrics.observe("/made.Up/One", tonic::Code::Unimplemented, 0.001);
+        metrics.observe("/made.Up/Two", tonic::Code::Unimplemented, 0.001);
         let text = metrics.render();
         assert!(
             text.contains(
-                "fedmesh_rpc_requests_total{service=\"fedmesh.v1.OfferService\",method=\"GetOffer\",code=\"NOT_FOUND\"} 1"
+                "fedmesh_rpc_requests_total{service=\"fedmesh.v1.OfferService\",method=\"GetOffer\",code=\"NOT_FOUND\"} 2"
             ),
             "{text}"
+        );
+        assert!(
+            text.contains(
+                "fedmesh_rpc_requests_total{service=\"fedmesh.v1.OfferService\",method=\"GetOffer\",code=\"OK\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "fedmesh_rpc_duration_seconds_count{service=\"fedmesh.v1.OfferService\",method=\"GetOffer\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "fedmesh_rpc_requests_total{service=\"unknown\",method=\"unknown\",code=\"UNIMPLEMENTED\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("made.Up"), "{text}");
+        assert!(
+            !text.contains("method=\"ListOffers\""),
+            "a method's series appear at its first call: {text}"
         );
         assert!(text.contains("fedmesh_journal_revision 42"), "{text}");
         assert!(

@@ -30,7 +30,7 @@ struct Bucket {
 pub struct RateLayer {
     per_second: f64,
     burst: f64,
-    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    buckets: Arc<Mutex<HashMap<Identity, Bucket>>>,
 }
 
 impl RateLayer {
@@ -44,25 +44,34 @@ impl RateLayer {
     }
 
     /// Takes a token for `peer` at `now`; false when its bucket is empty.
-    fn admit(&self, peer: &str, now: Instant) -> bool {
+    fn admit(&self, peer: &Identity, now: Instant) -> bool {
         let mut buckets = match self.buckets.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if buckets.len() >= MAX_PEERS && !buckets.contains_key(peer) {
-            // Forget the peer seen longest ago.
-            if let Some(oldest) = buckets
-                .iter()
-                .min_by_key(|(_, b)| b.at)
-                .map(|(k, _)| k.clone())
-            {
-                buckets.remove(&oldest);
+        // A known peer costs a lookup; only a new one is copied into the map.
+        if !buckets.contains_key(peer) {
+            if buckets.len() >= MAX_PEERS {
+                // Forget the peer seen longest ago.
+                if let Some(oldest) = buckets
+                    .iter()
+                    .min_by_key(|(_, b)| b.at)
+                    .map(|(k, _)| k.clone())
+                {
+                    buckets.remove(&oldest);
+                }
             }
+            buckets.insert(
+                peer.clone(),
+                Bucket {
+                    tokens: self.burst,
+                    at: now,
+                },
+            );
         }
-        let bucket = buckets.entry(peer.to_owned()).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
+        let Some(bucket) = buckets.get_mut(peer) else {
+            return true;
+        };
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
         bucket.at = now;
@@ -105,11 +114,10 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let peer = request
-            .extensions()
-            .get::<Identity>()
-            .map(Identity::to_uri)
-            .unwrap_or_default();
+        // Authentication, before this layer, gave every call it lets through an identity.
+        let Some(peer) = request.extensions().get::<Arc<Identity>>().cloned() else {
+            return Either::Right(self.inner.call(request));
+        };
         if self.layer.admit(&peer, Instant::now()) {
             Either::Right(self.inner.call(request))
         } else {
@@ -132,16 +140,19 @@ mod tests {
     #[test]
     fn a_peer_gets_its_burst_then_its_rate_and_others_are_unaffected() {
         let layer = RateLayer::new(10, 5);
+        let fed: fedmesh_core::FederationName = "fed".parse().unwrap();
+        let a = Identity::node(fed.clone(), "a".parse().unwrap());
+        let b = Identity::node(fed, "b".parse().unwrap());
         let start = Instant::now();
-        let admitted = (0..20).filter(|_| layer.admit("a", start)).count();
+        let admitted = (0..20).filter(|_| layer.admit(&a, start)).count();
         assert_eq!(admitted, 5, "the burst");
-        assert!(layer.admit("b", start), "another peer has its own bucket");
+        assert!(layer.admit(&b, start), "another peer has its own bucket");
         // 100 ms later, one more token (10 per second).
         let later = start + Duration::from_millis(100);
-        assert!(layer.admit("a", later));
-        assert!(!layer.admit("a", later));
+        assert!(layer.admit(&a, later));
+        assert!(!layer.admit(&a, later));
         // A long pause refills up to the burst, not beyond.
         let much_later = start + Duration::from_secs(60);
-        assert_eq!((0..20).filter(|_| layer.admit("a", much_later)).count(), 5);
+        assert_eq!((0..20).filter(|_| layer.admit(&a, much_later)).count(), 5);
     }
 }

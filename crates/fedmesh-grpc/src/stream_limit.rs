@@ -124,8 +124,8 @@ where
         }
         let peer = request
             .extensions()
-            .get::<Identity>()
-            .map(Identity::to_uri)
+            .get::<std::sync::Arc<Identity>>()
+            .map(|identity| identity.to_uri())
             .unwrap_or_default();
         match self.layer.acquire(&peer) {
             Some(place) => Either::Right(HoldingPlace {

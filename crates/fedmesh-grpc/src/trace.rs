@@ -4,6 +4,8 @@
 //! propagator, a no-op until the binary installs one, so nothing is sent or read unless
 //! tracing is configured.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use opentelemetry::propagation::{Extractor, Injector};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -55,4 +57,18 @@ pub fn adopt_parent(span: &tracing::Span, headers: &http::HeaderMap) {
         propagator.extract(&HeaderExtractor(headers))
     });
     let _ = span.set_parent(parent);
+}
+
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Says that spans are exported (an OTLP endpoint is configured): servers then give each
+/// call's span what OTLP reads (its name, kind and parent trace). The binary calls it once, when
+/// it installs its subscriber.
+pub fn set_exporting(exporting: bool) {
+    EXPORTING.store(exporting, Ordering::Relaxed);
+}
+
+/// Whether spans are exported; see [`set_exporting`].
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }

@@ -500,7 +500,9 @@ mod tests {
             let mut request = Request::new(pb::GetSnapshotRequest::default());
             request
                 .extensions_mut()
-                .insert(Identity::coordinator("fed".parse().unwrap()));
+                .insert(std::sync::Arc::new(Identity::coordinator(
+                    "fed".parse().unwrap(),
+                )));
             api.get_snapshot(request).await.unwrap().into_inner()
         };
 

@@ -69,6 +69,7 @@ pub fn init(
             )
         }
     };
+    fedmesh_grpc::trace::set_exporting(provider.is_some());
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("fedmesh")));

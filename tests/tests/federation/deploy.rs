@@ -32,7 +32,7 @@ fn known_series() -> BTreeSet<String> {
         certificate_expiry: Some(1.0),
         store_writable: Some(1.0),
     });
-    metrics.observe("s", "m", "OK", 0.1);
+    metrics.observe("/s/m", tonic::Code::Ok, 0.1);
     metrics.rejections().refuse(
         "x",
         1,
