@@ -920,8 +920,9 @@ async fn stop(party: &mut Running) -> Result<()> {
 }
 
 /// Loads a configuration file with extra `--set` style settings, the environment left out
-/// (an in-process federation must not pick up the shell's `FEDMESH_*` variables).
-fn load_config<T: serde::de::DeserializeOwned>(path: &Path, settings: &[String]) -> Result<T> {
+/// (an in-process federation must not pick up the shell's `FEDMESH_*` variables). Benchmarks
+/// use it to run one party of a federation in a process of its own.
+pub fn load_config<T: serde::de::DeserializeOwned>(path: &Path, settings: &[String]) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Layers::new()

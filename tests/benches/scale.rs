@@ -1,0 +1,721 @@
+//! A federation of many members on one coordinator: what each member costs it, how fast a
+//! change spreads, how search holds with thousands of offers, and how the federation comes
+//! back after the coordinator is killed.
+//!
+//! The members' nodes run in this process (each with its own sled database of a 1 MiB cache,
+//! its own TLS listener and tasks; the tokio runtime, sled's I/O threads and the allocator are
+//! shared); the coordinator runs in a child process (this binary with `--serve-coordinator`),
+//! so that its memory and CPU are its own and it can be killed with SIGKILL. Every party runs
+//! the production defaults: heartbeats every 10 s, registration retried after 0.5 s doubling to
+//! 30 s with jitter.
+//!
+//! 1. Every member publishes offers (`--offers` in all, spread over the members, an offer
+//!    approved within capacity) and asks for a tenancy on the next member's first offer; a
+//!    trickle of usage (one record every `--usage-ms` for a random tenancy) runs from then on.
+//! 2. `--publishes` sequential updates of one offer: the time to the coordinator's catalogue
+//!    and to another member's catalogue watch.
+//! 3. `--searches` catalogue searches on the coordinator and on a member's cached catalogue.
+//! 4. At rest (heartbeats and the trickle only) for `--rest-seconds`: the coordinator's
+//!    resident memory and CPU.
+//! 5. The coordinator is killed (SIGKILL), an offer changes while it is down for
+//!    `--down-seconds`, and it is started again on its data: the time until every node has
+//!    heartbeated to it again, until its catalogue holds the change (it follows the provider's
+//!    journal again), and until every node's cached catalogue holds it; the registrations and
+//!    heartbeats it answered per second on the way.
+//!
+//! ```sh
+//! cargo bench -p fedmesh-tests --bench scale -- --members 76
+//! cargo bench -p fedmesh-tests --bench scale -- --members 250
+//! cargo bench -p fedmesh-tests --bench scale -- --members 760
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
+use fedmesh_proto::pb;
+use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
+use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
+use fedmesh_tests::bench::{arg, channel, percentile};
+use tokio::task::JoinSet;
+use tonic::Streaming;
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The coordinator's process.
+
+fn serve_coordinator(config: &Path, settings: Vec<String>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config: fedmesh_coordinator::CoordinatorConfig =
+            fedmesh::federation::load_config(config, &settings).unwrap();
+        let server = fedmesh_coordinator::Coordinator::bind(config)
+            .await
+            .unwrap();
+        server.serve(std::future::pending()).await.unwrap();
+    });
+}
+
+/// The coordinator in a child process, on the addresses it had in this process.
+struct CoordinatorProcess {
+    config: PathBuf,
+    settings: Vec<String>,
+    child: Child,
+}
+
+impl CoordinatorProcess {
+    fn spawn(config: &Path, settings: Vec<String>) -> Self {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.arg("--serve-coordinator").arg(config);
+        for setting in &settings {
+            command.args(["--set", setting]);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Self {
+            config: config.to_owned(),
+            settings,
+            child,
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
+        *self = Self::spawn(&self.config.clone(), self.settings.clone());
+    }
+
+    /// Resident memory (MiB) and CPU time so far.
+    fn usage(&self) -> (f64, Duration) {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+        (rss, Duration::from_millis(ticks * 10))
+    }
+}
+
+impl Drop for CoordinatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn own_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the federation.
+
+/// Every node in the coordinator's registry: member id → last heartbeat (Unix seconds).
+async fn heartbeats(operator: &fedmesh_grpc::GrpcChannel) -> BTreeMap<String, i64> {
+    let mut client = pb::registry_service_client::RegistryServiceClient::new(operator.clone());
+    let mut seen = BTreeMap::new();
+    let mut page_token = String::new();
+    loop {
+        let Ok(page) = client
+            .list_nodes(pb::ListNodesRequest {
+                page_size: 1000,
+                page_token: page_token.clone(),
+            })
+            .await
+        else {
+            return seen;
+        };
+        let page = page.into_inner();
+        for node in page.nodes {
+            let beat = node
+                .last_heartbeat_at
+                .or(node.registered_at)
+                .map_or(0, |t| t.seconds);
+            seen.insert(node.member_id, beat);
+        }
+        if page.next_page_token.is_empty() {
+            return seen;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The coordinator's metrics: the sum of a series' samples whose line starts with `prefix`,
+/// and how many there are.
+async fn scrape(metrics_url: &str, prefix: &str) -> Option<(f64, usize)> {
+    let (status, body) = fedmesh_tests::http_get(metrics_url).await;
+    if status != 200 {
+        return None;
+    }
+    let values: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    Some((values.iter().sum(), values.len()))
+}
+
+async fn catalogue_watch(
+    channel: fedmesh_grpc::GrpcChannel,
+) -> Streaming<pb::WatchCatalogueResponse> {
+    let mut stream = CatalogueServiceClient::new(channel)
+        .watch_catalogue(pb::WatchCatalogueRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    while !stream.message().await.unwrap().unwrap().caught_up {}
+    stream
+}
+
+async fn until_version(
+    stream: &mut Streaming<pb::WatchCatalogueResponse>,
+    version: &str,
+) -> Instant {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(60), stream.message())
+            .await
+            .expect("no change within 60 s")
+            .unwrap()
+            .expect("the watch ended");
+        if message
+            .change
+            .and_then(|c| c.offer)
+            .and_then(|o| o.offer)
+            .is_some_and(|o| o.version == version)
+        {
+            return Instant::now();
+        }
+    }
+}
+
+/// How many offers a catalogue (the coordinator's or a node's cache) holds.
+async fn catalogue_size(channel: &fedmesh_grpc::GrpcChannel) -> usize {
+    let mut client = CatalogueServiceClient::new(channel.clone());
+    let mut count = 0;
+    let mut page_token = String::new();
+    loop {
+        let Ok(page) = client
+            .search_offers(pb::SearchOffersRequest {
+                page_size: 1000,
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await
+        else {
+            return count;
+        };
+        let page = page.into_inner();
+        count += page.offers.len();
+        if page.next_page_token.is_empty() {
+            return count;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "| {name} | {} | {} | {} | {} |",
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.99)),
+        ms(samples.last().copied().unwrap_or_default()),
+        samples.len()
+    );
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs `jobs` with at most `parallel` at once; their results in order.
+async fn bounded<T, F>(parallel: usize, jobs: Vec<F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let gate = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut set = JoinSet::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        let gate = gate.clone();
+        set.spawn(async move {
+            let _permit = gate.acquire_owned().await.unwrap();
+            (i, job.await)
+        });
+    }
+    let mut out: Vec<(usize, T)> = set.join_all().await;
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-coordinator") {
+        let config = PathBuf::from(&args[i + 1]);
+        let settings = args
+            .windows(2)
+            .filter(|w| w[0] == "--set")
+            .map(|w| w[1].clone())
+            .collect();
+        serve_coordinator(&config, settings);
+        return;
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(run());
+}
+
+async fn run() {
+    let members: usize = arg("--members", 76).max(2);
+    let total_offers: usize = arg("--offers", 2000).max(members);
+    let publishes: usize = arg("--publishes", 100);
+    let searches: usize = arg("--searches", 300);
+    let rest_seconds: u64 = arg("--rest-seconds", 30);
+    let down_seconds: u64 = arg("--down-seconds", 5);
+    let usage_ms: u64 = arg("--usage-ms", 200);
+    println!("# {members} members, {total_offers} offers\n");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = FederationSpec::new(dir.path(), members);
+    spec.node_settings = vec![
+        "storage.cache_mb=1".into(),
+        "metrics.enabled=false".into(),
+        // Room for this benchmark's own calls as each member's admin.
+        "limits.max_calls_per_second_per_peer=100000".into(),
+        "limits.max_call_burst_per_peer=100000".into(),
+    ];
+    spec.coordinator_settings = vec![
+        "limits.max_calls_per_second_per_peer=100000".into(),
+        "limits.max_call_burst_per_peer=100000".into(),
+    ];
+    let started = Instant::now();
+    let mut running = RunningFederation::start(spec).await.unwrap();
+    let manifest: Manifest = running.manifest.clone();
+    let coordinator_addr = running.coordinator_addr();
+    // The coordinator moves to a process of its own, on the same addresses and data.
+    running.stop_coordinator().await.unwrap();
+    let metrics_url = manifest.coordinator.metrics.clone().unwrap();
+    let metrics_listen = metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let dashboard_port = manifest
+        .coordinator
+        .dashboard
+        .as_deref()
+        .and_then(|d| d.split(':').nth(2))
+        .and_then(|p| p.split('/').next())
+        .unwrap()
+        .to_owned();
+    let mut coordinator = CoordinatorProcess::spawn(
+        &manifest.coordinator.config,
+        vec![
+            format!("listen={coordinator_addr}"),
+            format!("metrics.listen={metrics_listen}"),
+            format!("dashboard.listen=127.0.0.1:{dashboard_port}"),
+            "limits.max_calls_per_second_per_peer=100000".into(),
+            "limits.max_call_burst_per_peer=100000".into(),
+        ],
+    );
+    let operator = channel(
+        &manifest,
+        &manifest.coordinator.endpoint,
+        &manifest.coordinator.admin_cert,
+        &manifest.coordinator.admin_key,
+    );
+    let admins: Vec<fedmesh_grpc::GrpcChannel> = manifest
+        .members
+        .iter()
+        .map(|m| channel(&manifest, &m.endpoint, &m.admin_cert, &m.admin_key))
+        .collect();
+    loop {
+        if heartbeats(&operator).await.len() == members {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "federation started and every node registered in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 1. Offers, tenancies, then a trickle of usage.
+    let per_member = total_offers.div_ceil(members);
+    let template = fedmesh_tests::example_offer("otp");
+    let mut jobs = Vec::new();
+    for (m, admin) in admins.iter().enumerate() {
+        for k in 0..per_member {
+            if m * per_member + k >= total_offers {
+                break;
+            }
+            let mut offer = template.clone();
+            offer.service_id = format!("svc-{k}");
+            offer.service_name = format!("Service {k} of member {m}");
+            offer.status = pb::OfferStatus::Available.into();
+            offer.approval_policy = pb::SubscriptionApprovalPolicy::AutoWithinCapacity.into();
+            offer.auto_approved_member_ids.clear();
+            let admin = admin.clone();
+            jobs.push(async move {
+                OfferServiceClient::new(admin)
+                    .publish_offer(pb::PublishOfferRequest {
+                        offer: Some(offer),
+                        etag: String::new(),
+                    })
+                    .await
+                    .expect("publish")
+                    .into_inner()
+                    .offer
+                    .unwrap()
+            });
+        }
+    }
+    let setup = Instant::now();
+    let offers = bounded(16, jobs).await;
+    println!(
+        "{} offers published in {:.1} s",
+        offers.len(),
+        setup.elapsed().as_secs_f64()
+    );
+    let first_offers: Vec<pb::Offer> = offers
+        .iter()
+        .filter(|o| o.service_id == "svc-0")
+        .cloned()
+        .collect();
+    loop {
+        if catalogue_size(&admins[members - 1]).await >= offers.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut jobs = Vec::new();
+    for (m, admin) in admins.iter().enumerate() {
+        let offer = first_offers[(m + 1) % first_offers.len()].clone();
+        let admin = admin.clone();
+        jobs.push(async move {
+            let answer = pb::subscription_service_client::SubscriptionServiceClient::new(admin)
+                .request_subscription(pb::RequestSubscriptionRequest {
+                    request_id: "scale-1".into(),
+                    offer_id: offer.offer_id.clone(),
+                    user_count: 100,
+                    contact_email: "dsi@example.org".into(),
+                    accepted_terms_version: offer.terms_version.clone(),
+                    ..Default::default()
+                })
+                .await;
+            match answer {
+                Ok(a) => a.into_inner().subscription,
+                Err(status) => {
+                    eprintln!("tenancy on {}: {status:?}", offer.offer_id);
+                    None
+                }
+            }
+        });
+    }
+    let tenancies: Vec<pb::Subscription> = bounded(16, jobs)
+        .await
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.tenant_id.is_empty())
+        .collect();
+    println!(
+        "{} tenancies active after {:.1} s of setup",
+        tenancies.len(),
+        setup.elapsed().as_secs_f64()
+    );
+    let provider_of: BTreeMap<String, usize> = manifest
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.member_id.clone().unwrap(), i))
+        .collect();
+    let trickle = {
+        let admins = admins.clone();
+        let tenancies = tenancies.clone();
+        tokio::spawn(async move {
+            let mut rng = fedmesh_tests::SplitMix64::new(7);
+            let mut n = 0u64;
+            loop {
+                tokio::time::sleep(Duration::from_millis(usage_ms)).await;
+                if tenancies.is_empty() {
+                    continue;
+                }
+                let tenancy = &tenancies[rng.below(tenancies.len() as u64) as usize];
+                let provider = tenancy.offer_id.split('.').next().unwrap_or_default();
+                let Some(&p) = provider_of.get(provider) else {
+                    continue;
+                };
+                n += 1;
+                let hour = unix_now() / 3600 * 3600 - 3600;
+                let _ = pb::usage_service_client::UsageServiceClient::new(admins[p].clone())
+                    .report_usage(pb::ReportUsageRequest {
+                        records: vec![pb::UsageRecord {
+                            record_id: format!("trickle-{n}"),
+                            offer_id: tenancy.offer_id.clone(),
+                            subscription_id: tenancy.subscription_id.clone(),
+                            tenant_id: tenancy.tenant_id.clone(),
+                            metric: "active_users".into(),
+                            value: 10.0,
+                            period: Some(pb::Period {
+                                start_time: Some(prost_types::Timestamp {
+                                    seconds: hour,
+                                    nanos: 0,
+                                }),
+                                end_time: Some(prost_types::Timestamp {
+                                    seconds: hour + 3600,
+                                    nanos: 0,
+                                }),
+                            }),
+                            ..Default::default()
+                        }],
+                    })
+                    .await;
+            }
+        })
+    };
+
+    // 2. A change's way to the coordinator and to another member.
+    let mut at_coordinator = catalogue_watch(operator.clone()).await;
+    let mut at_member = catalogue_watch(admins[members - 1].clone()).await;
+    let mut etag = first_offers[0].etag.clone();
+    let provider = OfferServiceClient::new(admins[0].clone());
+    let mut to_coordinator = Vec::new();
+    let mut to_member = Vec::new();
+    let mut acks = Vec::new();
+    for i in 0..publishes {
+        let mut offer = first_offers[0].clone();
+        offer.version = format!("2.{i}");
+        let sent = Instant::now();
+        etag = provider
+            .clone()
+            .publish_offer(pb::PublishOfferRequest {
+                offer: Some(offer),
+                etag,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .offer
+            .unwrap()
+            .etag;
+        let acked = Instant::now();
+        acks.push(acked - sent);
+        let version = format!("2.{i}");
+        let (c, m) = tokio::join!(
+            until_version(&mut at_coordinator, &version),
+            until_version(&mut at_member, &version)
+        );
+        to_coordinator.push(c - acked);
+        to_member.push(m - acked);
+    }
+    drop((at_coordinator, at_member));
+
+    // 3. Searches.
+    let search = |channel: fedmesh_grpc::GrpcChannel| async move {
+        let mut client = CatalogueServiceClient::new(channel);
+        let mut samples = Vec::new();
+        let words = ["authentification", "member", "webauthn", "identity"];
+        for i in 0..searches {
+            let sent = Instant::now();
+            let page = client
+                .search_offers(pb::SearchOffersRequest {
+                    text: words[i % words.len()].into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            samples.push(sent.elapsed());
+            assert!(!page.offers.is_empty() || i % words.len() == 1);
+        }
+        samples
+    };
+    let search_coordinator = search(operator.clone()).await;
+    let search_node = search(admins[members - 1].clone()).await;
+
+    println!("\n| measure | p50 | p99 | max | n |");
+    println!("|---|---|---|---|---|");
+    report("baseline: publish acknowledged", acks);
+    report("publish → coordinator catalogue", to_coordinator);
+    report("publish → another member's watch", to_member);
+    report(
+        &format!("search, coordinator ({total_offers} offers)"),
+        search_coordinator,
+    );
+    report("search, a node's cached catalogue", search_node);
+
+    // 4. At rest.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, cpu_before) = coordinator.usage();
+    let rest = Instant::now();
+    tokio::time::sleep(Duration::from_secs(rest_seconds)).await;
+    let (rss, cpu_after) = coordinator.usage();
+    let cpu_share = (cpu_after - cpu_before).as_secs_f64() / rest.elapsed().as_secs_f64();
+    println!(
+        "\nat rest ({rest_seconds} s, heartbeats and one usage record every {usage_ms} ms): coordinator {rss:.0} MiB resident ({:.0} KiB per member), CPU {:.2} % of a core ({:.1} ms/s per 100 members); this process (the {members} nodes and the load) {:.0} MiB",
+        rss * 1024.0 / members as f64,
+        cpu_share * 100.0,
+        cpu_share * 1000.0 * 100.0 / members as f64,
+        own_rss_mib()
+    );
+
+    // 5. Killed, changed while down, started again.
+    let killed_at = unix_now();
+    coordinator.kill();
+    let killed = Instant::now();
+    let mut offer = first_offers[0].clone();
+    offer.version = "during-outage".into();
+    provider
+        .clone()
+        .publish_offer(pb::PublishOfferRequest {
+            offer: Some(offer),
+            etag,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(down_seconds)).await;
+    coordinator.restart();
+    let restarted = Instant::now();
+    let mut beats_back = None;
+    let mut coordinator_back = None;
+    let mut caches_back = None;
+    let mut registrations: Vec<(f64, f64)> = Vec::new();
+    let register =
+        "fedmesh_rpc_requests_total{service=\"fedmesh.v1.RegistryService\",method=\"RegisterNode\"";
+    let heartbeat =
+        "fedmesh_rpc_requests_total{service=\"fedmesh.v1.RegistryService\",method=\"Heartbeat\"";
+    let mut last_calls = 0.0;
+    let mut last_at = 0.0;
+    let mut cache_checked = Instant::now() - Duration::from_secs(10);
+    while caches_back.is_none() || beats_back.is_none() || coordinator_back.is_none() {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(300),
+            "not back within 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let t = restarted.elapsed().as_secs_f64();
+        if let (Some((r, _)), Some((h, _))) = (
+            scrape(&metrics_url, register).await,
+            scrape(&metrics_url, heartbeat).await,
+        ) {
+            let calls = r + h;
+            if t > last_at {
+                registrations.push((t, (calls - last_calls) / (t - last_at)));
+            }
+            last_calls = calls;
+            last_at = t;
+        }
+        if beats_back.is_none() {
+            let beats = heartbeats(&operator).await;
+            let back = beats.values().filter(|&&b| b >= killed_at).count();
+            if back == members {
+                beats_back = Some(restarted.elapsed());
+            }
+        }
+        if coordinator_back.is_none()
+            && CatalogueServiceClient::new(operator.clone())
+                .get_catalogue_offer(pb::GetCatalogueOfferRequest {
+                    offer_id: first_offers[0].offer_id.clone(),
+                })
+                .await
+                .ok()
+                .and_then(|o| o.into_inner().offer)
+                .and_then(|o| o.offer)
+                .is_some_and(|o| o.version == "during-outage")
+        {
+            coordinator_back = Some(restarted.elapsed());
+        }
+        if caches_back.is_none() && cache_checked.elapsed() >= Duration::from_secs(1) {
+            cache_checked = Instant::now();
+            let offer_id = first_offers[0].offer_id.clone();
+            let jobs: Vec<_> = admins
+                .iter()
+                .map(|admin| {
+                    let (admin, offer_id) = (admin.clone(), offer_id.clone());
+                    async move {
+                        CatalogueServiceClient::new(admin)
+                            .get_catalogue_offer(pb::GetCatalogueOfferRequest { offer_id })
+                            .await
+                            .ok()
+                            .and_then(|o| o.into_inner().offer)
+                            .and_then(|o| o.offer)
+                            .is_some_and(|o| o.version == "during-outage")
+                    }
+                })
+                .collect();
+            if bounded(32, jobs).await.into_iter().all(|seen| seen) {
+                caches_back = Some(restarted.elapsed());
+            }
+        }
+    }
+    trickle.abort();
+    let peak = registrations
+        .iter()
+        .map(|(_, rate)| *rate)
+        .fold(0.0, f64::max);
+    let busy: Vec<&(f64, f64)> = registrations.iter().filter(|(_, r)| *r > 0.0).collect();
+    println!(
+        "\nkilled (SIGKILL) and started again after {down_seconds} s (down {:.1} s):",
+        (restarted - killed).as_secs_f64()
+    );
+    println!(
+        "- every node heartbeated to it again after {:.1} s",
+        beats_back.unwrap().as_secs_f64()
+    );
+    println!(
+        "- its catalogue held the change made while it was down (it follows the provider's journal again) after {:.1} s",
+        coordinator_back.unwrap().as_secs_f64()
+    );
+    println!(
+        "- every node's cached catalogue held the change made while it was down after {:.1} s",
+        caches_back.unwrap().as_secs_f64()
+    );
+    println!(
+        "- registrations and heartbeats it answered: at most {peak:.0} per second (in 250 ms windows), spread over {:.1} s to {:.1} s after the restart",
+        busy.first().map_or(0.0, |(t, _)| *t),
+        busy.last().map_or(0.0, |(t, _)| *t)
+    );
+    let histogram: Vec<String> = registrations
+        .chunks(4)
+        .map(|c| {
+            format!(
+                "{:.0}",
+                c.iter().map(|(_, r)| r).sum::<f64>() / c.len() as f64
+            )
+        })
+        .collect();
+    println!("  per second: {}", histogram.join(" "));
+    drop(coordinator);
+    running.shutdown().await.unwrap();
+}
