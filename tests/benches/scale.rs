@@ -10,8 +10,8 @@
 //! 30 s with jitter.
 //!
 //! 1. Every member publishes offers (`--offers` in all, spread over the members, an offer
-//!    approved within capacity) and asks for a tenancy on the next member's first offer; a
-//!    trickle of usage (one record every `--usage-ms` for a random tenancy) runs from then on.
+//!    approved within capacity) and asks for a tenancy on the next member's first offer (the
+//!    first `--tenancies` members, all by default); a trickle of usage (one record every `--usage-ms` for a random tenancy) runs from then on.
 //! 2. `--publishes` sequential updates of one offer: the time to the coordinator's catalogue
 //!    and to another member's catalogue watch.
 //! 3. `--searches` catalogue searches on the coordinator and on a member's cached catalogue.
@@ -305,6 +305,8 @@ async fn run() {
     let rest_seconds: u64 = arg("--rest-seconds", 30);
     let down_seconds: u64 = arg("--down-seconds", 5);
     let usage_ms: u64 = arg("--usage-ms", 200);
+    // How many members take a tenancy (on the next member's first offer).
+    let tenants: usize = arg("--tenancies", members).min(members);
     println!("# {members} members, {total_offers} offers\n");
 
     let dir = tempfile::tempdir().unwrap();
@@ -420,7 +422,7 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let mut jobs = Vec::new();
-    for (m, admin) in admins.iter().enumerate() {
+    for (m, admin) in admins.iter().enumerate().take(tenants) {
         let offer = first_offers[(m + 1) % first_offers.len()].clone();
         let admin = admin.clone();
         jobs.push(async move {
