@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use fedmesh_proto::pb;
 use fedmesh_tests::TestFederation;
-use fedmesh_tests::bench::{arg, percentile};
+use fedmesh_tests::bench::{arg, percentile, plain_channels as channels};
 use prost::Message as _;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server};
+use tonic::transport::{Channel, Server};
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
@@ -144,19 +144,7 @@ impl pb::journal_service_server::JournalService for BareJournal {
 /// Serves health, `WhoAmI` and `Watch` of `entries` behind fedmesh's own TLS listener with the
 /// node's TLS files; its port.
 async fn bare_server(files: fedmesh_tls::TlsFiles, entries: Arc<Vec<pb::JournalEntry>>) -> u16 {
-    let tls = fedmesh_tls::ReloadableServerConfig::load(files).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let incoming = fedmesh_tls::listener::tls_incoming(
-        listener,
-        tls,
-        fedmesh_tls::listener::ListenerLimits {
-            handshake_timeout: Duration::from_secs(10),
-            client_hello_timeout: Duration::from_secs(2),
-            max_pending_handshakes: 128,
-            max_pending_handshakes_per_address: 32,
-        },
-    );
+    let (port, incoming) = fedmesh_tests::bench::bare_tls_listener(files).await;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -175,31 +163,6 @@ async fn bare_server(files: fedmesh_tls::TlsFiles, entries: Arc<Vec<pb::JournalE
 
 // ---------------------------------------------------------------------------------------------
 // The client.
-
-fn channels(
-    port: u16,
-    ca: &[u8],
-    cert: &std::path::Path,
-    key: &std::path::Path,
-    count: usize,
-) -> Vec<Channel> {
-    (0..count)
-        .map(|_| {
-            let tls = ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .identity(Identity::from_pem(
-                    std::fs::read(cert).unwrap(),
-                    std::fs::read(key).unwrap(),
-                ))
-                .domain_name("localhost");
-            Endpoint::from_shared(format!("https://localhost:{port}"))
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect_lazy()
-        })
-        .collect()
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Rpc {

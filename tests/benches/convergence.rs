@@ -18,42 +18,8 @@ use std::time::{Duration, Instant};
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
-use fedmesh_tests::bench::{arg, percentile};
+use fedmesh_tests::bench::{arg, catalogue_watch as watch, percentile, until_version};
 use fedmesh_tests::{TestFederation, example_offer};
-use tonic::Streaming;
-
-/// Reads a catalogue watch until the offer shows `version`; returns when it arrived.
-async fn until_version(
-    stream: &mut Streaming<pb::WatchCatalogueResponse>,
-    version: &str,
-) -> Instant {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), stream.message())
-            .await
-            .expect("no change within 30 s")
-            .unwrap()
-            .expect("the watch ended");
-        let arrived = message
-            .change
-            .and_then(|c| c.offer)
-            .and_then(|o| o.offer)
-            .is_some_and(|o| o.version == version);
-        if arrived {
-            return Instant::now();
-        }
-    }
-}
-
-async fn watch(channel: fedmesh_grpc::GrpcChannel) -> Streaming<pb::WatchCatalogueResponse> {
-    let mut stream = CatalogueServiceClient::new(channel)
-        .watch_catalogue(pb::WatchCatalogueRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    // Skip the snapshot.
-    while !stream.message().await.unwrap().unwrap().caught_up {}
-    stream
-}
 
 fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort();

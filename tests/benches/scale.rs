@@ -41,9 +41,8 @@ use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::catalogue_service_client::CatalogueServiceClient;
 use fedmesh_proto::pb::offer_service_client::OfferServiceClient;
-use fedmesh_tests::bench::{arg, channel, percentile};
+use fedmesh_tests::bench::{arg, catalogue_watch, channel, percentile, until_version};
 use tokio::task::JoinSet;
-use tonic::Streaming;
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -183,39 +182,6 @@ async fn scrape(metrics_url: &str, prefix: &str) -> Option<(f64, usize)> {
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
     Some((values.iter().sum(), values.len()))
-}
-
-async fn catalogue_watch(
-    channel: fedmesh_grpc::GrpcChannel,
-) -> Streaming<pb::WatchCatalogueResponse> {
-    let mut stream = CatalogueServiceClient::new(channel)
-        .watch_catalogue(pb::WatchCatalogueRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    while !stream.message().await.unwrap().unwrap().caught_up {}
-    stream
-}
-
-async fn until_version(
-    stream: &mut Streaming<pb::WatchCatalogueResponse>,
-    version: &str,
-) -> Instant {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(60), stream.message())
-            .await
-            .expect("no change within 60 s")
-            .unwrap()
-            .expect("the watch ended");
-        if message
-            .change
-            .and_then(|c| c.offer)
-            .and_then(|o| o.offer)
-            .is_some_and(|o| o.version == version)
-        {
-            return Instant::now();
-        }
-    }
 }
 
 /// How many offers a catalogue (the coordinator's or a node's cache) holds.

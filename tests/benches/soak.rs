@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use fedmesh::federation::{FederationSpec, Manifest, RunningFederation};
 use fedmesh_grpc::GrpcChannel;
 use fedmesh_proto::pb;
-use fedmesh_tests::bench::{arg, channel, percentile};
+use fedmesh_tests::bench::{arg, channel, percentile, plain_channels};
 use fedmesh_tests::{SplitMix64, TestFederation, dir_bytes};
 
 fn ms(d: Duration) -> String {
@@ -89,32 +89,6 @@ async fn hammer(
     (all.len() as f64 / elapsed.as_secs_f64(), all)
 }
 
-/// Plain tonic channels (the same client stack for both servers) presenting `cert`.
-fn plain_channels(
-    port: u16,
-    ca: &[u8],
-    cert: &Path,
-    key: &Path,
-    count: usize,
-) -> Vec<tonic::transport::Channel> {
-    (0..count)
-        .map(|_| {
-            let tls = tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(ca))
-                .identity(tonic::transport::Identity::from_pem(
-                    std::fs::read(cert).unwrap(),
-                    std::fs::read(key).unwrap(),
-                ))
-                .domain_name("localhost");
-            tonic::transport::Endpoint::from_shared(format!("https://localhost:{port}"))
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect_lazy()
-        })
-        .collect()
-}
-
 async fn overhead(seconds: u64, concurrency: usize) {
     let fed = TestFederation::start_with(
         1,
@@ -133,19 +107,7 @@ async fn overhead(seconds: u64, concurrency: usize) {
         crl: Some(fed.running.manifest.crl.clone()),
     };
     // The bare server: tonic's health service behind the same TLS listener and configuration.
-    let tls = fedmesh_tls::ReloadableServerConfig::load(files).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let bare_port = listener.local_addr().unwrap().port();
-    let incoming = fedmesh_tls::listener::tls_incoming(
-        listener,
-        tls,
-        fedmesh_tls::listener::ListenerLimits {
-            handshake_timeout: Duration::from_secs(10),
-            client_hello_timeout: Duration::from_secs(2),
-            max_pending_handshakes: 128,
-            max_pending_handshakes_per_address: 32,
-        },
-    );
+    let (bare_port, incoming) = fedmesh_tests::bench::bare_tls_listener(files).await;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
