@@ -13,7 +13,10 @@
 //!    approved within capacity) and asks for a tenancy on the next member's first offer (the
 //!    first `--tenancies` members, all by default); a trickle of usage (one record every `--usage-ms` for a random tenancy) runs from then on.
 //! 2. `--publishes` sequential updates of one offer: the time to the coordinator's catalogue
-//!    and to another member's catalogue watch.
+//!    and to another member's catalogue watch; with `--extra-watchers W`, W more catalogue
+//!    watches on the coordinator (100 per connection, read here), and the time until the
+//!    last of all the coordinator's watches has the change: its fan-out to as many members
+//!    without the cost of hosting as many nodes on this machine.
 //! 3. `--searches` catalogue searches on the coordinator and on a member's cached catalogue.
 //! 4. At rest (heartbeats and the trickle only) for `--rest-seconds`: the coordinator's
 //!    resident memory and CPU.
@@ -271,6 +274,9 @@ async fn run() {
     let rest_seconds: u64 = arg("--rest-seconds", 30);
     let down_seconds: u64 = arg("--down-seconds", 5);
     let usage_ms: u64 = arg("--usage-ms", 200);
+    // Catalogue watches on the coordinator besides the members' nodes' (its fan-out without
+    // the cost of hosting more nodes here).
+    let extra_watchers: usize = arg("--extra-watchers", 0);
     // How many members take a tenancy (on the next member's first offer).
     let tenants: usize = arg("--tenancies", members).min(members);
     println!("# {members} members, {total_offers} offers\n");
@@ -287,6 +293,7 @@ async fn run() {
     spec.coordinator_settings = vec![
         "limits.max_calls_per_second_per_peer=100000".into(),
         "limits.max_call_burst_per_peer=100000".into(),
+        "limits.max_streams_per_identity=100000".into(),
     ];
     let started = Instant::now();
     let mut running = RunningFederation::start(spec).await.unwrap();
@@ -315,6 +322,7 @@ async fn run() {
             format!("dashboard.listen=127.0.0.1:{dashboard_port}"),
             "limits.max_calls_per_second_per_peer=100000".into(),
             "limits.max_call_burst_per_peer=100000".into(),
+            "limits.max_streams_per_identity=100000".into(),
         ],
     );
     let operator = channel(
@@ -480,7 +488,34 @@ async fn run() {
     let provider = OfferServiceClient::new(admins[0].clone());
     let mut to_coordinator = Vec::new();
     let mut to_member = Vec::new();
+    let mut to_every_watcher = Vec::new();
     let mut acks = Vec::new();
+    // The extra watchers, 100 streams per connection, say when each version reached them.
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let mut watchers = JoinSet::new();
+    let connections: Vec<fedmesh_grpc::GrpcChannel> = (0..extra_watchers.div_ceil(100))
+        .map(|_| {
+            channel(
+                &manifest,
+                &manifest.coordinator.endpoint,
+                &manifest.coordinator.admin_cert,
+                &manifest.coordinator.admin_key,
+            )
+        })
+        .collect();
+    for w in 0..extra_watchers {
+        let mut stream = catalogue_watch(connections[w / 100].clone()).await;
+        let arrived_tx = arrived_tx.clone();
+        watchers.spawn(async move {
+            while let Ok(Some(message)) = stream.message().await {
+                if let Some(offer) = message.change.and_then(|c| c.offer).and_then(|o| o.offer)
+                    && arrived_tx.send((offer.version, Instant::now())).is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
     for i in 0..publishes {
         let mut offer = first_offers[0].clone();
         offer.version = format!("2.{i}");
@@ -506,8 +541,24 @@ async fn run() {
         );
         to_coordinator.push(c - acked);
         to_member.push(m - acked);
+        if extra_watchers > 0 {
+            let mut last = c;
+            let mut reached = 0;
+            while reached < extra_watchers {
+                let (seen, at) = tokio::time::timeout(Duration::from_secs(60), arrived.recv())
+                    .await
+                    .expect("a watcher went 60 s without the change")
+                    .unwrap();
+                if seen == version {
+                    reached += 1;
+                    last = last.max(at);
+                }
+            }
+            to_every_watcher.push(last - acked);
+        }
     }
     drop((at_coordinator, at_member));
+    watchers.abort_all();
 
     // 3. Searches.
     let search = |channel: fedmesh_grpc::GrpcChannel| async move {
@@ -537,6 +588,15 @@ async fn run() {
     report("baseline: publish acknowledged", acks);
     report("publish → coordinator catalogue", to_coordinator);
     report("publish → another member's watch", to_member);
+    if extra_watchers > 0 {
+        report(
+            &format!(
+                "publish → the last of {extra_watchers} more watches on the coordinator ({} streams in all)",
+                extra_watchers + members + 1
+            ),
+            to_every_watcher,
+        );
+    }
     report(
         &format!("search, coordinator ({total_offers} offers)"),
         search_coordinator,
