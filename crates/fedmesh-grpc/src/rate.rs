@@ -30,7 +30,7 @@ struct Bucket {
 pub struct RateLayer {
     per_second: f64,
     burst: f64,
-    buckets: Arc<Mutex<HashMap<Identity, Bucket>>>,
+    buckets: Arc<Mutex<HashMap<Arc<Identity>, Bucket>>>,
 }
 
 impl RateLayer {
@@ -44,34 +44,26 @@ impl RateLayer {
     }
 
     /// Takes a token for `peer` at `now`; false when its bucket is empty.
-    fn admit(&self, peer: &Identity, now: Instant) -> bool {
+    fn admit(&self, peer: &Arc<Identity>, now: Instant) -> bool {
         let mut buckets = match self.buckets.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        // A known peer costs a lookup; only a new one is copied into the map.
-        if !buckets.contains_key(peer) {
-            if buckets.len() >= MAX_PEERS {
-                // Forget the peer seen longest ago.
-                if let Some(oldest) = buckets
-                    .iter()
-                    .min_by_key(|(_, b)| b.at)
-                    .map(|(k, _)| k.clone())
-                {
-                    buckets.remove(&oldest);
-                }
+        if buckets.len() >= MAX_PEERS && !buckets.contains_key(peer) {
+            // Forget the peer seen longest ago.
+            if let Some(oldest) = buckets
+                .iter()
+                .min_by_key(|(_, b)| b.at)
+                .map(|(k, _)| Arc::clone(k))
+            {
+                buckets.remove(&oldest);
             }
-            buckets.insert(
-                peer.clone(),
-                Bucket {
-                    tokens: self.burst,
-                    at: now,
-                },
-            );
         }
-        let Some(bucket) = buckets.get_mut(peer) else {
-            return true;
-        };
+        // The key shares the connection's identity: a new peer costs no copy either.
+        let bucket = buckets.entry(Arc::clone(peer)).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
         bucket.at = now;
@@ -141,8 +133,8 @@ mod tests {
     fn a_peer_gets_its_burst_then_its_rate_and_others_are_unaffected() {
         let layer = RateLayer::new(10, 5);
         let fed: fedmesh_core::FederationName = "fed".parse().unwrap();
-        let a = Identity::node(fed.clone(), "a".parse().unwrap());
-        let b = Identity::node(fed, "b".parse().unwrap());
+        let a = Arc::new(Identity::node(fed.clone(), "a".parse().unwrap()));
+        let b = Arc::new(Identity::node(fed, "b".parse().unwrap()));
         let start = Instant::now();
         let admitted = (0..20).filter(|_| layer.admit(&a, start)).count();
         assert_eq!(admitted, 5, "the burst");
