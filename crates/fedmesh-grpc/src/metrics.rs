@@ -198,7 +198,7 @@ impl MethodSeries {
     }
 }
 
-/// What counts a path's calls under: its method's series, or the unknown paths' (the last).
+/// The service and method labels of calls to a path that is no method of the contract.
 const UNKNOWN: &str = "unknown";
 
 struct Inner {
