@@ -137,6 +137,15 @@ pub struct Store {
     health: std::sync::Arc<tokio::sync::watch::Sender<Option<health::WriteFailure>>>,
     /// Counts removals and rewrites of record buckets ([`Store::buckets_rewritten`]).
     buckets_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Flushes begun and the last one that succeeded, numbered in order (they run one at a
+    /// time, under `flush_lock`).
+    flushes: std::sync::Arc<Flushes>,
+}
+
+#[derive(Debug, Default)]
+struct Flushes {
+    begun: std::sync::atomic::AtomicU64,
+    succeeded: std::sync::atomic::AtomicU64,
 }
 
 /// sled's page cache per database (its default is 1 GiB); hot entities and the journal's tail
@@ -219,6 +228,7 @@ impl Store {
             health: std::sync::Arc::new(tokio::sync::watch::channel(None).0),
             reopened: std::sync::Arc::default(),
             buckets_epoch: std::sync::Arc::default(),
+            flushes: std::sync::Arc::default(),
         };
         store.check_schema()?;
         Ok(store)
@@ -299,8 +309,17 @@ impl Store {
     }
 
     /// Waits until every write so far is on disk. Writes are acknowledged only after this.
+    ///
+    /// A flush that begins after this call covers every write committed before it, so a
+    /// caller that waited for the lock while another caller's flush began and succeeded does
+    /// not flush again (group commit: a coordinator's heartbeats, a node's outbox).
     pub async fn flush(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let begun = self.flushes.begun.load(SeqCst);
         let _flushing = self.flush_lock.lock().await;
+        if self.flushes.succeeded.load(SeqCst) > begun {
+            return Ok(());
+        }
         self.flush_now().await
     }
 
@@ -308,6 +327,11 @@ impl Store {
     /// flush began. (sled's own `flush_async` waits on sled's thread pool, which deadlocks when
     /// many databases of one process flush at once.)
     async fn flush_now(&self) -> Result<(), StoreError> {
+        let number = self
+            .flushes
+            .begun
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         let reopened = self.reopened.load(std::sync::atomic::Ordering::SeqCst);
         let journal = self.journal.committed();
         let catalogue = self.catalogue_log.committed();
@@ -329,6 +353,9 @@ impl Store {
         }
         self.journal.mark_durable(journal);
         self.catalogue_log.mark_durable(catalogue);
+        self.flushes
+            .succeeded
+            .fetch_max(number, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -579,6 +606,34 @@ mod tests {
         assert_eq!((trees[0].keys, trees[0].bytes), (10, 10 * 104));
         let small = trees.iter().find(|t| t.name == "small").unwrap();
         assert_eq!((small.keys, small.bytes), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_for_a_flush_share_the_next_one() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tree = store.db().unwrap().open_tree("t").unwrap();
+        let mut callers = tokio::task::JoinSet::new();
+        for i in 0u32..50 {
+            tree.insert(i.to_be_bytes(), b"v").unwrap();
+            let store = store.clone();
+            callers.spawn(async move { store.flush().await });
+        }
+        for flushed in callers.join_all().await {
+            flushed.unwrap();
+        }
+        // The first caller's flush, then one for everyone who came while it ran (a third at
+        // most, for a caller that read the count just before the first began).
+        let begun = store.flushes.begun.load(SeqCst);
+        assert!((1..=3).contains(&begun), "{begun} flushes for 50 callers");
+        // A caller after them all flushes again: nothing begun since it called covers it.
+        store.flush().await.unwrap();
+        assert_eq!(store.flushes.begun.load(SeqCst), begun + 1);
+        drop((tree, store));
+        let reopened = Store::open(dir.path()).unwrap();
+        let tree = reopened.db().unwrap().open_tree("t").unwrap();
+        assert_eq!(tree.len(), 50);
     }
 
     #[test]
