@@ -96,7 +96,18 @@ impl CatalogueFollower {
         Ok(())
     }
 
+    /// One follow session; the changes it applied are made durable (and so shown to the
+    /// node's own catalogue watchers) before it returns, however it ends.
     async fn follow(&self, backoff: &mut Backoff) -> Ended {
+        let mut unflushed = Unflushed::default();
+        let ended = self.follow_session(backoff, &mut unflushed).await;
+        match unflushed.settle(&self.store).await {
+            Ok(()) => ended,
+            Err(e) => Ended::Store(e),
+        }
+    }
+
+    async fn follow_session(&self, backoff: &mut Backoff, unflushed: &mut Unflushed) -> Ended {
         let since = match self.store.cursor(SOURCE) {
             Ok(cursor) => cursor.map_or(0, |c| c.revision),
             Err(e) => return Ended::Store(e),
@@ -122,7 +133,19 @@ impl CatalogueFollower {
         let mut in_snapshot = since == 0;
         let mut seen = std::collections::HashSet::new();
         loop {
-            let message = match stream.message().await {
+            // Group commit: the changes the stream already holds are applied together and
+            // made durable by one flush, once it holds no more (or every `MAX_UNFLUSHED`).
+            let next = tokio::select! {
+                biased;
+                next = stream.message() => next,
+                () = std::future::ready(()) => {
+                    if let Err(e) = unflushed.settle(&self.store).await {
+                        return Ended::Store(e);
+                    }
+                    stream.message().await
+                }
+            };
+            let message = match next {
                 Ok(Some(message)) => message,
                 Ok(None) => {
                     return Ended::Status(tonic::Status::unavailable("catalogue watch ended"));
@@ -151,7 +174,7 @@ impl CatalogueFollower {
                     if offer.is_some() {
                         match self.store.remove_catalogue_offer(&change.offer_id) {
                             Ok(Some(revision)) => {
-                                if let Err(e) = self.store.catalogue_durable(revision).await {
+                                if let Err(e) = unflushed.add(&self.store, revision).await {
                                     return Ended::Store(e);
                                 }
                             }
@@ -172,7 +195,7 @@ impl CatalogueFollower {
                         .apply_catalogue(SOURCE, (!in_snapshot).then_some(&position), offer);
                 match applied {
                     Ok(Applied::Changed(revision)) => {
-                        if let Err(e) = self.store.catalogue_durable(revision).await {
+                        if let Err(e) = unflushed.add(&self.store, revision).await {
                             return Ended::Store(e);
                         }
                     }
@@ -186,6 +209,9 @@ impl CatalogueFollower {
                 }
                 if in_snapshot {
                     in_snapshot = false;
+                    if let Err(e) = unflushed.settle(&self.store).await {
+                        return Ended::Store(e);
+                    }
                     if let Err(e) = self.drop_unseen(&seen).await {
                         return Ended::Store(e);
                     }
@@ -199,5 +225,37 @@ impl CatalogueFollower {
                 }
             }
         }
+    }
+}
+
+/// At most this many cache changes wait for one flush.
+const MAX_UNFLUSHED: u32 = 256;
+
+/// The cache changes applied and not yet made durable: the last one's revision of the
+/// node's catalogue log, and how many.
+#[derive(Debug, Default)]
+struct Unflushed {
+    last: Option<u64>,
+    count: u32,
+}
+
+impl Unflushed {
+    /// Counts a change applied at `revision`, flushing when `MAX_UNFLUSHED` wait.
+    async fn add(&mut self, store: &Store, revision: u64) -> Result<(), StoreError> {
+        self.last = Some(revision);
+        self.count += 1;
+        if self.count >= MAX_UNFLUSHED {
+            self.settle(store).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes every change applied so far durable.
+    async fn settle(&mut self, store: &Store) -> Result<(), StoreError> {
+        if let Some(revision) = self.last.take() {
+            self.count = 0;
+            store.catalogue_durable(revision).await?;
+        }
+        Ok(())
     }
 }
