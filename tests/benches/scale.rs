@@ -3,11 +3,13 @@
 //! back after the coordinator is killed.
 //!
 //! The members' nodes run in this process (each with its own sled database of a 1 MiB cache,
-//! its own TLS listener and tasks; the tokio runtime, sled's I/O threads and the allocator are
-//! shared); the coordinator runs in a child process (this binary with `--serve-coordinator`),
-//! so that its memory and CPU are its own and it can be killed with SIGKILL. Every party runs
-//! the production defaults: heartbeats every 10 s, registration retried after 0.5 s doubling to
-//! 30 s with jitter.
+//! its own TLS listener and tasks; the tokio runtime, sled's I/O threads, its transactions'
+//! lock and the allocator are shared), or with `--member-processes K` in K child processes
+//! that share them between fewer nodes (this binary with `--serve-members`, the nodes on the
+//! addresses and data they had here); the coordinator runs in a child process (this binary
+//! with `--serve-coordinator`), so that its memory and CPU are its own and it can be killed
+//! with SIGKILL. Every party runs the production defaults: heartbeats every 10 s, registration
+//! retried after 0.5 s doubling to 30 s with jitter.
 //!
 //! 1. Every member publishes offers (`--offers` in all, spread over the members, an offer
 //!    approved within capacity) and asks for a tenancy on the next member's first offer (the
@@ -66,30 +68,68 @@ fn serve_coordinator(config: &Path, settings: Vec<String>) {
     });
 }
 
-/// The coordinator in a child process, on the addresses it had in this process.
-struct CoordinatorProcess {
-    config: PathBuf,
-    settings: Vec<String>,
+/// Members' nodes in a process of their own: `(configuration, address)` each, with the same
+/// settings; each node listens on the address it had in the benchmark's process.
+fn serve_members(nodes: Vec<(PathBuf, String)>, settings: Vec<String>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut served = JoinSet::new();
+        for (config, listen) in nodes {
+            let mut settings = settings.clone();
+            settings.push(format!("listen={listen}"));
+            let config: fedmesh_node::NodeConfig =
+                fedmesh::federation::load_config(&config, &settings).unwrap();
+            let server = fedmesh_node::Node::bind(config).await.unwrap();
+            served.spawn(async move { server.serve(std::future::pending()).await.unwrap() });
+        }
+        served.join_all().await;
+    });
+}
+
+/// A party of the federation in a child process (this binary with `args`): the coordinator,
+/// or a share of the members' nodes.
+struct ChildProcess {
+    args: Vec<String>,
     child: Child,
 }
 
-impl CoordinatorProcess {
-    fn spawn(config: &Path, settings: Vec<String>) -> Self {
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command.arg("--serve-coordinator").arg(config);
-        for setting in &settings {
-            command.args(["--set", setting]);
-        }
-        let child = command
+impl ChildProcess {
+    fn spawn(args: Vec<String>) -> Self {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        Self {
-            config: config.to_owned(),
-            settings,
-            child,
+        Self { args, child }
+    }
+
+    /// The coordinator, on the addresses it had in this process.
+    fn coordinator(config: &Path, settings: &[String]) -> Self {
+        let mut args = vec![
+            "--serve-coordinator".to_owned(),
+            config.display().to_string(),
+        ];
+        for setting in settings {
+            args.extend(["--set".to_owned(), setting.clone()]);
         }
+        Self::spawn(args)
+    }
+
+    /// Members' nodes: `(configuration, listen address)` each.
+    fn members(nodes: &[(PathBuf, String)], settings: &[String]) -> Self {
+        let mut args = vec!["--serve-members".to_owned()];
+        for (config, listen) in nodes {
+            args.extend([
+                "--node".to_owned(),
+                config.display().to_string(),
+                listen.clone(),
+            ]);
+        }
+        for setting in settings {
+            args.extend(["--set".to_owned(), setting.clone()]);
+        }
+        Self::spawn(args)
     }
 
     fn kill(&mut self) {
@@ -98,45 +138,51 @@ impl CoordinatorProcess {
     }
 
     fn restart(&mut self) {
-        *self = Self::spawn(&self.config.clone(), self.settings.clone());
+        *self = Self::spawn(self.args.clone());
     }
 
     /// Resident memory (MiB) and CPU time so far.
     fn usage(&self) -> (f64, Duration) {
-        let pid = self.child.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<u64> = after
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-        (rss, Duration::from_millis(ticks * 10))
+        process_usage(&self.child.id().to_string())
     }
 }
 
-impl Drop for CoordinatorProcess {
+/// Resident memory (MiB) and CPU time so far of process `pid` (or `self`).
+fn process_usage(pid: &str) -> (f64, Duration) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    (rss, Duration::from_millis(ticks * 10))
+}
+
+impl Drop for ChildProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn own_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+/// Resident memory (MiB) and CPU time so far of the members' nodes and the load: this
+/// process and the members' child processes.
+fn nodes_usage(children: &[ChildProcess]) -> (f64, Duration) {
+    children
+        .iter()
+        .map(ChildProcess::usage)
+        .fold(process_usage("self"), |(rss, cpu), (r, c)| {
+            (rss + r, cpu + c)
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,6 +309,20 @@ fn main() {
         serve_coordinator(&config, settings);
         return;
     }
+    if args.iter().any(|a| a == "--serve-members") {
+        let nodes = args
+            .windows(3)
+            .filter(|w| w[0] == "--node")
+            .map(|w| (PathBuf::from(&w[1]), w[2].clone()))
+            .collect();
+        let settings = args
+            .windows(2)
+            .filter(|w| w[0] == "--set")
+            .map(|w| w[1].clone())
+            .collect();
+        serve_members(nodes, settings);
+        return;
+    }
     tokio::runtime::Runtime::new().unwrap().block_on(run());
 }
 
@@ -279,17 +339,22 @@ async fn run() {
     let extra_watchers: usize = arg("--extra-watchers", 0);
     // How many members take a tenancy (on the next member's first offer).
     let tenants: usize = arg("--tenancies", members).min(members);
+    // 1: every member's node in this process; K > 1: the nodes move to K child processes
+    // (sled's transactions take a lock shared by every database of a process, and a process
+    // has one allocator and one scheduler: in production each node has its own).
+    let member_processes: usize = arg("--member-processes", 1).clamp(1, members);
     println!("# {members} members, {total_offers} offers\n");
 
     let dir = tempfile::tempdir().unwrap();
     let mut spec = FederationSpec::new(dir.path(), members);
-    spec.node_settings = vec![
+    let node_settings: Vec<String> = vec![
         "storage.cache_mb=1".into(),
         "metrics.enabled=false".into(),
         // Room for this benchmark's own calls as each member's admin.
         "limits.max_calls_per_second_per_peer=100000".into(),
         "limits.max_call_burst_per_peer=100000".into(),
     ];
+    spec.node_settings = node_settings.clone();
     spec.coordinator_settings = vec![
         "limits.max_calls_per_second_per_peer=100000".into(),
         "limits.max_call_burst_per_peer=100000".into(),
@@ -314,9 +379,9 @@ async fn run() {
         .and_then(|p| p.split('/').next())
         .unwrap()
         .to_owned();
-    let mut coordinator = CoordinatorProcess::spawn(
+    let mut coordinator = ChildProcess::coordinator(
         &manifest.coordinator.config,
-        vec![
+        &[
             format!("listen={coordinator_addr}"),
             format!("metrics.listen={metrics_listen}"),
             format!("dashboard.listen=127.0.0.1:{dashboard_port}"),
@@ -325,6 +390,23 @@ async fn run() {
             "limits.max_streams_per_identity=100000".into(),
         ],
     );
+    // The members' nodes move to processes of their own too, if asked, on the same addresses
+    // and data.
+    let mut member_children = Vec::new();
+    if member_processes > 1 {
+        let nodes: Vec<(PathBuf, String)> = (0..members)
+            .map(|i| {
+                let listen = running.member_addr(i).unwrap().to_string();
+                (manifest.members[i].config.clone(), listen)
+            })
+            .collect();
+        for i in 0..members {
+            running.stop_member(i).await.unwrap();
+        }
+        for share in nodes.chunks(members.div_ceil(member_processes)) {
+            member_children.push(ChildProcess::members(share, &node_settings));
+        }
+    }
     let operator = channel(
         &manifest,
         &manifest.coordinator.endpoint,
@@ -342,6 +424,17 @@ async fn run() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Nodes moved to child processes registered from here before: each must answer again.
+    let answers = admins.iter().map(|admin| {
+        let admin = admin.clone();
+        async move {
+            let mut node = pb::node_service_client::NodeServiceClient::new(admin);
+            while node.who_am_i(pb::WhoAmIRequest {}).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    bounded(32, answers.collect()).await;
     println!(
         "federation started and every node registered in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -516,6 +609,8 @@ async fn run() {
             }
         });
     }
+    let (_, nodes_cpu_before) = nodes_usage(&member_children);
+    let changes_started = Instant::now();
     for i in 0..publishes {
         let mut offer = first_offers[0].clone();
         offer.version = format!("2.{i}");
@@ -557,6 +652,9 @@ async fn run() {
             to_every_watcher.push(last - acked);
         }
     }
+    let (_, nodes_cpu_after) = nodes_usage(&member_children);
+    let nodes_cpu = nodes_cpu_after - nodes_cpu_before;
+    let changes_took = changes_started.elapsed();
     drop((at_coordinator, at_member));
     watchers.abort_all();
 
@@ -602,6 +700,12 @@ async fn run() {
         search_coordinator,
     );
     report("search, a node's cached catalogue", search_node);
+    println!(
+        "\nthe {publishes} changes: the nodes and the load used {:.2} cores over {:.1} s, {:.0} µs of CPU per change and member (each member's cache applying it durably, the provider publishing it, the heartbeats and trickle of the time)",
+        nodes_cpu.as_secs_f64() / changes_took.as_secs_f64(),
+        changes_took.as_secs_f64(),
+        nodes_cpu.as_secs_f64() * 1e6 / (publishes * members) as f64,
+    );
 
     // 4. At rest.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -610,12 +714,14 @@ async fn run() {
     tokio::time::sleep(Duration::from_secs(rest_seconds)).await;
     let (rss, cpu_after) = coordinator.usage();
     let cpu_share = (cpu_after - cpu_before).as_secs_f64() / rest.elapsed().as_secs_f64();
+    let (nodes_rss, _) = nodes_usage(&member_children);
     println!(
-        "\nat rest ({rest_seconds} s, heartbeats and one usage record every {usage_ms} ms): coordinator {rss:.0} MiB resident ({:.0} KiB per member), CPU {:.2} % of a core ({:.1} ms/s per 100 members); this process (the {members} nodes and the load) {:.0} MiB",
+        "\nat rest ({rest_seconds} s, heartbeats and one usage record every {usage_ms} ms): coordinator {rss:.0} MiB resident ({:.0} KiB per member), CPU {:.2} % of a core ({:.1} ms/s per 100 members); the {members} nodes and the load ({} process{}) {nodes_rss:.0} MiB",
         rss * 1024.0 / members as f64,
         cpu_share * 100.0,
         cpu_share * 1000.0 * 100.0 / members as f64,
-        own_rss_mib()
+        member_processes,
+        if member_processes == 1 { "" } else { "es" },
     );
 
     // 5. Killed, changed while down, started again.
@@ -745,5 +851,8 @@ async fn run() {
         .collect();
     println!("  per second: {}", histogram.join(" "));
     drop(coordinator);
-    running.shutdown().await.unwrap();
+    drop(member_children);
+    if member_processes == 1 {
+        running.shutdown().await.unwrap();
+    }
 }
