@@ -193,14 +193,9 @@ impl Store {
     /// catalogue change. Returns the last revision written, if any.
     pub fn mark_provider(&self, provider: &str, up: bool) -> Result<Option<u64>, StoreError> {
         let stale: Vec<pb::CatalogueOffer> = self
-            .catalogue_offers()?
+            .catalogue_offers_of(provider)?
             .into_iter()
-            .filter(|o| {
-                o.provider_node_up != up
-                    && o.offer
-                        .as_ref()
-                        .is_some_and(|offer| offer.provider_member_id == provider)
-            })
+            .filter(|o| o.provider_node_up != up)
             .collect();
         let mut last = None;
         for mut offer in stale {
@@ -217,13 +212,12 @@ impl Store {
     /// them. Returns how many, and the last revision written.
     pub fn withdraw_provider(&self, provider: &str) -> Result<(usize, Option<u64>), StoreError> {
         let offers: Vec<pb::CatalogueOffer> = self
-            .catalogue_offers()?
+            .catalogue_offers_of(provider)?
             .into_iter()
             .filter(|o| {
-                o.offer.as_ref().is_some_and(|offer| {
-                    offer.provider_member_id == provider
-                        && offer.status != pb::OfferStatus::Withdrawn as i32
-                })
+                o.offer
+                    .as_ref()
+                    .is_some_and(|offer| offer.status != pb::OfferStatus::Withdrawn as i32)
             })
             .collect();
         let (mut count, mut last) = (0, None);
@@ -274,6 +268,29 @@ impl Store {
             .get(offer_id.as_bytes())?
             .map(|raw| decode(CATALOGUE_TREE, offer_id.as_bytes(), &raw))
             .transpose()
+    }
+
+    /// The catalogue offers of `provider`, read from its ids' prefix (`<member>.`, see
+    /// `fedmesh_core::offer::offer_id`) rather than from the whole catalogue: the
+    /// coordinator's sweep marks providers up or down one by one, and a federation of N
+    /// members must not decode N offers for each.
+    fn catalogue_offers_of(&self, provider: &str) -> Result<Vec<pb::CatalogueOffer>, StoreError> {
+        let mut offers = Vec::new();
+        for item in self
+            .tree(CATALOGUE_TREE)?
+            .scan_prefix(format!("{provider}.").as_bytes())
+        {
+            let (k, raw) = item?;
+            let offer: pb::CatalogueOffer = decode(CATALOGUE_TREE, &k, &raw)?;
+            if offer
+                .offer
+                .as_ref()
+                .is_some_and(|o| o.provider_member_id == provider)
+            {
+                offers.push(offer);
+            }
+        }
+        Ok(offers)
     }
 
     /// Every catalogue offer, in offer id order.
@@ -427,5 +444,49 @@ mod tests {
                 .unwrap()
                 .provider_node_up
         );
+    }
+
+    #[tokio::test]
+    async fn a_provider_is_marked_and_withdrawn_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // member-1's ids are a prefix of member-10's but for the dot.
+        for (id, provider) in [
+            ("member-1.pod", "member-1"),
+            ("member-1.sso", "member-1"),
+            ("member-10.pod", "member-10"),
+            ("member-2.pod", "member-2"),
+        ] {
+            store
+                .apply_catalogue(provider, None, Some(catalogue_offer(id, provider, "1")))
+                .unwrap();
+        }
+        let up = |id: &str| store.catalogue_offer(id).unwrap().unwrap().provider_node_up;
+        assert_eq!(store.mark_provider("member-1", false).unwrap(), Some(6));
+        assert!(!up("member-1.pod") && !up("member-1.sso"));
+        assert!(up("member-10.pod") && up("member-2.pod"));
+        let (withdrawn, last) = store.withdraw_provider("member-10").unwrap();
+        assert_eq!((withdrawn, last), (1, Some(7)));
+        let status = |id: &str| {
+            store
+                .catalogue_offer(id)
+                .unwrap()
+                .unwrap()
+                .offer
+                .unwrap()
+                .status
+        };
+        assert_eq!(status("member-10.pod"), pb::OfferStatus::Withdrawn as i32);
+        assert_ne!(status("member-1.pod"), pb::OfferStatus::Withdrawn as i32);
+        // An offer filed under a provider's prefix but owned by another is not its to mark.
+        store
+            .apply_catalogue(
+                "member-2",
+                None,
+                Some(catalogue_offer("member-2.x", "member-3", "1")),
+            )
+            .unwrap();
+        assert_eq!(store.mark_provider("member-2", false).unwrap(), Some(9));
+        assert!(up("member-2.x"));
     }
 }
