@@ -55,6 +55,41 @@ fn disk_mib(dir: &std::path::Path) -> f64 {
     walk(dir) as f64 / (1024.0 * 1024.0)
 }
 
+/// Writes `db` in two-tree transactions at `rate` per second, keeping the last 10,000 keys.
+fn neighbour(db: sled::Db, seed: u64, rate: u64) {
+    use sled::Transactional as _;
+    let a = db.open_tree("a").unwrap();
+    let b = db.open_tree("b").unwrap();
+    let tick = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let mut next = Instant::now();
+    let value = vec![0x3c; 300];
+    for i in 0u64.. {
+        let key = (i ^ seed.rotate_left(40)).to_be_bytes();
+        let old = i
+            .checked_sub(10_000)
+            .map(|o| (o ^ seed.rotate_left(40)).to_be_bytes());
+        (&a, &b)
+            .transaction(|(a, b)| {
+                a.insert(&key, value.clone())?;
+                b.insert(&key, &key)?;
+                if let Some(old) = old {
+                    a.remove(&old)?;
+                    b.remove(&old)?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .unwrap();
+        db.flush().unwrap();
+        next += tick;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
 fn main() {
     let seconds: u64 = arg("--seconds", 180);
     let batches_per_second: u64 = arg("--batches-per-second", 60);
@@ -77,6 +112,23 @@ fn main() {
     // 1: a batch's records and its journal entry are written in one sled transaction, as the
     // provider's node writes them.
     let transactions = arg("--transactions", 0u8) == 1;
+    // N > 0: N other databases in the same process, each written by its own thread in
+    // two-tree transactions (`--neighbour-rate` per second, flushed each), as the other nodes
+    // of an in-process federation write theirs. sled's transactions take a lock shared by
+    // every database of the process.
+    let neighbours: usize = arg("--neighbours", 0);
+    let neighbour_rate: u64 = arg("--neighbour-rate", 100);
+    let mut neighbour_dirs = Vec::new();
+    for n in 0..neighbours {
+        let ndir = tempfile::tempdir().unwrap();
+        let ndb = sled::Config::new()
+            .path(ndir.path())
+            .cache_capacity(8 * 1024 * 1024)
+            .open()
+            .unwrap();
+        neighbour_dirs.push(ndir);
+        std::thread::spawn(move || neighbour(ndb, n as u64, neighbour_rate));
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
         .path(dir.path())
