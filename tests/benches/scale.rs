@@ -343,6 +343,8 @@ async fn run() {
     // (sled's transactions take a lock shared by every database of a process, and a process
     // has one allocator and one scheduler: in production each node has its own).
     let member_processes: usize = arg("--member-processes", 1).clamp(1, members);
+    // Publications and tenancy requests in flight at once while setting up.
+    let setup_parallel: usize = arg("--setup-parallel", 16).max(1);
     println!("# {members} members, {total_offers} offers\n");
 
     let dir = tempfile::tempdir().unwrap();
@@ -471,7 +473,7 @@ async fn run() {
         }
     }
     let setup = Instant::now();
-    let offers = bounded(16, jobs).await;
+    let offers = bounded(setup_parallel, jobs).await;
     println!(
         "{} offers published in {:.1} s",
         offers.len(),
@@ -512,7 +514,7 @@ async fn run() {
             }
         });
     }
-    let tenancies: Vec<pb::Subscription> = bounded(16, jobs)
+    let tenancies: Vec<pb::Subscription> = bounded(setup_parallel, jobs)
         .await
         .into_iter()
         .flatten()
