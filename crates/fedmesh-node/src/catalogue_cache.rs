@@ -135,6 +135,9 @@ impl CatalogueFollower {
         loop {
             // Group commit: the changes the stream already holds are applied together and
             // made durable by one flush, once it holds no more (or every `MAX_UNFLUSHED`).
+            // Each change moves the cursor in its own transaction, and sled recovers its log
+            // in order up to the first write that did not reach the disk, so a crash leaves a
+            // cursor that never passes a change it lost; the follower asks again from there.
             let next = tokio::select! {
                 biased;
                 next = stream.message() => next,
@@ -173,8 +176,10 @@ impl CatalogueFollower {
                 if removed {
                     if offer.is_some() {
                         match self.store.remove_catalogue_offer(&change.offer_id) {
+                            // Durable before the cursor moves past it, which is a write of
+                            // its own (removals are rare; no need to group them).
                             Ok(Some(revision)) => {
-                                if let Err(e) = unflushed.add(&self.store, revision).await {
+                                if let Err(e) = self.store.catalogue_durable(revision).await {
                                     return Ended::Store(e);
                                 }
                             }
