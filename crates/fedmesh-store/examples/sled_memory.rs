@@ -55,6 +55,17 @@ fn disk_mib(dir: &std::path::Path) -> f64 {
     walk(dir) as f64 / (1024.0 * 1024.0)
 }
 
+/// Sleeps until `next` moves on by `tick`, or moves it to now when behind.
+fn pace(next: &mut Instant, tick: Duration) {
+    *next += tick;
+    let now = Instant::now();
+    if *next > now {
+        std::thread::sleep(*next - now);
+    } else {
+        *next = now;
+    }
+}
+
 /// Writes `db` in two-tree transactions at `rate` per second, keeping the last 10,000 keys.
 fn neighbour(db: sled::Db, seed: u64, rate: u64) {
     use sled::Transactional as _;
@@ -80,13 +91,7 @@ fn neighbour(db: sled::Db, seed: u64, rate: u64) {
             })
             .unwrap();
         db.flush().unwrap();
-        next += tick;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else {
-            next = now;
-        }
+        pace(&mut next, tick);
     }
 }
 
@@ -243,12 +248,6 @@ fn main() {
                 disk_mib(dir.path())
             );
         }
-        next += tick;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else {
-            next = now;
-        }
+        pace(&mut next, tick);
     }
 }
