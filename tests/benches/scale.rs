@@ -94,7 +94,11 @@ struct ChildProcess {
 }
 
 impl ChildProcess {
-    fn spawn(args: Vec<String>) -> Self {
+    /// This binary with `args`, then `--set` for each of `settings`.
+    fn spawn(mut args: Vec<String>, settings: &[String]) -> Self {
+        for setting in settings {
+            args.extend(["--set".to_owned(), setting.clone()]);
+        }
         let child = Command::new(std::env::current_exe().unwrap())
             .args(&args)
             .stdout(Stdio::null())
@@ -106,14 +110,11 @@ impl ChildProcess {
 
     /// The coordinator, on the addresses it had in this process.
     fn coordinator(config: &Path, settings: &[String]) -> Self {
-        let mut args = vec![
+        let args = vec![
             "--serve-coordinator".to_owned(),
             config.display().to_string(),
         ];
-        for setting in settings {
-            args.extend(["--set".to_owned(), setting.clone()]);
-        }
-        Self::spawn(args)
+        Self::spawn(args, settings)
     }
 
     /// Members' nodes: `(configuration, listen address)` each.
@@ -126,10 +127,7 @@ impl ChildProcess {
                 listen.clone(),
             ]);
         }
-        for setting in settings {
-            args.extend(["--set".to_owned(), setting.clone()]);
-        }
-        Self::spawn(args)
+        Self::spawn(args, settings)
     }
 
     fn kill(&mut self) {
@@ -138,7 +136,7 @@ impl ChildProcess {
     }
 
     fn restart(&mut self) {
-        *self = Self::spawn(self.args.clone());
+        *self = Self::spawn(self.args.clone(), &[]);
     }
 
     /// Resident memory (MiB) and CPU time so far.
@@ -299,14 +297,15 @@ where
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--serve-coordinator") {
-        let config = PathBuf::from(&args[i + 1]);
-        let settings = args
-            .windows(2)
+    // A child process's `--set` settings (see `ChildProcess`).
+    let settings = || {
+        args.windows(2)
             .filter(|w| w[0] == "--set")
             .map(|w| w[1].clone())
-            .collect();
-        serve_coordinator(&config, settings);
+            .collect()
+    };
+    if let Some(i) = args.iter().position(|a| a == "--serve-coordinator") {
+        serve_coordinator(&PathBuf::from(&args[i + 1]), settings());
         return;
     }
     if args.iter().any(|a| a == "--serve-members") {
@@ -315,12 +314,7 @@ fn main() {
             .filter(|w| w[0] == "--node")
             .map(|w| (PathBuf::from(&w[1]), w[2].clone()))
             .collect();
-        let settings = args
-            .windows(2)
-            .filter(|w| w[0] == "--set")
-            .map(|w| w[1].clone())
-            .collect();
-        serve_members(nodes, settings);
+        serve_members(nodes, settings());
         return;
     }
     tokio::runtime::Runtime::new().unwrap().block_on(run());
