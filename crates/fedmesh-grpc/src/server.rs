@@ -33,6 +33,10 @@ pub struct StorageConfig {
     pub defrag_min_mb: u64,
     /// How often that is checked, in milliseconds (also once at start).
     pub defrag_check_ms: u64,
+    /// How often sled's background thread flushes and frees one segment of replaced pages, in
+    /// milliseconds ([`fedmesh_store::CLEAN_INTERVAL_MS`]): it bounds how fast the files give
+    /// space back.
+    pub clean_interval_ms: u64,
     /// How often the database is probed with a small write, in milliseconds: a database that
     /// refuses writes (a full disk) is reported (health `NOT_SERVING`, `fedmesh status`, the
     /// `fedmesh_store_writable` metric) and opened again until it accepts them.
@@ -46,6 +50,7 @@ impl Default for StorageConfig {
             defrag_ratio: 8,
             defrag_min_mb: 256,
             defrag_check_ms: 3_600_000,
+            clean_interval_ms: fedmesh_store::CLEAN_INTERVAL_MS,
             probe_interval_ms: 10_000,
         }
     }
@@ -72,6 +77,12 @@ impl StorageConfig {
                 "must be positive".into(),
             ));
         }
+        if !(1..=60_000).contains(&self.clean_interval_ms) {
+            return Err((
+                "storage.clean_interval_ms".to_owned(),
+                format!("{} is not between 1 and 60000", self.clean_interval_ms),
+            ));
+        }
         if self.defrag_check_ms == 0 {
             return Err((
                 "storage.defrag_check_ms".to_owned(),
@@ -94,6 +105,7 @@ impl StorageConfig {
     pub fn options(&self, limits: &ServerLimits) -> fedmesh_store::StoreOptions {
         fedmesh_store::StoreOptions {
             cache_bytes: self.cache_mb * 1024 * 1024,
+            clean_interval_ms: self.clean_interval_ms,
             max_entry_bytes: limits
                 .max_encoding_message_bytes
                 .min(FOLLOWER_MESSAGE_BYTES)

@@ -388,6 +388,11 @@ mod tests {
             ("coordinator.retry_max_ms=1", "coordinator.retry_max_ms"),
             ("storage.cache_mb=0", "storage.cache_mb"),
             ("storage.cache_mb=70000", "storage.cache_mb"),
+            ("storage.clean_interval_ms=0", "storage.clean_interval_ms"),
+            (
+                "storage.clean_interval_ms=60001",
+                "storage.clean_interval_ms",
+            ),
             ("clock.speed=0.5", "clock.speed"),
             ("clock.speed=2000000", "clock.speed"),
             (

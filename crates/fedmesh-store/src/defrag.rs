@@ -265,7 +265,7 @@ impl Store {
             return Err(DefragError::Busy);
         };
         let swapped = swap_in(&self.path, &new)
-            .and_then(|()| Ok(crate::open_sled(&self.path, self.cache_bytes)?));
+            .and_then(|()| Ok(crate::open_sled(&self.path, &self.options)?));
         match swapped {
             Ok(db) => {
                 *slot = Some(Arc::new(db));
@@ -285,7 +285,7 @@ impl Store {
                     Ok(()) => {
                         // Only now is `new` the rewritten copy alone (its archives moved back).
                         let _ = std::fs::remove_dir_all(&new);
-                        match crate::open_sled(&self.path, self.cache_bytes) {
+                        match crate::open_sled(&self.path, &self.options) {
                             Ok(db) => *slot = Some(Arc::new(db)),
                             Err(again) => {
                                 tracing::error!(%error, %again, "cannot open the database again after a failed defragmentation; the write probe retries")
@@ -391,6 +391,73 @@ mod tests {
         };
         store.write_archive("usage/x/202601", &[kept]).unwrap();
         store
+    }
+
+    /// The high-water mark of a database's files under `seconds` of random overwrites of
+    /// `keys` small values, 64 a batch flushed like a node's writes, 100 batches a second.
+    fn overwritten_files(clean_interval_ms: u64, keys: u32, seconds: u64) -> (u64, u64) {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::StoreOptions {
+            clean_interval_ms,
+            ..crate::StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), options).unwrap();
+        let db = store.db().unwrap();
+        let tree = db.open_tree("churn").unwrap();
+        let mut batch = sled::Batch::default();
+        for key in 0..keys {
+            batch.insert(&key.to_be_bytes(), vec![0u8; 200]);
+        }
+        tree.apply_batch(batch).unwrap();
+        db.flush().unwrap();
+        let filled = database_bytes(dir.path());
+        let started = Instant::now();
+        let mut next = started;
+        let mut state = 0x9e37_79b9u32;
+        for round in 0u32.. {
+            if started.elapsed() >= Duration::from_secs(seconds) {
+                break;
+            }
+            let mut batch = sled::Batch::default();
+            for _ in 0..64 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                batch.insert(&(state % keys).to_be_bytes(), vec![round as u8; 200]);
+            }
+            tree.apply_batch(batch).unwrap();
+            db.flush().unwrap();
+            next += Duration::from_millis(10);
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        (filled, database_bytes(dir.path()))
+    }
+
+    /// sled frees at most one segment of replaced pages per run of its background thread.
+    /// Under random overwrites spread over many pages, its own default interval (500 ms)
+    /// falls behind and the files grow; the store's default keeps them at their size.
+    #[test]
+    fn the_default_clean_interval_keeps_overwritten_files_at_their_size() {
+        let ours = std::thread::spawn(|| overwritten_files(crate::CLEAN_INTERVAL_MS, 20_000, 10));
+        let sleds = std::thread::spawn(|| overwritten_files(500, 20_000, 10));
+        let ((filled, ours), (_, sleds)) = (ours.join().unwrap(), sleds.join().unwrap());
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        assert!(
+            ours < filled + filled / 4,
+            "filled {:.1} MiB, after the overwrites {:.1} MiB",
+            mib(filled),
+            mib(ours)
+        );
+        assert!(
+            sleds > ours + ours / 4,
+            "every {} ms {:.1} MiB, every 500 ms {:.1} MiB: the interval made no difference",
+            crate::CLEAN_INTERVAL_MS,
+            mib(ours),
+            mib(sleds)
+        );
     }
 
     #[test]

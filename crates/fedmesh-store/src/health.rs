@@ -124,7 +124,7 @@ impl Store {
                 "reads in progress kept the database: it was not opened again".to_owned(),
             )));
         };
-        let db = crate::open_sled(&self.path, self.cache_bytes)?;
+        let db = crate::open_sled(&self.path, &self.options)?;
         self.journal
             .restart(&db, crate::journal::JOURNAL_TREE, b"journal_compacted")?;
         self.catalogue_log.restart(
