@@ -2,7 +2,8 @@
 //!
 //! - baseline: raw sled, one `apply_batch` of the encoded records then `flush` per batch;
 //! - provider store: `Store::store_records` (dedup lookups, journal entries, one transaction)
-//!   then the durable flush, per batch;
+//!   then the durable flush, per batch; and the same with sled's background thread every
+//!   500 ms (its default) instead of `storage.clean_interval_ms`'s 100;
 //! - coordinator store: `Store::apply_records` of each replicated batch entry (dedup, cursor
 //!   in the same transaction), then a flush;
 //! - provider over the wire: `ReportUsage` by an agent over mTLS to a node of an in-process
@@ -105,9 +106,14 @@ fn raw_sled(batches: usize) -> Row {
     }
 }
 
-async fn provider_store(batches: usize) -> Row {
+/// The provider's store path, sled's background thread running every `clean_interval_ms`.
+async fn provider_store(batches: usize, clean_interval_ms: u64, name: &'static str) -> Row {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let options = fedmesh_store::StoreOptions {
+        clean_interval_ms,
+        ..fedmesh_store::StoreOptions::default()
+    };
+    let store = Store::open_with(dir.path(), options).unwrap();
     reset_peak();
     let started = Instant::now();
     for b in 0..batches {
@@ -121,7 +127,7 @@ async fn provider_store(batches: usize) -> Row {
             .unwrap();
     }
     Row {
-        name: "provider store: store_records + durable",
+        name,
         records: batches * BATCH,
         elapsed: started.elapsed(),
         peak: peak_mib(),
@@ -264,7 +270,18 @@ async fn main() {
     let batches = arg("--batches", 50);
     let baseline = raw_sled(batches);
     let mut rows = vec![
-        provider_store(batches).await,
+        provider_store(
+            batches,
+            fedmesh_store::CLEAN_INTERVAL_MS,
+            "provider store: store_records + durable",
+        )
+        .await,
+        provider_store(
+            batches,
+            500,
+            "the same, sled's cleaner every 500 ms (its default)",
+        )
+        .await,
         coordinator_store(batches).await,
     ];
     let (provider, coordinator) = over_the_wire(batches).await;

@@ -13,7 +13,9 @@
 //! two trees; `--value-bytes` sets the size of a record. `--month-batches N` closes a month every
 //! N batches (removing the month before last's records and journal), `--month-first 1` leads
 //! record keys with their month, `--transactions 1` writes each batch and its journal entry in
-//! one transaction.
+//! one transaction. `--flush-every-ms` sets how often sled's background thread runs in every
+//! database of the process (sled's default 500; fedmesh's `storage.clean_interval_ms`, 100):
+//! each run frees at most one segment.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -121,6 +123,7 @@ fn main() {
     // two-tree transactions (`--neighbour-rate` per second, flushed each), as the other nodes
     // of an in-process federation write theirs. sled's transactions take a lock shared by
     // every database of the process.
+    let flush_every_ms: u64 = arg("--flush-every-ms", 500);
     let neighbours: usize = arg("--neighbours", 0);
     let neighbour_rate: u64 = arg("--neighbour-rate", 100);
     let mut neighbour_dirs = Vec::new();
@@ -129,6 +132,7 @@ fn main() {
         let ndb = sled::Config::new()
             .path(ndir.path())
             .cache_capacity(8 * 1024 * 1024)
+            .flush_every_ms(Some(flush_every_ms))
             .open()
             .unwrap();
         neighbour_dirs.push(ndir);
@@ -138,6 +142,7 @@ fn main() {
     let db = sled::Config::new()
         .path(dir.path())
         .cache_capacity(cache_mb * 1024 * 1024)
+        .flush_every_ms(Some(flush_every_ms))
         .open()
         .unwrap();
     let records = db.open_tree("record_ids").unwrap();
