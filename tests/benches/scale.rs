@@ -8,8 +8,9 @@
 //! that share them between fewer nodes (this binary with `--serve-members`, the nodes on the
 //! addresses and data they had here); the coordinator runs in a child process (this binary
 //! with `--serve-coordinator`), so that its memory and CPU are its own and it can be killed
-//! with SIGKILL. Every party runs the production defaults: heartbeats every 10 s, registration
-//! retried after 0.5 s doubling to 30 s with jitter.
+//! with SIGKILL. Every party runs the production defaults (heartbeats every 10 s, registration
+//! retried after 0.5 s doubling to 30 s with jitter), except the members' small databases: a
+//! 1 MiB cache and sled's background thread every 500 ms.
 //!
 //! 1. Every member publishes offers (`--offers` in all, spread over the members, an offer
 //!    approved within capacity) and asks for a tenancy on the next member's first offer (the
@@ -345,6 +346,11 @@ async fn run() {
     let mut spec = FederationSpec::new(dir.path(), members);
     let node_settings: Vec<String> = vec![
         "storage.cache_mb=1".into(),
+        // Each database's background thread `fsync`s its files every run: every 100 ms for
+        // hundreds of nodes on this machine would cost a fair share of a core (BENCHMARKS.md,
+        // "A year of a 20-member federation"); a member's small database lets sled's default
+        // do. The coordinator keeps the production default.
+        "storage.clean_interval_ms=500".into(),
         "metrics.enabled=false".into(),
         // Room for this benchmark's own calls as each member's admin.
         "limits.max_calls_per_second_per_peer=100000".into(),
