@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the coordinator's configuration file and its defaults.
 //! - [`registry`]: `RegistryService`: registration, heartbeats, liveness, CRL distribution.
+//! - [`liveness`]: when a node is stale, allowing for the coordinator's own delays.
 //! - [`replication`]: following every node's journal into the catalogue, tenancy histories
 //!   and usage and availability records.
 //! - [`monitoring`]: what the coordinator's `/metrics` reports of its state.
@@ -13,6 +14,7 @@
 
 pub mod config;
 pub mod dashboard;
+pub mod liveness;
 pub mod metrics;
 pub mod monitoring;
 pub mod registry;
@@ -98,6 +100,8 @@ impl Coordinator {
         let tls_handle = tls.clone();
         let limits = config.limits.clone();
         let registered = std::sync::Arc::new(tokio::sync::Notify::new());
+        let staleness =
+            liveness::Staleness::new(Duration::from_millis(config.registry.stale_after_ms));
         let policy = AccessPolicy::coordinator(validated.federation.clone());
         let removed = policy.removed();
         removed.replace(store.removed_members()?.into_iter().map(|m| m.member_id));
@@ -106,7 +110,7 @@ impl Coordinator {
             let metrics = fedmesh_grpc::metrics::Metrics::new(monitoring::snapshot(
                 store.clone(),
                 config.tls.cert.clone(),
-                Duration::from_millis(config.registry.stale_after_ms),
+                staleness.clone(),
             ));
             Some((metrics, listener))
         } else {
@@ -117,7 +121,7 @@ impl Coordinator {
             store: store.clone(),
             tls: config.tls.clone(),
             interval: Duration::from_millis(config.registry.heartbeat_interval_ms),
-            stale_after: Duration::from_millis(config.registry.stale_after_ms),
+            staleness: staleness.clone(),
             retry_initial: Duration::from_millis(config.replication.retry_initial_ms),
             retry_max: Duration::from_millis(config.replication.retry_max_ms),
             registered: registered.clone(),
@@ -134,7 +138,7 @@ impl Coordinator {
                     tls.clone(),
                     policy.clone(),
                     store.clone(),
-                    Duration::from_millis(config.registry.stale_after_ms),
+                    staleness.clone(),
                 )
                 .await?,
             )
@@ -145,6 +149,7 @@ impl Coordinator {
         let registry = registry::RegistryApi::new(
             store.clone(),
             &config,
+            staleness.clone(),
             registered,
             registry::Offboarding {
                 removed,
@@ -187,10 +192,7 @@ impl Coordinator {
                 "fedmesh.v1.MetricsService",
                 with_message_limits!(
                     pb::metrics_service_server::MetricsServiceServer::new(
-                        metrics::MetricsApi::new(
-                            store.clone(),
-                            Duration::from_millis(config.registry.stale_after_ms),
-                        )
+                        metrics::MetricsApi::new(store.clone(), staleness.clone())
                     ),
                     limits
                 ),
@@ -255,6 +257,11 @@ impl Coordinator {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), CoordinatorError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // How late the coordinator's own timers fire: the allowance of its staleness rule.
+        let lateness = tokio::spawn(liveness::probe(
+            self.replicator.staleness.clone(),
+            stop_rx.clone(),
+        ));
         let replication = tokio::spawn(self.replicator.run(stop_rx.clone()));
         let probe = tokio::spawn(fedmesh_grpc::store_probe::run(
             self.store.clone(),
@@ -331,9 +338,16 @@ impl Coordinator {
         let _ = defrag.await;
         let _ = probe.await;
         let _ = retention.await;
-        for task in [metrics, dashboard, Some(expiry), Some(rotation), crl]
-            .into_iter()
-            .flatten()
+        for task in [
+            metrics,
+            dashboard,
+            Some(expiry),
+            Some(rotation),
+            crl,
+            Some(lateness),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = task.await;
         }

@@ -7,10 +7,10 @@
 //! incidents in full, and of the others only per-offer counts — never who is a tenant of what
 //! or who opened which incident.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use fedmesh_core::Identity;
-use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_core::liveness::Liveness;
 use fedmesh_core::usage::{self, Month};
 use fedmesh_grpc::error::{bounded_page, page_after, page_size};
 use fedmesh_grpc::figures::{self, calendar_of, month_field};
@@ -23,13 +23,13 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct MetricsApi {
     store: Store,
-    stale_after: Duration,
+    staleness: crate::liveness::Staleness,
 }
 
 impl MetricsApi {
-    /// Figures from `store`; a node without a heartbeat for `stale_after` is down.
-    pub fn new(store: Store, stale_after: Duration) -> Self {
-        Self { store, stale_after }
+    /// Figures from `store`; `staleness` says when a node is down.
+    pub fn new(store: Store, staleness: crate::liveness::Staleness) -> Self {
+        Self { store, staleness }
     }
 
     fn offer(&self, offer_id: &str) -> Result<pb::Offer, ServiceError> {
@@ -86,19 +86,14 @@ impl pb::metrics_service_server::MetricsService for MetricsApi {
         _request: Request<pb::GetFederationSummaryRequest>,
     ) -> Result<Response<pb::GetFederationSummaryResponse>, Status> {
         let now = SystemTime::now();
+        let judged = self.staleness.at(now);
         let nodes = self
             .store
             .list_nodes("", usize::MAX)
             .map_err(ServiceError::from)?;
         let nodes_up = nodes
             .iter()
-            .filter(|n| {
-                let last = n
-                    .last_heartbeat_at
-                    .and_then(|t| SystemTime::try_from(t).ok())
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
-                liveness(last, now, self.stale_after) == Liveness::Active
-            })
+            .filter(|n| judged.of(n) == Liveness::Active)
             .count();
         let members: std::collections::BTreeSet<&str> =
             nodes.iter().map(|n| n.member_id.as_str()).collect();

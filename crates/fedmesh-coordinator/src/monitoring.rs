@@ -3,19 +3,23 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_core::liveness::Liveness;
 use fedmesh_grpc::figures;
 use fedmesh_grpc::metrics::Snapshot;
 use fedmesh_proto::pb;
 use fedmesh_store::Store;
 
-/// The snapshot function of the coordinator (certificate `cert`); a node is stale after
-/// `stale_after` without a heartbeat.
-pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn() -> Snapshot {
+/// The snapshot function of the coordinator (certificate `cert`); `staleness` says when a
+/// node is stale.
+pub fn snapshot(
+    store: Store,
+    cert: PathBuf,
+    staleness: crate::liveness::Staleness,
+) -> impl Fn() -> Snapshot {
     move || {
-        let now = SystemTime::now();
+        let judged = staleness.at(SystemTime::now());
         let mut snapshot = Snapshot {
             certificate_expiry: fedmesh_tls::config::cert_not_after(&cert)
                 .ok()
@@ -25,16 +29,13 @@ pub fn snapshot(store: Store, cert: PathBuf, stale_after: Duration) -> impl Fn()
             } else {
                 1.0
             }),
+            heartbeat_allowance_seconds: Some(judged.allowance().as_secs_f64()),
             ..Default::default()
         };
         let nodes = store.list_nodes("", usize::MAX).unwrap_or_default();
         let (mut active, mut stale) = (0.0, 0.0);
         for node in &nodes {
-            let last = node
-                .last_heartbeat_at
-                .and_then(|t| SystemTime::try_from(t).ok())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            match liveness(last, now, stale_after) {
+            match judged.of(node) {
                 Liveness::Active => active += 1.0,
                 Liveness::Stale => stale += 1.0,
             }

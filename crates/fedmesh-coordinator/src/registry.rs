@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_core::liveness::Liveness;
 use fedmesh_core::{MemberId, Role};
 use fedmesh_grpc::error::{bounded_page, page_size};
 use fedmesh_grpc::{ServiceError, caller};
@@ -35,18 +35,20 @@ pub struct Offboarding {
 pub struct RegistryApi {
     store: Store,
     heartbeat_interval: Duration,
-    stale_after: Duration,
+    staleness: crate::liveness::Staleness,
     crl: Option<PathBuf>,
     registered: std::sync::Arc<tokio::sync::Notify>,
     offboarding: Offboarding,
 }
 
 impl RegistryApi {
-    /// A registry over `store`, with the intervals and CRL of `config`; `registered` is
-    /// notified at each registration and removal.
+    /// A registry over `store`, with the intervals and CRL of `config` and the staleness rule
+    /// `staleness` (which each heartbeat's handling time feeds); `registered` is notified at
+    /// each registration and removal.
     pub fn new(
         store: Store,
         config: &CoordinatorConfig,
+        staleness: crate::liveness::Staleness,
         registered: std::sync::Arc<tokio::sync::Notify>,
         offboarding: Offboarding,
     ) -> Self {
@@ -55,18 +57,17 @@ impl RegistryApi {
             offboarding,
             store,
             heartbeat_interval: Duration::from_millis(config.registry.heartbeat_interval_ms),
-            stale_after: Duration::from_millis(config.registry.stale_after_ms),
+            staleness,
             crl: config.tls.crl.clone(),
         }
     }
 
     /// The entry with its status derived from the time of its last heartbeat.
-    fn with_status(&self, mut node: pb::RegisteredNode, now: SystemTime) -> pb::RegisteredNode {
-        let last = node
-            .last_heartbeat_at
-            .and_then(|t| SystemTime::try_from(t).ok())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        node.status = match liveness(last, now, self.stale_after) {
+    fn with_status(
+        mut node: pb::RegisteredNode,
+        judged: &crate::liveness::Judgement,
+    ) -> pb::RegisteredNode {
+        node.status = match judged.of(&node) {
             Liveness::Active => pb::NodeStatus::Active,
             Liveness::Stale => pb::NodeStatus::Stale,
         }
@@ -145,7 +146,7 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         Ok(Response::new(pb::RegisterNodeResponse {
             node: Some(node),
             heartbeat_interval: prost_types::Duration::try_from(self.heartbeat_interval).ok(),
-            stale_after: prost_types::Duration::try_from(self.stale_after).ok(),
+            stale_after: prost_types::Duration::try_from(self.staleness.stale_after()).ok(),
         }))
     }
 
@@ -153,6 +154,7 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let started = std::time::Instant::now();
         let member = calling_member(&request)?;
         let body = request.into_inner();
         let mut node = self
@@ -165,6 +167,8 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
         node.journal_revision = body.journal_revision;
         self.store.put_node(&node).map_err(ServiceError::from)?;
         self.store.flush().await.map_err(ServiceError::from)?;
+        // What this heartbeat waited here delays the node's next one as much.
+        self.staleness.record_answer(started.elapsed());
         tracing::debug!(member = %member, "heartbeat");
         Ok(Response::new(pb::HeartbeatResponse {
             recorded_at: Some(now.into()),
@@ -188,7 +192,10 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
             .map_err(ServiceError::from)?
             .ok_or_else(|| ServiceError::no_member(member.as_str()))?;
         Ok(Response::new(pb::GetNodeResponse {
-            node: Some(self.with_status(node, SystemTime::now())),
+            node: Some(Self::with_status(
+                node,
+                &self.staleness.at(SystemTime::now()),
+            )),
         }))
     }
 
@@ -204,13 +211,13 @@ impl pb::registry_service_server::RegistryService for RegistryApi {
             );
         }
         // One more than asked tells whether another page follows.
-        let now = SystemTime::now();
+        let judged = self.staleness.at(SystemTime::now());
         let nodes = self
             .store
             .list_nodes(&body.page_token, size + 1)
             .map_err(ServiceError::from)?
             .into_iter()
-            .map(|n| self.with_status(n, now))
+            .map(|n| Self::with_status(n, &judged))
             .collect();
         let (nodes, next_page_token) =
             bounded_page(nodes, size, self.store.max_entry_bytes(), |n| {

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_core::liveness::Liveness;
 use fedmesh_grpc::ClientOptions;
 use fedmesh_proto::pb;
 use fedmesh_proto::pb::journal_service_client::JournalServiceClient;
@@ -36,8 +36,8 @@ pub struct Replicator {
     pub tls: TlsFiles,
     /// How often to sweep.
     pub interval: Duration,
-    /// After how long without a heartbeat a node is stale.
-    pub stale_after: Duration,
+    /// When a node is stale.
+    pub staleness: crate::liveness::Staleness,
     /// First retry delay of a follower.
     pub retry_initial: Duration,
     /// Longest retry delay of a follower.
@@ -83,8 +83,19 @@ impl Replicator {
         up: &mut HashMap<String, bool>,
         stop: &watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
-        let now = SystemTime::now();
+        let judged = self.staleness.at(SystemTime::now());
         let nodes = self.store.list_nodes("", usize::MAX)?;
+        let late = nodes
+            .iter()
+            .filter(|n| judged.late_within_allowance(n))
+            .count();
+        if late > 0 {
+            tracing::warn!(
+                nodes = late,
+                allowance_ms = judged.allowance().as_millis() as u64,
+                "heartbeats later than registry.stale_after_ms, but within the coordinator's own recent delay: not stale yet"
+            );
+        }
         // A member removed from the federation is no longer followed.
         followers.retain(|member, follower| {
             let keep = nodes.iter().any(|n| &n.member_id == member);
@@ -101,11 +112,7 @@ impl Replicator {
                 continue;
             };
             // Liveness: mark the catalogue when it flips.
-            let last = node
-                .last_heartbeat_at
-                .and_then(|t| SystemTime::try_from(t).ok())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            let alive = liveness(last, now, self.stale_after) == Liveness::Active;
+            let alive = judged.of(&node) == Liveness::Active;
             if up.insert(member.clone(), alive) != Some(alive)
                 && let Some(revision) = self.store.mark_provider(&member, alive)?
             {
@@ -652,4 +659,99 @@ impl NodeFollower {
 fn reported_months(report: &pb::MonthlyReport) -> Option<(u32, u32)> {
     let month = fedmesh_core::usage::Month::from_proto("month", report.month.as_ref()).ok()?;
     Some((month.previous().key(), month.previous().previous().key()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::liveness::Staleness;
+
+    /// A replicator over `store` whose followers never reach their nodes.
+    fn replicator(store: &Store, staleness: Staleness) -> Replicator {
+        let nowhere = std::path::PathBuf::from("/nonexistent");
+        Replicator {
+            federation: "esup".parse().unwrap(),
+            store: store.clone(),
+            tls: TlsFiles {
+                ca: nowhere.clone(),
+                cert: nowhere.clone(),
+                key: nowhere,
+                crl: None,
+            },
+            interval: Duration::from_secs(3600),
+            staleness,
+            retry_initial: Duration::from_secs(3600),
+            retry_max: Duration::from_secs(3600),
+            registered: Default::default(),
+            removed: Default::default(),
+            rejections: Default::default(),
+        }
+    }
+
+    fn provider_up(store: &Store, offer_id: &str) -> bool {
+        store
+            .catalogue_offer(offer_id)
+            .unwrap()
+            .unwrap()
+            .provider_node_up
+    }
+
+    /// The coordinator's own delay in answering heartbeats keeps it from marking a provider
+    /// unreachable whose heartbeat is late by no more than that; without such a delay the
+    /// same heartbeat makes it stale.
+    #[tokio::test]
+    async fn a_heartbeat_late_by_the_coordinators_own_delay_leaves_the_provider_reachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let member = "univ-rennes2";
+        store
+            .put_node(&pb::RegisteredNode {
+                member_id: member.into(),
+                endpoint: "127.0.0.1:9".into(),
+                last_heartbeat_at: Some((SystemTime::now() - Duration::from_secs(3)).into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let offer_id = format!("{member}.otp");
+        store
+            .apply_catalogue(
+                member,
+                None,
+                Some(pb::CatalogueOffer {
+                    offer: Some(pb::Offer {
+                        offer_id: offer_id.clone(),
+                        provider_member_id: member.into(),
+                        ..Default::default()
+                    }),
+                    provider_node_up: true,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        let (_stop, stopped) = watch::channel(false);
+        let mut followers = HashMap::new();
+
+        // Silent for 3 s against a limit of 2 s, while the coordinator took 1.5 s to answer
+        // heartbeats: not stale yet.
+        let lagging = Staleness::new(Duration::from_secs(2));
+        lagging.record_answer(Duration::from_millis(1500));
+        replicator(&store, lagging)
+            .sweep(&mut followers, &mut HashMap::new(), &stopped)
+            .await
+            .unwrap();
+        assert!(provider_up(&store, &offer_id), "marked for our own delay");
+
+        // The same silence with a coordinator that answered at once.
+        replicator(&store, Staleness::new(Duration::from_secs(2)))
+            .sweep(&mut followers, &mut HashMap::new(), &stopped)
+            .await
+            .unwrap();
+        assert!(
+            !provider_up(&store, &offer_id),
+            "a silent provider stays up"
+        );
+        for (_, follower) in followers {
+            follower.task.abort();
+        }
+    }
 }

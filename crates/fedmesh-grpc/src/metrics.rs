@@ -162,6 +162,9 @@ pub struct Snapshot {
     pub certificate_expiry: Option<f64>,
     /// Whether the party's database accepts writes (1) or refuses them (0).
     pub store_writable: Option<f64>,
+    /// How much longer than its staleness limit a node may stay silent, for the
+    /// coordinator's own recent delays, in seconds (coordinator).
+    pub heartbeat_allowance_seconds: Option<f64>,
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -219,6 +222,7 @@ struct Inner {
     users: Family<OfferLabel, FloatGauge>,
     cert_expiry: FloatGauge,
     store_writable: FloatGauge,
+    heartbeat_allowance: FloatGauge,
     rejections: Rejections,
     snapshot: Box<dyn Fn() -> Snapshot + Send + Sync>,
 }
@@ -254,6 +258,7 @@ impl Metrics {
             users: Family::default(),
             cert_expiry: FloatGauge::default(),
             store_writable: FloatGauge::default(),
+            heartbeat_allowance: FloatGauge::default(),
             rejections: Rejections::default(),
             calls,
             latency,
@@ -319,6 +324,11 @@ impl Metrics {
             "fedmesh_store_writable",
             "Whether this party's database accepts writes (1) or refuses them (0: a full disk, an I/O error)",
             inner.store_writable.clone(),
+        );
+        registry.register(
+            "fedmesh_heartbeat_allowance_seconds",
+            "How much longer than registry.stale_after_ms a node may stay silent before it is stale: the coordinator's own recent delay in answering heartbeats",
+            inner.heartbeat_allowance.clone(),
         );
         registry.register(
             "fedmesh_replication_rejected",
@@ -396,6 +406,7 @@ impl Metrics {
         set(&i.outbox_age, s.outbox_oldest_age_seconds);
         set(&i.cert_expiry, s.certificate_expiry);
         set(&i.store_writable, s.store_writable);
+        set(&i.heartbeat_allowance, s.heartbeat_allowance_seconds);
         fn fill<L: Clone + std::hash::Hash + Eq>(
             family: &Family<L, FloatGauge>,
             values: &[(String, f64)],

@@ -31,6 +31,7 @@ fn known_series() -> BTreeSet<String> {
         active_users: one(),
         certificate_expiry: Some(1.0),
         store_writable: Some(1.0),
+        heartbeat_allowance_seconds: Some(1.0),
     });
     metrics.observe("/s/m", tonic::Code::Ok, 0.1);
     metrics.rejections().refuse(

@@ -96,6 +96,12 @@ async fn nodes_and_the_coordinator_expose_their_metrics() {
         text.contains("fedmesh_replication_lag_revisions{member=\"unistra\"}"),
         "{text}"
     );
+    // The allowance the coordinator takes for its own delays, never more than the limit.
+    let allowance = value(&text, "fedmesh_heartbeat_allowance_seconds ").unwrap();
+    assert!(
+        (0.0..=fedmesh_tests::STALE_AFTER_MS as f64 / 1000.0).contains(&allowance),
+        "{text}"
+    );
     assert!(
         text.contains("method=\"RegisterNode\",code=\"OK\""),
         "registrations are calls too: {text}"

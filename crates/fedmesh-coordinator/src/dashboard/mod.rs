@@ -499,7 +499,7 @@ impl Dashboard {
         tls: ReloadableServerConfig,
         policy: AccessPolicy,
         store: Store,
-        stale_after: Duration,
+        staleness: crate::liveness::Staleness,
     ) -> Result<Self, fedmesh_grpc::StartError> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -513,7 +513,7 @@ impl Dashboard {
             tls,
             policy,
             ctx: Arc::new(Ctx {
-                source: Source { store, stale_after },
+                source: Source { store, staleness },
                 token: config.token.clone(),
                 client_certificates: config.client_certificates,
             }),

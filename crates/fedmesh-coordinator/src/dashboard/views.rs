@@ -2,9 +2,9 @@
 //! one struct per page, serialized as the page's JSON under `/api/` and rendered by its HTML
 //! template. A store failure is an error (the page answers 503), never an empty page.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use fedmesh_core::liveness::{Liveness, liveness};
+use fedmesh_core::liveness::Liveness;
 use fedmesh_grpc::figures;
 use fedmesh_proto::pb;
 use fedmesh_store::{Store, StoreError};
@@ -45,13 +45,9 @@ fn short(name: &str, prefix: &str) -> String {
     name.trim_start_matches(prefix).to_lowercase()
 }
 
-/// Whether a node is up: it heartbeated within `stale_after`. The one rule of every page.
-fn is_up(node: &pb::RegisteredNode, now: SystemTime, stale_after: Duration) -> bool {
-    let last = node
-        .last_heartbeat_at
-        .and_then(|t| SystemTime::try_from(t).ok())
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    liveness(last, now, stale_after) == Liveness::Active
+/// Whether a node is up, by the coordinator's one rule ([`crate::liveness`]).
+fn is_up(node: &pb::RegisteredNode, judged: &crate::liveness::Judgement) -> bool {
+    judged.of(node) == Liveness::Active
 }
 
 /// A registered node on the overview.
@@ -246,7 +242,7 @@ pub(crate) struct MemberDetail {
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
     pub(crate) store: Store,
-    pub(crate) stale_after: Duration,
+    pub(crate) staleness: crate::liveness::Staleness,
 }
 
 impl Source {
@@ -309,6 +305,7 @@ impl Source {
     /// `/` and `/api/overview`.
     pub(crate) fn overview(&self) -> Result<Overview, StoreError> {
         let now = SystemTime::now();
+        let judged = self.staleness.at(now);
         let nodes = self
             .store
             .list_nodes("", usize::MAX)?
@@ -316,7 +313,7 @@ impl Source {
             .map(|n| {
                 let applied = self.store.cursor(&n.member_id)?.map_or(0, |c| c.revision);
                 Ok(NodeRow {
-                    up: is_up(&n, now, self.stale_after),
+                    up: is_up(&n, &judged),
                     last_heartbeat: ts(n.last_heartbeat_at.as_ref()),
                     heartbeat_age_secs: age(n.last_heartbeat_at.as_ref(), now),
                     replication_lag: n.journal_revision.saturating_sub(applied),
@@ -521,7 +518,7 @@ impl Source {
         Ok(Some(MemberDetail {
             member_id: member.to_owned(),
             node: NodeHealth {
-                up: is_up(&node, SystemTime::now(), self.stale_after),
+                up: is_up(&node, &self.staleness.at(SystemTime::now())),
                 last_heartbeat: ts(node.last_heartbeat_at.as_ref()),
                 heartbeat_age_secs: age(node.last_heartbeat_at.as_ref(), SystemTime::now()),
                 endpoint: node.endpoint,
