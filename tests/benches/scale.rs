@@ -13,8 +13,12 @@
 //! 1 MiB cache and sled's background thread every 500 ms.
 //!
 //! 1. Every member publishes offers (`--offers` in all, spread over the members, an offer
-//!    approved within capacity) and asks for a tenancy on the next member's first offer (the
-//!    first `--tenancies` members, all by default); a trickle of usage (one record every `--usage-ms` for a random tenancy) runs from then on.
+//!    approved within capacity; `--setup-parallel` at once, in waves of `--setup-wave` each
+//!    in the last member's cache before the next) and asks for a tenancy on the next
+//!    member's first offer (the first `--tenancies` members, all by default); a trickle of usage (one record every
+//!    `--usage-ms` for a random tenancy) runs from then on. Sampled every second meanwhile:
+//!    the allowance the coordinator's staleness rule takes for its own delays, and how many
+//!    nodes it calls stale.
 //! 2. `--publishes` sequential updates of one offer: the time to the coordinator's catalogue
 //!    and to another member's catalogue watch; with `--extra-watchers W`, W more catalogue
 //!    watches on the coordinator (100 per connection, read here), and the time until the
@@ -22,7 +26,8 @@
 //!    without the cost of hosting as many nodes on this machine.
 //! 3. `--searches` catalogue searches on the coordinator and on a member's cached catalogue.
 //! 4. At rest (heartbeats and the trickle only) for `--rest-seconds`: the coordinator's
-//!    resident memory and CPU.
+//!    resident memory and CPU, the nodes' CPU, and what the changes of step 2 cost the nodes
+//!    beyond it.
 //! 5. The coordinator is killed (SIGKILL), an offer changes while it is down for
 //!    `--down-seconds`, and it is started again on its data: the time until every node has
 //!    heartbeated to it again, until its catalogue holds the change (it follows the provider's
@@ -340,6 +345,8 @@ async fn run() {
     let member_processes: usize = arg("--member-processes", 1).clamp(1, members);
     // Publications and tenancy requests in flight at once while setting up.
     let setup_parallel: usize = arg("--setup-parallel", 16).max(1);
+    // Offers published in waves of this many, each in the last member's cache before the next.
+    let setup_wave: usize = arg("--setup-wave", 32).max(1);
     println!("# {members} members, {total_offers} offers\n");
 
     let dir = tempfile::tempdir().unwrap();
@@ -442,6 +449,24 @@ async fn run() {
         started.elapsed().as_secs_f64()
     );
 
+    // What setup's bursts do to the coordinator: the allowance its staleness rule takes for its
+    // own delays, and how many nodes it calls stale, sampled every second (highest kept).
+    let peaks = std::sync::Arc::new(std::sync::Mutex::new((0.0f64, 0.0f64)));
+    let sampler = {
+        let (peaks, metrics_url) = (peaks.clone(), metrics_url.clone());
+        tokio::spawn(async move {
+            loop {
+                let allowance = scrape(&metrics_url, "fedmesh_heartbeat_allowance_seconds").await;
+                let stale = scrape(&metrics_url, "fedmesh_nodes{state=\"stale\"}").await;
+                if let (Some((allowance, _)), Some((stale, _))) = (allowance, stale) {
+                    let mut peaks = peaks.lock().unwrap();
+                    *peaks = (peaks.0.max(allowance), peaks.1.max(stale));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+
     // 1. Offers, tenancies, then a trickle of usage.
     let per_member = total_offers.div_ceil(members);
     let template = fedmesh_tests::example_offer("otp");
@@ -473,7 +498,18 @@ async fn run() {
         }
     }
     let setup = Instant::now();
-    let offers = bounded(setup_parallel, jobs).await;
+    // In waves, each absorbed (in the last member's cache) before the next: this machine hosts
+    // every member's cache, which a real federation spreads over as many machines, and a burst
+    // of hundreds of publications would starve the nodes of the next ones.
+    let mut offers = Vec::new();
+    let mut jobs = jobs.into_iter().peekable();
+    while jobs.peek().is_some() {
+        let wave: Vec<_> = jobs.by_ref().take(setup_wave).collect();
+        offers.extend(bounded(setup_parallel, wave).await);
+        while catalogue_size(&admins[members - 1]).await < offers.len() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     println!(
         "{} offers published in {:.1} s",
         offers.len(),
@@ -495,23 +531,34 @@ async fn run() {
         let offer = first_offers[(m + 1) % first_offers.len()].clone();
         let admin = admin.clone();
         jobs.push(async move {
-            let answer = pb::subscription_service_client::SubscriptionServiceClient::new(admin)
-                .request_subscription(pb::RequestSubscriptionRequest {
-                    request_id: "scale-1".into(),
-                    offer_id: offer.offer_id.clone(),
-                    user_count: 100,
-                    contact_email: "dsi@example.org".into(),
-                    accepted_terms_version: offer.terms_version.clone(),
-                    ..Default::default()
-                })
-                .await;
-            match answer {
-                Ok(a) => a.into_inner().subscription,
-                Err(status) => {
-                    eprintln!("tenancy on {}: {status:?}", offer.offer_id);
-                    None
+            let mut client = pb::subscription_service_client::SubscriptionServiceClient::new(admin);
+            // The same request id makes a retry after a timeout the same request.
+            for attempt in 1.. {
+                let answer = client
+                    .request_subscription(pb::RequestSubscriptionRequest {
+                        request_id: "scale-1".into(),
+                        offer_id: offer.offer_id.clone(),
+                        user_count: 100,
+                        contact_email: "dsi@example.org".into(),
+                        accepted_terms_version: offer.terms_version.clone(),
+                        ..Default::default()
+                    })
+                    .await;
+                match answer {
+                    Ok(a) => return a.into_inner().subscription,
+                    Err(status) if attempt < 5 => {
+                        eprintln!(
+                            "tenancy on {} (attempt {attempt}): {status:?}",
+                            offer.offer_id
+                        );
+                    }
+                    Err(status) => {
+                        eprintln!("tenancy on {}: {status:?}", offer.offer_id);
+                        return None;
+                    }
                 }
             }
+            None
         });
     }
     let tenancies: Vec<pb::Subscription> = bounded(setup_parallel, jobs)
@@ -524,6 +571,11 @@ async fn run() {
         "{} tenancies active after {:.1} s of setup",
         tenancies.len(),
         setup.elapsed().as_secs_f64()
+    );
+    sampler.abort();
+    let (allowance, stale) = *peaks.lock().unwrap();
+    println!(
+        "during setup the coordinator allowed heartbeats up to {allowance:.1} s more for its own delays, and called at most {stale:.0} nodes stale at once"
     );
     let provider_of: BTreeMap<String, usize> = manifest
         .members
@@ -712,11 +764,20 @@ async fn run() {
     // 4. At rest.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (_, cpu_before) = coordinator.usage();
+    let (_, nodes_rest_before) = nodes_usage(&member_children);
     let rest = Instant::now();
     tokio::time::sleep(Duration::from_secs(rest_seconds)).await;
     let (rss, cpu_after) = coordinator.usage();
     let cpu_share = (cpu_after - cpu_before).as_secs_f64() / rest.elapsed().as_secs_f64();
-    let (nodes_rss, _) = nodes_usage(&member_children);
+    let (nodes_rss, nodes_rest_after) = nodes_usage(&member_children);
+    let nodes_rest_share =
+        (nodes_rest_after - nodes_rest_before).as_secs_f64() / rest.elapsed().as_secs_f64();
+    println!(
+        "at rest the nodes and the load used {:.2} cores: the changes above cost them {:.0} µs of CPU per change and member beyond it",
+        nodes_rest_share,
+        (nodes_cpu.as_secs_f64() - nodes_rest_share * changes_took.as_secs_f64()).max(0.0) * 1e6
+            / (publishes * members) as f64,
+    );
     println!(
         "\nat rest ({rest_seconds} s, heartbeats and one usage record every {usage_ms} ms): coordinator {rss:.0} MiB resident ({:.0} KiB per member), CPU {:.2} % of a core ({:.1} ms/s per 100 members); the {members} nodes and the load ({} process{}) {nodes_rss:.0} MiB",
         rss * 1024.0 / members as f64,
