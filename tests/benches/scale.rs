@@ -105,12 +105,16 @@ impl ChildProcess {
         for setting in settings {
             args.extend(["--set".to_owned(), setting.clone()]);
         }
-        let child = Command::new(std::env::current_exe().unwrap())
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
             .args(&args)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        // As the systemd units and the container image run every party (unless asked here).
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            command.env("MALLOC_ARENA_MAX", "2");
+        }
+        let child = command.spawn().unwrap();
         Self { args, child }
     }
 
@@ -349,15 +353,28 @@ async fn run() {
     let setup_wave: usize = arg("--setup-wave", 32).max(1);
     println!("# {members} members, {total_offers} offers\n");
 
-    let dir = tempfile::tempdir().unwrap();
+    // Where the federation's files live. This machine has one disk for every party, where each
+    // member has its own: `--member-dir /dev/shm` keeps the members' databases in memory (their
+    // durable writes then wait for no shared disk and cost only their CPU), and the
+    // coordinator's database goes back to disk once it runs in its own process.
+    let member_dir: String = arg("--member-dir", String::new());
+    let dir = if member_dir.is_empty() {
+        tempfile::tempdir()
+    } else {
+        tempfile::tempdir_in(&member_dir)
+    }
+    .unwrap();
+    let coordinator_disk = tempfile::tempdir().unwrap();
     let mut spec = FederationSpec::new(dir.path(), members);
+    // sled's background thread in each member's database (`storage.clean_interval_ms`).
+    let member_clean_ms: u64 = arg("--member-clean-interval-ms", 500);
     let node_settings: Vec<String> = vec![
         "storage.cache_mb=1".into(),
         // Each database's background thread `fsync`s its files every run: every 100 ms for
         // hundreds of nodes on this machine would cost a fair share of a core (BENCHMARKS.md,
         // "A year of a 20-member federation"); a member's small database lets sled's default
-        // do. The coordinator keeps the production default.
-        "storage.clean_interval_ms=500".into(),
+        // do (`--member-clean-interval-ms`). The coordinator keeps the production default.
+        format!("storage.clean_interval_ms={member_clean_ms}"),
         "metrics.enabled=false".into(),
         // Room for this benchmark's own calls as each member's admin.
         "limits.max_calls_per_second_per_peer=100000".into(),
@@ -388,17 +405,24 @@ async fn run() {
         .and_then(|p| p.split('/').next())
         .unwrap()
         .to_owned();
-    let mut coordinator = ChildProcess::coordinator(
-        &manifest.coordinator.config,
-        &[
-            format!("listen={coordinator_addr}"),
-            format!("metrics.listen={metrics_listen}"),
-            format!("dashboard.listen=127.0.0.1:{dashboard_port}"),
-            "limits.max_calls_per_second_per_peer=100000".into(),
-            "limits.max_call_burst_per_peer=100000".into(),
-            "limits.max_streams_per_identity=100000".into(),
-        ],
-    );
+    let mut coordinator_settings = vec![
+        format!("listen={coordinator_addr}"),
+        format!("metrics.listen={metrics_listen}"),
+        format!("dashboard.listen=127.0.0.1:{dashboard_port}"),
+        "limits.max_calls_per_second_per_peer=100000".into(),
+        "limits.max_call_burst_per_peer=100000".into(),
+        "limits.max_streams_per_identity=100000".into(),
+    ];
+    if !member_dir.is_empty() {
+        let on_disk = coordinator_disk.path().join("data");
+        fedmesh_tests::copy_tree(
+            &manifest.coordinator.config.parent().unwrap().join("data"),
+            &on_disk,
+        );
+        coordinator_settings.push(format!("data_dir={}", on_disk.display()));
+    }
+    let mut coordinator =
+        ChildProcess::coordinator(&manifest.coordinator.config, &coordinator_settings);
     // The members' nodes move to processes of their own too, if asked, on the same addresses
     // and data.
     let mut member_children = Vec::new();
@@ -509,6 +533,11 @@ async fn run() {
         while catalogue_size(&admins[members - 1]).await < offers.len() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        eprintln!(
+            "{} offers published and in the last member's cache after {:.1} s",
+            offers.len(),
+            setup.elapsed().as_secs_f64()
+        );
     }
     println!(
         "{} offers published in {:.1} s",

@@ -450,6 +450,22 @@ fn split_url<'a>(url: &'a str, scheme: &str) -> (&'a str, &'a str) {
     rest.split_at(rest.find('/').unwrap_or(rest.len()))
 }
 
+/// Copies the directory `from` (files and subdirectories) to `to` (test code: any failure
+/// panics).
+#[allow(clippy::unwrap_used)]
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// A plain-HTTP `GET` of `url` (`http://host:port/path`): the status code and the body.
 pub async fn http_get(url: &str) -> (u16, String) {
     let (authority, path) = split_url(url, "http://");

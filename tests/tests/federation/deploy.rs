@@ -176,25 +176,12 @@ fn deploy_check(what: &str, dir: &Path) -> (bool, String) {
 /// A copy of `deploy/` with `file`'s `from` replaced by `to`.
 fn broken_copy(file: &str, from: &str, to: &str) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
-    copy_tree(&deploy_dir(), copy.path());
+    fedmesh_tests::copy_tree(&deploy_dir(), copy.path());
     let path = copy.path().join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains(from), "{file} has no `{from}` to break");
     std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     copy
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Each check passes on `deploy/` and fails, naming the problem, on a copy with one mistake a
@@ -362,7 +349,7 @@ fn the_kustomize_overlays_build_where_kubectl_is_installed() {
         return;
     }
     let copy = tempfile::tempdir().unwrap();
-    copy_tree(&deploy_dir().join("kubernetes"), copy.path());
+    fedmesh_tests::copy_tree(&deploy_dir().join("kubernetes"), copy.path());
     for (overlay, namespace) in [
         ("member", "fedmesh"),
         ("coordinator", "fedmesh-coordinator"),
