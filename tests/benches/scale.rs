@@ -9,16 +9,18 @@
 //! addresses and data they had here); the coordinator runs in a child process (this binary
 //! with `--serve-coordinator`), so that its memory and CPU are its own and it can be killed
 //! with SIGKILL. Every party runs the production defaults (heartbeats every 10 s, registration
-//! retried after 0.5 s doubling to 30 s with jitter), except the members' small databases: a
-//! 1 MiB cache and sled's background thread every 500 ms.
+//! retried after 0.5 s doubling to 30 s with jitter, two malloc arenas in the child
+//! processes), except the members' small databases: a 1 MiB cache and sled's background
+//! thread every 500 ms (`--member-clean-interval-ms`), on disk or, with `--member-dir
+//! /dev/shm`, in memory as if each member had a disk of its own.
 //!
 //! 1. Every member publishes offers (`--offers` in all, spread over the members, an offer
 //!    approved within capacity; `--setup-parallel` at once, in waves of `--setup-wave` each
 //!    in the last member's cache before the next) and asks for a tenancy on the next
-//!    member's first offer (the first `--tenancies` members, all by default); a trickle of usage (one record every
-//!    `--usage-ms` for a random tenancy) runs from then on. Sampled every second meanwhile:
-//!    the allowance the coordinator's staleness rule takes for its own delays, and how many
-//!    nodes it calls stale.
+//!    member's first offer (the first `--tenancies` members, all by default); a trickle of
+//!    usage (one record every `--usage-ms` for a random tenancy) runs from then on. Sampled
+//!    every second meanwhile: the allowance the coordinator's staleness rule takes for its own
+//!    delays, and how many nodes it calls stale.
 //! 2. `--publishes` sequential updates of one offer: the time to the coordinator's catalogue
 //!    and to another member's catalogue watch; with `--extra-watchers W`, W more catalogue
 //!    watches on the coordinator (100 per connection, read here), and the time until the
@@ -110,10 +112,7 @@ impl ChildProcess {
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        // As the systemd units and the container image run every party (unless asked here).
-        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-            command.env("MALLOC_ARENA_MAX", "2");
-        }
+        fedmesh_tests::bench::as_deployed(&mut command);
         let child = command.spawn().unwrap();
         Self { args, child }
     }
@@ -475,7 +474,7 @@ async fn run() {
 
     // What setup's bursts do to the coordinator: the allowance its staleness rule takes for its
     // own delays, and how many nodes it calls stale, sampled every second (highest kept).
-    let peaks = std::sync::Arc::new(std::sync::Mutex::new((0.0f64, 0.0f64)));
+    let peaks = Arc::new(std::sync::Mutex::new((0.0f64, 0.0f64)));
     let sampler = {
         let (peaks, metrics_url) = (peaks.clone(), metrics_url.clone());
         tokio::spawn(async move {

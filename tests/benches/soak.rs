@@ -355,11 +355,7 @@ async fn soak(settings: Soak) {
         }
         None => std::process::Command::new(std::env::current_exe().unwrap()),
     };
-    // As the deployment files run it (systemd units, container image): two malloc arenas,
-    // unless the caller says otherwise.
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        child.env("MALLOC_ARENA_MAX", "2");
-    }
+    fedmesh_tests::bench::as_deployed(&mut child);
     let mut child = child
         .arg("--host")
         .arg(dir.path())

@@ -14,6 +14,14 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Runs `command` with the allocator settings the deployment files give every party (systemd
+/// units, container image): two malloc arenas, unless the caller's environment says otherwise.
+pub fn as_deployed(command: &mut std::process::Command) {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        command.env("MALLOC_ARENA_MAX", "2");
+    }
+}
+
 /// The `p` percentile (0 to 1) of `sorted` latencies; zero for none.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
